@@ -1,0 +1,3 @@
+from session_service.cli import main
+
+raise SystemExit(main())

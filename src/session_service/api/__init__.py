@@ -1,0 +1,1 @@
+"""The HTTP layer: middleware, dependencies, exception handlers and thin routers."""

@@ -1,0 +1,74 @@
+"""Small typed dependencies: the caller, the store, the settings, validated ids."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Request
+
+from session_service import errors
+from session_service.api.identity import Principal
+from session_service.config import Settings
+from session_service.domain.ids import is_session_id
+from session_service.integrations.case_service import CaseServiceClient
+from session_service.store.sessions import SessionStore
+
+_IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
+
+
+def get_principal(request: Request) -> Principal:
+    # GuardMiddleware has already validated the identity of every /api/ request.
+    principal: Principal = request.scope["state"]["principal"]
+    return principal
+
+
+def get_store(request: Request) -> SessionStore:
+    store: SessionStore = request.app.state.store
+    return store
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_case_service(request: Request) -> CaseServiceClient:
+    client: CaseServiceClient = request.app.state.case_service
+    return client
+
+
+def session_id_param(
+    session_id: Annotated[
+        str, Path(description="Session id (`sess_` + 32 hex characters)", max_length=64)
+    ],
+) -> str:
+    """A malformed id is simply an unknown session: 404 before any storage call."""
+    if not is_session_id(session_id):
+        raise errors.SessionNotFound()
+    return session_id
+
+
+def idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="1-255 printable characters; a retry with the same key returns the "
+            "original response and writes nothing new (24 hours)",
+        ),
+    ] = None,
+) -> str | None:
+    if key is not None and not _IDEMPOTENCY_KEY.match(key):
+        raise errors.InvalidRequest(
+            "Idempotency-Key must be 1-255 printable characters", field="Idempotency-Key"
+        )
+    return key
+
+
+UserDep = Annotated[Principal, Depends(get_principal)]
+StoreDep = Annotated[SessionStore, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+CaseServiceDep = Annotated[CaseServiceClient, Depends(get_case_service)]
+SessionIdDep = Annotated[str, Depends(session_id_param)]
+IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]

@@ -1,0 +1,99 @@
+"""Exception handlers: every failure becomes `{detail, code}` with one status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from session_service import errors
+from session_service.api.responses import json_response
+from session_service.domain.ids import is_session_id
+from session_service.store.errors import translate
+
+logger = logging.getLogger("session_service.api")
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+
+
+def error_response(exc: errors.ServiceError) -> Response:
+    return json_response(
+        {"detail": exc.detail, "code": exc.code}, exc.status_code, headers=exc.headers or None
+    )
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+    message = str(error.get("msg", "invalid"))
+    return f"{location}: {message}" if location else message
+
+
+async def _service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.ServiceError)
+    return error_response(exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    # The session is checked before the request: an unknown session is a 404
+    # even when the body is also wrong.
+    session_id = request.path_params.get("session_id")
+    if isinstance(session_id, str):
+        principal = request.scope.get("state", {}).get("principal")
+        if not is_session_id(session_id):
+            return error_response(errors.SessionNotFound())
+        if principal is not None:
+            try:
+                exists = await request.app.state.store.exists(principal.user_id, session_id)
+            except RedisError as redis_exc:
+                return error_response(translate(redis_exc))
+            if not exists:
+                return error_response(errors.SessionNotFound())
+    problems = exc.errors()
+    detail = "; ".join(_describe(e) for e in problems[:5]) or "invalid request"
+    body = {"detail": detail, "code": "validation_error", "errors": _jsonable(problems[:20])}
+    return json_response(body, 422)
+
+
+def _jsonable(problems: Any) -> list[dict[str, Any]]:
+    out = []
+    for problem in problems:
+        out.append(
+            {
+                "loc": [str(part) for part in problem.get("loc", ())],
+                "msg": str(problem.get("msg", "")),
+                "type": str(problem.get("type", "")),
+            }
+        )
+    return out
+
+
+async def _redis_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RedisError)
+    return error_response(translate(exc))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return json_response(
+        {"detail": str(exc.detail), "code": code}, exc.status_code, headers=exc.headers
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error")
+    return json_response({"detail": "Internal error", "code": "internal_error"}, 500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(errors.ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RedisError, _redis_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

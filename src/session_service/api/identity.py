@@ -1,0 +1,92 @@
+"""Who is calling: the gateway's proof and the identity headers it sets.
+
+Parsed from the raw ASGI header list so a duplicated `X-User-ID` (which test
+clients and some frameworks would merge or silently pick from) is seen.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import orjson
+
+from session_service import errors
+
+MAX_USER_ID = 256
+_ROLE_TOKEN = re.compile(r"^[A-Za-z0-9_.:-]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str
+    email: str | None
+    roles: frozenset[str]
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+
+def _user_id(raw: bytes) -> str:
+    try:
+        value = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        # Decoding invalid UTF-8 any other way could make two byte strings one id.
+        raise errors.InvalidIdentity() from None
+    if value == "":
+        raise errors.MissingIdentity()
+    if len(value) > MAX_USER_ID or any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise errors.InvalidIdentity()
+    return value
+
+
+def parse_roles(raw: str) -> frozenset[str]:
+    text = raw.strip()
+    if not text:
+        return frozenset()
+    if text.startswith("["):
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise errors.InvalidRoles() from None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise errors.InvalidRoles()
+        return frozenset(v.strip() for v in value if v.strip())
+    tokens = [token.strip() for token in text.split(",")]
+    if not all(_ROLE_TOKEN.match(token) for token in tokens):
+        raise errors.InvalidRoles()
+    return frozenset(tokens)
+
+
+def check_gateway(headers: list[tuple[bytes, bytes]], secret: bytes) -> None:
+    token = b""
+    for name, value in headers:
+        if name == b"x-gateway-token":
+            token = value
+            break
+    # compare_digest keeps the comparison time independent of where they differ.
+    if not hmac.compare_digest(token, secret):
+        raise errors.UntrustedCaller()
+
+
+def principal_from_headers(headers: list[tuple[bytes, bytes]]) -> Principal:
+    user: list[bytes] = []
+    email: str | None = None
+    roles_raw: str | None = None
+    for name, value in headers:
+        if name == b"x-user-id":
+            user.append(value)
+        elif name == b"x-user-email":
+            email = value.decode("latin-1")
+        elif name == b"x-user-roles":
+            roles_raw = value.decode("latin-1")
+    if not user:
+        raise errors.MissingIdentity()
+    if len(user) > 1:
+        raise errors.AmbiguousIdentity()
+    user_id = _user_id(user[0])
+    roles = parse_roles(roles_raw) if roles_raw is not None else frozenset[str]()
+    return Principal(user_id, email, roles)

@@ -1,0 +1,181 @@
+"""Pure ASGI middleware: cheap per request, and it sees raw headers.
+
+`EdgeMiddleware` (outermost) gives every request an id, times it, writes the
+access line and the metrics. `GuardMiddleware` protects `/api/`: the gateway
+token, the identity headers, the body's size and pace, and the rate limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import orjson
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from session_service import errors
+from session_service.api.identity import check_gateway, principal_from_headers
+from session_service.observability import metrics
+from session_service.observability.logging import request_id_var, user_ref
+from session_service.store.errors import translate
+
+access_log = logging.getLogger("session_service.access")
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+async def send_error(send: Send, exc: errors.ServiceError, extra_headers: Any = ()) -> None:
+    body = orjson.dumps({"detail": exc.detail, "code": exc.code})
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode(), v.encode()) for k, v in exc.headers.items()),
+        *extra_headers,
+    ]
+    await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class EdgeMiddleware:
+    def __init__(self, app: ASGIApp, access_log_enabled: bool = True, metrics_on: bool = True):
+        self.app = app
+        self.access_log_enabled = access_log_enabled
+        self.metrics_on = metrics_on
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value
+                break
+        if not _REQUEST_ID.match(request_id):
+            request_id = uuid.uuid4().hex.encode()
+        rid = request_id.decode()
+        token = request_id_var.set(rid)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            if self.metrics_on:
+                metrics.REQUESTS.labels(method, template, str(status)).inc()
+                metrics.LATENCY.labels(method, template).observe(elapsed)
+            if self.access_log_enabled:
+                principal = scope.get("state", {}).get("principal")
+                access_log.info(
+                    "%s %s %d %.1fms",
+                    method,
+                    template,
+                    status,
+                    elapsed * 1000,
+                    extra={
+                        "method": method,
+                        "route": template,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "user": user_ref(principal.user_id) if principal else None,
+                    },
+                )
+            request_id_var.reset(token)
+
+
+class GuardMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        gateway_secret: str | None,
+        max_request_bytes: int,
+        body_timeout: float,
+        rate_limit_per_minute: int,
+    ) -> None:
+        self.app = app
+        self.secret = gateway_secret.encode() if gateway_secret else None
+        self.max_bytes = max_request_bytes
+        self.body_timeout = body_timeout
+        self.rate_limit = rate_limit_per_minute
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        try:
+            headers = scope["headers"]
+            if self.secret is not None:
+                check_gateway(headers, self.secret)
+            principal = principal_from_headers(headers)
+            scope.setdefault("state", {})["principal"] = principal
+            if scope["method"] in _BODY_METHODS:
+                receive = await self._buffer_body(headers, receive)
+            if self.rate_limit:
+                await self._check_rate(scope, principal.user_id)
+        except errors.ServiceError as exc:
+            await send_error(send, exc)
+            return
+        except RedisError as exc:
+            await send_error(send, translate(exc))
+            return
+        await self.app(scope, receive, send)
+
+    async def _buffer_body(self, headers: list[tuple[bytes, bytes]], receive: Receive) -> Receive:
+        """Read the body up front: bounded in size and in time, before any handler runs."""
+        for name, value in headers:
+            if name == b"content-length":
+                if not value.isdigit():
+                    raise errors.InvalidRequest("Content-Length is not a number")
+                if int(value) > self.max_bytes:
+                    raise errors.RequestTooLarge()
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        break
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise errors.RequestTooLarge()
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            raise errors.RequestTimeout() from None
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return replay
+
+    async def _check_rate(self, scope: Scope, user_id: str) -> None:
+        store = scope["app"].state.store
+        wait = await store.hit_rate_limit(user_id, self.rate_limit)
+        if wait is not None:
+            raise errors.RateLimited(wait)

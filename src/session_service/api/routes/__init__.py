@@ -1,0 +1,1 @@
+"""Routers. They validate, call the store and shape responses; no Redis here."""

@@ -1,0 +1,65 @@
+"""Maintenance: expired-entry cleanup and per-user erasure."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from starlette.responses import Response
+
+from session_service import errors
+from session_service.api.deps import StoreDep, UserDep
+from session_service.api.responses import error_responses, json_response
+from session_service.domain import models
+from session_service.observability import metrics
+from session_service.store.codec import iso
+
+router = APIRouter(prefix="/api/v1", tags=["maintenance"])
+
+
+@router.post(
+    "/sessions/cleanup",
+    summary="Remove expired sessions' index entries now",
+    description=(
+        "Runs the background cleanup now: for the caller, or for every user when `X-User-Roles` "
+        "contains `admin` (a JSON array or a comma-separated list). Reads never count expired "
+        "sessions either way; this reclaims their index memory."
+    ),
+    response_model=models.CleanupReport,
+    responses=error_responses(),
+)
+async def cleanup(user: UserDep, store: StoreDep) -> Response:
+    if user.is_admin:
+        cleaned, scanned = await store.cleanup_all()
+    else:
+        cleaned, scanned = await store.cleanup_user(user.user_id)
+    metrics.SESSIONS.labels("expired").inc(cleaned)
+    return json_response(
+        {
+            "cleaned_sessions": cleaned,
+            "scanned": scanned,
+            "timestamp": iso(int(time.time() * 1000)),
+        }
+    )
+
+
+@router.delete(
+    "/users/{user_id}/sessions",
+    summary="Erase every session of a user (admin)",
+    description=(
+        "Deletes every session, message, case link, idempotency record and index entry of the "
+        "user. Requires the `admin` role. Redis AOF files keep deleted data until the next "
+        "rewrite (see the README)."
+    ),
+    response_model=models.ErasureReport,
+    responses=error_responses(errors.Forbidden),
+)
+async def erase_user(
+    user_id: Annotated[str, Path(min_length=1, max_length=256)], user: UserDep, store: StoreDep
+) -> Response:
+    if not user.is_admin:
+        raise errors.Forbidden()
+    sessions, keys = await store.erase_user(user_id)
+    metrics.SESSIONS.labels("deleted").inc(sessions)
+    return json_response({"user_id": user_id, "deleted_sessions": sessions, "deleted_keys": keys})

@@ -1,0 +1,240 @@
+"""The conversation: append, page, one message, stats and export."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Path, Query
+from starlette.responses import Response, StreamingResponse
+
+from session_service import errors
+from session_service.api.deps import IdempotencyKeyDep, SessionIdDep, SettingsDep, StoreDep, UserDep
+from session_service.api.responses import error_responses, json_response
+from session_service.domain import models
+from session_service.domain.ids import MESSAGE_ID_RE, message_seq
+from session_service.domain.text import search_fold, title_from_message
+from session_service.observability import metrics
+from session_service.store.codec import dump_json
+from session_service.store.keys import digest
+from session_service.store.sessions import SessionStore
+
+router = APIRouter(prefix="/api/v1/sessions/{session_id}", tags=["messages"])
+NOT_FOUND = errors.SessionNotFound
+
+
+@router.post(
+    "/messages",
+    summary="Append a message",
+    description=(
+        "Appends one message atomically; no concurrent append is ever lost or duplicated. "
+        "Updates message_count, last_activity_at and the session's expiry; the first message "
+        "moves an active session to in_progress, and the first user message titles an "
+        "untitled session. Safe to retry with `Idempotency-Key`."
+    ),
+    status_code=201,
+    response_model=models.AppendedMessage,
+    responses=error_responses(
+        NOT_FOUND,
+        errors.SessionArchived,
+        errors.SessionFull,
+        errors.MessageTooLarge,
+        errors.IdempotencyKeyReused,
+        body=True,
+    ),
+)
+async def append_message(
+    session_id: SessionIdDep,
+    body: models.MessageCreate,
+    user: UserDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    idem: IdempotencyKeyDep,
+) -> Response:
+    if len(body.content.encode("utf-8")) > settings.max_message_bytes:
+        raise errors.MessageTooLarge(
+            f"Message content exceeds {settings.max_message_bytes} bytes (MAX_MESSAGE_BYTES)"
+        )
+    title = None
+    if body.role == "user":
+        derived = title_from_message(body.content)
+        title = (derived, search_fold(derived) or "") if derived else None
+    fingerprint = digest(dump_json([body.role, body.content, body.metadata or {}])) if idem else ""
+    result = await store.append(
+        user.user_id, session_id, body.role, body.content, body.metadata, title, idem, fingerprint
+    )
+    if not result.replayed:
+        metrics.MESSAGES.labels(body.role).inc()
+    return json_response(
+        {"session_id": session_id, "message": result.message, "total_messages": result.total},
+        201,
+    )
+
+
+MessageCursor = Annotated[str | None, Query(max_length=14, pattern=MESSAGE_ID_RE.pattern)]
+
+
+@router.get(
+    "/messages",
+    summary="Page through messages",
+    description=(
+        "Without `order`: the newest `limit` messages, oldest first. `order=asc` walks forward "
+        "from the oldest (or from just after `after`); `order=desc` walks backward from the "
+        "newest (or from just before `before`). `next_cursor` is the last message id of the "
+        "page, to pass as `after` (asc) or `before` (desc); without `order` it is the oldest "
+        "message id of the page, to pass as `before` with `order=desc`. Cursors are exclusive "
+        "and a page costs the same however long the conversation is."
+    ),
+    response_model=models.MessagePage,
+    responses=error_responses(NOT_FOUND),
+)
+async def list_messages(
+    session_id: SessionIdDep,
+    user: UserDep,
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    order: Literal["asc", "desc"] | None = None,
+    after: MessageCursor = None,
+    before: MessageCursor = None,
+) -> Response:
+    if after and before:
+        raise errors.InvalidRequest("pass either after or before, not both")
+    if after:
+        if order == "desc":
+            raise errors.InvalidRequest("after walks forward; use it with order=asc")
+        order = "asc"
+    if before:
+        if order == "asc":
+            raise errors.InvalidRequest("before walks backward; use it with order=desc")
+        order = "desc"
+    total, messages, has_more = await store.messages_page(
+        user.user_id, session_id, limit, order, after, before
+    )
+    if not messages:
+        cursor = None
+    elif order is None:
+        cursor = messages[0]["message_id"] if has_more else None
+    else:
+        cursor = messages[-1]["message_id"] if has_more else None
+    return json_response(
+        {
+            "session_id": session_id,
+            "messages": messages,
+            "total": total,
+            "returned": len(messages),
+            "has_more": has_more,
+            "next_cursor": cursor,
+        }
+    )
+
+
+@router.get(
+    "/messages/{message_id}",
+    summary="Get one message",
+    description="One message by its id.",
+    response_model=models.Message,
+    responses=error_responses(NOT_FOUND, errors.MessageNotFound),
+)
+async def get_message(
+    session_id: SessionIdDep,
+    message_id: Annotated[str, Path(max_length=64)],
+    user: UserDep,
+    store: StoreDep,
+) -> Response:
+    return json_response(await store.message(user.user_id, session_id, message_id))
+
+
+@router.get(
+    "/stats",
+    summary="Session statistics",
+    description="Counters kept at append time: constant cost whatever the conversation length.",
+    response_model=models.SessionStats,
+    responses=error_responses(NOT_FOUND),
+)
+async def stats(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> Response:
+    return json_response(await store.stats(user.user_id, session_id))
+
+
+async def _json_export(
+    store: SessionStore, user_id: str, session: dict[str, Any], upto: int
+) -> AsyncIterator[bytes]:
+    head = orjson.dumps(session)
+    yield head[:-1] + b',"messages":['
+    first = True
+    async for chunk in store.iter_messages(user_id, session["session_id"], upto):
+        for message in chunk:
+            yield (b"" if first else b",") + orjson.dumps(message)
+            first = False
+    yield b"]}"
+
+
+async def _markdown_export(
+    store: SessionStore, user_id: str, session: dict[str, Any], upto: int
+) -> AsyncIterator[bytes]:
+    lines = [
+        f"# {session['title'] or 'Untitled session'}",
+        "",
+        f"- Session: `{session['session_id']}`",
+        f"- Status: {session['status']}",
+        f"- Type: {session['session_type']}",
+        f"- Created: {session['created_at']}",
+        f"- Last activity: {session['last_activity_at']}",
+        f"- Messages: {session['message_count']}",
+    ]
+    if session["description"]:
+        lines += ["", session["description"]]
+    lines += ["", "## Conversation", ""]
+    yield ("\n".join(lines) + "\n").encode()
+    async for chunk in store.iter_messages(user_id, session["session_id"], upto):
+        parts = [
+            f"### {m['role']} · {m['timestamp']} · {m['message_id']}\n\n{m['content']}\n\n"
+            for m in chunk
+        ]
+        yield "".join(parts).encode()
+
+
+@router.get(
+    "/export",
+    summary="Export the whole transcript",
+    description=(
+        "The session's fields and every message, streamed in chunks (never built in memory at "
+        "once), as JSON (default) or markdown (`text/markdown`), with a Content-Disposition "
+        "file name."
+    ),
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The transcript",
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/SessionWithMessages"}
+                },
+                "text/markdown": {"schema": {"type": "string"}},
+            },
+        },
+        **error_responses(NOT_FOUND),
+    },
+)
+async def export(
+    session_id: SessionIdDep,
+    user: UserDep,
+    store: StoreDep,
+    format: Literal["json", "markdown"] = "json",
+) -> Response:
+    session = await store.get(user.user_id, session_id)
+    upto = session["message_count"]
+    if format == "markdown":
+        body = _markdown_export(store, user.user_id, session, upto)
+        media, ext = "text/markdown; charset=utf-8", "md"
+    else:
+        body = _json_export(store, user.user_id, session, upto)
+        media, ext = "application/json", "json"
+    return StreamingResponse(
+        body,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{session_id}.{ext}"'},
+    )
+
+
+__all__ = ["message_seq", "router"]

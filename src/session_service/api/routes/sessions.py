@@ -1,0 +1,328 @@
+"""Session lifecycle endpoints under /api/v1/sessions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from session_service import errors
+from session_service.api.deps import (
+    IdempotencyKeyDep,
+    SessionIdDep,
+    SettingsDep,
+    StoreDep,
+    UserDep,
+)
+from session_service.api.responses import error_responses, json_response
+from session_service.domain import models
+from session_service.domain.ids import new_session_id
+from session_service.domain.status import ALL_STATUSES, RESUMABLE, UNARCHIVED, SessionStatus
+from session_service.domain.text import search_fold
+from session_service.observability import metrics
+from session_service.store.codec import dump_json
+from session_service.store.keys import digest
+from session_service.store.sessions import NewSession, Patch, SearchFilters, canonical_pairs
+
+router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
+
+NOT_FOUND = errors.SessionNotFound
+
+
+def _text_fields(name: str, folded: str, value: str | None) -> list[str]:
+    if not value:
+        return []
+    fold = search_fold(value)
+    return [name, value, folded, fold] if fold else [name, value]
+
+
+def _statuses(status: list[SessionStatus] | None, include_archived: bool) -> list[str]:
+    if status:
+        return sorted({s.value for s in status})
+    return [*UNARCHIVED, SessionStatus.ARCHIVED.value] if include_archived else list(UNARCHIVED)
+
+
+def _ms(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp() * 1000)
+
+
+@router.post(
+    "",
+    summary="Create a session (or resume one by client_id)",
+    description=(
+        "Creates a session for the caller. With a `client_id` for which the caller has a live "
+        "session (active or in_progress, not expired), that session is resumed instead: 200 "
+        "with `session_resumed: true` and its life extended. Concurrent creates with one "
+        "`client_id` yield one session. Safe to retry with `Idempotency-Key`."
+    ),
+    status_code=201,
+    response_model=models.CreatedSession,
+    responses={
+        200: {"model": models.CreatedSession, "description": "Resumed an existing session"},
+        **error_responses(errors.SessionLimitReached, errors.IdempotencyKeyReused, body=True),
+    },
+)
+async def create_session(
+    body: models.SessionCreate,
+    user: UserDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    idem: IdempotencyKeyDep,
+) -> Response:
+    if body.timeout_minutes is None:
+        timeout_ms = settings.default_session_ttl * 1000
+    elif (
+        settings.session_min_timeout_minutes
+        <= body.timeout_minutes
+        <= settings.session_max_timeout_minutes
+    ):
+        timeout_ms = body.timeout_minutes * 60_000
+    else:
+        raise errors.InvalidRequest(
+            f"timeout_minutes: must be between {settings.session_min_timeout_minutes} and "
+            f"{settings.session_max_timeout_minutes}",
+            field="timeout_minutes",
+        )
+    fields = [
+        *_text_fields("t", "tl", body.title),
+        *_text_fields("d", "dl", body.description),
+        "ty",
+        body.session_type,
+    ]
+    for key, value in (body.metadata or {}).items():
+        fields += [f"m:{key}", dump_json(value)]
+    new = NewSession(new_session_id(), timeout_ms, fields, body.client_id)
+    fingerprint = digest(dump_json(body.model_dump(mode="json"))) if idem else ""
+    result = await store.create(user.user_id, new, idem, fingerprint)
+    metrics.SESSIONS.labels("resumed" if result.resumed else "created").inc()
+    session = result.session
+    session["session_resumed"] = result.resumed
+    return json_response(session, result.status_code)
+
+
+@router.get(
+    "",
+    summary="List the caller's sessions",
+    description=(
+        "Most recent activity first, in a stable order. Archived sessions are left out unless "
+        "`status=archived` or `include_archived=true`. `total` counts live sessions exactly."
+    ),
+    response_model=models.SessionList,
+    responses=error_responses(),
+)
+async def list_sessions(
+    user: UserDep,
+    store: StoreDep,
+    status: Annotated[list[SessionStatus] | None, Query(max_length=5)] = None,
+    include_archived: bool = False,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10000)] = 0,
+) -> Response:
+    total, sessions = await store.list_sessions(
+        user.user_id, _statuses(status, include_archived), offset, limit
+    )
+    return json_response({"sessions": sessions, "total": total, "limit": limit, "offset": offset})
+
+
+@router.post(
+    "/search",
+    summary="Search the caller's sessions",
+    description=(
+        "Filters combine (AND): status, case-insensitive `query` on title or description, exact "
+        "metadata values, session_type and created/updated ranges. Most recent activity first; "
+        "`next_cursor` continues the walk. Archived sessions only when `status` names them or "
+        "`include_archived` is true."
+    ),
+    response_model=models.SearchResult,
+    responses=error_responses(body=True),
+)
+async def search_sessions(body: models.SearchRequest, user: UserDep, store: StoreDep) -> Response:
+    status = (
+        body.status if isinstance(body.status, list) else ([body.status] if body.status else None)
+    )
+    filters = SearchFilters(
+        statuses=_statuses(status, body.include_archived),
+        query=(body.query or "").lower(),
+        session_type=body.session_type or "",
+        created_after=_ms(body.created_after),
+        created_before=_ms(body.created_before),
+        updated_after=_ms(body.updated_after),
+        updated_before=_ms(body.updated_before),
+        metadata=tuple((k, dump_json(v)) for k, v in (body.metadata or {}).items()),
+    )
+    total, sessions, cursor = await store.search(user.user_id, filters, body.limit, body.cursor)
+    return json_response(
+        {"sessions": sessions, "total": total, "limit": body.limit, "next_cursor": cursor}
+    )
+
+
+@router.get(
+    "/{session_id}",
+    summary="Get a session",
+    description=(
+        "The session, or 404 when it does not exist, has expired or belongs to another user. "
+        "With `include_messages=true`, the newest `limit` messages are embedded, oldest first."
+    ),
+    response_model=models.SessionWithMessages,
+    responses=error_responses(NOT_FOUND),
+)
+async def get_session(
+    session_id: SessionIdDep,
+    user: UserDep,
+    store: StoreDep,
+    include_messages: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Response:
+    if include_messages:
+        return json_response(await store.get_with_messages(user.user_id, session_id, limit))
+    return json_response(await store.get(user.user_id, session_id))
+
+
+def _patch(body: models.SessionUpdate) -> Patch:
+    given = body.model_fields_set
+    title_op = "0" if "title" not in given else ("1" if body.title else "2")
+    desc_op = "0" if "description" not in given else ("1" if body.description else "2")
+    return Patch(
+        title_op=title_op,
+        title=body.title or "",
+        title_folded=search_fold(body.title or "") or "",
+        description_op=desc_op,
+        description=body.description or "",
+        description_folded=search_fold(body.description or "") or "",
+        status=body.status.value if body.status else None,
+        metadata=canonical_pairs(body.metadata),
+        context=canonical_pairs(body.context),
+    )
+
+
+_UPDATE_DOC: dict[str, Any] = {
+    "description": (
+        "Updates title, description, status, metadata and context. Metadata and context are "
+        "merged: a key set to null is removed. Status changes follow the transition rules; "
+        "an archived session is read-only."
+    ),
+    "response_model": models.Session,
+    "responses": error_responses(
+        NOT_FOUND, errors.InvalidStatusTransition, errors.SessionArchived, body=True
+    ),
+}
+
+
+@router.patch("/{session_id}", summary="Update a session", **_UPDATE_DOC)
+async def patch_session(
+    session_id: SessionIdDep, body: models.SessionUpdate, user: UserDep, store: StoreDep
+) -> Response:
+    return json_response(await store.update(user.user_id, session_id, _patch(body)))
+
+
+@router.put("/{session_id}", summary="Update a session (same as PATCH)", **_UPDATE_DOC)
+async def put_session(
+    session_id: SessionIdDep, body: models.SessionUpdate, user: UserDep, store: StoreDep
+) -> Response:
+    return json_response(await store.update(user.user_id, session_id, _patch(body)))
+
+
+@router.delete(
+    "/{session_id}",
+    summary="Delete a session",
+    description="Deletes the session and everything it owns: messages, case links, "
+    "idempotency records and index entries.",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(NOT_FOUND),
+)
+async def delete_session(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> Response:
+    await store.delete(user.user_id, session_id)
+    metrics.SESSIONS.labels("deleted").inc()
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{session_id}/heartbeat",
+    summary="Keep a session alive",
+    description="Slides the inactivity deadline. An archived session is left unchanged (200).",
+    response_model=models.Heartbeat,
+    responses=error_responses(NOT_FOUND),
+)
+async def heartbeat(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> Response:
+    return json_response(await store.heartbeat(user.user_id, session_id))
+
+
+@router.post(
+    "/{session_id}/archive",
+    summary="Archive a session",
+    description="Makes the session read-only and keeps it for ARCHIVED_SESSION_TTL. Idempotent.",
+    response_model=models.Session,
+    responses=error_responses(NOT_FOUND),
+)
+async def archive(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> Response:
+    return json_response(await store.archive(user.user_id, session_id))
+
+
+@router.post(
+    "/{session_id}/restore",
+    summary="Restore an archived session",
+    description="Returns the session to the status it had before archiving, with a fresh "
+    "inactivity window. Messages, metadata and timestamps are untouched.",
+    response_model=models.Session,
+    responses=error_responses(NOT_FOUND, errors.NotArchived),
+)
+async def restore(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> Response:
+    return json_response(await store.restore(user.user_id, session_id))
+
+
+@router.post(
+    "/{session_id}/cleanup",
+    summary="Clear a session's working context",
+    description="Removes every key of the session's `context`; messages and metadata stay.",
+    response_model=models.ContextCleanup,
+    responses=error_responses(NOT_FOUND, errors.SessionArchived),
+)
+async def clear_context(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> Response:
+    cleared = await store.clear_context(user.user_id, session_id)
+    return json_response({"success": True, "session_id": session_id, "cleared_keys": cleared})
+
+
+@router.get(
+    "/{session_id}/recovery-info",
+    summary="How a session can be recovered",
+    description="Whether the session can be restored (archived) or resumed (active or "
+    "in_progress), with a summary of its state.",
+    response_model=models.RecoveryInfo,
+    responses=error_responses(NOT_FOUND),
+)
+async def recovery_info(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> Response:
+    s = await store.get(user.user_id, session_id)
+    archived = s["status"] == SessionStatus.ARCHIVED
+    return json_response(
+        {
+            "session_id": session_id,
+            "user_id": user.user_id,
+            "status": s["status"],
+            "created_at": s["created_at"],
+            "last_activity_at": s["last_activity_at"],
+            "expires_at": s["expires_at"],
+            "message_count": s["message_count"],
+            "state_summary": {
+                "title": s["title"],
+                "message_count": s["message_count"],
+                "metadata_keys": sorted(s["metadata"]),
+                "context_keys": sorted(s["context"]),
+                "client_id": s["client_id"],
+            },
+            "recovery_info": {
+                "can_restore": archived,
+                "restore_endpoint": f"/api/v1/sessions/{session_id}/restore" if archived else None,
+                "can_resume": s["status"] in RESUMABLE,
+            },
+        }
+    )
+
+
+__all__ = ["ALL_STATUSES", "router"]

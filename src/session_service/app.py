@@ -1,0 +1,165 @@
+"""The application factory and the lifespan that owns every resource."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from session_service import __version__
+from session_service.api import handlers
+from session_service.api.middleware import EdgeMiddleware, GuardMiddleware
+from session_service.api.routes import admin, cases, health, messages, sessions
+from session_service.config import Settings, load_settings
+from session_service.integrations.case_service import CaseServiceClient
+from session_service.observability.logging import configure_logging
+from session_service.store.connection import build_client, describe
+from session_service.store.embedded import EmbeddedServer
+from session_service.store.keys import Keys
+from session_service.store.sessions import Limits, SessionStore
+
+logger = logging.getLogger("session_service")
+
+EVICTING_POLICIES = ("allkeys-", "volatile-")
+#: Set by the CLI when it owns an embedded server shared by several workers.
+EMBEDDED_URL_ENV = "FM_SESSION_EMBEDDED_URL"
+
+
+def build_store(settings: Settings, url: str | None) -> SessionStore:
+    limits = Limits(
+        max_sessions_per_user=settings.max_sessions_per_user,
+        max_messages_per_session=settings.max_messages_per_session,
+        archived_ttl_ms=settings.archived_session_ttl * 1000,
+        idempotency_ttl_ms=settings.idempotency_ttl_seconds * 1000,
+    )
+    return SessionStore(
+        build_client(settings, url),
+        Keys(settings.key_prefix),
+        limits,
+        min_replicas_ack=settings.redis_min_replicas_ack,
+        replica_ack_timeout_ms=settings.redis_replica_ack_timeout_ms,
+    )
+
+
+async def _warn_if_evicting(store: SessionStore, embedded: bool) -> None:
+    if embedded:
+        return
+    try:
+        async with asyncio.timeout(3):
+            policy = await store.eviction_policy()
+    except Exception:
+        return
+    if policy and policy.startswith(EVICTING_POLICIES):
+        logger.warning(
+            "Redis maxmemory-policy is %s: Redis may evict session data under memory "
+            "pressure; set maxmemory-policy noeviction",
+            policy,
+        )
+
+
+async def _cleanup_loop(store: SessionStore, interval: int) -> None:
+    from session_service.observability import metrics
+
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            removed, _ = await store.cleanup_all()
+            metrics.SESSIONS.labels("expired").inc(removed)
+            if removed:
+                logger.info("cleanup removed %d expired sessions from the indexes", removed)
+        except Exception as exc:
+            logger.warning("cleanup failed: %s", type(exc).__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level, settings.effective_log_format.value)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        embedded: EmbeddedServer | None = None
+        url = settings.redis_url
+        shared_embedded = os.environ.get(EMBEDDED_URL_ENV)
+        if settings.embedded:
+            if shared_embedded:
+                url = shared_embedded
+            else:
+                embedded = EmbeddedServer(settings.data_dir, settings.embedded_appendfsync)
+                url = await asyncio.to_thread(embedded.start)
+        store = build_store(settings, url)
+        case_service = CaseServiceClient(settings.case_service_url, settings.case_service_timeout)
+        mode = "embedded" if settings.embedded else settings.redis_mode.value
+        app.state.settings = settings
+        app.state.store = store
+        app.state.case_service = case_service
+        app.state.storage_mode = mode
+        app.state.storage_name = describe(settings, url)
+        logger.info("storage: %s (%s)", app.state.storage_name, mode)
+        if settings.gateway_shared_secret is None and settings.environment == "production":
+            logger.warning(
+                "GATEWAY_SHARED_SECRET is unset in production: any caller that reaches this "
+                "service can claim any X-User-ID"
+            )
+        tasks = [asyncio.create_task(_warn_if_evicting(store, settings.embedded))]
+        if settings.cleanup_interval_seconds > 0:
+            tasks.append(
+                asyncio.create_task(_cleanup_loop(store, settings.cleanup_interval_seconds))
+            )
+        try:
+            yield {}
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await case_service.aclose()
+            await store.close()
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
+
+    app = FastAPI(
+        title="fm-session-service",
+        version=settings.service_version or __version__,
+        description=(
+            "Troubleshooting sessions and their conversations for FaultMaven. Every /api/ "
+            "request needs the X-User-ID header set by the API gateway."
+        ),
+        lifespan=lifespan,
+    )
+    handlers.install(app)
+    for router in (
+        health.router,
+        admin.router,
+        sessions.router,
+        messages.router,
+        cases.router,
+    ):
+        app.include_router(router)
+    app.add_middleware(
+        GuardMiddleware,
+        gateway_secret=settings.gateway_shared_secret,
+        max_request_bytes=settings.max_request_bytes,
+        body_timeout=settings.request_body_timeout,
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        # Browsers reject credentials with "*"; never send both.
+        allow_credentials=not settings.wildcard_cors,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["X-Request-ID", "Retry-After"],
+    )
+    app.add_middleware(
+        EdgeMiddleware,
+        access_log_enabled=settings.access_log,
+        metrics_on=settings.metrics_enabled,
+    )
+    app.state.settings = settings
+    return app

@@ -1,0 +1,137 @@
+"""`fm-session-service`: serve the API (default) and run admin tasks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+
+import orjson
+import uvicorn
+
+from session_service import __version__
+from session_service.app import EMBEDDED_URL_ENV, build_store, create_app
+from session_service.config import Settings, load_settings
+from session_service.domain.ids import is_session_id
+from session_service.store.embedded import EmbeddedServer
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fm-session-service",
+        description="FaultMaven session service. Configuration comes from the environment "
+        "and .env (see README); flags override HOST, PORT and the worker count.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def serve_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--host", help="bind address (default: HOST or 0.0.0.0)")
+        p.add_argument("--port", type=int, help="port (default: PORT or 8001)")
+        p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+
+    serve_flags(parser)
+    serve_flags(sub.add_parser("serve", help="serve the HTTP API (the default command)"))
+    sub.add_parser(
+        "cleanup", help="remove expired sessions from every user's indexes, with progress"
+    )
+    export = sub.add_parser("export", help="print a session's transcript as JSON")
+    export.add_argument("session_id")
+    export.add_argument("--user", required=True, help="the owner's user id")
+    erase = sub.add_parser("erase-user", help="delete every session of a user")
+    erase.add_argument("user_id")
+    return parser
+
+
+def serve(settings: Settings, host: str | None, port: int | None, workers: int) -> int:
+    host = host or settings.host
+    port = port or settings.port
+    common = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "log_config": None,
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+        "server_header": False,
+    }
+    if workers <= 1:
+        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        return 0
+    embedded = None
+    if settings.embedded:
+        # One server for all workers: the parent owns it, the workers share its socket.
+        embedded = EmbeddedServer(settings.data_dir, settings.embedded_appendfsync)
+        os.environ[EMBEDDED_URL_ENV] = embedded.start()
+    metrics_dir = tempfile.mkdtemp(prefix="fm-session-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run("session_service.main:app", workers=workers, **common)  # type: ignore[arg-type]
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+async def _with_store(settings: Settings, command: argparse.Namespace) -> int:
+    embedded = None
+    url = settings.redis_url
+    if settings.embedded:
+        embedded = EmbeddedServer(settings.data_dir, settings.embedded_appendfsync)
+        url = await asyncio.to_thread(embedded.start)
+    store = build_store(settings, url)
+    try:
+        if command.command == "cleanup":
+            removed = scanned = users = 0
+            async for key in store._scan(store.keys.expiry_pattern()):
+                r, s = await store.scripts.prune(
+                    store.client, [store.keys.base_from_expiry_key(key)], []
+                )
+                removed, scanned, users = removed + int(r), scanned + int(s), users + 1
+                print(
+                    f"\rusers {users}  sessions scanned {scanned}  expired removed {removed}",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            print(file=sys.stderr)
+            print(orjson.dumps({"cleaned_sessions": removed, "scanned": scanned}).decode())
+        elif command.command == "export":
+            if not is_session_id(command.session_id):
+                print("session not found", file=sys.stderr)
+                return 1
+            session = await store.get(command.user, command.session_id)
+            out = sys.stdout.buffer
+            out.write(orjson.dumps(session)[:-1] + b',"messages":[')
+            first = True
+            async for chunk in store.iter_messages(
+                command.user, command.session_id, session["message_count"]
+            ):
+                for message in chunk:
+                    out.write((b"" if first else b",") + orjson.dumps(message))
+                    first = False
+            out.write(b"]}\n")
+        elif command.command == "erase-user":
+            sessions, keys = await store.erase_user(command.user_id)
+            print(orjson.dumps({"deleted_sessions": sessions, "deleted_keys": keys}).decode())
+        return 0
+    finally:
+        await store.close()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = load_settings()
+    if args.command in (None, "serve"):
+        return serve(settings, args.host, args.port, args.workers)
+    try:
+        return asyncio.run(_with_store(settings, args))
+    except Exception as exc:  # an admin command reports, it does not dump a stack
+        print(f"fm-session-service: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1

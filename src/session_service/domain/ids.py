@@ -1,0 +1,35 @@
+"""Session and message identifiers.
+
+Session ids carry 128 random bits so they cannot be guessed. Message ids are a
+fixed-width sequence number, so comparing them as plain strings gives server
+order. Both are checked against their format before any storage call.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+SESSION_ID_RE = re.compile(r"^sess_[0-9a-f]{32}$")
+MESSAGE_ID_RE = re.compile(r"^msg_[0-9]{10}$")
+MESSAGE_ID_WIDTH = 10
+
+
+def new_session_id() -> str:
+    return f"sess_{secrets.token_hex(16)}"
+
+
+def is_session_id(value: str) -> bool:
+    return SESSION_ID_RE.match(value) is not None
+
+
+def message_id(seq: int) -> str:
+    return f"msg_{seq:0{MESSAGE_ID_WIDTH}d}"
+
+
+def message_seq(value: str) -> int | None:
+    """The sequence number of a well-formed message id, else None."""
+    if MESSAGE_ID_RE.match(value) is None:
+        return None
+    seq = int(value[4:])
+    return seq if seq > 0 else None

@@ -1,0 +1,277 @@
+"""Request and response shapes of the public API.
+
+Requests are validated here; responses are built by the store as plain dicts and
+serialized once with orjson, so these response models exist to document the
+API (OpenAPI) and are not re-validated per request.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from session_service.domain.status import SessionStatus
+
+MAX_TITLE = 200
+MAX_DESCRIPTION = 5000
+MAX_JSON_KEYS = 64
+MAX_JSON_BYTES = 16 * 1024
+MAX_JSON_DEPTH = 5
+MAX_KEY_LENGTH = 128
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level - 1 if level > 1 else 0
+
+
+def check_json_object(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Bounds shared by `metadata` and `context`: keys, size, depth, key length."""
+    if value is None:
+        return None
+    if len(value) > MAX_JSON_KEYS:
+        raise ValueError(f"at most {MAX_JSON_KEYS} keys")
+    for key in value:
+        if not 1 <= len(key) <= MAX_KEY_LENGTH:
+            raise ValueError(f"keys must be 1-{MAX_KEY_LENGTH} characters")
+    if len(orjson.dumps(value)) > MAX_JSON_BYTES:
+        raise ValueError(f"at most {MAX_JSON_BYTES} bytes when serialized")
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"at most {MAX_JSON_DEPTH} levels deep")
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(check_json_object)]
+Title = Annotated[str, Field(max_length=MAX_TITLE)]
+Description = Annotated[str, Field(max_length=MAX_DESCRIPTION)]
+SessionType = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+ClientId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+CaseId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Role = Literal["user", "assistant", "system"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SessionCreate(Strict):
+    title: Title | None = None
+    description: Description | None = None
+    session_type: SessionType = "troubleshooting"
+    client_id: ClientId | None = None
+    metadata: JsonObject | None = None
+    timeout_minutes: int | None = Field(
+        None, description="Inactivity timeout; bounded by SESSION_MIN/MAX_TIMEOUT_MINUTES"
+    )
+
+
+class SessionUpdate(Strict):
+    title: Title | None = None
+    description: Description | None = None
+    status: SessionStatus | None = None
+    metadata: JsonObject | None = Field(None, description="Merged; a key set to null is removed")
+    context: JsonObject | None = Field(None, description="Merged; a key set to null is removed")
+
+
+class MessageCreate(Strict):
+    role: Role
+    content: str = Field(min_length=1, description="At most MAX_MESSAGE_BYTES UTF-8 bytes")
+    metadata: JsonObject | None = None
+
+
+class CaseLinkRequest(Strict):
+    case_id: CaseId
+
+
+class SearchRequest(Strict):
+    status: SessionStatus | list[SessionStatus] | None = None
+    query: str | None = Field(None, max_length=200)
+    metadata: JsonObject | None = None
+    session_type: SessionType | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+    include_archived: bool = False
+    limit: int = Field(50, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=200)
+
+
+# ---- responses (documentation only; built as dicts by the store) ----
+
+
+class Session(BaseModel):
+    session_id: str
+    user_id: str
+    title: str | None
+    description: str | None
+    status: SessionStatus
+    session_type: str
+    client_id: str | None
+    metadata: dict[str, Any]
+    context: dict[str, Any]
+    created_at: str
+    updated_at: str
+    last_activity_at: str
+    expires_at: str | None = Field(description="null for an archived session kept forever")
+    timeout_minutes: float
+    message_count: int
+
+
+class Message(BaseModel):
+    message_id: str
+    role: Role
+    content: str
+    timestamp: str
+    metadata: dict[str, Any]
+
+
+class SessionWithMessages(Session):
+    messages: list[Message] | None = Field(None, description="Only with include_messages=true")
+
+
+class CreatedSession(Session):
+    session_resumed: bool
+
+
+class SessionList(BaseModel):
+    sessions: list[Session]
+    total: int
+    limit: int
+    offset: int
+
+
+class SearchResult(BaseModel):
+    sessions: list[Session]
+    total: int
+    limit: int
+    next_cursor: str | None
+
+
+class Heartbeat(BaseModel):
+    session_id: str
+    status: SessionStatus
+    last_activity_at: str
+    expires_at: str | None
+
+
+class AppendedMessage(BaseModel):
+    session_id: str
+    message: Message
+    total_messages: int
+
+
+class MessagePage(BaseModel):
+    session_id: str
+    messages: list[Message]
+    total: int
+    returned: int
+    has_more: bool
+    next_cursor: str | None
+
+
+class SessionStats(BaseModel):
+    session_id: str
+    status: SessionStatus
+    message_count: int
+    user_message_count: int
+    assistant_message_count: int
+    system_message_count: int
+    first_message_at: str | None
+    last_message_at: str | None
+    duration_seconds: float
+    created_at: str
+    last_activity_at: str
+    expires_at: str | None
+
+
+class ContextCleanup(BaseModel):
+    success: bool
+    session_id: str
+    cleared_keys: list[str]
+
+
+class CleanupReport(BaseModel):
+    cleaned_sessions: int
+    scanned: int
+    timestamp: str
+
+
+class RecoveryDetails(BaseModel):
+    can_restore: bool
+    restore_endpoint: str | None
+    can_resume: bool
+
+
+class RecoveryInfo(BaseModel):
+    session_id: str
+    user_id: str
+    status: SessionStatus
+    created_at: str
+    last_activity_at: str
+    expires_at: str | None
+    message_count: int
+    state_summary: dict[str, Any]
+    recovery_info: RecoveryDetails
+
+
+class LinkedCase(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    case_id: str
+    linked: bool = Field(description="True when linked through this service")
+    linked_at: str | None
+    title: str | None = None
+    status: str | None = None
+
+
+class CaseList(BaseModel):
+    session_id: str
+    cases: list[LinkedCase]
+    total: int
+    case_service: Literal["available", "unavailable"]
+
+
+class CaseLinkResult(BaseModel):
+    session_id: str
+    case_id: str
+    linked: bool
+    linked_at: str
+
+
+class ErasureReport(BaseModel):
+    user_id: str
+    deleted_sessions: int
+    deleted_keys: int
+
+
+class ErrorBody(BaseModel):
+    detail: str
+    code: str
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    service: str
+    version: str
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    storage: str
+    storage_mode: str
+    latency_ms: float | None
+
+
+class ServiceInfo(BaseModel):
+    service: str
+    version: str
+    environment: str
+    docs: str
+    openapi: str
+    storage_mode: str

@@ -1,0 +1,228 @@
+"""The service's error tree. Each leaf maps to exactly one HTTP status and `code`.
+
+    ServiceError
+    ├── IdentityError                      401/400  (who is calling)
+    │   ├── MissingIdentity                401 missing_user_id
+    │   ├── InvalidIdentity                400 invalid_user_id
+    │   ├── AmbiguousIdentity              400 ambiguous_identity
+    │   ├── InvalidRoles                   400 invalid_roles_header
+    │   └── UntrustedCaller                401 untrusted_caller
+    ├── Forbidden                          403 forbidden
+    ├── NotFound                           404
+    │   ├── SessionNotFound                404 session_not_found
+    │   └── MessageNotFound                404 message_not_found
+    ├── Conflict                           409
+    │   ├── InvalidStatusTransition        409 invalid_status_transition
+    │   ├── SessionArchived                409 session_archived
+    │   ├── NotArchived                    409 not_archived
+    │   ├── SessionFull                    409 session_full
+    │   └── SessionLimitReached            409 session_limit_reached
+    ├── RequestError                       4xx  (the request itself)
+    │   ├── RequestTimeout                 408 request_timeout
+    │   ├── RequestTooLarge                413 request_too_large
+    │   ├── MessageTooLarge                413 message_too_large
+    │   ├── InvalidRequest                 422 validation_error
+    │   ├── IdempotencyKeyReused           422 idempotency_key_reused
+    │   └── RateLimited                    429 rate_limited
+    └── StorageError                       5xx
+        ├── StorageUnavailable             503 storage_unavailable
+        └── StorageFull                    507 storage_full
+
+Routers and the store raise these; one exception handler turns them into
+`{"detail": ..., "code": ...}` responses. `HTTPException` is never raised inside.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ServiceError(Exception):
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    default_detail: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        self.detail = detail or self.default_detail
+        self.extra = extra
+        super().__init__(self.detail)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class IdentityError(ServiceError):
+    status_code = 400
+
+
+class MissingIdentity(IdentityError):
+    status_code = 401
+    code = "missing_user_id"
+    default_detail = "X-User-ID header is required"
+
+
+class InvalidIdentity(IdentityError):
+    code = "invalid_user_id"
+    default_detail = "X-User-ID must be 1-256 characters without control characters"
+
+
+class AmbiguousIdentity(IdentityError):
+    code = "ambiguous_identity"
+    default_detail = "More than one X-User-ID header was sent"
+
+
+class InvalidRoles(IdentityError):
+    code = "invalid_roles_header"
+    default_detail = (
+        "X-User-Roles must be a JSON array of strings or a comma-separated list of "
+        "tokens made of letters, digits and _ . : -"
+    )
+
+
+class UntrustedCaller(IdentityError):
+    status_code = 401
+    code = "untrusted_caller"
+    default_detail = "Missing or wrong X-Gateway-Token"
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+    code = "forbidden"
+    default_detail = "This operation requires the admin role"
+
+
+class NotFound(ServiceError):
+    status_code = 404
+
+
+class SessionNotFound(NotFound):
+    code = "session_not_found"
+    default_detail = "Session not found"
+
+
+class MessageNotFound(NotFound):
+    code = "message_not_found"
+    default_detail = "Message not found"
+
+
+class Conflict(ServiceError):
+    status_code = 409
+
+
+class InvalidStatusTransition(Conflict):
+    code = "invalid_status_transition"
+    default_detail = "This status change is not allowed"
+
+
+class SessionArchived(Conflict):
+    code = "session_archived"
+    default_detail = "The session is archived and read-only; restore it first"
+
+
+class NotArchived(Conflict):
+    code = "not_archived"
+    default_detail = "The session is not archived"
+
+
+class SessionFull(Conflict):
+    code = "session_full"
+    default_detail = "The session has reached MAX_MESSAGES_PER_SESSION"
+
+
+class SessionLimitReached(Conflict):
+    code = "session_limit_reached"
+    default_detail = "The user has reached MAX_SESSIONS_PER_USER live sessions"
+
+
+class RequestError(ServiceError):
+    status_code = 400
+
+
+class RequestTimeout(RequestError):
+    status_code = 408
+    code = "request_timeout"
+    default_detail = "The request body was not received within REQUEST_BODY_TIMEOUT"
+
+
+class RequestTooLarge(RequestError):
+    status_code = 413
+    code = "request_too_large"
+    default_detail = "The request body exceeds MAX_REQUEST_BYTES"
+
+
+class MessageTooLarge(RequestError):
+    status_code = 413
+    code = "message_too_large"
+    default_detail = "Message content exceeds MAX_MESSAGE_BYTES"
+
+
+class InvalidRequest(RequestError):
+    status_code = 422
+    code = "validation_error"
+    default_detail = "The request is invalid"
+
+
+class IdempotencyKeyReused(RequestError):
+    status_code = 422
+    code = "idempotency_key_reused"
+    default_detail = "This Idempotency-Key was already used with a different request"
+
+
+class RateLimited(RequestError):
+    status_code = 429
+    code = "rate_limited"
+    default_detail = "Too many requests; slow down"
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class StorageError(ServiceError):
+    status_code = 503
+
+
+class StorageUnavailable(StorageError):
+    code = "storage_unavailable"
+    default_detail = "Session storage is unavailable; retry shortly"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
+class StorageFull(StorageError):
+    status_code = 507
+    code = "storage_full"
+    default_detail = "Session storage is full; nothing was written"
+
+
+#: Every error class the API can answer with, for docs and the OpenAPI document.
+ALL_ERRORS: tuple[type[ServiceError], ...] = (
+    MissingIdentity,
+    InvalidIdentity,
+    AmbiguousIdentity,
+    InvalidRoles,
+    UntrustedCaller,
+    Forbidden,
+    SessionNotFound,
+    MessageNotFound,
+    InvalidStatusTransition,
+    SessionArchived,
+    NotArchived,
+    SessionFull,
+    SessionLimitReached,
+    RequestTimeout,
+    RequestTooLarge,
+    MessageTooLarge,
+    InvalidRequest,
+    IdempotencyKeyReused,
+    RateLimited,
+    StorageUnavailable,
+    StorageFull,
+)

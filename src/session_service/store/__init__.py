@@ -1,0 +1,1 @@
+"""Storage: keys, Lua scripts, connections and the SessionStore."""

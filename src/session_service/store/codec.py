@@ -1,0 +1,80 @@
+"""Conversion between stored records (short hash fields, ms integers) and API dicts."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from session_service.domain.ids import message_id
+
+SCHEMA_VERSION = 1
+
+# Stored field -> meaning. Short names keep an empty session well under 1 KiB.
+#   v schema version   st status        ty session_type  ci client_id
+#   t title            d description    tl/dl folded title/description (search)
+#   ca created_at      ua updated_at    la last_activity_at  ea expires_at (0 = never)
+#   to timeout (ms)    mc message_count nu/na/ns messages by role
+#   fm/lm first/last message at         ps status before archiving  ar archived_at
+#   m:<key> metadata value (JSON)       x:<key> context value (JSON)
+
+
+def iso(ms: int) -> str:
+    seconds, millis = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+def iso_or_none(raw: str | None) -> str | None:
+    if not raw or raw == "0":
+        return None
+    return iso(int(raw))
+
+
+def pairs(flat: list[str]) -> dict[str, str]:
+    it = iter(flat)
+    return dict(zip(it, it, strict=True))
+
+
+def session_from_fields(session_id: str, user_id: str, f: dict[str, str]) -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    context: dict[str, Any] = {}
+    for name, value in f.items():
+        if name.startswith("m:"):
+            metadata[name[2:]] = orjson.loads(value)
+        elif name.startswith("x:"):
+            context[name[2:]] = orjson.loads(value)
+    return {
+        "session_id": session_id,
+        "user_id": user_id,
+        "title": f.get("t"),
+        "description": f.get("d"),
+        "status": f["st"],
+        "session_type": f.get("ty", "troubleshooting"),
+        "client_id": f.get("ci"),
+        "metadata": metadata,
+        "context": context,
+        "created_at": iso(int(f["ca"])),
+        "updated_at": iso(int(f["ua"])),
+        "last_activity_at": iso(int(f["la"])),
+        "expires_at": iso_or_none(f.get("ea")),
+        "timeout_minutes": int(f["to"]) / 60000,
+        "message_count": int(f.get("mc", 0)),
+    }
+
+
+def message_from_entry(entry_id: str, fields: list[str] | dict[str, str]) -> dict[str, Any]:
+    f = fields if isinstance(fields, dict) else pairs(fields)
+    meta = f.get("m")
+    return {
+        "message_id": message_id(int(entry_id.partition("-")[2])),
+        "role": f["r"],
+        "content": f["c"],
+        "timestamp": iso(int(f["t"])),
+        "metadata": orjson.loads(meta) if meta else {},
+    }
+
+
+def dump_json(value: Any) -> str:
+    """Canonical JSON for stored values, so equal values compare equal in Lua."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()

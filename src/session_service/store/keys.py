@@ -1,0 +1,112 @@
+"""The one place that names Redis keys.
+
+Layout (``P`` is ``KEY_PREFIX``, ``U`` the user id as unpadded base64url of its
+UTF-8 bytes, so it never contains ``{``, ``}``, ``:``, glob characters or
+another user's id as a prefix of the whole tag)::
+
+    P:{U}:s:<sid>        hash    the session record
+    P:{U}:m:<sid>        stream  its messages, entry ids 0-1, 0-2, ...
+    P:{U}:i:<sid>        hash    idempotency records of its message appends
+    P:{U}:k:<sid>        zset    linked case ids, scored by link time
+    P:{U}:c:<hex>        string  client_id (hex of UTF-8) -> sid, for resume
+    P:{U}:x              zset    sid -> expires_at (ms); +inf when kept forever
+    P:{U}:z:<status>     zset    sid -> last_activity_at (ms), one per status
+    P:{U}:q:<sha256>     string  idempotency record of a create
+    P:{U}:r:<minute>     string  rate-limit counter
+
+Every key of a user carries the same hash tag ``{U}``, so all of them live in
+one Cluster slot and every script or transaction touches one slot. Lua scripts
+receive the user's base ``P:{U}:`` in ``KEYS[1]`` and derive the per-session
+keys from it with the same suffixes (see `LUA_PRELUDE`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+SESSION = "s:"
+MESSAGES = "m:"
+IDEMPOTENCY = "i:"
+CASES = "k:"
+CLIENT = "c:"
+EXPIRY = "x"
+STATUS_INDEX = "z:"
+CREATE_IDEMPOTENCY = "q:"
+RATE = "r:"
+
+LUA_PRELUDE = f"""
+local K_SESSION = '{SESSION}'
+local K_MESSAGES = '{MESSAGES}'
+local K_IDEM = '{IDEMPOTENCY}'
+local K_CASES = '{CASES}'
+local K_CLIENT = '{CLIENT}'
+local K_EXPIRY = '{EXPIRY}'
+local K_STATUS = '{STATUS_INDEX}'
+local K_CREATE_IDEM = '{CREATE_IDEMPOTENCY}'
+"""
+
+
+def encode_user(user_id: str) -> str:
+    """Injective, tag-safe encoding of a user id (base64url, no padding)."""
+    raw = user_id.encode("utf-8", "surrogateescape")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_user(tag: str) -> str:
+    padded = tag + "=" * (-len(tag) % 4)
+    return base64.urlsafe_b64decode(padded).decode("utf-8", "surrogateescape")
+
+
+def client_ref(client_id: str) -> str:
+    """Key-safe form of a client_id; Lua computes the same with `hex()`."""
+    return client_id.encode("utf-8").hex()
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+class Keys:
+    """Key builder bound to one prefix; cheap to create, safe to share."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def base(self, user_id: str) -> str:
+        return f"{self.prefix}:{{{encode_user(user_id)}}}:"
+
+    def session(self, user_id: str, session_id: str) -> str:
+        return f"{self.base(user_id)}{SESSION}{session_id}"
+
+    def messages(self, user_id: str, session_id: str) -> str:
+        return f"{self.base(user_id)}{MESSAGES}{session_id}"
+
+    def cases(self, user_id: str, session_id: str) -> str:
+        return f"{self.base(user_id)}{CASES}{session_id}"
+
+    def expiry(self, user_id: str) -> str:
+        return f"{self.base(user_id)}{EXPIRY}"
+
+    def status_index(self, user_id: str, status: str) -> str:
+        return f"{self.base(user_id)}{STATUS_INDEX}{status}"
+
+    def rate(self, user_id: str, minute: int) -> str:
+        return f"{self.base(user_id)}{RATE}{minute}"
+
+    def user_pattern(self, user_id: str) -> str:
+        """SCAN pattern for every key of one user (the tag has no glob chars)."""
+        return f"{self.base(user_id)}*"
+
+    def expiry_pattern(self) -> str:
+        """SCAN pattern matching every user's expiry index."""
+        return f"{self.prefix}:{{*}}:{EXPIRY}"
+
+    def base_from_expiry_key(self, key: str) -> str:
+        return key[: -len(EXPIRY)]
+
+    def user_from_base(self, base: str) -> str:
+        tag = base[len(self.prefix) + 2 : -2]
+        return decode_user(tag)

@@ -1,0 +1,16 @@
+-- Clear the working context; messages and metadata stay. ARGV: sid
+local sid = ARGV[1]
+local now = now_ms()
+local sk = k_session(sid)
+local st = redis.call('HGET', sk, 'st')
+if not st then return {'err', 'session_not_found'} end
+if st == 'archived' then return {'err', 'session_archived'} end
+local cleared = {}
+for _, f in ipairs(redis.call('HKEYS', sk)) do
+  if string.sub(f, 1, 2) == 'x:' then
+    redis.call('HDEL', sk, f)
+    cleared[#cleared + 1] = string.sub(f, 3)
+  end
+end
+if #cleared > 0 then redis.call('HSET', sk, 'ua', I(now)) end
+return {'ok', cleared}

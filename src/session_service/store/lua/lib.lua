@@ -1,0 +1,58 @@
+-- Shared helpers, prepended to every script after the key suffixes (keys.py).
+-- KEYS[1] is the user's key base "P:{U}:"; every key a script touches is
+-- derived from it, so a script never leaves the user's Cluster slot.
+local base = KEYS[1]
+local STATUSES = {'active', 'in_progress', 'completed', 'archived', 'abandoned'}
+
+local function I(n) return string.format('%d', n) end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function k_session(sid) return base .. K_SESSION .. sid end
+local function k_messages(sid) return base .. K_MESSAGES .. sid end
+local function k_idem(sid) return base .. K_IDEM .. sid end
+local function k_cases(sid) return base .. K_CASES .. sid end
+local function k_status(st) return base .. K_STATUS .. st end
+local function k_expiry() return base .. K_EXPIRY end
+
+local function hex(s)
+  return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end))
+end
+local function k_client(ci) return base .. K_CLIENT .. hex(ci) end
+
+-- Give every key of a session the same deadline (ea = 0 keeps them forever)
+-- and record it in the user's expiry index, which is what reads trust.
+local function expire_all(sid, ea, ci)
+  local keys = {k_session(sid), k_messages(sid), k_idem(sid), k_cases(sid)}
+  if ci and ci ~= '' and redis.call('GET', k_client(ci)) == sid then
+    keys[#keys + 1] = k_client(ci)
+  end
+  for _, k in ipairs(keys) do
+    if ea > 0 then redis.call('PEXPIREAT', k, I(ea)) else redis.call('PERSIST', k) end
+  end
+  redis.call('ZADD', k_expiry(), ea > 0 and I(ea) or '+inf', sid)
+end
+
+local function drop_session(sid)
+  local ci = redis.call('HGET', k_session(sid), 'ci')
+  if ci and redis.call('GET', k_client(ci)) == sid then redis.call('DEL', k_client(ci)) end
+  redis.call('DEL', k_session(sid), k_messages(sid), k_idem(sid), k_cases(sid))
+  for _, st in ipairs(STATUSES) do redis.call('ZREM', k_status(st), sid) end
+  redis.call('ZREM', k_expiry(), sid)
+end
+
+-- Remove every session whose deadline has passed from the indexes, so counts
+-- and lists are exact the instant a session expires, not after a sweep.
+local function prune(now)
+  local expired = redis.call('ZRANGEBYSCORE', k_expiry(), '-inf', '(' .. I(now))
+  for _, sid in ipairs(expired) do drop_session(sid) end
+  return #expired
+end
+
+local function set_status(sid, from, to, score)
+  redis.call('ZREM', k_status(from), sid)
+  redis.call('ZADD', k_status(to), score, sid)
+end

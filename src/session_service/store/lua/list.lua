@@ -1,0 +1,29 @@
+-- One page of sessions, most recent activity first, with an exact total.
+-- ARGV: offset, limit, status, ...
+local now = now_ms()
+prune(now)
+local offset, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local total, ids = 0, {}
+if #ARGV == 3 then
+  total = redis.call('ZCARD', k_status(ARGV[3]))
+  ids = redis.call('ZREVRANGE', k_status(ARGV[3]), offset, offset + limit - 1)
+else
+  local rows = {}
+  for i = 3, #ARGV do
+    total = total + redis.call('ZCARD', k_status(ARGV[i]))
+    local r = redis.call('ZREVRANGE', k_status(ARGV[i]), 0, offset + limit - 1, 'WITHSCORES')
+    for j = 1, #r, 2 do rows[#rows + 1] = {r[j], tonumber(r[j + 1])} end
+  end
+  -- Same order as ZREVRANGE: score descending, then member descending.
+  table.sort(rows, function(a, b)
+    if a[2] ~= b[2] then return a[2] > b[2] end
+    return a[1] > b[1]
+  end)
+  for j = offset + 1, math.min(#rows, offset + limit) do ids[#ids + 1] = rows[j][1] end
+end
+local out = {total}
+for _, sid in ipairs(ids) do
+  out[#out + 1] = sid
+  out[#out + 1] = redis.call('HGETALL', k_session(sid))
+end
+return out

@@ -1,0 +1,537 @@
+"""The session store: every Redis call the service makes goes through here.
+
+Writes are single Lua scripts (atomic, one round trip); reads are single
+commands or one non-transactional pipeline. Every method takes the caller's
+user id and only ever touches keys under that user's hash tag.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
+
+from session_service import errors
+from session_service.domain.ids import message_id, message_seq
+from session_service.domain.status import allowed_from
+from session_service.store.codec import (
+    dump_json,
+    iso,
+    iso_or_none,
+    message_from_entry,
+    pairs,
+    session_from_fields,
+)
+from session_service.store.connection import RedisClient
+from session_service.store.errors import script_error
+from session_service.store.keys import Keys, digest
+from session_service.store.scripts import Script, load_scripts
+
+SEARCH_CHUNK = 1000
+EXPORT_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    session_id: str
+    timeout_ms: int
+    fields: list[str]  # stored field/value pairs: t, d, tl, dl, ty, m:<key>
+    client_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    status_code: int  # 201 created, 200 resumed
+    session: dict[str, Any]
+
+    @property
+    def resumed(self) -> bool:
+        return self.status_code == 200
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    message: dict[str, Any]
+    total: int
+    status: str
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Patch:
+    title_op: str = "0"  # '0' untouched, '1' set, '2' clear
+    title: str = ""
+    title_folded: str = ""
+    description_op: str = "0"
+    description: str = ""
+    description_folded: str = ""
+    status: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()  # (key, canonical json | '' to remove)
+    context: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    statuses: Sequence[str]
+    query: str = ""
+    session_type: str = ""
+    created_after: int | None = None
+    created_before: int | None = None
+    updated_after: int | None = None
+    updated_before: int | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_sessions_per_user: int
+    max_messages_per_session: int
+    archived_ttl_ms: int
+    idempotency_ttl_ms: int
+    max_json_keys: int = 64
+    max_json_bytes: int = 16 * 1024
+
+
+def _ok(reply: list[Any], target_status: str | None = None) -> list[Any]:
+    if reply[0] == "err":
+        raise script_error(reply, target_status)
+    return reply
+
+
+def encode_cursor(score: float, session_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{int(score)}:{session_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        score, _, sid = raw.partition(":")
+        return int(score), sid
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise errors.InvalidRequest("cursor is not valid", field="cursor") from None
+
+
+class SessionStore:
+    def __init__(
+        self, client: RedisClient, keys: Keys, limits: Limits, min_replicas_ack: int = 0,
+        replica_ack_timeout_ms: int = 500,
+    ) -> None:  # fmt: skip
+        # redis-py's command stubs mix bytes and str; replies are decoded strings here.
+        self.client: Any = client
+        self.keys = keys
+        self.limits = limits
+        self.scripts = load_scripts()
+        self.min_replicas_ack = min_replicas_ack
+        self.replica_ack_timeout_ms = replica_ack_timeout_ms
+        self.is_cluster = isinstance(client, RedisCluster)
+
+    # ---- plumbing -------------------------------------------------------
+
+    async def _read(self, script: Script, user_id: str, args: list[str | int]) -> Any:
+        return await script(self.client, [self.keys.base(user_id)], args)
+
+    async def _write(self, script: Script, user_id: str, args: list[str | int]) -> Any:
+        """Run a writing script; with REDIS_MIN_REPLICAS_ACK, WAIT in the same round trip."""
+        if self.min_replicas_ack == 0:
+            return await script(self.client, [self.keys.base(user_id)], args)
+        return await self._write_acked(script, self.keys.base(user_id), args)
+
+    async def _write_acked(self, script: Script, base: str, args: list[str | int]) -> Any:
+        for _ in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.evalsha(script.sha, 1, base, *args)
+            pipe.execute_command(
+                "WAIT", self.min_replicas_ack, self.replica_ack_timeout_ms, keys=[base]
+            )
+            reply, acked = await pipe.execute(raise_on_error=False)
+            if isinstance(reply, NoScriptError):
+                await self.client.script_load(script.source)
+                continue
+            if isinstance(reply, Exception):
+                raise reply
+            if isinstance(acked, Exception):
+                raise acked
+            if reply and reply[0] != "err" and int(acked) < self.min_replicas_ack:
+                raise errors.StorageUnavailable(
+                    f"The write reached {acked} of {self.min_replicas_ack} required replicas in "
+                    "time; it may not survive a failover. Retry with the same Idempotency-Key."
+                )
+            return reply
+        raise errors.StorageUnavailable()
+
+    # ---- sessions -------------------------------------------------------
+
+    async def create(
+        self, user_id: str, new: NewSession, idempotency_key: str | None, fingerprint: str
+    ) -> CreateResult:
+        reply = _ok(
+            await self._write(
+                self.scripts.create,
+                user_id,
+                [
+                    new.session_id,
+                    new.timeout_ms,
+                    new.client_id or "",
+                    digest(idempotency_key) if idempotency_key else "",
+                    fingerprint,
+                    self.limits.idempotency_ttl_ms,
+                    self.limits.max_sessions_per_user,
+                    *new.fields,
+                ],
+            )
+        )
+        if reply[0] == "replay":
+            code, sid, fields = int(reply[1]), reply[2], reply[3]
+        else:
+            code, sid, fields = (201 if reply[0] == "created" else 200), reply[1], reply[2]
+        return CreateResult(code, session_from_fields(sid, user_id, pairs(fields)))
+
+    async def get(self, user_id: str, session_id: str) -> dict[str, Any]:
+        fields = await self.client.hgetall(self.keys.session(user_id, session_id))
+        if not fields:
+            raise errors.SessionNotFound()
+        return session_from_fields(session_id, user_id, fields)
+
+    async def get_with_messages(self, user_id: str, session_id: str, limit: int) -> dict[str, Any]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.session(user_id, session_id))
+        pipe.xrevrange(self.keys.messages(user_id, session_id), "+", "-", count=limit)
+        fields, entries = await pipe.execute()
+        if not fields:
+            raise errors.SessionNotFound()
+        session = session_from_fields(session_id, user_id, fields)
+        session["messages"] = [message_from_entry(i, f) for i, f in reversed(entries)]
+        return session
+
+    async def exists(self, user_id: str, session_id: str) -> bool:
+        return bool(await self.client.exists(self.keys.session(user_id, session_id)))
+
+    async def list_sessions(
+        self, user_id: str, statuses: Sequence[str], offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        reply = await self._write(self.scripts.list, user_id, [offset, limit, *statuses])
+        total = int(reply[0])
+        sessions = [
+            session_from_fields(reply[i], user_id, pairs(reply[i + 1]))
+            for i in range(1, len(reply), 2)
+            if reply[i + 1]
+        ]
+        return total, sessions
+
+    async def update(self, user_id: str, session_id: str, patch: Patch) -> dict[str, Any]:
+        target = patch.status or ""
+        args: list[str | int] = [
+            session_id,
+            patch.title_op, patch.title, patch.title_folded,
+            patch.description_op, patch.description, patch.description_folded,
+            target,
+            ",".join(allowed_from(target)) if target else "",
+            self.limits.archived_ttl_ms,
+            self.limits.max_json_keys,
+            self.limits.max_json_bytes,
+            len(patch.metadata),
+            *[part for pair in patch.metadata for part in pair],
+            len(patch.context),
+            *[part for pair in patch.context for part in pair],
+        ]  # fmt: skip
+        reply = _ok(await self._write(self.scripts.update, user_id, args), target)
+        return session_from_fields(session_id, user_id, pairs(reply[1]))
+
+    async def delete(self, user_id: str, session_id: str) -> None:
+        _ok(await self._write(self.scripts.delete, user_id, [session_id]))
+
+    async def heartbeat(self, user_id: str, session_id: str) -> dict[str, Any]:
+        reply = _ok(await self._write(self.scripts.heartbeat, user_id, [session_id]))
+        return {
+            "session_id": session_id,
+            "status": reply[1],
+            "last_activity_at": iso(int(reply[2])),
+            "expires_at": iso_or_none(str(reply[3])),
+        }
+
+    async def archive(self, user_id: str, session_id: str) -> dict[str, Any]:
+        reply = _ok(
+            await self._write(
+                self.scripts.archive, user_id, [session_id, self.limits.archived_ttl_ms]
+            )
+        )
+        return session_from_fields(session_id, user_id, pairs(reply[1]))
+
+    async def restore(self, user_id: str, session_id: str) -> dict[str, Any]:
+        reply = _ok(await self._write(self.scripts.restore, user_id, [session_id]))
+        return session_from_fields(session_id, user_id, pairs(reply[1]))
+
+    async def clear_context(self, user_id: str, session_id: str) -> list[str]:
+        reply = _ok(await self._write(self.scripts.clear_context, user_id, [session_id]))
+        return [str(key) for key in reply[1]]
+
+    # ---- messages -------------------------------------------------------
+
+    async def append(
+        self,
+        user_id: str,
+        session_id: str,
+        role: str,
+        content: str,
+        metadata: dict[str, Any] | None,
+        title: tuple[str, str] | None,
+        idempotency_key: str | None,
+        fingerprint: str,
+    ) -> Appended:
+        metadata_json = dump_json(metadata) if metadata else ""
+        reply = _ok(
+            await self._write(
+                self.scripts.append,
+                user_id,
+                [
+                    session_id, role, content, metadata_json,
+                    title[0] if title else "", title[1] if title else "",
+                    digest(idempotency_key) if idempotency_key else "", fingerprint,
+                    self.limits.max_messages_per_session, self.limits.idempotency_ttl_ms,
+                ],
+            )
+        )  # fmt: skip
+        if reply[0] == "replay":
+            entry_id, fields = reply[4][0]
+            return Appended(message_from_entry(entry_id, fields), int(reply[2]), reply[3], True)
+        seq, ts = int(reply[1]), int(reply[2])
+        message = {
+            "message_id": message_id(seq),
+            "role": role,
+            "content": content,
+            "timestamp": iso(ts),
+            "metadata": metadata or {},
+        }
+        return Appended(message, int(reply[3]), reply[4], False)
+
+    async def messages_page(
+        self,
+        user_id: str,
+        session_id: str,
+        limit: int,
+        order: str | None,
+        after: str | None,
+        before: str | None,
+    ) -> tuple[int, list[dict[str, Any]], bool]:
+        """(total, messages in response order, has_more)."""
+        key = self.keys.messages(user_id, session_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(self.keys.session(user_id, session_id), "mc")
+        if order == "asc":
+            start = f"(0-{message_seq(after)}" if after else "-"
+            pipe.xrange(key, start, "+", count=limit + 1)
+        elif order == "desc":
+            end = f"(0-{message_seq(before)}" if before else "+"
+            pipe.xrevrange(key, end, "-", count=limit + 1)
+        else:
+            pipe.xrevrange(key, "+", "-", count=limit)
+        count, entries = await pipe.execute()
+        if count is None:
+            raise errors.SessionNotFound()
+        total = int(count)
+        if order is None:
+            messages = [message_from_entry(i, f) for i, f in reversed(entries)]
+            return total, messages, len(messages) < total
+        has_more = len(entries) > limit
+        return total, [message_from_entry(i, f) for i, f in entries[:limit]], has_more
+
+    async def message(self, user_id: str, session_id: str, msg_id: str) -> dict[str, Any]:
+        seq = message_seq(msg_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.exists(self.keys.session(user_id, session_id))
+        pipe.xrange(self.keys.messages(user_id, session_id), f"0-{seq}", f"0-{seq}", count=1)
+        exists, entries = await pipe.execute()
+        if not exists:
+            raise errors.SessionNotFound()
+        if seq is None or not entries:
+            raise errors.MessageNotFound()
+        entry_id, fields = entries[0]
+        return message_from_entry(entry_id, fields)
+
+    async def stats(self, user_id: str, session_id: str) -> dict[str, Any]:
+        f = await self.client.hgetall(self.keys.session(user_id, session_id))
+        if not f:
+            raise errors.SessionNotFound()
+        created = int(f["ca"])
+        last = int(f.get("lm") or f["la"])
+        return {
+            "session_id": session_id,
+            "status": f["st"],
+            "message_count": int(f.get("mc", 0)),
+            "user_message_count": int(f.get("nu", 0)),
+            "assistant_message_count": int(f.get("na", 0)),
+            "system_message_count": int(f.get("ns", 0)),
+            "first_message_at": iso_or_none(f.get("fm")),
+            "last_message_at": iso_or_none(f.get("lm")),
+            "duration_seconds": max(0, last - created) / 1000,
+            "created_at": iso(created),
+            "last_activity_at": iso(int(f["la"])),
+            "expires_at": iso_or_none(f.get("ea")),
+        }
+
+    async def iter_messages(
+        self, user_id: str, session_id: str, upto: int
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every message up to seq `upto`, in bounded chunks (for streaming export)."""
+        key = self.keys.messages(user_id, session_id)
+        start = "-"
+        while True:
+            entries = await self.client.xrange(key, start, f"0-{upto}", count=EXPORT_CHUNK)
+            if not entries:
+                return
+            yield [message_from_entry(i, f) for i, f in entries]
+            if len(entries) < EXPORT_CHUNK:
+                return
+            start = f"({entries[-1][0]}"
+
+    # ---- search ---------------------------------------------------------
+
+    async def search(
+        self, user_id: str, filters: SearchFilters, limit: int, cursor: str | None
+    ) -> tuple[int, list[dict[str, Any]], str | None]:
+        flat = await self._write(self.scripts.candidates, user_id, list(filters.statuses))
+        rows = sorted(((float(flat[i + 1]), flat[i]) for i in range(0, len(flat), 2)), reverse=True)
+        fixed: list[str | int] = [
+            filters.query,
+            filters.session_type,
+            "" if filters.created_after is None else filters.created_after,
+            "" if filters.created_before is None else filters.created_before,
+            "" if filters.updated_after is None else filters.updated_after,
+            "" if filters.updated_before is None else filters.updated_before,
+            len(filters.metadata),
+            *[part for key, value in filters.metadata for part in (f"m:{key}", value)],
+        ]
+        unfiltered = not any(fixed[:6]) and not filters.metadata
+        matches: list[tuple[float, str]] = []
+        if unfiltered:
+            matches = rows
+        else:
+            for start in range(0, len(rows), SEARCH_CHUNK):
+                chunk = rows[start : start + SEARCH_CHUNK]
+                hit = set(
+                    await self._read(self.scripts.match, user_id, [*fixed, *(s for _, s in chunk)])
+                )
+                matches.extend(row for row in chunk if row[1] in hit)
+        page_start = 0
+        if cursor:
+            position = decode_cursor(cursor)
+            page_start = next(
+                (i for i, (score, sid) in enumerate(matches) if (score, sid) < position),
+                len(matches),
+            )
+        page = matches[page_start : page_start + limit]
+        sessions = await self._get_many(user_id, [sid for _, sid in page])
+        more = page_start + limit < len(matches)
+        next_cursor = encode_cursor(page[-1][0], page[-1][1]) if more and page else None
+        return len(matches), sessions, next_cursor
+
+    async def _get_many(self, user_id: str, session_ids: list[str]) -> list[dict[str, Any]]:
+        if not session_ids:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for sid in session_ids:
+            pipe.hgetall(self.keys.session(user_id, sid))
+        results = await pipe.execute()
+        return [
+            session_from_fields(sid, user_id, fields)
+            for sid, fields in zip(session_ids, results, strict=True)
+            if fields
+        ]
+
+    # ---- cases ----------------------------------------------------------
+
+    async def link_case(self, user_id: str, session_id: str, case_id: str) -> str:
+        reply = _ok(await self._write(self.scripts.link_case, user_id, [session_id, case_id]))
+        return iso(int(reply[1]))
+
+    async def unlink_case(self, user_id: str, session_id: str, case_id: str) -> bool:
+        reply = _ok(await self._write(self.scripts.unlink_case, user_id, [session_id, case_id]))
+        return bool(reply[1])
+
+    async def linked_cases(self, user_id: str, session_id: str) -> list[tuple[str, str]]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.exists(self.keys.session(user_id, session_id))
+        pipe.zrange(self.keys.cases(user_id, session_id), 0, -1, withscores=True)
+        exists, rows = await pipe.execute()
+        if not exists:
+            raise errors.SessionNotFound()
+        return [(case_id, iso(int(score))) for case_id, score in rows]
+
+    # ---- maintenance ----------------------------------------------------
+
+    async def cleanup_user(self, user_id: str) -> tuple[int, int]:
+        """(expired sessions removed from the indexes, index entries scanned)."""
+        removed, scanned = await self._write(self.scripts.prune, user_id, [])
+        return int(removed), int(scanned)
+
+    async def cleanup_all(self) -> tuple[int, int]:
+        """Prune every user's indexes; SCANs every master, never KEYS."""
+        removed = scanned = 0
+        async for key in self._scan(self.keys.expiry_pattern()):
+            base = self.keys.base_from_expiry_key(key)
+            r, s = await self.scripts.prune(self.client, [base], [])
+            removed += int(r)
+            scanned += int(s)
+        return removed, scanned
+
+    async def erase_user(self, user_id: str) -> tuple[int, int]:
+        """(live sessions deleted, keys deleted) for every key under the user's tag."""
+        sessions = int(await self._write(self.scripts.erase, user_id, []))
+        deleted = 0
+        async for key in self._scan(self.keys.user_pattern(user_id)):
+            deleted += int(await self.client.delete(key))
+        return sessions, deleted
+
+    async def _scan(self, pattern: str) -> AsyncIterator[str]:
+        async for key in self.client.scan_iter(match=pattern, count=1000):
+            yield key
+
+    async def user_keys(self, user_id: str) -> list[str]:
+        return [key async for key in self._scan(self.keys.user_pattern(user_id))]
+
+    async def hit_rate_limit(self, user_id: str, per_minute: int) -> int | None:
+        """Seconds to wait when the user is over `per_minute`, else None."""
+        now = time.time()
+        minute = int(now // 60)
+        key = self.keys.rate(user_id, minute)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, 120)
+        count, _ = await pipe.execute()
+        if int(count) > per_minute:
+            return max(1, int((minute + 1) * 60 - now + 0.999))
+        return None
+
+    async def ping(self) -> float:
+        """Round-trip latency in milliseconds (used by /ready only)."""
+        started = time.perf_counter()
+        await self.client.ping()
+        return (time.perf_counter() - started) * 1000
+
+    async def eviction_policy(self) -> str | None:
+        try:
+            reply = await self.client.config_get("maxmemory-policy")
+        except Exception:  # CONFIG may be disabled by ACLs or a managed Redis
+            return None
+        if isinstance(reply, dict):
+            value = reply.get("maxmemory-policy")
+            if isinstance(value, dict):  # cluster: {node: {...}}
+                value = next(iter(value.values()), None)
+            return str(value) if value else None
+        return None
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def canonical_pairs(obj: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    """A metadata/context patch as (key, canonical json | '' to remove) pairs."""
+    if not obj:
+        return ()
+    return tuple((key, "" if value is None else dump_json(value)) for key, value in obj.items())

