@@ -75,18 +75,21 @@ def check_gateway(headers: list[tuple[bytes, bytes]], secret: bytes) -> None:
 def principal_from_headers(headers: list[tuple[bytes, bytes]]) -> Principal:
     user: list[bytes] = []
     email: str | None = None
-    roles_raw: str | None = None
+    roles_raw: list[str] = []
     for name, value in headers:
         if name == b"x-user-id":
             user.append(value)
         elif name == b"x-user-email":
             email = value.decode("latin-1")
         elif name == b"x-user-roles":
-            roles_raw = value.decode("latin-1")
+            roles_raw.append(value.decode("latin-1"))
     if not user:
         raise errors.MissingIdentity()
     if len(user) > 1:
         raise errors.AmbiguousIdentity()
     user_id = _user_id(user[0])
-    roles = parse_roles(roles_raw) if roles_raw is not None else frozenset[str]()
+    if len(roles_raw) > 1:
+        # A client's own roles header next to the gateway's: never pick one.
+        raise errors.InvalidRoles("More than one X-User-Roles header was sent")
+    roles = parse_roles(roles_raw[0]) if roles_raw else frozenset[str]()
     return Principal(user_id, email, roles)
