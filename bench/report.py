@@ -1,0 +1,67 @@
+"""The results table."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.harness import Bench
+    from bench.loadgen import Result
+
+
+@dataclass
+class Row:
+    name: str
+    rps: float | None = None
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    errors: int | None = None
+    of_b: float | None = None
+    check: str = ""
+    check_failed: bool = False
+
+    @classmethod
+    def from_result(cls, result: Result, ceiling_b: float, check: str = "", failed: bool = False) -> Row:
+        return cls(
+            name=result.name,
+            rps=result.rps,
+            p50=result.percentile(50),
+            p95=result.percentile(95),
+            p99=result.percentile(99),
+            errors=result.errors,
+            of_b=(result.rps / ceiling_b) if ceiling_b else None,
+            check=check,
+            check_failed=failed,
+        )
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def print_table(rows: list[Row], bench: Bench) -> None:
+    header = f"{'scenario':<44} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} {'of (b)':>7}  check"
+    print()
+    print(
+        f"fm-session-service benchmark: {bench.connections} connections, {bench.duration:g}s per "
+        f"scenario, {bench.workers} worker(s), server on core 0, Redis + load on core 1"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r.name:<44} {_fmt(r.rps, '9.0f'):>9} {_fmt(r.p50, '8.2f'):>8} {_fmt(r.p95, '8.2f'):>8} "
+            f"{_fmt(r.p99, '8.2f'):>8} {'' if r.errors is None else r.errors:>6} "
+            f"{_fmt(None if r.of_b is None else r.of_b * 100, '6.0f') + ('%' if r.of_b is not None else ''):>7}  "
+            f"{'FAIL ' if r.check_failed else ''}{r.check}"
+        )
+    print()
+
+
+def save_json(rows: list[Row], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([asdict(r) for r in rows], indent=2))
