@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from session_service.api.responses import json_response
 from session_service.domain import models
-from session_service.observability.metrics import render
+from session_service.observability.metrics import CONTENT_TYPE, render
 
 router = APIRouter(tags=["operations"])
 
@@ -78,7 +78,12 @@ async def ready(request: Request) -> Response:
     description="Request counts and latencies by route template, storage operation latency "
     "and errors, session and message counters (Prometheus text format).",
     response_class=Response,
-    responses={200: {"content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {CONTENT_TYPE: {"schema": {"type": "string"}}},
+        }
+    },
 )
 async def metrics_endpoint() -> Response:
     body, content_type = render()
