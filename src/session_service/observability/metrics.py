@@ -1,9 +1,22 @@
 """Prometheus metrics. With several workers, set PROMETHEUS_MULTIPROC_DIR (the
-CLI does this for `--workers N`) and every worker's samples are aggregated."""
+CLI does this for `--workers N`) and every worker's samples are aggregated.
+
+    fm_session_http_requests_total{method,route,status}      requests by route template
+    fm_session_http_request_duration_seconds{method,route}   latency histogram per route
+    fm_session_storage_operation_duration_seconds{operation} SessionStore call latency
+    fm_session_storage_errors_total{operation,kind}          storage failures by kind
+    fm_session_sessions_total{event}                         created, resumed, expired, deleted
+    fm_session_messages_appended_total{role}                 messages appended
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -13,6 +26,12 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from redis.exceptions import RedisError
+
+from session_service import errors
+
+#: The media type `/metrics` serves (Prometheus text exposition format).
+CONTENT_TYPE: str = CONTENT_TYPE_LATEST
 
 REQUESTS = Counter("fm_session_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -35,10 +54,75 @@ SESSIONS = Counter(
 )  # event: created, resumed, expired, deleted
 MESSAGES = Counter("fm_session_messages_appended_total", "Messages appended", ["role"])
 
+T = TypeVar("T")
+#: SessionStore methods that are not storage operations.
+_NOT_OPERATIONS = frozenset({"close"})
+
+
+def _record_error(operation: str, exc: BaseException) -> None:
+    """Count Redis failures (by exception class) and storage errors (by code)."""
+    if isinstance(exc, RedisError):
+        STORAGE_ERRORS.labels(operation, type(exc).__name__).inc()
+    elif isinstance(exc, errors.StorageError):
+        STORAGE_ERRORS.labels(operation, exc.code).inc()
+
+
+def _timed(operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await method(*args, **kwargs)
+        except BaseException as exc:
+            _record_error(operation, exc)
+            raise
+        finally:
+            STORAGE_LATENCY.labels(operation).observe(time.perf_counter() - started)
+
+    return wrapper
+
+
+def _timed_iter(operation: str, method: Callable[..., AsyncIterator[Any]]) -> Callable[..., Any]:
+    """An async generator: each step is one storage round trip, timed on its own
+    (the consumer's pace, e.g. a slow download, is not storage latency)."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        inner = method(*args, **kwargs)
+        try:
+            while True:
+                started = time.perf_counter()
+                try:
+                    item = await inner.__anext__()
+                except StopAsyncIteration:
+                    return
+                except BaseException as exc:
+                    _record_error(operation, exc)
+                    raise
+                finally:
+                    STORAGE_LATENCY.labels(operation).observe(time.perf_counter() - started)
+                yield item
+        finally:
+            await inner.aclose()  # type: ignore[attr-defined]
+
+    return wrapper
+
+
+def instrument_store(cls: type[T]) -> type[T]:
+    """Class decorator: time every public async method of the store, count its failures."""
+    for name, member in list(vars(cls).items()):
+        if name.startswith("_") or name in _NOT_OPERATIONS:
+            continue
+        if inspect.isasyncgenfunction(member):
+            setattr(cls, name, _timed_iter(name, member))
+        elif inspect.iscoroutinefunction(member):
+            setattr(cls, name, _timed(name, member))
+    return cls
+
 
 def render() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        return generate_latest(registry), CONTENT_TYPE
+    return generate_latest(), CONTENT_TYPE

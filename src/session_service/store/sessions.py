@@ -20,6 +20,7 @@ from redis.exceptions import NoScriptError
 from session_service import errors
 from session_service.domain.ids import message_id, message_seq
 from session_service.domain.status import allowed_from
+from session_service.observability.metrics import instrument_store
 from session_service.store.codec import (
     dump_json,
     iso,
@@ -117,6 +118,7 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         raise errors.InvalidRequest("cursor is not valid", field="cursor") from None
 
 
+@instrument_store
 class SessionStore:
     def __init__(
         self, client: RedisClient, keys: Keys, limits: Limits, min_replicas_ack: int = 0,
