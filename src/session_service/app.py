@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from session_service import __version__
 from session_service.api import handlers
+from session_service.api.fast import FastPathMiddleware
 from session_service.api.middleware import EdgeMiddleware, GuardMiddleware
 from session_service.api.routes import admin, cases, health, messages, sessions
 from session_service.config import Settings, load_settings
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cases.router,
     ):
         app.include_router(router)
+    app.add_middleware(FastPathMiddleware, routes=app.routes)
     app.add_middleware(
         GuardMiddleware,
         gateway_secret=settings.gateway_shared_secret,

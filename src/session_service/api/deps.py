@@ -1,4 +1,8 @@
-"""Small typed dependencies: the caller, the store, the settings, validated ids."""
+"""Small typed dependencies: the caller, the store, the settings, validated ids.
+
+All are `async def`: FastAPI runs plain `def` dependencies in a thread pool,
+which costs more than everything else a request does.
+"""
 
 from __future__ import annotations
 
@@ -17,28 +21,28 @@ from session_service.store.sessions import SessionStore
 _IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     # GuardMiddleware has already validated the identity of every /api/ request.
     principal: Principal = request.scope["state"]["principal"]
     return principal
 
 
-def get_store(request: Request) -> SessionStore:
+async def get_store(request: Request) -> SessionStore:
     store: SessionStore = request.app.state.store
     return store
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_case_service(request: Request) -> CaseServiceClient:
+async def get_case_service(request: Request) -> CaseServiceClient:
     client: CaseServiceClient = request.app.state.case_service
     return client
 
 
-def session_id_param(
+async def session_id_param(
     session_id: Annotated[
         str, Path(description="Session id (`sess_` + 32 hex characters)", max_length=64)
     ],
@@ -49,7 +53,7 @@ def session_id_param(
     return session_id
 
 
-def idempotency_key(
+async def idempotency_key(
     key: Annotated[
         str | None,
         Header(

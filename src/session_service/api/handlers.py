@@ -54,7 +54,12 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
                 return error_response(translate(redis_exc))
             if not exists:
                 return error_response(errors.SessionNotFound())
-    problems = exc.errors()
+    return validation_response(exc.errors())
+
+
+def validation_response(problems: Any) -> Response:
+    """422 `validation_error` naming the failing fields (pydantic error dicts)."""
+    problems = list(problems)
     detail = "; ".join(_describe(e) for e in problems[:5]) or "invalid request"
     body = {"detail": detail, "code": "validation_error", "errors": _jsonable(problems[:20])}
     return json_response(body, 422)
