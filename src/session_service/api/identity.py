@@ -56,7 +56,7 @@ def parse_roles(raw: str) -> frozenset[str]:
             raise errors.InvalidRoles()
         return frozenset(v.strip() for v in value if v.strip())
     tokens = [token.strip() for token in text.split(",")]
-    if not all(_ROLE_TOKEN.match(token) for token in tokens):
+    if not all(_ROLE_TOKEN.fullmatch(token) for token in tokens):
         raise errors.InvalidRoles()
     return frozenset(tokens)
 

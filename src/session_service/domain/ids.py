@@ -20,7 +20,7 @@ def new_session_id() -> str:
 
 
 def is_session_id(value: str) -> bool:
-    return SESSION_ID_RE.match(value) is not None
+    return SESSION_ID_RE.fullmatch(value) is not None
 
 
 def message_id(seq: int) -> str:
@@ -29,7 +29,7 @@ def message_id(seq: int) -> str:
 
 def message_seq(value: str) -> int | None:
     """The sequence number of a well-formed message id, else None."""
-    if MESSAGE_ID_RE.match(value) is None:
+    if MESSAGE_ID_RE.fullmatch(value) is None:
         return None
     seq = int(value[4:])
     return seq if seq > 0 else None

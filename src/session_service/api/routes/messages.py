@@ -142,6 +142,9 @@ async def get_message(
     user: UserDep,
     store: StoreDep,
 ) -> Response:
+    if message_seq(message_id) is None:
+        # Checked before any storage call, like a malformed session id.
+        raise errors.MessageNotFound()
     return json_response(await store.message(user.user_id, session_id, message_id))
 
 
