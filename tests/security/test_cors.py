@@ -1,0 +1,75 @@
+"""CORS from CORS_ORIGINS: credentials never go with a wildcard origin."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import ClientFactory
+
+LIST = "/api/v1/sessions"
+APP = "https://app.faultmaven.com"
+ADMIN = "https://admin.faultmaven.com"
+EVIL = "https://evil.example"
+
+
+def preflight(origin: str) -> dict[str, str]:
+    return {
+        "Origin": origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type,x-user-id",
+    }
+
+
+async def _simple_get(client: httpx.AsyncClient, origin: str) -> httpx.Response:
+    headers = {"Origin": origin, "X-User-ID": "a", "Cookie": "session=1"}
+    return await client.get(LIST, headers=headers)
+
+
+@pytest.mark.parametrize("origins", ["*", f"*,{APP}", f"{APP},*"])
+async def test_wildcard_never_allows_credentials(make_client: ClientFactory, origins: str) -> None:
+    async with make_client(cors_origins=origins) as client:
+        for origin in (EVIL, APP):
+            response = await client.options(LIST, headers=preflight(origin))
+            assert response.status_code == 200
+            assert response.headers["access-control-allow-origin"] == "*"
+            assert "access-control-allow-credentials" not in response.headers
+            # A request carrying a cookie must not make the origin be echoed back.
+            response = await _simple_get(client, origin)
+            assert response.status_code == 200
+            assert response.headers["access-control-allow-origin"] == "*"
+            assert "access-control-allow-credentials" not in response.headers
+
+
+async def test_explicit_origins_allow_credentials_only_for_them(
+    make_client: ClientFactory,
+) -> None:
+    async with make_client(cors_origins=f"{APP}, {ADMIN}") as client:
+        for origin in (APP, ADMIN):
+            response = await client.options(LIST, headers=preflight(origin))
+            assert response.status_code == 200
+            assert response.headers["access-control-allow-origin"] == origin
+            assert response.headers["access-control-allow-credentials"] == "true"
+            response = await _simple_get(client, origin)
+            assert response.headers["access-control-allow-origin"] == origin
+            assert response.headers["access-control-allow-credentials"] == "true"
+            assert "x-request-id" in response.headers["access-control-expose-headers"].lower()
+
+        response = await client.options(LIST, headers=preflight(EVIL))
+        assert response.status_code == 400
+        assert "access-control-allow-origin" not in response.headers
+        response = await _simple_get(client, EVIL)
+        assert "access-control-allow-origin" not in response.headers
+        for lookalike in (APP + ".evil.example", APP.upper(), "null", APP + ":443"):
+            response = await client.options(LIST, headers=preflight(lookalike))
+            assert response.headers.get("access-control-allow-origin") != lookalike
+
+
+async def test_preflight_needs_no_identity_or_token(make_client: ClientFactory) -> None:
+    async with make_client(cors_origins=APP, gateway_shared_secret="s") as client:
+        response = await client.options(LIST, headers=preflight(APP))
+        assert response.status_code == 200
+        # The preflight is answered; the real request still needs the gateway's proof.
+        response = await client.get(LIST, headers={"Origin": APP, "X-User-ID": "a"})
+        assert response.status_code == 401
+        assert response.headers["access-control-allow-origin"] == APP
