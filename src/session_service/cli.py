@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -18,12 +20,22 @@ from session_service.config import Settings, load_settings
 from session_service.domain.ids import is_session_id
 from session_service.store.embedded import EmbeddedServer
 
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fm-session-service",
-        description="FaultMaven session service. Configuration comes from the environment "
-        "and .env (see README); flags override HOST, PORT and the worker count.",
+        description="FaultMaven session service: serves the HTTP API (the default command) "
+        "and runs admin tasks.\nConfiguration comes from the environment and .env (see the "
+        "README); flags override HOST, PORT\nand the worker count.",
+        epilog="examples:\n"
+        "  fm-session-service                               serve on HOST:PORT\n"
+        "  fm-session-service serve --port 8001 --workers 2\n"
+        "  fm-session-service cleanup\n"
+        "  fm-session-service export SESSION_ID --user USER > transcript.json\n"
+        "  fm-session-service erase-user USER",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -60,21 +72,35 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int) 
         "server_header": False,
     }
     if workers <= 1:
-        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        app = create_app(settings)
+        _exit_zero_after_sigterm()
+        uvicorn.run(app, **common)  # type: ignore[arg-type]
         return 0
     embedded = None
     if settings.embedded:
         # One server for all workers: the parent owns it, the workers share its socket.
         embedded = EmbeddedServer(settings.data_dir, settings.embedded_appendfsync)
         os.environ[EMBEDDED_URL_ENV] = embedded.start()
-    metrics_dir = tempfile.mkdtemp(prefix="fm-session-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    # Workers write their samples here and /metrics aggregates them; an operator's
+    # own directory is kept, ours is removed on exit.
+    own_metrics_dir = not os.environ.get(METRICS_DIR_ENV)
+    if own_metrics_dir:
+        os.environ[METRICS_DIR_ENV] = tempfile.mkdtemp(prefix="fm-session-metrics-")
     try:
+        _exit_zero_after_sigterm()
         uvicorn.run("session_service.main:app", workers=workers, **common)  # type: ignore[arg-type]
     finally:
         if embedded is not None:
             embedded.stop()
+        if own_metrics_dir:
+            shutil.rmtree(os.environ.pop(METRICS_DIR_ENV), ignore_errors=True)
     return 0
+
+
+def _exit_zero_after_sigterm() -> None:
+    """uvicorn re-raises SIGTERM once its graceful shutdown is over; by then every
+    in-flight request is answered and storage is closed, so that is a clean exit (0)."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
 
 
 async def _with_store(settings: Settings, command: argparse.Namespace) -> int:
