@@ -23,7 +23,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--redis-url", help="use this Redis instead of starting one (redis://host:port)")
     p.add_argument("--duration", type=float, default=5.0, help="seconds per scenario (default 5)")
-    p.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
+    p.add_argument(
+        "--connections", type=int, default=32, help="concurrent connections (default 32)"
+    )
     p.add_argument("--workers", type=int, default=1, help="service worker processes (default 1)")
     p.add_argument(
         "--quick", action="store_true", help="a smoke run: tiny sizes and durations (CI uses it)"

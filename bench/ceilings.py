@@ -45,7 +45,10 @@ async def redis_app(scope: Any, receive: Any, send: Any) -> None:
         _client = Redis.from_url(os.environ["BENCH_REDIS_URL"])
     await _drain(receive)
     value = await _client.get(CEILING_KEY) or b"{}"
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(value)).encode())]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(value)).encode()),
+    ]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": value})
 

@@ -52,6 +52,15 @@ def _pinned(cores: set[int]) -> object:
     return lambda: os.sched_setaffinity(0, cores)
 
 
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class Bench:
     """Owns every process of a run; `serve()` starts a server under test on core 0."""
 
@@ -77,6 +86,7 @@ class Bench:
         self.redis_port = 0
         self.store: SessionStore | None = None
         self.ceiling_b_rps = 0.0
+        self.seeded_users = False
 
     def wants(self, name: str) -> bool:
         return not self.only or any(part in name for part in self.only)
@@ -85,16 +95,8 @@ class Bench:
         if self.redis_url_arg:
             self.redis_url = self.redis_url_arg
         else:
-            # The same binary the embedded default runs, with the same settings.
             self.redis_port = _free_port()
-            args = [
-                find_server_binary(), "--port", str(self.redis_port), "--bind", HOST,
-                "--dir", str(self.tmp), "--appendonly", "yes", "--appendfsync", "everysec",
-                "--save", "", "--maxmemory-policy", "noeviction",
-                "--logfile", str(self.tmp / "redis.log"),
-            ]  # fmt: skip
-            self.redis_proc = subprocess.Popen(args, preexec_fn=_pinned(LOAD_CORE))  # type: ignore[arg-type]
-            _wait_port(self.redis_port)
+            self.redis_proc = await asyncio.to_thread(self._start_redis)
             self.redis_url = f"redis://{HOST}:{self.redis_port}/0"
         parsed = urlparse(self.redis_url)
         self.redis_host = parsed.hostname or HOST
@@ -105,13 +107,28 @@ class Bench:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if self.store is not None:
             await self.store.close()
         if self.redis_proc is not None:
             self.redis_proc.terminate()
             self.redis_proc.wait(10)
+
+    def _start_redis(self) -> subprocess.Popen[bytes]:
+        """The same binary the embedded default runs, with the same settings, on core 1."""
+        args = [
+            find_server_binary(), "--port", str(self.redis_port), "--bind", HOST,
+            "--dir", str(self.tmp), "--appendonly", "yes", "--appendfsync", "everysec",
+            "--save", "", "--maxmemory-policy", "noeviction",
+            "--logfile", str(self.tmp / "redis.log"),
+        ]  # fmt: skip
+        proc = subprocess.Popen(args, preexec_fn=_pinned(LOAD_CORE))  # type: ignore[arg-type]
+        _wait_port(self.redis_port)
+        return proc
 
     def service_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -142,31 +159,56 @@ class Bench:
         """Start `service` or an ASGI app path (`bench.ceilings:json_app`) on core 0."""
         port = _free_port()
         if target == "service":
-            cmd = [sys.executable, "-m", "session_service", "serve", "--host", HOST,
-                   "--port", str(port), "--workers", str(self.workers)]  # fmt: skip
+            cmd = [
+                sys.executable,
+                "-m",
+                "session_service",
+                "serve",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--workers",
+                str(self.workers),
+            ]
         else:
-            cmd = [sys.executable, "-m", "uvicorn", target, "--host", HOST, "--port", str(port),
-                   "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-                   "--log-level", "warning", "--workers", str(self.workers)]  # fmt: skip
-        log = open(self.tmp / f"server-{port}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            cmd,
-            env=self.service_env(),
-            stdout=log,
-            stderr=log,
-            preexec_fn=_pinned(SERVER_CORE),  # type: ignore[arg-type]
-            cwd=Path(__file__).resolve().parent.parent,
-        )
+            cmd = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                target,
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--workers",
+                str(self.workers),
+            ]
+        proc = await asyncio.to_thread(self._spawn, cmd, port)
         try:
-            await asyncio.to_thread(_wait_port, port)
             yield port
         finally:
-            proc.terminate()
-            try:
-                await asyncio.to_thread(proc.wait, 15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
+            await asyncio.to_thread(_stop, proc)
+
+    def _spawn(self, cmd: list[str], port: int) -> subprocess.Popen[bytes]:
+        with open(self.tmp / f"server-{port}.log", "wb") as log:
+            proc = subprocess.Popen(
+                cmd,
+                env=self.service_env(),
+                stdout=log,
+                stderr=log,
+                preexec_fn=_pinned(SERVER_CORE),  # type: ignore[arg-type]
+                cwd=Path(__file__).resolve().parent.parent,
+            )
+        _wait_port(port)
+        return proc
 
     def log_files(self) -> Iterable[Path]:
         return self.tmp.glob("*.log")

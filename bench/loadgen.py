@@ -104,6 +104,20 @@ class Result:
         return ordered[index] * 1000
 
 
+async def _warm_up(conns: list[_Connection], factory: RequestFactory, seconds: float) -> None:
+    """Fill pools and caches before measuring; the requests are not counted."""
+    deadline = time.perf_counter() + seconds
+    counter = 10**9  # distinct from the measured requests' indices
+
+    async def warm(conn: _Connection) -> None:
+        nonlocal counter
+        while time.perf_counter() < deadline:
+            counter += 1
+            await conn.request(factory(counter))
+
+    await asyncio.gather(*(warm(c) for c in conns))
+
+
 async def run_load(
     name: str,
     host: str,
@@ -125,14 +139,12 @@ async def run_load(
         conns.append(proto)
     result = Result(name)
     counter = 0
-    measuring = False
-    deadline = 0.0
+    deadline = float("inf")
 
     async def worker(conn: _Connection) -> None:
         nonlocal counter
         while True:
-            now = time.perf_counter()
-            if measuring and now >= deadline:
+            if time.perf_counter() >= deadline:
                 return
             if max_requests is not None and counter >= max_requests:
                 return
@@ -144,29 +156,16 @@ async def run_load(
             except ConnectionError:
                 result.errors += 1
                 return
-            if measuring:
-                result.latencies.append(time.perf_counter() - started)
-                result.requests += 1
-                result.statuses[status] = result.statuses.get(status, 0) + 1
-                if status not in ok_status:
-                    result.errors += 1
-                if keep_bodies:
-                    result.bodies.append(body)
+            result.latencies.append(time.perf_counter() - started)
+            result.requests += 1
+            result.statuses[status] = result.statuses.get(status, 0) + 1
+            if status not in ok_status:
+                result.errors += 1
+            if keep_bodies:
+                result.bodies.append(body)
 
     if warmup > 0 and max_requests is None:
-        deadline = time.perf_counter() + warmup
-        measuring = False
-        warm_deadline = deadline
-
-        async def warm(conn: _Connection) -> None:
-            nonlocal counter
-            while time.perf_counter() < warm_deadline:
-                i = counter
-                counter += 1
-                await conn.request(factory(i))
-
-        await asyncio.gather(*(warm(c) for c in conns))
-    measuring = True
+        await _warm_up(conns, factory, warmup)
     started = time.perf_counter()
     deadline = started + duration if max_requests is None else float("inf")
     await asyncio.gather(*(worker(c) for c in conns))

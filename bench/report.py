@@ -25,7 +25,9 @@ class Row:
     check_failed: bool = False
 
     @classmethod
-    def from_result(cls, result: Result, ceiling_b: float, check: str = "", failed: bool = False) -> Row:
+    def from_result(
+        cls, result: Result, ceiling_b: float, check: str = "", failed: bool = False
+    ) -> Row:
         return cls(
             name=result.name,
             rps=result.rps,
@@ -44,7 +46,10 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def print_table(rows: list[Row], bench: Bench) -> None:
-    header = f"{'scenario':<44} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} {'of (b)':>7}  check"
+    header = (
+        f"{'scenario':<44} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+        f"{'errors':>6} {'of (b)':>7}  check"
+    )
     print()
     print(
         f"fm-session-service benchmark: {bench.connections} connections, {bench.duration:g}s per "
@@ -53,10 +58,11 @@ def print_table(rows: list[Row], bench: Bench) -> None:
     print(header)
     print("-" * len(header))
     for r in rows:
+        share = "" if r.of_b is None else f"{r.of_b * 100:.0f}%"
+        errors = "" if r.errors is None else str(r.errors)
         print(
-            f"{r.name:<44} {_fmt(r.rps, '9.0f'):>9} {_fmt(r.p50, '8.2f'):>8} {_fmt(r.p95, '8.2f'):>8} "
-            f"{_fmt(r.p99, '8.2f'):>8} {'' if r.errors is None else r.errors:>6} "
-            f"{_fmt(None if r.of_b is None else r.of_b * 100, '6.0f') + ('%' if r.of_b is not None else ''):>7}  "
+            f"{r.name:<44} {_fmt(r.rps, '9.0f'):>9} {_fmt(r.p50, '8.2f'):>8} "
+            f"{_fmt(r.p95, '8.2f'):>8} {_fmt(r.p99, '8.2f'):>8} {errors:>6} {share:>7}  "
             f"{'FAIL ' if r.check_failed else ''}{r.check}"
         )
     print()

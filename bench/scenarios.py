@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from typing import Any
 
 import orjson
 
@@ -18,7 +19,20 @@ from session_service.store.sessions import NewSession, SessionStore
 
 SESSIONS = "/api/v1/sessions"
 CONTENT_256 = ("x" * 250) + " 256b."
-TITLE_WORDS = "database timeout latency kafka lag disk pressure pod crashloop dns tls cert".split()
+TITLE_WORDS = [
+    "database",
+    "timeout",
+    "latency",
+    "kafka",
+    "lag",
+    "disk",
+    "pressure",
+    "pod",
+    "crashloop",
+    "dns",
+    "tls",
+    "cert",
+]
 
 
 def _store(bench: Bench) -> SessionStore:
@@ -26,7 +40,9 @@ def _store(bench: Bench) -> SessionStore:
     return bench.store
 
 
-async def _seed_sessions(store: SessionStore, user: str, count: int, texts: bool = False) -> list[str]:
+async def _seed_sessions(
+    store: SessionStore, user: str, count: int, texts: bool = False
+) -> list[str]:
     rng = random.Random(7)
     ids: list[str] = []
     sem = asyncio.Semaphore(64)
@@ -52,7 +68,9 @@ async def _seed_messages(store: SessionStore, user: str, sid: str, count: int) -
 
     async def one(i: int) -> None:
         async with sem:
-            await store.append(user, sid, "user" if i % 2 else "assistant", CONTENT_256, None, None, None, "")
+            await store.append(
+                user, sid, "user" if i % 2 else "assistant", CONTENT_256, None, None, None, ""
+            )
 
     # Appends to one session are serialized by Redis anyway; batches keep memory flat.
     for start in range(0, count, 5000):
@@ -64,14 +82,24 @@ async def ceilings(bench: Bench) -> list[Row]:
     store = _store(bench)
     await store.client.set(CEILING_KEY, orjson.dumps({"session_id": "sess_x", "status": "active"}))
     async with bench.serve("bench.ceilings:json_app") as port:
-        r = await run_load("(a) ceiling: bare ASGI JSON", HOST, port,
-                           lambda i: http_request("GET", "/", "u"), connections=bench.connections,
-                           duration=bench.duration)  # fmt: skip
+        r = await run_load(
+            "(a) ceiling: bare ASGI JSON",
+            HOST,
+            port,
+            lambda i: http_request("GET", "/", "u"),
+            connections=bench.connections,
+            duration=bench.duration,
+        )
         rows.append(Row.from_result(r, 0))
     async with bench.serve("bench.ceilings:redis_app") as port:
-        r = await run_load("(b) ceiling: bare ASGI + one redis-py GET", HOST, port,
-                           lambda i: http_request("GET", "/", "u"), connections=bench.connections,
-                           duration=bench.duration)  # fmt: skip
+        r = await run_load(
+            "(b) ceiling: bare ASGI + one redis-py GET",
+            HOST,
+            port,
+            lambda i: http_request("GET", "/", "u"),
+            connections=bench.connections,
+            duration=bench.duration,
+        )
         bench.ceiling_b_rps = r.rps
         rows.append(Row.from_result(r, r.rps))
     # (c) the raw command rate of what the hot operations send, no HTTP, no Python client.
@@ -89,8 +117,14 @@ async def ceilings(bench: Bench) -> list[Row]:
         ),
     }
     for name, factory in commands.items():
-        r = await run_commands(name, bench.redis_host, bench.redis_port, factory,
-                               connections=bench.connections, duration=min(bench.duration, 3))  # fmt: skip
+        r = await run_commands(
+            name,
+            bench.redis_host,
+            bench.redis_port,
+            factory,
+            connections=bench.connections,
+            duration=min(bench.duration, 3),
+        )
         rows.append(Row.from_result(r, bench.ceiling_b_rps))
     await store.delete(user, sid)
     return rows
@@ -100,7 +134,9 @@ def _ok(status_counts: dict[int, int], *codes: int) -> int:
     return sum(n for code, n in status_counts.items() if code in codes)
 
 
-async def _append_check(bench: Bench, port: int, result: Result, hot: list[str], user: str) -> tuple[str, bool]:
+async def _append_check(
+    bench: Bench, result: Result, hot: list[str], user: str
+) -> tuple[str, bool]:
     """No lost, no duplicated message: every 201 is stored exactly once, nothing else is."""
     acked: Counter[str] = Counter()
     seen: set[tuple[str, str]] = set()
@@ -124,7 +160,8 @@ async def _append_check(bench: Bench, port: int, result: Result, hot: list[str],
         if stats["message_count"] != len(stored):
             extra += abs(stats["message_count"] - len(stored))
     failed = bool(lost or duplicates or extra)
-    return f"acked {sum(acked.values())}, lost {lost}, duplicated {duplicates}, unacked stored {extra}", failed
+    acked_total = sum(acked.values())
+    return f"acked {acked_total}, lost {lost}, duplicated {duplicates}, extra {extra}", failed
 
 
 async def _walk(store: SessionStore, user: str, sid: str):  # type: ignore[no-untyped-def]
@@ -140,87 +177,132 @@ async def _walk(store: SessionStore, user: str, sid: str):  # type: ignore[no-un
 
 async def service_scenarios(bench: Bench) -> list[Row]:
     rows: list[Row] = []
-    store = _store(bench)
-    b = bench.ceiling_b_rps
-    quick = bench.quick
-    conns = bench.connections
-    dur = bench.duration
     async with bench.serve("service") as port:
-        # create session: users rotate so no user reaches its session limit
-        if bench.wants("create"):
-            r = await run_load("create session", HOST, port,
-                               lambda i: http_request("POST", SESSIONS, f"bench-c{i // 2000}", {"title": "Disk pressure on node-7"}),
-                               connections=conns, duration=dur)  # fmt: skip
-            rows.append(Row.from_result(r, b, f"201s {_ok(r.statuses, 201)}"))
-
-        pool = await _seed_sessions(store, "bench-g", 200 if quick else 1000)
-        if bench.wants("get"):
-            r = await run_load("get session", HOST, port,
-                               lambda i: http_request("GET", f"{SESSIONS}/{pool[i % len(pool)]}", "bench-g"),
-                               connections=conns, duration=dur)  # fmt: skip
-            rows.append(Row.from_result(r, b))
-
-        if bench.wants("append"):
-            hot = await _seed_sessions(store, "bench-a", 4)
-            writers = 64
-            r = await run_load(f"append message ({writers} writers, 4 hot sessions)", HOST, port,
-                               lambda i: http_request("POST", f"{SESSIONS}/{hot[i % 4]}/messages", "bench-a",
-                                                      {"role": "user", "content": CONTENT_256}),
-                               connections=writers, duration=dur, keep_bodies=True, warmup=0)  # fmt: skip
-            check, failed = await _append_check(bench, port, r, hot, "bench-a")
-            rows.append(Row.from_result(r, b, check, failed))
-
-        if bench.wants("messages"):
-            small, big = await _seed_sessions(store, "bench-m", 2)
-            big_n = 5_000 if quick else 100_000
-            await _seed_messages(store, "bench-m", small, 100)
-            await _seed_messages(store, "bench-m", big, big_n)
-            mid = f"msg_{big_n // 2:010d}"
-            results = []
-            for label, sid, query in (
-                ("list messages page @100", small, "limit=50"),
-                (f"list messages page @{big_n:,}", big, "limit=50"),
-                (f"list messages asc mid-walk @{big_n:,}", big, f"order=asc&limit=50&after={mid}"),
-            ):
-                r = await run_load(label, HOST, port,
-                                   lambda i, sid=sid, query=query: http_request("GET", f"{SESSIONS}/{sid}/messages?{query}", "bench-m"),
-                                   connections=conns, duration=dur)  # fmt: skip
-                results.append(r)
-            base = results[0].percentile(50) or 1
-            for r in results:
-                rows.append(Row.from_result(r, b, f"p50 {r.percentile(50) / base:.2f}x of @100"))
-
-        if bench.wants("list") or bench.wants("search"):
-            few_n, many_n = 10, (1_000 if quick else 10_000)
-            await _seed_sessions(store, "bench-l10", few_n, texts=True)
-            await _seed_sessions(store, "bench-l10k", many_n, texts=True)
-            if bench.wants("list"):
-                results = []
-                for user_id, n in (("bench-l10", few_n), ("bench-l10k", many_n)):
-                    r = await run_load(f"list sessions page @{n:,}", HOST, port,
-                                       lambda i, u=user_id: http_request("GET", f"{SESSIONS}?limit=20", u),
-                                       connections=conns, duration=dur)  # fmt: skip
-                    results.append(r)
-                base = results[0].percentile(50) or 1
-                for r in results:
-                    rows.append(Row.from_result(r, b, f"p50 {r.percentile(50) / base:.2f}x of @10"))
-            if bench.wants("search"):
-                r = await run_load(f"search @{many_n:,} sessions (query)", HOST, port,
-                                   lambda i: http_request("POST", f"{SESSIONS}/search", "bench-l10k",
-                                                          {"query": TITLE_WORDS[i % len(TITLE_WORDS)], "limit": 20}),
-                                   connections=4, duration=dur)  # fmt: skip
-                rows.append(Row.from_result(r, b, "4 connections"))
-
-        if bench.wants("mixed"):
-            rows.append(await _mixed(bench, port, pool))
+        pool = await _seed_sessions(_store(bench), "bench-g", 200 if bench.quick else 1000)
+        for name, scenario in (
+            ("create", _create),
+            ("get", _get),
+            ("append", _append),
+            ("messages", _message_pages),
+            ("list", _session_pages),
+            ("search", _search),
+            ("mixed", _mixed),
+        ):
+            if bench.wants(name):
+                rows += await scenario(bench, port, pool)
     return rows
 
 
+async def _load(bench: Bench, port: int, name: str, factory: Any, **kw: Any) -> Result:
+    kw.setdefault("connections", bench.connections)
+    return await run_load(name, HOST, port, factory, duration=bench.duration, **kw)
+
+
+async def _create(bench: Bench, port: int, pool: list[str]) -> list[Row]:
+    # Users rotate so that none reaches its session limit.
+    body = {"title": "Disk pressure on node-7"}
+    r = await _load(
+        bench, port, "create session",
+        lambda i: http_request("POST", SESSIONS, f"bench-c{i // 2000}", body),
+    )  # fmt: skip
+    return [Row.from_result(r, bench.ceiling_b_rps, f"201s {_ok(r.statuses, 201)}")]
+
+
+async def _get(bench: Bench, port: int, pool: list[str]) -> list[Row]:
+    r = await _load(
+        bench, port, "get session",
+        lambda i: http_request("GET", f"{SESSIONS}/{pool[i % len(pool)]}", "bench-g"),
+    )  # fmt: skip
+    return [Row.from_result(r, bench.ceiling_b_rps)]
+
+
+async def _append(bench: Bench, port: int, pool: list[str]) -> list[Row]:
+    hot = await _seed_sessions(_store(bench), "bench-a", 4)
+    body = {"role": "user", "content": CONTENT_256}
+    r = await _load(
+        bench, port, "append message (64 writers, 4 hot sessions)",
+        lambda i: http_request("POST", f"{SESSIONS}/{hot[i % 4]}/messages", "bench-a", body),
+        connections=64, keep_bodies=True, warmup=0,
+    )  # fmt: skip
+    check, failed = await _append_check(bench, r, hot, "bench-a")
+    return [Row.from_result(r, bench.ceiling_b_rps, check, failed)]
+
+
+async def _message_pages(bench: Bench, port: int, pool: list[str]) -> list[Row]:
+    store = _store(bench)
+    small, big = await _seed_sessions(store, "bench-m", 2)
+    big_n = 5_000 if bench.quick else 100_000
+    await _seed_messages(store, "bench-m", small, 100)
+    await _seed_messages(store, "bench-m", big, big_n)
+    mid = f"msg_{big_n // 2:010d}"
+    results = []
+    for label, sid, query in (
+        ("list messages page @100", small, "limit=50"),
+        (f"list messages page @{big_n:,}", big, "limit=50"),
+        (f"list messages asc mid-walk @{big_n:,}", big, f"order=asc&limit=50&after={mid}"),
+    ):
+        path = f"{SESSIONS}/{sid}/messages?{query}"
+        results.append(
+            await _load(bench, port, label, lambda i, p=path: http_request("GET", p, "bench-m"))
+        )
+    base = results[0].percentile(50) or 1
+    return [
+        Row.from_result(r, bench.ceiling_b_rps, f"p50 {r.percentile(50) / base:.2f}x of @100")
+        for r in results
+    ]
+
+
+async def _seed_users(bench: Bench) -> tuple[int, int]:
+    few, many = 10, (1_000 if bench.quick else 10_000)
+    if not bench.seeded_users:
+        await _seed_sessions(_store(bench), "bench-l10", few, texts=True)
+        await _seed_sessions(_store(bench), "bench-l10k", many, texts=True)
+        bench.seeded_users = True
+    return few, many
+
+
+async def _session_pages(bench: Bench, port: int, pool: list[str]) -> list[Row]:
+    few, many = await _seed_users(bench)
+    results = []
+    for user_id, n in (("bench-l10", few), ("bench-l10k", many)):
+        results.append(
+            await _load(
+                bench, port, f"list sessions page @{n:,}",
+                lambda i, u=user_id: http_request("GET", f"{SESSIONS}?limit=20", u),
+            )
+        )  # fmt: skip
+    base = results[0].percentile(50) or 1
+    return [
+        Row.from_result(r, bench.ceiling_b_rps, f"p50 {r.percentile(50) / base:.2f}x of @10")
+        for r in results
+    ]
+
+
+async def _search(bench: Bench, port: int, pool: list[str]) -> list[Row]:
+    _, many = await _seed_users(bench)
+    r = await _load(
+        bench, port, f"search @{many:,} sessions (query)",
+        lambda i: http_request(
+            "POST", f"{SESSIONS}/search", "bench-l10k",
+            {"query": TITLE_WORDS[i % len(TITLE_WORDS)], "limit": 20},
+        ),
+        connections=4,
+    )  # fmt: skip
+    return [Row.from_result(r, bench.ceiling_b_rps, "4 connections")]
+
+
 # 1 create : 20 append : 10 get : 5 list messages : 2 list sessions : 5 heartbeat
-MIX = ["create"] + ["append"] * 20 + ["get"] * 10 + ["messages"] * 5 + ["list"] * 2 + ["heartbeat"] * 5
+MIX = (
+    ["create"]
+    + ["append"] * 20
+    + ["get"] * 10
+    + ["messages"] * 5
+    + ["list"] * 2
+    + ["heartbeat"] * 5
+)
 
 
-async def _mixed(bench: Bench, port: int, pool: list[str]) -> Row:
+async def _mixed(bench: Bench, port: int, pool: list[str]) -> list[Row]:
     rng = random.Random(11)
     order = MIX * 50
     rng.shuffle(order)
@@ -232,7 +314,12 @@ async def _mixed(bench: Bench, port: int, pool: list[str]) -> Row:
         if op == "create":
             return http_request("POST", SESSIONS, f"bench-x{i // 2000}", {"client_id": f"ext-{i}"})
         if op == "append":
-            return http_request("POST", f"{SESSIONS}/{sid}/messages", user, {"role": "assistant", "content": CONTENT_256})
+            return http_request(
+                "POST",
+                f"{SESSIONS}/{sid}/messages",
+                user,
+                {"role": "assistant", "content": CONTENT_256},
+            )
         if op == "get":
             return http_request("GET", f"{SESSIONS}/{sid}", user)
         if op == "messages":
@@ -241,9 +328,15 @@ async def _mixed(bench: Bench, port: int, pool: list[str]) -> Row:
             return http_request("GET", f"{SESSIONS}?limit=20", user)
         return http_request("POST", f"{SESSIONS}/{sid}/heartbeat", user)
 
-    r = await run_load("mixed chat workload (1:20:10:5:2:5)", HOST, port, factory,
-                       connections=bench.connections, duration=bench.duration)  # fmt: skip
-    return Row.from_result(r, bench.ceiling_b_rps, "create:append:get:msgs:list:heartbeat")
+    r = await run_load(
+        "mixed chat workload (1:20:10:5:2:5)",
+        HOST,
+        port,
+        factory,
+        connections=bench.connections,
+        duration=bench.duration,
+    )
+    return [Row.from_result(r, bench.ceiling_b_rps, "create:append:get:msgs:list:heartbeat")]
 
 
 async def memory(bench: Bench) -> list[Row]:
@@ -282,9 +375,12 @@ async def memory(bench: Bench) -> list[Row]:
     per_message = (after_messages - after_sessions) / n_messages
     await client.flushall()
     return [
-        Row(f"memory: bytes per empty session ({len(sessions):,})",
-            check=f"{per_session:,.0f} B (target <= 1024{'' if per_session <= 1024 else ', OVER'})", ),
-        Row(f"memory: bytes per 256 B message ({n_messages:,})",
+        Row(
+            f"memory: bytes per empty session ({len(sessions):,})",
+            check=f"{per_session:,.0f} B (target <= 1024{'' if per_session <= 1024 else ', OVER'})",
+        ),
+        Row(
+            f"memory: bytes per 256 B message ({n_messages:,})",
             check=f"{per_message:,.0f} B = content + {per_message - 256:,.0f} (target <= +200)",
-            ),
-    ]  # fmt: skip
+        ),
+    ]

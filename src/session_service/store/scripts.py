@@ -24,8 +24,7 @@ _NAMES = (
     "heartbeat",
     "delete",
     "list",
-    "candidates",
-    "match",
+    "search",
     "link_case",
     "unlink_case",
     "clear_context",
@@ -70,8 +69,7 @@ class Scripts:
     heartbeat: Script
     delete: Script
     list: Script
-    candidates: Script
-    match: Script
+    search: Script
     link_case: Script
     unlink_case: Script
     clear_context: Script

@@ -29,12 +29,12 @@ from session_service.store.codec import (
     pairs,
     session_from_fields,
 )
-from session_service.store.connection import RedisClient
+from session_service.store.connection import RedisClient, eval_and_wait
 from session_service.store.errors import script_error
 from session_service.store.keys import Keys, digest
 from session_service.store.scripts import Script, load_scripts
 
-SEARCH_CHUNK = 1000
+SEARCH_CHUNK = 2000
 EXPORT_CHUNK = 500
 
 
@@ -146,12 +146,10 @@ class SessionStore:
 
     async def _write_acked(self, script: Script, base: str, args: list[str | int]) -> Any:
         for _ in range(2):
-            pipe = self.client.pipeline(transaction=False)
-            pipe.evalsha(script.sha, 1, base, *args)
-            pipe.execute_command(
-                "WAIT", self.min_replicas_ack, self.replica_ack_timeout_ms, keys=[base]
-            )
-            reply, acked = await pipe.execute(raise_on_error=False)
+            reply, acked = await eval_and_wait(
+                self.client, script.sha, base, args, self.min_replicas_ack,
+                self.replica_ack_timeout_ms,
+            )  # fmt: skip
             if isinstance(reply, NoScriptError):
                 await self.client.script_load(script.source)
                 continue
@@ -397,29 +395,32 @@ class SessionStore:
     async def search(
         self, user_id: str, filters: SearchFilters, limit: int, cursor: str | None
     ) -> tuple[int, list[dict[str, Any]], str | None]:
-        flat = await self._write(self.scripts.candidates, user_id, list(filters.statuses))
-        rows = sorted(((float(flat[i + 1]), flat[i]) for i in range(0, len(flat), 2)), reverse=True)
+        """Every match counted (exact total), one page returned, newest activity first."""
+        statuses = list(filters.statuses)
         fixed: list[str | int] = [
+            len(statuses),
+            *statuses,
             filters.query,
             filters.session_type,
-            "" if filters.created_after is None else filters.created_after,
-            "" if filters.created_before is None else filters.created_before,
-            "" if filters.updated_after is None else filters.updated_after,
-            "" if filters.updated_before is None else filters.updated_before,
+            *("" if v is None else v for v in (
+                filters.created_after, filters.created_before,
+                filters.updated_after, filters.updated_before,
+            )),
             len(filters.metadata),
             *[part for key, value in filters.metadata for part in (f"m:{key}", value)],
-        ]
-        unfiltered = not any(fixed[:6]) and not filters.metadata
+        ]  # fmt: skip
         matches: list[tuple[float, str]] = []
-        if unfiltered:
-            matches = rows
-        else:
-            for start in range(0, len(rows), SEARCH_CHUNK):
-                chunk = rows[start : start + SEARCH_CHUNK]
-                hit = set(
-                    await self._read(self.scripts.match, user_id, [*fixed, *(s for _, s in chunk)])
-                )
-                matches.extend(row for row in chunk if row[1] in hit)
+        pos, rank, first = 1, 0, True
+        while pos:
+            reply = await self._write(
+                self.scripts.search,
+                user_id,
+                ["1" if first else "0", SEARCH_CHUNK, pos, rank, *fixed],
+            )
+            first = False
+            pos, rank = int(reply[0]), int(reply[1])
+            matches.extend((float(reply[i + 1]), reply[i]) for i in range(2, len(reply), 2))
+        matches.sort(reverse=True)
         page_start = 0
         if cursor:
             position = decode_cursor(cursor)
