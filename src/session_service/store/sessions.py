@@ -323,11 +323,13 @@ class SessionStore:
         key = self.keys.messages(user_id, session_id)
         pipe = self.client.pipeline(transaction=False)
         pipe.hget(self.keys.session(user_id, session_id), "mc")
+        # Exclusive cursors as inclusive bounds: msg_0000000000 is a valid cursor, and
+        # no entry 0-0 ever exists (an exclusive "(0-0" end is a Redis error).
         if order == "asc":
-            start = f"(0-{message_seq(after)}" if after else "-"
+            start = f"0-{(message_seq(after) or 0) + 1}" if after else "-"
             pipe.xrange(key, start, "+", count=limit + 1)
         elif order == "desc":
-            end = f"(0-{message_seq(before)}" if before else "+"
+            end = f"0-{max((message_seq(before) or 0) - 1, 0)}" if before else "+"
             pipe.xrevrange(key, end, "-", count=limit + 1)
         else:
             pipe.xrevrange(key, "+", "-", count=limit)
