@@ -116,7 +116,9 @@ async def list_messages(
     elif order is None:
         cursor = messages[0]["message_id"] if has_more else None
     else:
-        cursor = messages[-1]["message_id"] if has_more else None
+        # Always the page's last id, also at the end of the walk: an asc walk that has
+        # caught up continues from it once newer messages arrive.
+        cursor = messages[-1]["message_id"]
     return json_response(
         {
             "session_id": session_id,
