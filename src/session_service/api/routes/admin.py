@@ -45,7 +45,7 @@ async def cleanup(user: UserDep, store: StoreDep) -> Response:
 
 
 @router.delete(
-    "/users/{user_id}/sessions",
+    "/users/{user_id:path}/sessions",  # user ids may contain "/"
     summary="Erase every session of a user (admin)",
     description=(
         "Deletes every session, message, case link, idempotency record and index entry of the "
