@@ -141,7 +141,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cases.router,
     ):
         app.include_router(router)
-    app.add_middleware(FastPathMiddleware, routes=app.routes)
+    app.add_middleware(
+        FastPathMiddleware, routes=[*sessions.router.routes, *messages.router.routes]
+    )
     app.add_middleware(
         GuardMiddleware,
         gateway_secret=settings.gateway_shared_secret,
