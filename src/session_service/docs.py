@@ -13,6 +13,7 @@ carries a date.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import re
 import sys
@@ -262,6 +263,19 @@ def outputs(root: Path, spec: dict[str, Any]) -> dict[Path, str]:
     }
 
 
+def _diff(current: str, wanted: str, name: str, limit: int = 30) -> list[str]:
+    lines = difflib.unified_diff(
+        current.splitlines(),
+        wanted.splitlines(),
+        f"{name} (committed)",
+        f"{name} (generated)",
+        n=0,
+        lineterm="",
+    )
+    out = [f"  {line}" for line in lines]
+    return out[:limit] + ([f"  ... {len(out) - limit} more lines"] if len(out) > limit else [])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m session_service.docs",
@@ -288,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         if args.check:
             failures.append(f"{path.relative_to(root)} is out of date")
+            failures.extend(_diff(current or "", content, str(path.relative_to(root))))
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(content, encoding="utf-8")
