@@ -1,0 +1,293 @@
+"""Inactivity expiry and archived retention (issue 4, item 3).
+
+Sessions here live one or two seconds (`DEFAULT_SESSION_TTL`), so the tests sleep
+until a deadline taken from the service's own `expires_at` has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from session_service.store.keys import Keys
+from tests.conftest import ClientFactory, create_session, user
+
+API = "/api/v1/sessions"
+KEYS = Keys("fms")
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+async def _sleep_past(iso: str, margin: float = 0.15) -> None:
+    """Sleep until `margin` seconds after the instant `iso`."""
+    await asyncio.sleep(max(0.0, _epoch(iso) + margin - time.time()))
+
+
+async def _get(client: httpx.AsyncClient, sid: str) -> httpx.Response:
+    return await client.get(f"{API}/{sid}", headers=user())
+
+
+async def _search_total(client: httpx.AsyncClient, **body: Any) -> int:
+    response = await client.post(f"{API}/search", json=body, headers=user())
+    assert response.status_code == 200, response.text
+    total: int = response.json()["total"]
+    return total
+
+
+async def _list_total(client: httpx.AsyncClient, **params: Any) -> int:
+    response = await client.get(API, params=params, headers=user())
+    assert response.status_code == 200, response.text
+    total: int = response.json()["total"]
+    return total
+
+
+# ---- timeouts ---------------------------------------------------------------------------
+
+
+async def test_timeout_minutes_sets_the_deadline(client: httpx.AsyncClient) -> None:
+    created = await create_session(client, timeout_minutes=1)
+    assert created["timeout_minutes"] == 1
+    window = _epoch(created["expires_at"]) - _epoch(created["last_activity_at"])
+    assert window == 60
+
+
+async def test_default_session_ttl_applies_without_timeout_minutes(
+    make_client: ClientFactory,
+) -> None:
+    async with make_client(default_session_ttl=90) as client:
+        created = await create_session(client)
+    window = _epoch(created["expires_at"]) - _epoch(created["last_activity_at"])
+    assert window == 90
+    assert created["timeout_minutes"] == 1.5
+
+
+@pytest.mark.parametrize("minutes", [0, -5, 10081, 10**9])
+async def test_timeout_minutes_outside_the_default_bounds_is_422(
+    client: httpx.AsyncClient, minutes: int
+) -> None:
+    response = await client.post(API, json={"timeout_minutes": minutes}, headers=user())
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "validation_error"
+    assert "timeout_minutes" in body["detail"]
+
+
+async def test_timeout_minutes_bounds_come_from_the_settings(make_client: ClientFactory) -> None:
+    async with make_client(session_min_timeout_minutes=5, session_max_timeout_minutes=10) as c:
+        for minutes, status in ((4, 422), (5, 201), (10, 201), (11, 422)):
+            response = await c.post(API, json={"timeout_minutes": minutes}, headers=user())
+            assert response.status_code == status, minutes
+
+
+async def test_the_minute_bounds_do_not_apply_to_default_session_ttl(
+    make_client: ClientFactory,
+) -> None:
+    async with make_client(default_session_ttl=1, session_min_timeout_minutes=5) as client:
+        created = await create_session(client)
+    assert created["timeout_minutes"] == pytest.approx(1 / 60)
+
+
+# ---- the instant a session expires ------------------------------------------------------
+
+
+async def test_every_read_agrees_the_instant_a_session_expires(
+    make_client: ClientFactory, redis: Redis
+) -> None:
+    async with make_client(default_session_ttl=1) as client:
+        keeper = await create_session(client, title="keeper", timeout_minutes=10)
+        doomed = await create_session(client, title="doomed", client_id="ext-1",
+                                      metadata={"k": "v"})  # fmt: skip
+        sid = doomed["session_id"]
+        await client.post(f"{API}/{sid}/messages", json={"role": "user", "content": "x"},
+                          headers=user())  # fmt: skip
+        await client.post(f"{API}/{sid}/cases", json={"case_id": "c1"}, headers=user())
+        expires = (await _get(client, sid)).json()["expires_at"]
+        assert await _search_total(client) == 2
+        await _sleep_past(expires)
+
+        # Search first: no other read has pruned the indexes yet.
+        assert await _search_total(client) == 1
+        assert await _search_total(client, query="doomed") == 0
+        assert await _search_total(client, metadata={"k": "v"}) == 0
+        assert (await _get(client, sid)).status_code == 404
+        listed = (await client.get(API, headers=user())).json()
+        assert listed["total"] == 1
+        assert [s["session_id"] for s in listed["sessions"]] == [keeper["session_id"]]
+        assert await _list_total(client, status="active") == 1
+        for path in ("/messages", "/stats", "/export", "/recovery-info", "/cases"):
+            response = await client.get(f"{API}/{sid}{path}", headers=user())
+            assert response.status_code == 404, path
+        beat = await client.post(f"{API}/{sid}/heartbeat", headers=user())
+        assert beat.status_code == 404
+        patch = await client.patch(f"{API}/{sid}", json={"title": "x"}, headers=user())
+        assert patch.status_code == 404
+        resumed = await client.post(API, json={"client_id": "ext-1"}, headers=user())
+        assert resumed.status_code == 201
+
+
+async def test_list_total_drops_the_instant_a_session_expires_before_any_other_read(
+    make_client: ClientFactory,
+) -> None:
+    async with make_client(default_session_ttl=1) as client:
+        created = await create_session(client)
+        await _sleep_past(created["expires_at"])
+        assert await _list_total(client) == 0
+
+
+async def test_get_is_404_the_instant_a_session_expires_before_any_other_read(
+    make_client: ClientFactory,
+) -> None:
+    async with make_client(default_session_ttl=1) as client:
+        created = await create_session(client)
+        await _sleep_past(created["expires_at"])
+        assert (await _get(client, created["session_id"])).status_code == 404
+
+
+async def test_everything_a_session_owns_shares_its_deadline(
+    make_client: ClientFactory, redis: Redis
+) -> None:
+    async with make_client(default_session_ttl=60) as client:
+        created = await create_session(client, client_id="ext-1")
+        sid = created["session_id"]
+        await client.post(f"{API}/{sid}/messages", json={"role": "user", "content": "x"},
+                          headers={**user(), "Idempotency-Key": "k"})  # fmt: skip
+        await client.post(f"{API}/{sid}/cases", json={"case_id": "c1"}, headers=user())
+        expires_ms = round(_epoch((await _get(client, sid)).json()["expires_at"]) * 1000)
+    base = KEYS.base("u1")
+    owned = [f"{base}{kind}:{sid}" for kind in ("s", "m", "i", "k")] + [f"{base}c:{b'ext-1'.hex()}"]
+    for key in owned:
+        assert await redis.exists(key), key
+        assert await redis.pexpiretime(key) == expires_ms, key
+
+
+# ---- activity slides, reads do not -----------------------------------------------------------
+
+
+async def test_reads_do_not_slide_the_deadline(make_client: ClientFactory) -> None:
+    async with make_client(default_session_ttl=1) as client:
+        created = await create_session(client)
+        sid = created["session_id"]
+        await asyncio.sleep(0.3)
+        await _get(client, sid)
+        await client.get(API, headers=user())
+        await client.post(f"{API}/search", json={}, headers=user())
+        for path in ("/messages", "/stats", "/recovery-info", "/cases", "/export"):
+            assert (await client.get(f"{API}/{sid}{path}", headers=user())).status_code == 200
+        got = (await _get(client, sid)).json()
+        assert got["expires_at"] == created["expires_at"]
+        assert got["last_activity_at"] == created["last_activity_at"]
+        await _sleep_past(created["expires_at"])
+        assert (await _get(client, sid)).status_code == 404
+
+
+async def test_a_heartbeat_keeps_the_session_alive_past_its_first_deadline(
+    make_client: ClientFactory,
+) -> None:
+    async with make_client(default_session_ttl=2) as client:
+        created = await create_session(client)
+        sid = created["session_id"]
+        await asyncio.sleep(1.0)
+        beat = (await client.post(f"{API}/{sid}/heartbeat", headers=user())).json()
+        assert beat["expires_at"] > created["expires_at"]
+        await _sleep_past(created["expires_at"], margin=0.1)
+        response = await _get(client, sid)
+        assert response.status_code == 200
+        assert response.json()["expires_at"] == beat["expires_at"]
+        assert await _list_total(client) == 1
+
+
+@pytest.mark.parametrize("activity", ["heartbeat", "message", "update", "resume"])
+async def test_activity_slides_expires_at(client: httpx.AsyncClient, activity: str) -> None:
+    created = await create_session(client, client_id="ext-1", timeout_minutes=5)
+    sid = created["session_id"]
+    await asyncio.sleep(0.01)
+    if activity == "heartbeat":
+        response = await client.post(f"{API}/{sid}/heartbeat", headers=user())
+    elif activity == "message":
+        message = {"role": "user", "content": "x"}
+        response = await client.post(f"{API}/{sid}/messages", json=message, headers=user())
+    elif activity == "update":
+        response = await client.patch(f"{API}/{sid}", json={"title": "t"}, headers=user())
+    else:
+        response = await client.post(API, json={"client_id": "ext-1"}, headers=user())
+    assert response.status_code in (200, 201), response.text
+    got = (await _get(client, sid)).json()
+    assert got["expires_at"] > created["expires_at"]
+    window = _epoch(got["expires_at"]) - _epoch(got["last_activity_at"])
+    assert window == 300
+
+
+# ---- archived retention --------------------------------------------------------------------
+
+
+async def test_archived_sessions_do_not_expire_by_inactivity(make_client: ClientFactory) -> None:
+    async with make_client(default_session_ttl=1, archived_session_ttl=3600) as client:
+        created = await create_session(client, title="kept")
+        sid = created["session_id"]
+        await client.post(f"{API}/{sid}/messages", json={"role": "user", "content": "x"},
+                          headers=user())  # fmt: skip
+        archived = (await client.post(f"{API}/{sid}/archive", headers=user())).json()
+        assert _epoch(archived["expires_at"]) - time.time() > 3000
+        await _sleep_past(created["expires_at"])
+        assert (await _get(client, sid)).status_code == 200
+        messages = (await client.get(f"{API}/{sid}/messages", headers=user())).json()
+        assert [m["content"] for m in messages["messages"]] == ["x"]
+        assert await _list_total(client, status="archived") == 1
+
+
+async def test_archived_sessions_are_kept_for_archived_session_ttl(
+    make_client: ClientFactory,
+) -> None:
+    async with make_client(default_session_ttl=3600, archived_session_ttl=1) as client:
+        sid = (await create_session(client))["session_id"]
+        archived = (await client.post(f"{API}/{sid}/archive", headers=user())).json()
+        await _sleep_past(archived["expires_at"])
+        assert (await _get(client, sid)).status_code == 404
+        assert await _list_total(client, include_archived="true") == 0
+        assert await _search_total(client, status="archived") == 0
+
+
+async def test_archived_session_ttl_zero_keeps_archived_sessions_until_deleted(
+    make_client: ClientFactory, redis: Redis
+) -> None:
+    async with make_client(default_session_ttl=1, archived_session_ttl=0) as client:
+        created = await create_session(client)
+        sid = created["session_id"]
+        await client.post(f"{API}/{sid}/messages", json={"role": "user", "content": "x"},
+                          headers=user())  # fmt: skip
+        archived = (await client.post(f"{API}/{sid}/archive", headers=user())).json()
+        assert archived["expires_at"] is None
+        await _sleep_past(created["expires_at"])
+        got = await _get(client, sid)
+        assert got.status_code == 200
+        assert got.json()["expires_at"] is None
+        assert got.json()["message_count"] == 1
+        assert await redis.pttl(KEYS.session("u1", sid)) == -1
+        assert await redis.pttl(KEYS.messages("u1", sid)) == -1
+        assert await _list_total(client, status="archived") == 1
+
+
+async def test_restore_gives_a_fresh_inactivity_window(make_client: ClientFactory) -> None:
+    async with make_client(default_session_ttl=1, archived_session_ttl=0) as client:
+        created = await create_session(client)
+        sid = created["session_id"]
+        await client.post(f"{API}/{sid}/archive", headers=user())
+        await _sleep_past(created["expires_at"])
+        restored = await client.post(f"{API}/{sid}/restore", headers=user())
+        assert restored.status_code == 200
+        body = restored.json()
+        assert body["status"] == "active"
+        assert _epoch(body["expires_at"]) > time.time()
+        assert (await _get(client, sid)).status_code == 200
+        assert await _list_total(client) == 1
+        await _sleep_past(body["expires_at"])
+        assert (await _get(client, sid)).status_code == 404
+        assert await _list_total(client) == 0
