@@ -37,7 +37,10 @@ def script_error(reply: list[object], target_status: str | None = None) -> error
 def translate(exc: rx.RedisError) -> errors.ServiceError:
     """A Redis failure as the error the client sees: full or unavailable, never 500."""
     message = str(exc)
-    if isinstance(exc, rx.ResponseError) and message.startswith("OOM"):
+    # redis-py strips the "OOM " prefix into OutOfMemoryError; older versions keep it.
+    if isinstance(exc, rx.OutOfMemoryError) or (
+        isinstance(exc, rx.ResponseError) and message.startswith("OOM")
+    ):
         return errors.StorageFull()
     if not isinstance(
         exc,
