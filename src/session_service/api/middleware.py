@@ -26,6 +26,8 @@ from session_service.store.errors import translate
 
 access_log = logging.getLogger("session_service.access")
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+# Label values must stay few: an unknown method is reported as OTHER.
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -46,6 +48,20 @@ class EdgeMiddleware:
         self.app = app
         self.access_log_enabled = access_log_enabled
         self.metrics_on = metrics_on
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _record(self, method: str, template: str, status: int, elapsed: float) -> None:
+        # Resolving label children costs more than updating them; routes are few.
+        key = (method, template, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                metrics.REQUESTS.labels(method, template, str(status)),
+                metrics.LATENCY.labels(method, template),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(elapsed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,10 +92,9 @@ class EdgeMiddleware:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
             if self.metrics_on:
-                metrics.REQUESTS.labels(method, template, str(status)).inc()
-                metrics.LATENCY.labels(method, template).observe(elapsed)
+                self._record(method, template, status, elapsed)
             if self.access_log_enabled:
                 principal = scope.get("state", {}).get("principal")
                 access_log.info(

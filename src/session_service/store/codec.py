@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -20,9 +21,15 @@ SCHEMA_VERSION = 1
 #   m:<key> metadata value (JSON)       x:<key> context value (JSON)
 
 
+@functools.lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    # A response formats several timestamps from the same few seconds.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
 def iso(ms: int) -> str:
     seconds, millis = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    return f"{_second(seconds)}.{millis:03d}Z"
 
 
 def iso_or_none(raw: str | None) -> str | None:
