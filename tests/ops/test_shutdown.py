@@ -88,7 +88,9 @@ def test_sigterm_lets_an_in_flight_append_complete_then_refuses_connections_and_
         assert service.wait(timeout=GRACE_SECONDS + 5) == 0, service.stderr()
     finally:
         service.stop()
-    stored = sync_redis.xrange(Keys("fms").messages("u1", session_id))
+    stored: list[tuple[str, dict[str, str]]] = sync_redis.xrange(
+        Keys("fms").messages("u1", session_id)
+    )  # type: ignore[assignment]
     assert [message_from_entry(i, f)["content"] for i, f in stored] == ["sent after SIGTERM"]
 
 

@@ -1,0 +1,170 @@
+"""`GET /metrics`: Prometheus text with request, storage, session and message
+metrics; aggregated across workers in multiprocess mode."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import ClientFactory, create_session, make_settings, running_app, user
+from tests.ops.service import running_service
+from tests.servers import free_port
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus exposition (0 when absent)."""
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return 0.0
+
+
+async def scrape(client: httpx.AsyncClient) -> str:
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    return response.text
+
+
+async def test_requests_are_counted_by_route_template_and_status(
+    client: httpx.AsyncClient,
+) -> None:
+    route = "/api/v1/sessions/{session_id}"
+    labels = {"method": "GET", "route": route, "status": "200"}
+    before = sample(await scrape(client), "fm_session_http_requests_total", **labels)
+    for _ in range(2):
+        session = await create_session(client)
+        await client.get(f"/api/v1/sessions/{session['session_id']}", headers=user())
+    text = await scrape(client)
+    assert sample(text, "fm_session_http_requests_total", **labels) == before + 2
+    assert session["session_id"] not in text, "raw paths must not become labels"
+
+
+async def test_request_latency_is_a_histogram_per_route(client: httpx.AsyncClient) -> None:
+    name = "fm_session_http_request_duration_seconds_count"
+    before = sample(await scrape(client), name, method="GET", route="/health")
+    await client.get("/health")
+    text = await scrape(client)
+    assert sample(text, name, method="GET", route="/health") == before + 1
+    bucket = sample(
+        text, "fm_session_http_request_duration_seconds_bucket", route="/health", le="+Inf"
+    )
+    assert bucket == before + 1
+
+
+async def test_unknown_paths_share_one_route_label(client: httpx.AsyncClient) -> None:
+    await client.get("/no/such/path/abc123")
+    text = await scrape(client)
+    assert sample(text, "fm_session_http_requests_total", route="unmatched", status="404") >= 1
+    assert "abc123" not in text
+
+
+async def test_storage_operations_are_timed_by_operation(client: httpx.AsyncClient) -> None:
+    name = "fm_session_storage_operation_duration_seconds_count"
+    before = await scrape(client)
+    session = await create_session(client)
+    await client.post(
+        f"/api/v1/sessions/{session['session_id']}/messages",
+        json={"role": "user", "content": "hi"},
+        headers=user(),
+    )
+    after = await scrape(client)
+    for operation in ("create", "append"):
+        assert (
+            sample(after, name, operation=operation)
+            == sample(before, name, operation=operation) + 1
+        ), operation
+
+
+async def test_storage_failures_are_counted_by_operation_and_kind() -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    name = "fm_session_storage_errors_total"
+    async with running_app(make_settings(dead)) as client:
+        before = sample(await scrape(client), name, operation="create", kind="ConnectionError")
+        response = await client.post("/api/v1/sessions", json={}, headers=user())
+        assert response.status_code == 503
+        assert response.json()["code"] == "storage_unavailable"
+        after = sample(await scrape(client), name, operation="create", kind="ConnectionError")
+    assert after == before + 1
+
+
+async def test_session_lifecycle_events_are_counted(client: httpx.AsyncClient) -> None:
+    name = "fm_session_sessions_total"
+    before = await scrape(client)
+    await create_session(client, client_id="ext-1")
+    resumed = await client.post("/api/v1/sessions", json={"client_id": "ext-1"}, headers=user())
+    assert resumed.json()["session_resumed"] is True
+    session = await create_session(client)
+    await client.delete(f"/api/v1/sessions/{session['session_id']}", headers=user())
+    after = await scrape(client)
+    deltas = {
+        event: sample(after, name, event=event) - sample(before, name, event=event)
+        for event in ("created", "resumed", "deleted")
+    }
+    assert deltas == {"created": 2, "resumed": 1, "deleted": 1}
+
+
+async def test_expired_sessions_removed_by_cleanup_are_counted(make_client: ClientFactory) -> None:
+    async with make_client(default_session_ttl=1) as client:
+        before = sample(await scrape(client), "fm_session_sessions_total", event="expired")
+        await create_session(client)
+        removed = 0
+        for _ in range(100):  # the session's one-second life runs out
+            report = await client.post("/api/v1/sessions/cleanup", headers=user())
+            removed = report.json()["cleaned_sessions"]
+            if removed:
+                break
+            await asyncio.sleep(0.05)
+        assert removed == 1
+        after = sample(await scrape(client), "fm_session_sessions_total", event="expired")
+    assert after == before + 1
+
+
+async def test_appended_messages_are_counted_by_role_and_replays_are_not(
+    client: httpx.AsyncClient,
+) -> None:
+    name = "fm_session_messages_appended_total"
+    session = await create_session(client)
+    url = f"/api/v1/sessions/{session['session_id']}/messages"
+    before = await scrape(client)
+    await client.post(url, json={"role": "user", "content": "q"}, headers=user())
+    retry = {**user(), "Idempotency-Key": "k1"}
+    for _ in range(2):
+        await client.post(url, json={"role": "assistant", "content": "a"}, headers=retry)
+    after = await scrape(client)
+    assert sample(after, name, role="user") == sample(before, name, role="user") + 1
+    assert sample(after, name, role="assistant") == sample(before, name, role="assistant") + 1
+
+
+def test_metrics_aggregate_every_worker_in_multiprocess_mode(
+    tmp_path: Path, redis_url: str
+) -> None:
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    with running_service(
+        tmp_path,
+        "serve",
+        "--workers",
+        "2",
+        REDIS_URL=redis_url,
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    ) as service:
+        sent = 0
+        # New connections until both workers have counted a request (one file per process).
+        while (
+            sent < 400
+            and len({p.stem.rsplit("_", 1)[1] for p in metrics_dir.glob("counter_*.db")}) < 2
+        ):
+            with httpx.Client(base_url=service.url) as http:
+                assert http.get("/health").status_code == 200
+            sent += 1
+        workers = {p.stem.rsplit("_", 1)[1] for p in metrics_dir.glob("counter_*.db")}
+        text = httpx.get(f"{service.url}/metrics").text
+    assert len(workers) == 2, f"one worker served all {sent} requests"
+    print(f"{sent} requests reached both workers")
+    # start() waited for one /health answer too.
+    health = sample(text, "fm_session_http_requests_total", route="/health", status="200")
+    assert health == sent + 1
