@@ -79,15 +79,24 @@ class EdgeMiddleware:
         status = 500
         started = time.perf_counter()
 
+        responded = False
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Starlette's ServerErrorMiddleware sits outside this one: answer the 500
+            # here, so it carries the request id and the traceback is logged with it.
+            logging.getLogger("session_service.api").exception("unhandled error")
+            if responded:
+                raise
+            await send_error(send_with_id, errors.ServiceError())
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
