@@ -148,7 +148,18 @@ async def fill(store: SessionStore, redis: Redis, user_id: str, sid: str, count:
         pipe = redis.pipeline(transaction=False)
         for n in range(start, min(start + 2000, count)):
             role = "user" if n % 2 == 0 else "assistant"
-            args = [sid, role, f"message {n + 1}", "", "", "", "", "", count, 86_400_000]
+            args: list[str | int] = [
+                sid,
+                role,
+                f"message {n + 1}",
+                "",
+                "",
+                "",
+                "",
+                "",
+                count,
+                86_400_000,
+            ]
             pipe.evalsha(script.sha, 1, base, *args)
         for reply in await pipe.execute():
             assert reply[0] == "ok", reply
