@@ -1,0 +1,139 @@
+"""Logs: JSON or text lines on stderr, one access line per request with the
+route template and request id; never message content, never a raw user id."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from session_service.observability.logging import user_ref
+from tests.conftest import ClientFactory, create_session, user
+from tests.ops.service import running_service
+from tests.servers import free_port
+
+SECRET = "my database password is hunter2"
+USER = "alice@example.com"
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logger() -> Iterator[None]:
+    """The app reconfigures the root logger onto the captured stderr; put it back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def json_lines(err: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in err.splitlines() if line.strip()]
+
+
+def access_lines(err: str) -> list[dict[str, Any]]:
+    return [e for e in json_lines(err) if e["logger"] == "session_service.access"]
+
+
+async def test_json_access_line_has_method_route_status_duration_and_request_id(
+    make_client: ClientFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with make_client(log_format="json", log_level="INFO") as client:
+        session = await create_session(client)
+        capsys.readouterr()
+        await client.get(
+            f"/api/v1/sessions/{session['session_id']}",
+            headers={**user(), "X-Request-ID": "rid-json"},
+        )
+    [line] = access_lines(capsys.readouterr().err)
+    assert line["method"] == "GET"
+    assert line["route"] == "/api/v1/sessions/{session_id}"
+    assert line["status"] == 200
+    assert isinstance(line["duration_ms"], float) and line["duration_ms"] >= 0
+    assert line["request_id"] == "rid-json"
+    assert line["level"] == "INFO"
+    assert line["ts"].endswith("Z")
+
+
+async def test_logs_never_hold_message_content_or_the_raw_user_id(
+    make_client: ClientFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with make_client(log_format="json", log_level="DEBUG") as client:
+        session = await create_session(client, USER)
+        url = f"/api/v1/sessions/{session['session_id']}/messages"
+        await client.post(url, json={"role": "user", "content": SECRET}, headers=user(USER))
+        await client.get(url, headers=user(USER))
+        await client.get(f"/api/v1/sessions/{session['session_id']}/export", headers=user(USER))
+    err = capsys.readouterr().err
+    assert SECRET not in err and "hunter2" not in err
+    assert USER not in err and "alice" not in err
+    assert {line["user"] for line in access_lines(err)} == {user_ref(USER)}
+
+
+async def test_every_log_line_of_a_request_carries_its_request_id(
+    make_client: ClientFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead_case_service = f"http://127.0.0.1:{free_port()}"
+    async with make_client(
+        log_format="json", log_level="INFO", case_service_url=dead_case_service
+    ) as client:
+        session = await create_session(client)
+        capsys.readouterr()
+        response = await client.get(
+            f"/api/v1/sessions/{session['session_id']}/cases",
+            headers={**user(), "X-Request-ID": "rid-cases"},
+        )
+        assert response.json()["case_service"] == "unavailable"
+    lines = [e for e in json_lines(capsys.readouterr().err) if "request_id" in e]
+    loggers = {e["logger"] for e in lines}
+    assert {"session_service.case_service", "session_service.access"} <= loggers
+    assert {e["request_id"] for e in lines} == {"rid-cases"}
+
+
+async def test_text_format_puts_the_request_id_on_the_access_line(
+    make_client: ClientFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with make_client(log_format="text", log_level="INFO") as client:
+        capsys.readouterr()
+        await client.get("/health", headers={"X-Request-ID": "rid-text"})
+    [line] = [x for x in capsys.readouterr().err.splitlines() if "session_service.access" in x]
+    assert "[rid-text]" in line
+    assert "GET /health 200" in line
+
+
+async def test_json_is_the_default_outside_development(
+    make_client: ClientFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with make_client(environment="production", log_level="INFO") as client:
+        capsys.readouterr()
+        await client.get("/health")
+    assert [line["route"] for line in access_lines(capsys.readouterr().err)] == ["/health"]
+
+
+async def test_access_log_can_be_turned_off(
+    make_client: ClientFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with make_client(log_format="json", log_level="INFO", access_log=False) as client:
+        capsys.readouterr()
+        await client.get("/health")
+    assert access_lines(capsys.readouterr().err) == []
+
+
+def test_the_real_process_writes_only_json_lines_and_one_access_line_per_request(
+    tmp_path: Path, redis_url: str
+) -> None:
+    with running_service(tmp_path, "serve", REDIS_URL=redis_url, LOG_FORMAT="json") as service:
+        for n in range(3):
+            httpx.get(f"{service.url}/health", headers={"X-Request-ID": f"rid-real-{n}"})
+        service.terminate()
+        assert service.wait(timeout=15) == 0
+    lines = json_lines(service.stderr())  # fails on any line that is not JSON
+    ours = [e for e in lines if str(e.get("request_id", "")).startswith("rid-real-")]
+    assert [(e["logger"], e["request_id"]) for e in ours] == [
+        ("session_service.access", f"rid-real-{n}") for n in range(3)
+    ]
+    assert any("Started server process" in e["msg"] for e in lines)
