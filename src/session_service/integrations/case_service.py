@@ -3,6 +3,7 @@ with its own links when the case service is unset, slow, down or wrong."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -14,6 +15,7 @@ logger = logging.getLogger("session_service.case_service")
 class CaseServiceClient:
     def __init__(self, base_url: str | None, timeout: float) -> None:
         self.base_url = base_url.rstrip("/") if base_url else None
+        self.timeout = timeout
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout)) if base_url else None
 
     async def cases_for_session(self, user_id: str, session_id: str) -> list[dict[str, Any]] | None:
@@ -22,14 +24,16 @@ class CaseServiceClient:
             return None
         url = f"{self.base_url}/api/v1/cases/session/{session_id}"
         try:
-            response = await self._client.get(
-                url,
-                params={"page": 1, "page_size": 100},
-                headers=[(b"X-User-ID", user_id.encode("utf-8"))],
-            )
+            # httpx's timeout bounds each read; a trickling answer needs a total bound.
+            async with asyncio.timeout(self.timeout):
+                response = await self._client.get(
+                    url,
+                    params={"page": 1, "page_size": 100},
+                    headers=[(b"X-User-ID", user_id.encode("utf-8"))],
+                )
             response.raise_for_status()
             payload = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx.HTTPError, ValueError, TimeoutError) as exc:
             logger.warning("case service unavailable: %s", type(exc).__name__)
             return None
         cases = payload.get("cases") if isinstance(payload, dict) else None
