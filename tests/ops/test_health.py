@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 
+from session_service.config import Settings
 from tests.conftest import make_settings, running_app
 from tests.servers import free_port, redis_server
 
@@ -24,7 +25,9 @@ async def test_ready_reports_storage_mode_and_latency(client: httpx.AsyncClient)
 async def test_ready_names_the_embedded_mode_when_the_service_owns_its_server(
     data_dir: Path,
 ) -> None:
-    async with running_app(make_settings(None, data_dir=data_dir)) as client:
+    settings = Settings(_env_file=None, data_dir=data_dir, cleanup_interval_seconds=0)
+    assert settings.embedded
+    async with running_app(settings) as client:
         body = (await client.get("/ready")).json()
     assert body["status"] == "ready"
     assert body["storage_mode"] == "embedded"
