@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
@@ -97,4 +97,12 @@ def build_client(settings: Settings, url: str | None) -> RedisClient:
     kwargs = dict(common)
     if url.startswith("rediss://"):
         kwargs.update(_tls(settings))
-    return Redis.from_url(url, max_connections=settings.redis_max_connections, **kwargs)
+    # A blocking pool queues a request for a free connection (up to the timeout) instead
+    # of failing it at once with "Too many connections" (503) under contention.
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_timeout_seconds,
+        **kwargs,
+    )
+    return Redis.from_pool(pool)
