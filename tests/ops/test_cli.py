@@ -1,0 +1,112 @@
+"""`fm-session-service`: serve (default) and the admin commands, run as the
+installed console script against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import ClientFactory, create_session, user
+from tests.ops.service import BIN, service_env
+
+
+async def cli(tmp_path: Path, *args: str, **env: str) -> tuple[int, str, str]:
+    """Run the console script: (exit code, stdout, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        str(BIN),
+        *args,
+        cwd=tmp_path,
+        env=service_env(**env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_help_lists_serve_and_every_admin_command(tmp_path: Path) -> None:
+    code, out, _ = await cli(tmp_path, "--help")
+    assert code == 0
+    assert out.startswith("usage: fm-session-service")
+    for command in ("serve", "cleanup", "export", "erase-user"):
+        assert f"\n    {command} " in out, command
+    assert "export SESSION_ID --user USER" in out
+
+
+async def test_export_prints_the_whole_transcript_as_json(
+    tmp_path: Path, client: httpx.AsyncClient, redis_url: str
+) -> None:
+    session = await create_session(client, "u-cli", title="DB timeouts")
+    url = f"/api/v1/sessions/{session['session_id']}/messages"
+    for n in range(3):
+        await client.post(url, json={"role": "user", "content": f"m{n}"}, headers=user("u-cli"))
+    code, out, err = await cli(
+        tmp_path, "export", session["session_id"], "--user", "u-cli", REDIS_URL=redis_url
+    )
+    assert code == 0, err
+    transcript = json.loads(out)
+    assert transcript["session_id"] == session["session_id"]
+    assert transcript["title"] == "DB timeouts"
+    assert [m["content"] for m in transcript["messages"]] == ["m0", "m1", "m2"]
+
+
+async def test_export_of_another_users_session_fails_with_not_found(
+    tmp_path: Path, client: httpx.AsyncClient, redis_url: str
+) -> None:
+    session = await create_session(client, "owner")
+    code, out, err = await cli(
+        tmp_path, "export", session["session_id"], "--user", "intruder", REDIS_URL=redis_url
+    )
+    assert code == 1
+    assert out == ""
+    assert "Session not found" in err
+    assert "Traceback" not in err
+
+
+async def test_cleanup_shows_progress_on_stderr_and_a_summary_on_stdout(
+    tmp_path: Path, make_client: ClientFactory, redis_url: str
+) -> None:
+    async with make_client(default_session_ttl=1) as client:
+        short = await create_session(client, "u-a")
+    await create_session_for(make_client, "u-b")
+    expires = datetime.fromisoformat(short["expires_at"]).timestamp()
+    await asyncio.sleep(max(0.0, expires - time.time()) + 0.05)
+    code, out, err = await cli(tmp_path, "cleanup", REDIS_URL=redis_url)
+    assert code == 0, err
+    assert json.loads(out) == {"cleaned_sessions": 1, "scanned": 2}
+    progress = err.split("\r")
+    assert "users 1 " in progress[1]
+    assert progress[-1].strip() == "users 2  sessions scanned 2  expired removed 1"
+
+
+async def create_session_for(make_client: ClientFactory, user_id: str) -> None:
+    async with make_client() as client:
+        await create_session(client, user_id)
+
+
+async def test_erase_user_deletes_every_session_of_that_user_only(
+    tmp_path: Path, client: httpx.AsyncClient, redis_url: str
+) -> None:
+    for owner in ("gone", "gone", "stays"):
+        await create_session(client, owner)
+    code, out, err = await cli(tmp_path, "erase-user", "gone", REDIS_URL=redis_url)
+    assert code == 0, err
+    assert json.loads(out)["deleted_sessions"] == 2
+    remaining = {
+        owner: (await client.get("/api/v1/sessions", headers=user(owner))).json()["total"]
+        for owner in ("gone", "stays")
+    }
+    assert remaining == {"gone": 0, "stays": 1}
+
+
+async def test_a_bad_setting_stops_the_command_with_one_line_naming_it(tmp_path: Path) -> None:
+    code, _, err = await cli(tmp_path, "cleanup", PORT="eighty")
+    assert code == 2
+    assert err.strip().splitlines() == [err.strip()]
+    assert "PORT" in err
