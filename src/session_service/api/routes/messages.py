@@ -166,11 +166,12 @@ async def _json_export(
 ) -> AsyncIterator[bytes]:
     head = orjson.dumps(session)
     yield head[:-1] + b',"messages":['
-    first = True
+    separator = b""
     async for chunk in store.iter_messages(user_id, session["session_id"], upto):
-        for message in chunk:
-            yield (b"" if first else b",") + orjson.dumps(message)
-            first = False
+        # One body piece per stored chunk, not per message: a piece per message made a
+        # 100,000-message export 100,000 socket writes.
+        yield separator + b",".join(orjson.dumps(message) for message in chunk)
+        separator = b","
     yield b"]}"
 
 
