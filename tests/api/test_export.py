@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -197,3 +198,58 @@ async def test_export_reads_the_conversation_in_bounded_chunks(
     sizes = [len(chunk) async for chunk in store.iter_messages("u1", sid, count)]
 
     assert sizes == [EXPORT_CHUNK, EXPORT_CHUNK, EXPORT_CHUNK, 7]
+
+
+async def asgi_get(app: Any, path: str, query: bytes) -> list[dict[str, Any]]:
+    """Call the app as a server would and keep every ASGI message it sends."""
+    sent: list[dict[str, Any]] = []
+    requested = False
+    never = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await never.wait()  # the client stays connected
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"x-user-id", b"u1")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    await app(scope, receive, send)
+    return sent
+
+
+@pytest.mark.parametrize("fmt", [b"json", b"markdown"])
+async def test_a_large_export_is_sent_in_pieces_not_built_at_once(
+    client: httpx.AsyncClient, redis: Redis, fmt: bytes
+) -> None:
+    store: SessionStore = client.app.state.store  # type: ignore[attr-defined]
+    sid = (await create_session(client))["session_id"]
+    count = EXPORT_CHUNK * 8
+    await fill(store, redis, "u1", sid, count)
+
+    sent = await asgi_get(client.app, f"/api/v1/sessions/{sid}/export", b"format=" + fmt)  # type: ignore[attr-defined]
+
+    assert sent[0]["type"] == "http.response.start"
+    assert sent[0]["status"] == 200
+    pieces = [m["body"] for m in sent[1:] if m["type"] == "http.response.body"]
+    whole = b"".join(pieces)
+    assert whole.count(b"message ") == count
+    assert len([p for p in pieces if p]) >= 8
+    assert max(len(p) for p in pieces) < len(whole) / 4
