@@ -11,7 +11,15 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+)
 
 from session_service.domain.status import SessionStatus
 
@@ -47,7 +55,15 @@ def check_json_object(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
+def _iso_text(value: Any) -> Any:
+    # The schema says an ISO 8601 string; lax pydantic would also take a number.
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO 8601 date-time string")
+    return value
+
+
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_json_object)]
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_text)]
 Title = Annotated[str, Field(max_length=MAX_TITLE)]
 Description = Annotated[str, Field(max_length=MAX_DESCRIPTION)]
 SessionType = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -66,8 +82,8 @@ class SessionCreate(Strict):
     session_type: SessionType = "troubleshooting"
     client_id: ClientId | None = None
     metadata: JsonObject | None = None
-    timeout_minutes: int | None = Field(
-        None, description="Inactivity timeout; bounded by SESSION_MIN/MAX_TIMEOUT_MINUTES"
+    timeout_minutes: StrictInt | None = Field(
+        None, ge=1, description="Inactivity timeout; bounded by SESSION_MIN/MAX_TIMEOUT_MINUTES"
     )
 
 
@@ -94,12 +110,12 @@ class SearchRequest(Strict):
     query: str | None = Field(None, max_length=200)
     metadata: JsonObject | None = None
     session_type: SessionType | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-    updated_after: datetime | None = None
-    updated_before: datetime | None = None
-    include_archived: bool = False
-    limit: int = Field(50, ge=1, le=100)
+    created_after: IsoDatetime | None = None
+    created_before: IsoDatetime | None = None
+    updated_after: IsoDatetime | None = None
+    updated_before: IsoDatetime | None = None
+    include_archived: StrictBool = False
+    limit: StrictInt = Field(50, ge=1, le=100)
     cursor: str | None = Field(None, max_length=200)
 
 
