@@ -18,7 +18,8 @@ from session_service.domain.ids import is_session_id
 from session_service.integrations.case_service import CaseServiceClient
 from session_service.store.sessions import SessionStore
 
-_IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
+# Printable ASCII; no leading or trailing space, which HTTP would strip anyway.
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$")
 
 
 async def get_principal(request: Request) -> Principal:
@@ -58,12 +59,13 @@ async def idempotency_key(
         str | None,
         Header(
             alias="Idempotency-Key",
+            pattern=_IDEMPOTENCY_KEY.pattern,
             description="1-255 printable characters; a retry with the same key returns the "
             "original response and writes nothing new (24 hours)",
         ),
     ] = None,
 ) -> str | None:
-    if key is not None and not _IDEMPOTENCY_KEY.match(key):
+    if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
         raise errors.InvalidRequest(
             "Idempotency-Key must be 1-255 printable characters", field="Idempotency-Key"
         )
