@@ -315,6 +315,8 @@ async def test_include_messages_limit_is_bounded(client: httpx.AsyncClient, limi
 
 MESSAGE_ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/messages", {"role": "user", "content": "hi"}),
+    ("POST", "/messages", {"role": "user", "content": "x" * 70_000}),
+    ("POST", "/messages", {"role": "robot", "content": ""}),
     ("GET", "/messages", None),
     ("GET", "/messages?order=asc", None),
     ("GET", "/messages?order=desc&before=msg_0000000002", None),
