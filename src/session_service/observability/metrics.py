@@ -59,6 +59,12 @@ T = TypeVar("T")
 _NOT_OPERATIONS = frozenset({"close"})
 
 
+@functools.cache
+def _latency(operation: str) -> Any:
+    # Resolving a label child costs more than observing it; operations are few.
+    return STORAGE_LATENCY.labels(operation)
+
+
 def _record_error(operation: str, exc: BaseException) -> None:
     """Count Redis failures (by exception class) and storage errors (by code)."""
     if isinstance(exc, RedisError):
@@ -77,7 +83,7 @@ def _timed(operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
             _record_error(operation, exc)
             raise
         finally:
-            STORAGE_LATENCY.labels(operation).observe(time.perf_counter() - started)
+            _latency(operation).observe(time.perf_counter() - started)
 
     return wrapper
 
@@ -100,7 +106,7 @@ def _timed_iter(operation: str, method: Callable[..., AsyncIterator[Any]]) -> Ca
                     _record_error(operation, exc)
                     raise
                 finally:
-                    STORAGE_LATENCY.labels(operation).observe(time.perf_counter() - started)
+                    _latency(operation).observe(time.perf_counter() - started)
                 yield item
         finally:
             await inner.aclose()  # type: ignore[attr-defined]
