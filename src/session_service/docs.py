@@ -253,6 +253,12 @@ def problems(spec: dict[str, Any]) -> list[str]:
     return out
 
 
+def undocumented_settings(readme: str) -> list[str]:
+    """Settings the README's configuration table does not name."""
+    names = [name.upper() for name in Settings.model_fields]
+    return [f"README.md does not document the setting {n}" for n in names if f"`{n}`" not in readme]
+
+
 def outputs(root: Path, spec: dict[str, Any]) -> dict[Path, str]:
     """Every generated file and the content it should have."""
     readme = (root / "README.md").read_text(encoding="utf-8")
@@ -295,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"docs: {exc}", file=sys.stderr)
         return 1
-    failures = problems(spec)
+    failures = problems(spec) + undocumented_settings(wanted[root / "README.md"])
     for path, content in wanted.items():
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current == content:
