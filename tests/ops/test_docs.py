@@ -203,3 +203,13 @@ async def test_markdown_export_media_type_is_documented_as_served(
     assert media_type == "text/markdown"
     path = _committed_spec()["paths"]["/api/v1/sessions/{session_id}/export"]
     assert media_type in path["get"]["responses"]["200"]["content"]
+
+
+def test_check_fails_when_a_setting_is_missing_from_the_readme(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = _fresh_docs(tmp_path, capsys) / "README.md"
+    readme.write_text(readme.read_text().replace("`MAX_MESSAGE_BYTES`", "MAX_MESSAGE_BYTES"))
+    code, err = _docs("--check", "--root", str(tmp_path), capsys=capsys)
+    assert code == 1
+    assert "README.md does not document the setting MAX_MESSAGE_BYTES" in err
