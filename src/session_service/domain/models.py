@@ -48,7 +48,12 @@ def check_json_object(value: dict[str, Any] | None) -> dict[str, Any] | None:
     for key in value:
         if not 1 <= len(key) <= MAX_KEY_LENGTH:
             raise ValueError(f"keys must be 1-{MAX_KEY_LENGTH} characters")
-    if len(orjson.dumps(value)) > MAX_JSON_BYTES:
+    try:
+        size = len(orjson.dumps(value))
+    except orjson.JSONEncodeError:
+        # e.g. an integer beyond 64 bits: it could not be stored or served back exactly.
+        raise ValueError("numbers must fit in 64 bits") from None
+    if size > MAX_JSON_BYTES:
         raise ValueError(f"at most {MAX_JSON_BYTES} bytes when serialized")
     if _depth(value) > MAX_JSON_DEPTH:
         raise ValueError(f"at most {MAX_JSON_DEPTH} levels deep")
