@@ -344,3 +344,24 @@ async def test_get_session_and_export_query_bounds(client: httpx.AsyncClient) ->
     ):
         response = await client.get(url, headers=user("a"))
         assert response.status_code == 422, (url, response.text)
+
+
+@pytest.mark.parametrize("number", [2**64, -(2**63) - 1, 10**40])
+async def test_integers_beyond_64_bits_are_422_not_500(
+    client: httpx.AsyncClient, number: int
+) -> None:
+    doc = {"a": {"b": [number]}}
+    sid = (await create_session(client, "a"))["session_id"]
+    h = user("a")
+    for response in (
+        await client.post(LIST, json={"metadata": doc}, headers=h),
+        await client.post(f"{LIST}/search", json={"metadata": doc}, headers=h),
+        await client.patch(f"{LIST}/{sid}", json={"context": doc}, headers=h),
+        await client.post(
+            f"{LIST}/{sid}/messages",
+            json={"role": "user", "content": "x", "metadata": doc},
+            headers=h,
+        ),
+    ):
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "validation_error"
