@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from typing import Any
 
+from redis import exceptions as rx
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
@@ -26,6 +28,16 @@ def _common(settings: Settings) -> dict[str, Any]:
         "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
         "health_check_interval": 0,
     }
+
+
+class SentinelMaster(Redis):
+    """The master's client; closing it also closes the connections to the sentinels."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        manager = self.connection_pool.sentinel_manager  # type: ignore[attr-defined]
+        await super().aclose(close_connection_pool)
+        for sentinel in manager.sentinels:
+            await sentinel.aclose()
 
 
 def _tls(settings: Settings) -> dict[str, Any]:
@@ -59,7 +71,10 @@ def build_client(settings: Settings, url: str | None) -> RedisClient:
         hosts = [
             (h.rpartition(":")[0], int(h.rpartition(":")[2])) for h in settings.redis_sentinel_hosts
         ]
-        sentinel_kwargs: dict[str, Any] = {"socket_timeout": settings.redis_timeout_seconds}
+        sentinel_kwargs: dict[str, Any] = {
+            "socket_timeout": settings.redis_timeout_seconds,
+            "socket_connect_timeout": common["socket_connect_timeout"],
+        }
         if settings.redis_sentinel_password:
             sentinel_kwargs["password"] = settings.redis_sentinel_password
         extra: dict[str, Any] = {}
@@ -71,7 +86,9 @@ def build_client(settings: Settings, url: str | None) -> RedisClient:
             hosts, sentinel_kwargs=sentinel_kwargs, **common, **extra
         )
         master: Redis = sentinel.master_for(
-            settings.redis_master_set, max_connections=settings.redis_max_connections
+            settings.redis_master_set,
+            redis_class=SentinelMaster,
+            max_connections=settings.redis_max_connections,
         )
         return master
     if settings.redis_mode is RedisMode.CLUSTER:
@@ -106,3 +123,61 @@ def build_client(settings: Settings, url: str | None) -> RedisClient:
         **kwargs,
     )
     return Redis.from_pool(pool)
+
+
+async def eval_and_wait(
+    client: RedisClient, sha: str, key: str, args: list[str | int], replicas: int, timeout_ms: int
+) -> tuple[Any, Any]:
+    """EVALSHA on `key`, then WAIT on the same connection, in one round trip.
+
+    WAIT counts only the writes of its own connection, so both commands must share
+    one. Each element of the answer is the command's reply or the exception it
+    raised. redis-py's cluster pipeline would route the keyless WAIT to another
+    node (and re-send a MOVED script alone), so on Cluster both go to the key's
+    primary over one of that node's connections.
+    """
+    if isinstance(client, RedisCluster):
+        return await _cluster_eval_and_wait(client, sha, key, args, replicas, timeout_ms)
+    pipe = client.pipeline(transaction=False)
+    pipe.evalsha(sha, 1, key, *args)
+    pipe.execute_command("WAIT", replicas, timeout_ms)
+    reply, acked = await pipe.execute(raise_on_error=False)
+    return reply, acked
+
+
+async def _cluster_eval_and_wait(
+    client: RedisCluster,
+    sha: str,
+    key: str,
+    args: list[str | int],
+    replicas: int,
+    timeout_ms: int,
+) -> tuple[Any, Any]:
+    await client.initialize()
+    for _ in range(2):
+        node = client.get_node_from_key(key)
+        assert node is not None
+        script = PipelineCommand(0, "EVALSHA", sha, 1, key, *args)
+        wait = PipelineCommand(1, "WAIT", replicas, timeout_ms)
+        try:
+            await node.execute_pipeline([script, wait])
+        except (rx.ConnectionError, rx.TimeoutError):
+            # As RedisCluster does: drop this node's connections and relearn the slots.
+            node.update_active_connections_for_reconnect()
+            await node.disconnect_free_connections()
+            client.nodes_manager.move_node_to_end_of_cached_nodes(node.name)
+            await _relearn_slots(client)
+            raise
+        if isinstance(script.result, rx.MovedError):
+            await client.nodes_manager.move_slot(script.result)
+            continue
+        if isinstance(script.result, rx.ClusterDownError | rx.SlotNotCoveredError):
+            await _relearn_slots(client)
+        return script.result, wait.result
+    return script.result, wait.result
+
+
+async def _relearn_slots(client: RedisCluster) -> None:
+    # On failure the next request tries again; this one answers 503 anyway.
+    with contextlib.suppress(rx.RedisError):
+        await client.nodes_manager.initialize()

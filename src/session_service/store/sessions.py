@@ -157,7 +157,8 @@ class SessionStore:
                 raise reply
             if isinstance(acked, Exception):
                 raise acked
-            if reply and reply[0] != "err" and int(acked) < self.min_replicas_ack:
+            refused = isinstance(reply, list) and reply[:1] == ["err"]  # nothing was written
+            if not refused and int(acked) < self.min_replicas_ack:
                 raise errors.StorageUnavailable(
                     f"The write reached {acked} of {self.min_replicas_ack} required replicas in "
                     "time; it may not survive a failover. Retry with the same Idempotency-Key."
