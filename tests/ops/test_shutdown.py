@@ -108,3 +108,24 @@ def test_sigterm_stops_the_embedded_server_the_service_owns(tmp_path: Path) -> N
         service.stop()
     assert not _process_exists(pid), "the embedded server outlived the service"
     assert not (data_dir / "valkey.sock").exists()
+
+
+def test_sigterm_with_several_workers_exits_zero_and_cleans_up_what_the_parent_owns(
+    tmp_path: Path,
+) -> None:
+    data_dir, tmp = tmp_path / "data", tmp_path / "tmp"
+    tmp.mkdir()
+    service = ServiceProcess(
+        tmp_path, "serve", "--workers", "2", DATA_DIR=str(data_dir), TMPDIR=str(tmp)
+    ).start()
+    try:
+        created = httpx.post(f"{service.url}/api/v1/sessions", json={}, headers={"X-User-ID": "u1"})
+        assert created.status_code == 201
+        pid = int((data_dir / "valkey.pid").read_text())
+        [metrics_dir] = tmp.glob("fm-session-metrics-*")
+        service.terminate()
+        assert service.wait(timeout=GRACE_SECONDS + 5) == 0, service.stderr()
+    finally:
+        service.stop()
+    assert not _process_exists(pid), "the embedded server outlived the service"
+    assert not metrics_dir.exists(), "the multiprocess metrics directory was left behind"
