@@ -84,7 +84,9 @@ def user(user_id: str = "u1", **extra: str) -> dict[str, str]:
     return {"X-User-ID": user_id, **extra}
 
 
-async def create_session(client: httpx.AsyncClient, user_id: str = "u1", **body: Any) -> dict[str, Any]:
+async def create_session(
+    client: httpx.AsyncClient, user_id: str = "u1", **body: Any
+) -> dict[str, Any]:
     response = await client.post("/api/v1/sessions", json=body, headers=user(user_id))
     assert response.status_code == 201, response.text
     data: dict[str, Any] = response.json()
