@@ -188,7 +188,9 @@ def stats(spec: dict[str, Any]) -> str:
     ops = operations(spec)
     api = sum(1 for op in ops if op.path.startswith("/api/"))
     rows = [
-        "| Figure (from the code) | Count |",
+        "**Figures**, counted from the code by `make docs`:",
+        "",
+        "| Figure | Count |",
         "|---|---|",
         f"| HTTP endpoints | {len(ops)} |",
         f"| of which under `/api/v1` | {api} |",
