@@ -9,6 +9,7 @@ are swapped for real ones so the fuzzer reaches past the 404.
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 import zlib
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ from tests.security.conftest import LiveServer, serve
 USER = "fuzz-user"
 HEADERS = {"X-User-ID": USER}
 SETTINGS = Settings(_env_file=None)
+# Per operation; about a minute on two cores. Raise it locally to hunt deeper.
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "100"))
 
 # The document the app serves at /openapi.json (checked below), loaded at collection.
 OPENAPI = create_app(SETTINGS).openapi()
@@ -114,7 +117,9 @@ def _aim(case: Any, sessions: Sessions) -> None:
 
 
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=MAX_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
 def test_api_answers_as_documented(
     case: Any, fuzz_server: LiveServer, real_sessions: Sessions
 ) -> None:
