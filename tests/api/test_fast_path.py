@@ -156,3 +156,24 @@ async def test_heartbeat_matches(client: httpx.AsyncClient) -> None:
     _same(
         *await _both(client, "POST", "/api/v1/sessions/sess_nothere/heartbeat", headers=user("u2"))
     )
+
+
+async def test_a_bad_idempotency_key_on_someone_elses_session_is_404_on_both(
+    client: httpx.AsyncClient,
+) -> None:
+    """Session before request: the 404 wins over the 422 of a malformed header."""
+    sid = (await create_session(client, "owner"))["session_id"]
+    headers = {**user("intruder"), "Idempotency-Key": "\x7f" * 3}
+    body = {"role": "user", "content": "hi"}
+    fast, slow = await _both(
+        client, "POST", f"/api/v1/sessions/{sid}/messages", json=body, headers=headers
+    )
+    _same(fast, slow)
+    assert fast.status_code == 404
+    own = await client.post(
+        f"/api/v1/sessions/{sid}/messages",
+        json=body,
+        headers={**user("owner"), "Idempotency-Key": "\x7f"},
+    )
+    assert own.status_code == 422
+    assert own.json()["code"] == "validation_error"

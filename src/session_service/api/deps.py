@@ -59,7 +59,8 @@ async def idempotency_key(
         str | None,
         Header(
             alias="Idempotency-Key",
-            pattern=_IDEMPOTENCY_KEY.pattern,
+            # Documented here, checked below: one error shape on every code path.
+            json_schema_extra={"pattern": _IDEMPOTENCY_KEY.pattern},
             description="1-255 printable characters; a retry with the same key returns the "
             "original response and writes nothing new (24 hours)",
         ),

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from session_service import errors
 from session_service.api import deps
-from session_service.api.handlers import error_response, validation_response
+from session_service.api.handlers import error_response, unknown_session, validation_response
 from session_service.api.identity import Principal
 from session_service.api.routes import messages, sessions
 from session_service.domain import models
@@ -75,7 +75,10 @@ class FastPathMiddleware:
         try:
             response = await handler(scope, scope["state"]["principal"], session_id, body)
         except errors.ServiceError as exc:
-            response = error_response(exc)
+            first = (
+                await unknown_session(scope, session_id or None) if exc.status_code == 422 else None
+            )
+            response = error_response(first or exc)
         except RedisError as exc:
             response = error_response(translate(exc))
         await response(scope, receive, send)
@@ -103,8 +106,9 @@ def _state(scope: Scope) -> Any:
 
 async def _invalid(exc: ValidationError, scope: Scope, principal: Principal, sid: str) -> Response:
     """Body errors, after the session check (404 wins over 422), like the FastAPI route."""
-    if sid and not await _state(scope).store.exists(principal.user_id, sid):
-        return error_response(errors.SessionNotFound())
+    first = await unknown_session(scope, sid or None)
+    if first is not None:
+        return error_response(first)
     problems = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
     return validation_response(problems)
 

@@ -34,27 +34,38 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{location}: {message}" if location else message
 
 
+async def unknown_session(scope: Any, session_id: Any) -> errors.ServiceError | None:
+    """The session is checked before the request: an unknown (or another user's)
+    session is a 404 even when the request is also invalid. Only runs on the
+    422 path, so valid requests never pay for it."""
+    if not isinstance(session_id, str):
+        return None
+    if not is_session_id(session_id):
+        return errors.SessionNotFound()
+    principal = scope.get("state", {}).get("principal")
+    if principal is None:
+        return None
+    try:
+        exists = await scope["app"].state.store.exists(principal.user_id, session_id)
+    except RedisError as redis_exc:
+        return translate(redis_exc)
+    return None if exists else errors.SessionNotFound()
+
+
 async def _service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.ServiceError)
+    if exc.status_code == 422:
+        first = await unknown_session(request.scope, request.path_params.get("session_id"))
+        if first is not None:
+            return error_response(first)
     return error_response(exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    # The session is checked before the request: an unknown session is a 404
-    # even when the body is also wrong.
-    session_id = request.path_params.get("session_id")
-    if isinstance(session_id, str):
-        principal = request.scope.get("state", {}).get("principal")
-        if not is_session_id(session_id):
-            return error_response(errors.SessionNotFound())
-        if principal is not None:
-            try:
-                exists = await request.app.state.store.exists(principal.user_id, session_id)
-            except RedisError as redis_exc:
-                return error_response(translate(redis_exc))
-            if not exists:
-                return error_response(errors.SessionNotFound())
+    first = await unknown_session(request.scope, request.path_params.get("session_id"))
+    if first is not None:
+        return error_response(first)
     return validation_response(exc.errors())
 
 
