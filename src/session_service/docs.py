@@ -255,10 +255,42 @@ def problems(spec: dict[str, Any]) -> list[str]:
     return out
 
 
-def undocumented_settings(readme: str) -> list[str]:
-    """Settings the README's configuration table does not name."""
-    names = [name.upper() for name in Settings.model_fields]
-    return [f"README.md does not document the setting {n}" for n in names if f"`{n}`" not in readme]
+#: Settings whose default is derived from another one; the README explains it.
+DERIVED_DEFAULTS = frozenset({"LOG_FORMAT"})
+
+
+def _default_token(value: Any) -> str:
+    """How the README's configuration table writes a default."""
+    if value is None or value == []:
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, list):
+        return f"`{','.join(map(str, value))}`"
+    if isinstance(value, float):
+        return f"`{value:g}`"
+    if isinstance(value, Path):
+        return str(value)
+    return f"`{getattr(value, 'value', value)}`"
+
+
+def settings_problems(readme: str) -> list[str]:
+    """Settings the README's configuration table misses, or shows with a wrong default."""
+    rows: dict[str, str] = {}
+    for line in readme.splitlines():
+        cells = [cell.strip() for cell in line.split("|")]
+        if len(cells) == 5 and re.fullmatch(r"`[A-Z0-9_]+`", cells[1]):
+            rows[cells[1].strip("`")] = cells[3]
+    out = []
+    for name, field in Settings.model_fields.items():
+        env = name.upper()
+        if f"`{env}`" not in readme:
+            out.append(f"README.md does not document the setting {env}")
+        elif env in rows and env not in DERIVED_DEFAULTS:
+            token = _default_token(field.default)
+            if token not in rows[env]:
+                out.append(f"README.md shows {env}'s default as {rows[env]}; the code says {token}")
+    return out
 
 
 def outputs(root: Path, spec: dict[str, Any]) -> dict[Path, str]:
@@ -303,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"docs: {exc}", file=sys.stderr)
         return 1
-    failures = problems(spec) + undocumented_settings(wanted[root / "README.md"])
+    failures = problems(spec) + settings_problems(wanted[root / "README.md"])
     for path, content in wanted.items():
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current == content:
