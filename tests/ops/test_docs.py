@@ -213,3 +213,20 @@ def test_check_fails_when_a_setting_is_missing_from_the_readme(
     code, err = _docs("--check", "--root", str(tmp_path), capsys=capsys)
     assert code == 1
     assert "README.md does not document the setting MAX_MESSAGE_BYTES" in err
+
+
+def test_check_fails_when_the_readme_shows_a_wrong_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = _fresh_docs(tmp_path, capsys) / "README.md"
+    readme.write_text(readme.read_text().replace("| Port | `8001` |", "| Port | `8080` |"))
+    code, err = _docs("--check", "--root", str(tmp_path), capsys=capsys)
+    assert code == 1
+    assert "README.md shows PORT's default as `8080`; the code says `8001`" in err
+
+
+def test_readme_configuration_table_matches_every_default_in_the_code() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert docs.settings_problems(readme) == []
+    wrong = readme.replace("| `1.5` |", "| `2.5` |").replace("| `true` |", "| `false` |")
+    assert len(docs.settings_problems(wrong)) == 3  # timeout, metrics, access log
