@@ -23,7 +23,7 @@ MASTER_SET = "mymaster"
 FAST_SYNC = ("--repl-diskless-sync-delay", "0")
 #: Short enough for a failover within a couple of seconds, long enough not to
 #: flap on a loaded 2-core CI box.
-DOWN_AFTER_MS = 800
+DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 3000
 
 
@@ -97,6 +97,20 @@ class SentinelTopology:
         with sync_client(self.sentinels[0].port) as client:
             _, port = client.sentinel_get_master_addr_by_name(MASTER_SET)
         return int(port)
+
+    def wait_promoted(self, old_port: int, timeout: float = 30.0) -> int:
+        """Wait until every sentinel agrees on a new, healthy master; its port."""
+
+        def promoted() -> bool:
+            for sentinel in self.sentinels:
+                with sync_client(sentinel.port) as client:
+                    info = client.sentinel_master(MASTER_SET)
+                    if int(info["port"]) == old_port or info["flags"] != "master":
+                        return False
+            return True
+
+        wait_until(promoted, "sentinel to promote a replica", timeout)
+        return self.master_port()
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Every sentinel knows the master, its replicas and the other sentinels."""

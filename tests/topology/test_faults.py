@@ -1,0 +1,186 @@
+"""Outages: a Sentinel failover, a Redis restart and Redis down at start.
+
+Each test owns its servers (they are killed or restarted), so the shared
+topologies of the other tests stay healthy. No request may answer 500 or hang:
+during an outage the service answers 503 `storage_unavailable` with Retry-After,
+and after it every acknowledged (2xx) message is still there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import create_session, make_settings, running_app, user
+from tests.servers import RedisProcess, free_port
+from tests.topology.servers import sentinel_topology
+
+pytestmark = pytest.mark.slow
+
+#: A request taking longer than this is a hung request: the test fails.
+HUNG = 15.0
+
+
+@dataclass
+class AppendLoad:
+    """Writers appending numbered messages to one session, recording every answer."""
+
+    client: httpx.AsyncClient
+    session_id: str
+    acked: list[str] = field(default_factory=list)
+    attempted: list[str] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    unavailable_without_retry_after: int = 0
+    slowest: float = 0.0
+    ack_times: list[tuple[float, float]] = field(default_factory=list)  # (sent, answered)
+    running: bool = True
+
+    async def writer(self, name: str) -> None:
+        n = 0
+        while self.running:
+            n += 1
+            content = f"{name}-{n}"
+            self.attempted.append(content)
+            started = time.monotonic()
+            async with asyncio.timeout(HUNG):
+                response = await self.client.post(
+                    f"/api/v1/sessions/{self.session_id}/messages",
+                    json={"role": "user", "content": content},
+                    headers=user(),
+                )
+            self.slowest = max(self.slowest, time.monotonic() - started)
+            self.statuses.append(response.status_code)
+            if response.status_code == 201:
+                self.acked.append(content)
+                self.ack_times.append((started, time.monotonic()))
+            elif response.status_code == 503:
+                body = response.json()
+                if body["code"] != "storage_unavailable" or "Retry-After" not in response.headers:
+                    self.unavailable_without_retry_after += 1
+                await asyncio.sleep(0.05)
+
+    async def acks_after(self, moment: float, count: int) -> float:
+        """Wait for `count` acks of writes sent after `moment`; the delay of the first."""
+        async with asyncio.timeout(30):
+            while True:
+                after = [answered for sent, answered in self.ack_times if sent > moment]
+                if len(after) >= count:
+                    return min(after) - moment
+                await asyncio.sleep(0.02)
+
+
+async def stored_contents(client: httpx.AsyncClient, session_id: str) -> list[str]:
+    page = await client.get(f"/api/v1/sessions/{session_id}/messages?limit=500", headers=user())
+    assert page.status_code == 200, page.text
+    body = page.json()
+    assert body["total"] == len(body["messages"]), "message_count disagrees with the stream"
+    return [m["content"] for m in body["messages"]]
+
+
+async def run_load(load: AppendLoad, writers: int) -> list[asyncio.Task[None]]:
+    tasks = [asyncio.create_task(load.writer(f"w{i}")) for i in range(writers)]
+    async with asyncio.timeout(30):
+        while True:
+            if len(load.acked) >= 20:
+                return tasks
+            await asyncio.sleep(0.02)
+
+
+async def stop_load(load: AppendLoad, tasks: list[asyncio.Task[None]]) -> None:
+    load.running = False
+    await asyncio.gather(*tasks)
+
+
+def assert_no_acknowledged_write_lost(load: AppendLoad, stored: list[str]) -> None:
+    assert set(load.statuses) <= {201, 503}, "only successes or 503 during an outage"
+    assert load.unavailable_without_retry_after == 0
+    assert len(stored) == len(set(stored)), "a message was stored twice"
+    assert set(load.acked) <= set(stored), "an acknowledged message was lost"
+    assert set(stored) <= set(load.attempted)
+
+
+async def test_sentinel_failover_keeps_every_acknowledged_message(tmp_path: Path) -> None:
+    with sentinel_topology(tmp_path) as topology:
+        settings = make_settings(
+            None,
+            redis_mode="sentinel",
+            redis_sentinel_hosts=topology.hosts,
+            redis_min_replicas_ack=1,
+        )
+        async with running_app(settings) as client:
+            sid = (await create_session(client))["session_id"]
+            load = AppendLoad(client, sid)
+            tasks = await run_load(load, writers=4)
+            old_master = topology.master
+            old_port = old_master.port
+
+            old_master.stop(hard=True)  # SIGKILL: no goodbye to anyone
+            killed_at = time.monotonic()
+            new_port = await asyncio.to_thread(topology.wait_promoted, old_port)
+            promoted_after = time.monotonic() - killed_at
+            # With REDIS_MIN_REPLICAS_ACK=1 the new master needs a replica before it
+            # acknowledges writes again: the old master comes back as one (as its
+            # config file, rewritten by Sentinel, would make it in production).
+            old_master.extra += ["--replicaof", "127.0.0.1", str(new_port)]
+            await asyncio.to_thread(old_master.start)
+            resumed_after = await load.acks_after(killed_at, count=20)
+            await stop_load(load, tasks)
+
+            print(
+                f"\nsentinel failover: replica promoted {promoted_after:.2f}s after SIGKILL of "
+                f"the master; acknowledged writes resumed after {resumed_after:.2f}s "
+                f"(REDIS_MIN_REPLICAS_ACK=1, old master restarted as replica); "
+                f"{load.statuses.count(503)} x 503, slowest request {load.slowest:.2f}s"
+            )
+            assert_no_acknowledged_write_lost(load, await stored_contents(client, sid))
+            assert await asyncio.to_thread(topology.master_port) == new_port
+
+
+async def test_redis_restart_with_aof_keeps_every_acknowledged_write(tmp_path: Path) -> None:
+    server = RedisProcess(tmp_path / "redis", None, "--appendfsync", "always").start()
+    try:
+        async with running_app(make_settings(server.url)) as client:
+            sid = (await create_session(client))["session_id"]
+            load = AppendLoad(client, sid)
+            tasks = await run_load(load, writers=4)
+
+            server.stop(hard=True)
+            stopped_at = time.monotonic()
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(server.start)
+            resumed_after = await load.acks_after(stopped_at, count=20)
+            await stop_load(load, tasks)
+
+            print(f"\nredis restart: writes succeeded again {resumed_after:.2f}s after SIGKILL")
+            assert_no_acknowledged_write_lost(load, await stored_contents(client, sid))
+            assert 503 in load.statuses  # the outage was seen, and answered correctly
+    finally:
+        server.stop()
+
+
+async def test_redis_down_at_start_then_back_needs_no_restart(tmp_path: Path) -> None:
+    server = RedisProcess(tmp_path / "redis", free_port())
+    try:
+        async with running_app(make_settings(server.url)) as client:
+            ready = await client.get("/ready")
+            assert ready.status_code == 503
+            assert ready.headers["Retry-After"] == "1"
+            assert ready.json()["status"] == "unavailable"
+            refused = await client.post("/api/v1/sessions", json={}, headers=user())
+            assert refused.status_code == 503
+            assert refused.json()["code"] == "storage_unavailable"
+            assert "Retry-After" in refused.headers
+
+            await asyncio.to_thread(server.start)
+
+            assert (await client.get("/ready")).status_code == 200
+            created = await create_session(client, title="after the outage")
+            got = await client.get(f"/api/v1/sessions/{created['session_id']}", headers=user())
+            assert got.json()["title"] == "after the outage"
+    finally:
+        server.stop()
