@@ -123,6 +123,10 @@ class EdgeMiddleware:
             request_id_var.reset(token)
 
 
+class _ClientGone(Exception):
+    """The client disconnected before its body was complete."""
+
+
 class GuardMiddleware:
     def __init__(
         self,
@@ -159,6 +163,8 @@ class GuardMiddleware:
         except RedisError as exc:
             await send_error(send, translate(exc))
             return
+        except _ClientGone:
+            return  # nobody is left to answer
         await self.app(scope, receive, send)
 
     async def _buffer_body(self, headers: list[tuple[bytes, bytes]], receive: Receive) -> Receive:
@@ -176,7 +182,8 @@ class GuardMiddleware:
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
-                        break
+                        # Half a body may parse as a whole one: never run it.
+                        raise _ClientGone()
                     chunk = message.get("body", b"")
                     size += len(chunk)
                     if size > self.max_bytes:
