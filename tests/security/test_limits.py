@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import httpx
@@ -69,6 +70,21 @@ def test_slow_body_writes_nothing(live_server: ServerFactory) -> None:
             sock.sendall(head[:-2] + b"Content-Length: 15\r\n\r\n{}")
             status, _, _ = read_response(sock)
             assert status == 408
+        status, _, body = server.raw(request_bytes("GET", LIST, [("X-User-ID", "a")]))
+        assert status == 200
+        assert json.loads(body)["total"] == 0
+
+
+def test_body_cut_short_by_a_disconnect_is_not_executed(live_server: ServerFactory) -> None:
+    # The first bytes are a complete JSON document; the rest never comes.
+    with live_server() as server:
+        with server.connect() as sock:
+            head = request_bytes("POST", LIST, [("X-User-ID", "a")], content_length=False)
+            payload = b'{"title": "cut"}'
+            sock.sendall(head[:-2] + b"Content-Length: 100\r\n\r\n" + payload)
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(10)
+            assert sock.recv(1024) == b""  # closed without an answer
         status, _, body = server.raw(request_bytes("GET", LIST, [("X-User-ID", "a")]))
         assert status == 200
         assert json.loads(body)["total"] == 0
