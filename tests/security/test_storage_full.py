@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -168,3 +170,42 @@ async def test_rate_limit_counter_refused_is_507_not_500(
     # Reads alone do not need room.
     async with running_app(make_settings(small_server.url)) as client:
         assert (await client.get(LIST, headers=user("a"))).status_code == 200
+
+
+class _Warnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+async def _eviction_warnings(url: str) -> list[str]:
+    handler = _Warnings()
+    logger = logging.getLogger("session_service")
+    logger.addHandler(handler)
+    try:
+        async with running_app(make_settings(url)) as client:
+            # The check runs in the background at start; a request waits for nothing.
+            assert (await client.get("/ready")).status_code == 200
+            for _ in range(500):
+                if any("maxmemory-policy" in m for m in handler.messages):
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        logger.removeHandler(handler)
+    return [m for m in handler.messages if "maxmemory-policy" in m]
+
+
+async def test_evicting_redis_is_warned_about(
+    small_redis: Redis, small_server: RedisProcess
+) -> None:
+    await small_redis.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        warnings = await _eviction_warnings(small_server.url)
+    finally:
+        await small_redis.config_set("maxmemory-policy", "noeviction")
+    assert len(warnings) == 1
+    assert "allkeys-lru" in warnings[0]
+    assert "noeviction" in warnings[0]
