@@ -98,11 +98,12 @@ async def test_text_format_puts_the_request_id_on_the_access_line(
     make_client: ClientFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async with make_client(log_format="text", log_level="INFO") as client:
-        capsys.readouterr()
         await client.get("/health", headers={"X-Request-ID": "rid-text"})
-    [line] = [x for x in capsys.readouterr().err.splitlines() if "session_service.access" in x]
+    err = capsys.readouterr().err
+    [line] = [x for x in err.splitlines() if "session_service.access" in x]
     assert "[rid-text]" in line
     assert "GET /health 200" in line
+    assert " session_service [-] storage: " in err, "lines outside a request show [-]"
 
 
 async def test_json_is_the_default_outside_development(
