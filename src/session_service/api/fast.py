@@ -41,6 +41,21 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _json_body(scope: Scope) -> bool:
+    """Whether FastAPI would read the body as JSON: no Content-Type, or a JSON one.
+
+    Anything else (text/plain, forms) goes to FastAPI, which refuses it: browsers send
+    those cross-site without a CORS preflight.
+    """
+    value = _header(scope, b"content-type")
+    if value is None:
+        return True
+    media = value.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
 def _parse(model: type[BaseModel], body: bytes) -> Any:
     return model.model_validate_json(body or b"null")
 
@@ -63,7 +78,7 @@ class FastPathMiddleware:
             await self.app(scope, receive, send)
             return
         match = self._match(scope["method"], scope["path"])
-        if match is None:
+        if match is None or not _json_body(scope):
             await self.app(scope, receive, send)
             return
         template, handler, session_id = match
