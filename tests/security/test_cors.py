@@ -73,3 +73,31 @@ async def test_preflight_needs_no_identity_or_token(make_client: ClientFactory) 
         response = await client.get(LIST, headers={"Origin": APP, "X-User-ID": "a"})
         assert response.status_code == 401
         assert response.headers["access-control-allow-origin"] == APP
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
+)
+async def test_simple_cross_site_bodies_are_not_json(
+    make_client: ClientFactory, content_type: str
+) -> None:
+    # A browser sends these content types cross-site without a preflight: never act on them.
+    async with make_client() as client:
+        h = {"X-User-ID": "a"}
+        sid = (await client.post(LIST, json={}, headers=h)).json()["session_id"]
+        h["Content-Type"] = content_type
+        attempts = [
+            ("POST", LIST, b'{"title": "csrf"}'),
+            ("POST", f"{LIST}/{sid}/messages", b'{"role": "user", "content": "csrf"}'),
+            ("PATCH", f"{LIST}/{sid}", b'{"title": "csrf"}'),
+            ("POST", f"{LIST}/{sid}/cases", b'{"case_id": "csrf"}'),
+        ]
+        for method, url, body in attempts:
+            response = await client.request(method, url, content=body, headers=h)
+            assert response.status_code == 422, (url, response.text)
+        listed = await client.get(LIST, headers={"X-User-ID": "a"})
+        assert listed.json()["total"] == 1
+        session = listed.json()["sessions"][0]
+        assert session["title"] is None
+        assert session["message_count"] == 0
