@@ -4,9 +4,12 @@ metrics; aggregated across workers in multiprocess mode."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import httpx
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ClientFactory, create_session, make_settings, running_app, user
@@ -139,6 +142,21 @@ async def test_appended_messages_are_counted_by_role_and_replays_are_not(
     assert sample(after, name, role="assistant") == sample(before, name, role="assistant") + 1
 
 
+def health_count_per_worker(metrics_dir: Path, scratch: Path) -> dict[str, float]:
+    """Each worker's own count of /health requests, read from its own sample file."""
+    counts = {}
+    for db in metrics_dir.glob("counter_*.db"):
+        pid = db.stem.rsplit("_", 1)[1]
+        alone = scratch / pid
+        alone.mkdir(parents=True, exist_ok=True)
+        shutil.copy(db, alone / db.name)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(alone))  # type: ignore[no-untyped-call]
+        text = generate_latest(registry).decode()
+        counts[pid] = sample(text, "fm_session_http_requests_total", route="/health")
+    return counts
+
+
 def test_metrics_aggregate_every_worker_in_multiprocess_mode(
     tmp_path: Path, redis_url: str
 ) -> None:
@@ -154,17 +172,13 @@ def test_metrics_aggregate_every_worker_in_multiprocess_mode(
     ) as service:
         sent = 0
         # New connections until both workers have counted a request (one file per process).
-        while (
-            sent < 400
-            and len({p.stem.rsplit("_", 1)[1] for p in metrics_dir.glob("counter_*.db")}) < 2
-        ):
+        while sent < 400 and len(list(metrics_dir.glob("counter_*.db"))) < 2:
             with httpx.Client(base_url=service.url) as http:
                 assert http.get("/health").status_code == 200
             sent += 1
-        workers = {p.stem.rsplit("_", 1)[1] for p in metrics_dir.glob("counter_*.db")}
+        per_worker = health_count_per_worker(metrics_dir, tmp_path / "scratch")
         text = httpx.get(f"{service.url}/metrics").text
-    assert len(workers) == 2, f"one worker served all {sent} requests"
-    print(f"{sent} requests reached both workers")
-    # start() waited for one /health answer too.
-    health = sample(text, "fm_session_http_requests_total", route="/health", status="200")
-    assert health == sent + 1
+    print(f"{sent} requests reached both workers: {per_worker}")
+    assert len(per_worker) == 2 and all(per_worker.values()), per_worker
+    aggregated = sample(text, "fm_session_http_requests_total", route="/health")
+    assert aggregated == sum(per_worker.values())
