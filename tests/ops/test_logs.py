@@ -62,12 +62,17 @@ async def test_json_access_line_has_method_route_status_duration_and_request_id(
 async def test_logs_never_hold_message_content_or_the_raw_user_id(
     make_client: ClientFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with make_client(log_format="json", log_level="DEBUG") as client:
+    case_service = f"http://127.0.0.1:{free_port()}"
+    async with make_client(
+        log_format="json", log_level="DEBUG", case_service_url=case_service
+    ) as client:
         session = await create_session(client, USER)
-        url = f"/api/v1/sessions/{session['session_id']}/messages"
-        await client.post(url, json={"role": "user", "content": SECRET}, headers=user(USER))
-        await client.get(url, headers=user(USER))
-        await client.get(f"/api/v1/sessions/{session['session_id']}/export", headers=user(USER))
+        base = f"/api/v1/sessions/{session['session_id']}"
+        await client.post(
+            f"{base}/messages", json={"role": "user", "content": SECRET}, headers=user(USER)
+        )
+        for path in ("/messages", "/export", "/cases", ""):
+            assert (await client.get(base + path, headers=user(USER))).status_code == 200
     err = capsys.readouterr().err
     assert SECRET not in err and "hunter2" not in err
     assert USER not in err and "alice" not in err
