@@ -6,6 +6,8 @@ import json
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import ClientFactory, create_session, user
 from tests.security.conftest import ServerFactory, request_bytes
@@ -153,3 +155,32 @@ def test_invalid_utf8_user_id_over_socket(live_server: ServerFactory) -> None:
         status, _, body = server.raw(data)
         assert status == 400
         assert json.loads(body)["code"] == "invalid_user_id"
+
+
+header_bytes = st.binary(max_size=300).filter(lambda b: not set(b) & {0, 10, 13})
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(value=header_bytes, roles=st.none() | header_bytes)
+async def test_any_identity_headers_get_a_documented_answer(
+    client: httpx.AsyncClient, value: bytes, roles: bytes | None
+) -> None:
+    headers: list[tuple[bytes, bytes]] = [(b"X-User-ID", value)]
+    if roles is not None:
+        headers.append((b"X-User-Roles", roles))
+    response = await client.post(LIST, json={"title": "t"}, headers=headers)
+    codes = {400: {"invalid_user_id", "invalid_roles_header"}, 401: {"missing_user_id"}}
+    if response.status_code != 201:
+        assert response.json()["code"] in codes[response.status_code], response.text
+        return
+    user_id = value.decode("utf-8")
+    assert response.json()["user_id"] == user_id
+    sid = response.json()["session_id"]
+    got = await client.get(f"{LIST}/{sid}", headers=[(b"X-User-ID", value)])
+    assert got.status_code == 200
+    assert got.json()["user_id"] == user_id
