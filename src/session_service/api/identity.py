@@ -6,6 +6,7 @@ clients and some frameworks would merge or silently pick from) is seen.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 import unicodedata
@@ -62,13 +63,13 @@ def parse_roles(raw: str) -> frozenset[str]:
 
 
 def check_gateway(headers: list[tuple[bytes, bytes]], secret: bytes) -> None:
-    token = b""
-    for name, value in headers:
-        if name == b"x-gateway-token":
-            token = value
-            break
-    # compare_digest keeps the comparison time independent of where they differ.
-    if not hmac.compare_digest(token, secret):
+    """Exactly one `X-Gateway-Token`, equal to the secret."""
+    tokens = [value for name, value in headers if name == b"x-gateway-token"]
+    token = tokens[0] if len(tokens) == 1 else b""
+    # Digests first: compare_digest alone would leak the secret's length; on equal
+    # lengths its time does not depend on where the values differ.
+    expected = hashlib.sha256(secret).digest()
+    if not hmac.compare_digest(hashlib.sha256(token).digest(), expected):
         raise errors.UntrustedCaller()
 
 
