@@ -123,3 +123,18 @@ async def test_no_warning_with_secret_or_outside_production(
     async with make_client(**overrides):
         pass
     assert _gateway_warnings(warnings_log) == []
+
+
+@pytest.mark.parametrize("tokens", [(SECRET, SECRET), ("wrong", SECRET), (SECRET, "wrong")])
+def test_two_gateway_tokens_are_untrusted(
+    live_server: ServerFactory, tokens: tuple[str, str]
+) -> None:
+    with live_server(gateway_shared_secret=SECRET) as server:
+        headers = [
+            ("X-User-ID", "a"),
+            ("X-Gateway-Token", tokens[0]),
+            ("x-gateway-token", tokens[1]),
+        ]
+        status, _, body = server.raw(request_bytes("GET", LIST, headers))
+        assert status == 401
+        assert json.loads(body)["code"] == "untrusted_caller"
