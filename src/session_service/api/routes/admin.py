@@ -43,7 +43,7 @@ register_url_convertor("user_id", _AnyText())
         "sessions either way; this reclaims their index memory."
     ),
     response_model=models.CleanupReport,
-    responses=error_responses(),
+    responses=error_responses(body=True),
 )
 async def cleanup(user: UserDep, store: StoreDep) -> Response:
     if user.is_admin:
@@ -69,7 +69,7 @@ async def cleanup(user: UserDep, store: StoreDep) -> Response:
         "rewrite (see the README)."
     ),
     response_model=models.ErasureReport,
-    responses=error_responses(errors.Forbidden),
+    responses=error_responses(errors.Forbidden, body=True),
 )
 async def erase_user(
     user_id: Annotated[str, Path(min_length=1, max_length=256)], user: UserDep, store: StoreDep

@@ -39,7 +39,7 @@ async def link_case(
     description="Removes the link. Idempotent: unlinking a case that is not linked is a no-op.",
     status_code=204,
     response_class=Response,
-    responses=error_responses(NOT_FOUND),
+    responses=error_responses(NOT_FOUND, body=True),
 )
 async def unlink_case(
     session_id: SessionIdDep,

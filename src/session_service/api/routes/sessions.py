@@ -235,7 +235,7 @@ async def put_session(
     "idempotency records and index entries.",
     status_code=204,
     response_class=Response,
-    responses=error_responses(NOT_FOUND),
+    responses=error_responses(NOT_FOUND, body=True),
 )
 async def delete_session(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> Response:
     await store.delete(user.user_id, session_id)
@@ -248,7 +248,7 @@ async def delete_session(session_id: SessionIdDep, user: UserDep, store: StoreDe
     summary="Keep a session alive",
     description="Slides the inactivity deadline. An archived session is left unchanged (200).",
     response_model=models.Heartbeat,
-    responses=error_responses(NOT_FOUND),
+    responses=error_responses(NOT_FOUND, body=True),
 )
 async def heartbeat(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> Response:
     return json_response(await store.heartbeat(user.user_id, session_id))
@@ -259,7 +259,7 @@ async def heartbeat(session_id: SessionIdDep, user: UserDep, store: StoreDep) ->
     summary="Archive a session",
     description="Makes the session read-only and keeps it for ARCHIVED_SESSION_TTL. Idempotent.",
     response_model=models.Session,
-    responses=error_responses(NOT_FOUND),
+    responses=error_responses(NOT_FOUND, body=True),
 )
 async def archive(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> Response:
     return json_response(await store.archive(user.user_id, session_id))
@@ -271,7 +271,7 @@ async def archive(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> R
     description="Returns the session to the status it had before archiving, with a fresh "
     "inactivity window. Messages, metadata and timestamps are untouched.",
     response_model=models.Session,
-    responses=error_responses(NOT_FOUND, errors.NotArchived),
+    responses=error_responses(NOT_FOUND, errors.NotArchived, body=True),
 )
 async def restore(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> Response:
     return json_response(await store.restore(user.user_id, session_id))
@@ -282,7 +282,7 @@ async def restore(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> R
     summary="Clear a session's working context",
     description="Removes every key of the session's `context`; messages and metadata stay.",
     response_model=models.ContextCleanup,
-    responses=error_responses(NOT_FOUND, errors.SessionArchived),
+    responses=error_responses(NOT_FOUND, errors.SessionArchived, body=True),
 )
 async def clear_context(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> Response:
     cleared = await store.clear_context(user.user_id, session_id)
