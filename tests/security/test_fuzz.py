@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import redis as sync_redis
+import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.core.parameters import ParameterLocation
@@ -129,3 +130,84 @@ def test_api_answers_as_documented(
     case.call_and_validate(
         base_url=fuzz_server.url, headers=HEADERS, excluded_checks=[positive_data_acceptance]
     )
+
+
+GUARD_STATUSES = {"400", "401", "422", "429", "503", "507"}  # identity, rate, storage
+BODY_STATUSES = {"408", "413"}  # GuardMiddleware reads every POST/PUT/PATCH/DELETE body
+
+
+def test_every_api_operation_documents_the_guard_answers() -> None:
+    missing = []
+    for path, operations in OPENAPI["paths"].items():
+        if not path.startswith("/api/"):
+            continue
+        for method, operation in operations.items():
+            needed = GUARD_STATUSES | (BODY_STATUSES if method != "get" else set())
+            if needed - set(operation["responses"]):
+                missing.append((method, path, sorted(needed - set(operation["responses"]))))
+    assert missing == []
+
+
+def _documented(method: str, template: str, response: Any) -> None:
+    schema[template][method].validate_response(response)
+
+
+def test_guard_and_domain_answers_are_documented(redis_url: str) -> None:
+    """Answers the fuzzer rarely reaches (guard, limits, conflicts), checked against the schema."""
+    client = sync_redis.Redis.from_url(redis_url)
+    client.flushall()
+    client.close()
+    overrides = {"max_request_bytes": 2048, "max_message_bytes": 100, "max_sessions_per_user": 3}
+    with serve(redis_url, **overrides) as server, requests.Session() as http:
+        base = f"{server.url}/api/v1"
+        coll, one = "/api/v1/sessions", "/api/v1/sessions/{session_id}"
+        h = {"X-User-ID": "docs"}
+        seen: set[tuple[str, str, int]] = set()
+
+        def call(method: str, template: str, url: str, **kwargs: Any) -> Any:
+            response = http.request(method, url, **kwargs)
+            _documented(method, template, response)
+            seen.add((method, template, response.status_code))
+            return response
+
+        created = call("POST", coll, f"{base}/sessions", json={"client_id": "c"}, headers=h)
+        sid = created.json()["session_id"]
+        call("POST", coll, f"{base}/sessions", json={"client_id": "c"}, headers=h)  # resume
+        call("POST", coll, f"{base}/sessions", json={})  # no identity
+        call("POST", coll, f"{base}/sessions", json={}, headers={"X-User-ID": "x" * 300})
+        call("POST", coll, f"{base}/sessions", json={"title": 5}, headers=h)
+        call("POST", coll, f"{base}/sessions", data=b"x" * 4096, headers=h)
+        call("POST", coll, f"{base}/sessions", json={}, headers={**h, "X-User-Roles": "a b"})
+        k = {**h, "Idempotency-Key": "k1"}
+        call("POST", coll, f"{base}/sessions", json={"title": "a"}, headers=k)
+        call("POST", coll, f"{base}/sessions", json={"title": "b"}, headers=k)
+        call("POST", coll, f"{base}/sessions", json={"title": "c"}, headers=h)
+        call("POST", coll, f"{base}/sessions", json={"title": "d"}, headers=h)  # limit
+
+        messages = "/api/v1/sessions/{session_id}/messages"
+        big = {"role": "user", "content": "m" * 101}
+        call("POST", messages, f"{base}/sessions/{sid}/messages", json=big, headers=h)
+        call("PATCH", one, f"{base}/sessions/{sid}", json={"status": "active"}, headers=h)
+        call("POST", f"{one}/restore", f"{base}/sessions/{sid}/restore", headers=h)
+        call("POST", f"{one}/archive", f"{base}/sessions/{sid}/archive", headers=h)
+        call("POST", messages, f"{base}/sessions/{sid}/messages", json=big, headers=h)
+        ok = {"role": "user", "content": "hi"}
+        call("POST", messages, f"{base}/sessions/{sid}/messages", json=ok, headers=h)
+        call("GET", one, f"{base}/sessions/sess_{'0' * 32}", headers=h)
+        # Every method that may carry a body is bounded, routes without a body model too.
+        call("DELETE", one, f"{base}/sessions/{sid}", data=b"x" * 4096, headers=h)
+        call("POST", f"{one}/heartbeat", f"{base}/sessions/{sid}/heartbeat", data=b"x" * 4096)
+        erase = "/api/v1/users/{user_id}/sessions"
+        call("DELETE", erase, f"{base}/users/docs/sessions", headers=h)
+        admin = {**h, "X-User-Roles": "admin"}
+        call("DELETE", erase, f"{base}/users/docs/sessions", headers=admin)
+
+        statuses = {status for _, _, status in seen}
+        assert statuses >= {200, 201, 400, 401, 403, 404, 409, 413, 422}, seen
+
+    with serve(redis_url, rate_limit_per_minute=1) as server, requests.Session() as http:
+        url = f"{server.url}/api/v1/sessions"
+        responses = [http.get(url, headers={"X-User-ID": "rl"}) for _ in range(3)]
+        assert responses[-1].status_code == 429
+        for response in responses:
+            _documented("GET", "/api/v1/sessions", response)
