@@ -4,8 +4,6 @@ route template and request id; never message content, never a raw user id."""
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +17,6 @@ from tests.servers import free_port
 
 SECRET = "my database password is hunter2"
 USER = "alice@example.com"
-
-
-@pytest.fixture(autouse=True)
-def restore_root_logger() -> Iterator[None]:
-    """The app reconfigures the root logger onto the captured stderr; put it back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def json_lines(err: str) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from pathlib import Path
 
 import httpx
@@ -176,7 +177,13 @@ def test_metrics_aggregate_every_worker_in_multiprocess_mode(
             with httpx.Client(base_url=service.url) as http:
                 assert http.get("/health").status_code == 200
             sent += 1
-        per_worker = health_count_per_worker(metrics_dir, tmp_path / "scratch")
+        # A worker counts a request just after answering it: wait for every count to land.
+        per_worker: dict[str, float] = {}
+        for attempt in range(100):
+            per_worker = health_count_per_worker(metrics_dir, tmp_path / f"scratch{attempt}")
+            if sum(per_worker.values()) >= sent + 1 and all(per_worker.values()):
+                break  # + 1: start() waited for one /health answer too
+            time.sleep(0.02)
         text = httpx.get(f"{service.url}/metrics").text
     print(f"{sent} requests reached both workers: {per_worker}")
     assert len(per_worker) == 2 and all(per_worker.values()), per_worker
