@@ -20,12 +20,15 @@ RedisClient = Redis | RedisCluster
 
 def _common(settings: Settings) -> dict[str, Any]:
     # A short, bounded retry rides out a failover or a dropped connection while
-    # keeping every request's worst case near REDIS_TIMEOUT_SECONDS.
+    # keeping every request's worst case near REDIS_TIMEOUT_SECONDS: a timeout is
+    # not retried, or a hung server would cost three timeouts before the 503.
     return {
         "decode_responses": True,
         "socket_timeout": settings.redis_timeout_seconds,
         "socket_connect_timeout": min(settings.redis_timeout_seconds, 1.0),
-        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+        "retry": Retry(
+            ExponentialBackoff(cap=0.2, base=0.02), 2, supported_errors=(rx.ConnectionError,)
+        ),
         "health_check_interval": 0,
     }
 
