@@ -1,0 +1,158 @@
+"""The embedded default (issue 2, item 3): with REDIS_URL unset the service owns a
+real server under DATA_DIR, and sessions survive a restart of the service."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from session_service.config import Settings
+from tests.conftest import make_settings, running_app, user
+from tests.servers import free_port
+
+API = "/api/v1/sessions"
+SCRIPT = str(Path(sys.executable).parent / "fm-session-service")
+
+
+@pytest.fixture
+def short_data_dir() -> Iterator[Path]:
+    """A data dir with a short path: the server's unix socket path must fit in 107 bytes."""
+    path = Path(tempfile.mkdtemp(prefix="fms-", dir="/tmp"))
+    try:
+        yield path / "data"
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _socket_answers(path: Path) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            sock.connect(str(path))
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _has_aof(data_dir: Path) -> bool:
+    return any(data_dir.rglob("*.aof*"))
+
+
+async def test_a_session_survives_an_app_restart(short_data_dir: Path) -> None:
+    settings = make_settings(None, data_dir=short_data_dir)  # type: ignore[arg-type]
+    assert settings.embedded
+    async with running_app(settings) as client:
+        info = (await client.get("/")).json()
+        assert info["storage_mode"] == "embedded"
+        created = await client.post(API, json={"title": "kept"}, headers=user())
+        assert created.status_code == 201
+        sid = created.json()["session_id"]
+        message = {"role": "user", "content": "still here?"}
+        appended = await client.post(f"{API}/{sid}/messages", json=message, headers=user())
+        assert appended.status_code == 201
+    socket_path = short_data_dir / "valkey.sock"
+    assert not _socket_answers(socket_path), "the embedded server outlived the app"
+    assert _has_aof(short_data_dir)
+
+    async with running_app(settings) as client:
+        got = await client.get(f"{API}/{sid}", params={"include_messages": "true"}, headers=user())
+        assert got.status_code == 200
+        assert got.json()["title"] == "kept"
+        assert [m["content"] for m in got.json()["messages"]] == ["still here?"]
+
+
+async def test_the_embedded_server_never_evicts(short_data_dir: Path) -> None:
+    settings = make_settings(None, data_dir=short_data_dir)  # type: ignore[arg-type]
+    async with running_app(settings):
+        redis = Redis(unix_socket_path=str(short_data_dir / "valkey.sock"), decode_responses=True)
+        try:
+            policy = await redis.config_get("maxmemory-policy")
+            appendonly = await redis.config_get("appendonly")
+        finally:
+            await redis.aclose()
+    assert policy == {"maxmemory-policy": "noeviction"}
+    assert appendonly == {"appendonly": "yes"}
+
+
+# ---- the real console script ---------------------------------------------------------------
+
+
+def _env(data_dir: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    env.update(
+        {"DATA_DIR": str(data_dir), "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "INFO",
+         "CLEANUP_INTERVAL_SECONDS": "0"}
+    )  # fmt: skip
+    return env
+
+
+def _start(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [SCRIPT], cwd=data_dir.parent, env=_env(data_dir, port), stdout=out, stderr=out
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"service exited with {process.returncode}: {log.read_text()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    raise AssertionError(f"service did not become ready: {log.read_text()}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+
+
+def test_the_console_script_keeps_sessions_across_a_restart(short_data_dir: Path) -> None:
+    port = free_port()
+    log = short_data_dir.parent / "service.log"
+    base = f"http://127.0.0.1:{port}{API}"
+
+    process = _start(short_data_dir, port, log)
+    try:
+        created = httpx.post(base, json={"title": "DB timeouts"}, headers=user(), timeout=10)
+        assert created.status_code == 201
+        sid = created.json()["session_id"]
+    finally:
+        code = _stop(process)
+    assert code == 0, log.read_text()
+    assert not _socket_answers(short_data_dir / "valkey.sock")
+    output = log.read_text()
+    assert "storage:" in output
+    assert "embedded" in output
+
+    process = _start(short_data_dir, port, log)
+    try:
+        got = httpx.get(f"{base}/{sid}", headers=user(), timeout=10)
+        assert got.status_code == 200
+        assert got.json()["title"] == "DB timeouts"
+        listed = httpx.get(base, headers=user(), timeout=10).json()
+        assert listed["total"] == 1
+    finally:
+        assert _stop(process) == 0
