@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import select
 import socket
 import time
 
@@ -88,3 +89,18 @@ def test_body_cut_short_by_a_disconnect_is_not_executed(live_server: ServerFacto
         status, _, body = server.raw(request_bytes("GET", LIST, [("X-User-ID", "a")]))
         assert status == 200
         assert json.loads(body)["total"] == 0
+
+
+def test_trickled_body_times_out_as_a_whole(live_server: ServerFactory) -> None:
+    # Every byte arrives well within the timeout; the body as a whole does not.
+    payload = b'{"title": "' + b"t" * 40 + b'"}'
+    with live_server(request_body_timeout=0.5) as server, server.connect() as sock:
+        head = request_bytes("POST", LIST, [("X-User-ID", "a")], content_length=False)
+        sock.sendall(head[:-2] + b"Content-Length: %d\r\n\r\n" % len(payload))
+        for byte in payload:
+            if select.select([sock], [], [], 0.1)[0]:
+                break  # the server answered before the body was complete
+            sock.sendall(bytes([byte]))
+        status, _, body = read_response(sock)
+        assert status == 408
+        assert json.loads(body)["code"] == "request_timeout"
