@@ -3,6 +3,8 @@ real server under DATA_DIR, and sessions survive a restart of the service."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import shutil
 import signal
@@ -20,7 +22,7 @@ from redis.asyncio import Redis
 
 from session_service.config import Settings
 from tests.conftest import make_settings, running_app, user
-from tests.servers import free_port
+from tests.servers import free_port, redis_server
 
 API = "/api/v1/sessions"
 SCRIPT = str(Path(sys.executable).parent / "fm-session-service")
@@ -85,6 +87,26 @@ async def test_the_embedded_server_never_evicts(short_data_dir: Path) -> None:
             await redis.aclose()
     assert policy == {"maxmemory-policy": "noeviction"}
     assert appendonly == {"appendonly": "yes"}
+
+
+async def test_an_external_server_that_may_evict_is_warned_about(tmp_path: Path) -> None:
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("session_service")
+    logger.addHandler(handler)
+    try:
+        with redis_server(tmp_path / "lru", "--maxmemory-policy", "allkeys-lru") as server:
+            async with running_app(make_settings(server.url)):
+                for _ in range(100):
+                    if any("maxmemory-policy" in r.getMessage() for r in records):
+                        break
+                    await asyncio.sleep(0.02)
+    finally:
+        logger.removeHandler(handler)
+    [warning] = [r for r in records if "maxmemory-policy" in r.getMessage()]
+    assert "allkeys-lru" in warning.getMessage()
+    assert warning.levelno == logging.WARNING
 
 
 # ---- the real console script ---------------------------------------------------------------
