@@ -65,13 +65,10 @@ async def _warn_if_evicting(store: SessionStore, embedded: bool) -> None:
 
 
 async def _cleanup_loop(store: SessionStore, interval: int) -> None:
-    from session_service.observability import metrics
-
     while True:
         await asyncio.sleep(interval)
         try:
             removed, _ = await store.cleanup_all()
-            metrics.SESSIONS.labels("expired").inc(removed)
             if removed:
                 logger.info("cleanup removed %d expired sessions from the indexes", removed)
         except Exception as exc:

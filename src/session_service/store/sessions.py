@@ -20,7 +20,7 @@ from redis.exceptions import NoScriptError
 from session_service import errors
 from session_service.domain.ids import message_id, message_seq
 from session_service.domain.status import allowed_from
-from session_service.observability.metrics import instrument_store
+from session_service.observability.metrics import SESSIONS, instrument_store
 from session_service.store.codec import (
     dump_json,
     iso,
@@ -103,6 +103,12 @@ def _ok(reply: list[Any], target_status: str | None = None) -> list[Any]:
     if reply[0] == "err":
         raise script_error(reply, target_status)
     return reply
+
+
+def _count_expired(pruned: Any) -> None:
+    """Every script that prunes reports how many expired sessions it removed."""
+    if pruned and int(pruned) > 0:
+        SESSIONS.labels("expired").inc(int(pruned))
 
 
 def encode_cursor(score: float, session_id: str) -> str:
@@ -191,6 +197,7 @@ class SessionStore:
             code, sid, fields = int(reply[1]), reply[2], reply[3]
         else:
             code, sid, fields = (201 if reply[0] == "created" else 200), reply[1], reply[2]
+            _count_expired(reply[3])
         return CreateResult(code, session_from_fields(sid, user_id, pairs(fields)))
 
     async def get(self, user_id: str, session_id: str) -> dict[str, Any]:
@@ -218,9 +225,10 @@ class SessionStore:
     ) -> tuple[int, list[dict[str, Any]]]:
         reply = await self._write(self.scripts.list, user_id, [offset, limit, *statuses])
         total = int(reply[0])
+        _count_expired(reply[1])
         sessions = [
             session_from_fields(reply[i], user_id, pairs(reply[i + 1]))
-            for i in range(1, len(reply), 2)
+            for i in range(2, len(reply), 2)
             if reply[i + 1]
         ]
         return total, sessions
@@ -422,7 +430,8 @@ class SessionStore:
             )
             first = False
             pos, rank = int(reply[0]), int(reply[1])
-            matches.extend((float(reply[i + 1]), reply[i]) for i in range(2, len(reply), 2))
+            _count_expired(reply[2])
+            matches.extend((float(reply[i + 1]), reply[i]) for i in range(3, len(reply), 2))
         matches.sort(reverse=True)
         page_start = 0
         if cursor:
@@ -474,6 +483,7 @@ class SessionStore:
     async def cleanup_user(self, user_id: str) -> tuple[int, int]:
         """(expired sessions removed from the indexes, index entries scanned)."""
         removed, scanned = await self._write(self.scripts.prune, user_id, [])
+        _count_expired(removed)
         return int(removed), int(scanned)
 
     async def cleanup_all(self) -> tuple[int, int]:
@@ -482,6 +492,7 @@ class SessionStore:
         async for key in self._scan(self.keys.expiry_pattern()):
             base = self.keys.base_from_expiry_key(key)
             r, s = await self.scripts.prune(self.client, [base], [])
+            _count_expired(r)
             removed += int(r)
             scanned += int(s)
         return removed, scanned

@@ -50,7 +50,6 @@ async def cleanup(user: UserDep, store: StoreDep) -> Response:
         cleaned, scanned = await store.cleanup_all()
     else:
         cleaned, scanned = await store.cleanup_user(user.user_id)
-    metrics.SESSIONS.labels("expired").inc(cleaned)
     return json_response(
         {
             "cleaned_sessions": cleaned,

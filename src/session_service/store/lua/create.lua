@@ -22,7 +22,7 @@ local function remember(code, rsid)
   end
 end
 
-prune(now)
+local pruned = prune(now)
 
 if ci ~= '' then
   local existing = redis.call('GET', k_client(ci))
@@ -35,7 +35,7 @@ if ci ~= '' then
       redis.call('ZADD', k_status(cur[1]), I(now), existing)
       expire_all(existing, ea, ci)
       remember(200, existing)
-      return {'resumed', existing, redis.call('HGETALL', sk)}
+      return {'resumed', existing, redis.call('HGETALL', sk), pruned}
     end
   end
 end
@@ -56,4 +56,4 @@ end
 redis.call('ZADD', k_status('active'), I(now), sid)
 expire_all(sid, ea, ci)
 remember(201, sid)
-return {'created', sid, redis.call('HGETALL', sk)}
+return {'created', sid, redis.call('HGETALL', sk), pruned}

@@ -1,7 +1,8 @@
 -- One page of sessions, most recent activity first, with an exact total.
+-- Returns {total, expired_sessions_pruned, sid, fields, sid, fields, ...}
 -- ARGV: offset, limit, status, ...
 local now = now_ms()
-prune(now)
+local pruned = prune(now)
 local offset, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local total, ids = 0, {}
 if #ARGV == 3 then
@@ -21,7 +22,7 @@ else
   end)
   for j = offset + 1, math.min(#rows, offset + limit) do ids[#ids + 1] = rows[j][1] end
 end
-local out = {total}
+local out = {total, pruned}
 for _, sid in ipairs(ids) do
   out[#out + 1] = sid
   out[#out + 1] = redis.call('HGETALL', k_session(sid))

@@ -3,8 +3,9 @@
 -- ARGV: prune(0|1), budget, status_pos, rank, n_status, status*,
 --       query_lower|'', session_type|'', created_after|'', created_before|'',
 --       updated_after|'', updated_before|'', n_meta, (field, json)*
--- Returns {next_status_pos (0 = done), next_rank, sid, score, sid, score, ...}
-if ARGV[1] == '1' then prune(now_ms()) end
+-- Returns {next_status_pos (0 = done), next_rank, pruned, sid, score, sid, score, ...}
+local pruned = 0
+if ARGV[1] == '1' then pruned = prune(now_ms()) end
 local budget, pos, rank = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local n_status = tonumber(ARGV[5])
 local statuses = {}
@@ -39,7 +40,7 @@ local function matches(sid)
   return true
 end
 
-local out = {0, 0}
+local out = {0, 0, pruned}
 while pos <= n_status and budget > 0 do
   local rows = redis.call('ZRANGE', k_status(statuses[pos]), rank, rank + budget - 1, 'WITHSCORES')
   for j = 1, #rows, 2 do
