@@ -27,8 +27,11 @@ local function k_client(ci) return base .. K_CLIENT .. hex(ci) end
 -- and record it in the user's expiry index, which is what reads trust.
 local function expire_all(sid, ea, ci)
   local keys = {k_session(sid), k_messages(sid), k_idem(sid), k_cases(sid)}
-  if ci and ci ~= '' and redis.call('GET', k_client(ci)) == sid then
-    keys[#keys + 1] = k_client(ci)
+  if ci and ci ~= '' then
+    -- A session whose client_id was freed (its successor deleted) takes it back.
+    local owner = redis.call('GET', k_client(ci))
+    if not owner then redis.call('SET', k_client(ci), sid) end
+    if not owner or owner == sid then keys[#keys + 1] = k_client(ci) end
   end
   for _, k in ipairs(keys) do
     if ea > 0 then redis.call('PEXPIREAT', k, I(ea)) else redis.call('PERSIST', k) end
