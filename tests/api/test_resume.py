@@ -147,3 +147,17 @@ async def test_resume_works_at_the_session_limit(make_client: ClientFactory) -> 
         response = await _create(client, client_id="ext-1")
         assert response.status_code == 200
         assert response.json()["session_id"] == sid
+
+
+async def test_a_restored_session_whose_client_id_was_freed_is_resumed(
+    client: httpx.AsyncClient,
+) -> None:
+    old = (await create_session(client, client_id="ext-1"))["session_id"]
+    await client.post(f"{API}/{old}/archive", headers=user())
+    newer = (await create_session(client, client_id="ext-1"))["session_id"]
+    await client.delete(f"{API}/{newer}", headers=user())
+    await client.post(f"{API}/{old}/restore", headers=user())
+    response = await _create(client, client_id="ext-1")
+    assert response.status_code == 200
+    assert response.json()["session_id"] == old
+    assert (await client.get(API, headers=user())).json()["total"] == 1
