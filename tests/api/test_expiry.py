@@ -291,3 +291,24 @@ async def test_restore_gives_a_fresh_inactivity_window(make_client: ClientFactor
         await _sleep_past(body["expires_at"])
         assert (await _get(client, sid)).status_code == 404
         assert await _list_total(client) == 0
+
+
+@pytest.mark.parametrize("how", ["archive", "patch"])
+async def test_archiving_either_way_applies_archived_session_ttl(
+    make_client: ClientFactory, how: str
+) -> None:
+    for ttl, expected in ((0, None), (7776000, 7776000)):
+        async with make_client(archived_session_ttl=ttl) as client:
+            sid = (await create_session(client, timeout_minutes=5))["session_id"]
+            if how == "archive":
+                response = await client.post(f"{API}/{sid}/archive", headers=user())
+            else:
+                response = await client.patch(
+                    f"{API}/{sid}", json={"status": "archived"}, headers=user()
+                )
+            body = response.json()
+        assert body["status"] == "archived"
+        if expected is None:
+            assert body["expires_at"] is None
+        else:
+            assert _epoch(body["expires_at"]) - time.time() == pytest.approx(expected, abs=60)

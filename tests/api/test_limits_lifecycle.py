@@ -65,3 +65,13 @@ async def test_concurrent_creates_never_exceed_the_limit(make_client: ClientFact
         codes = sorted(r.status_code for r in responses)
         assert codes == [201] * 5 + [409] * 7
         assert (await client.get(API, headers=user())).json()["total"] == 5
+
+
+async def test_archived_sessions_count_toward_the_limit(make_client: ClientFactory) -> None:
+    async with make_client(max_sessions_per_user=1) as client:
+        sid = (await create_session(client))["session_id"]
+        await client.post(f"{API}/{sid}/archive", headers=user())
+        refused = await client.post(API, json={}, headers=user())
+        assert refused.status_code == 409
+        assert refused.json()["code"] == "session_limit_reached"
+        assert (await client.get(f"{API}/{sid}", headers=user())).status_code == 200

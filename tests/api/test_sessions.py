@@ -470,3 +470,29 @@ async def test_docs_and_openapi_are_served_and_list_the_session_endpoints(
     assert set(paths[API]) >= {"get", "post"}
     assert set(paths[API + "/{session_id}"]) >= {"get", "patch", "put", "delete"}
     assert "post" in paths[API + "/{session_id}/heartbeat"]
+
+
+async def test_the_session_is_checked_before_the_body_on_every_body_route(
+    client: httpx.AsyncClient,
+) -> None:
+    theirs = (await create_session(client, "alice"))["session_id"]
+    routes = [("PUT", ""), ("PATCH", ""), ("POST", "/messages"), ("POST", "/cases")]
+    for sid in (UNKNOWN_ID, theirs, "bogus"):
+        for method, suffix in routes:
+            response = await client.request(
+                method, f"{API}/{sid}{suffix}", json={"bogus": [1]}, headers=user("bob")
+            )
+            assert response.status_code == 404, (sid, method, suffix)
+            assert response.json() == NOT_FOUND_BODY
+
+
+async def test_requests_make_no_ping_to_storage(client: httpx.AsyncClient, redis: Redis) -> None:
+    sid = (await create_session(client))["session_id"]
+    await redis.config_resetstat()
+    await client.get(f"{API}/{sid}", headers=user())
+    await client.get(API, headers=user())
+    await client.post(f"{API}/{sid}/heartbeat", headers=user())
+    await client.get("/health")
+    stats = await redis.info("commandstats")
+    assert "cmdstat_ping" not in stats
+    assert "cmdstat_hgetall" in stats
