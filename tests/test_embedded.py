@@ -121,10 +121,13 @@ def _env(data_dir: Path, port: int) -> dict[str, str]:
     return env
 
 
-def _start(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def _start(
+    data_dir: Path, port: int, log: Path, args: tuple[str, ...] = (), env_port: int | None = None
+) -> subprocess.Popen[bytes]:
+    env = _env(data_dir, port if env_port is None else env_port)
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [SCRIPT], cwd=data_dir.parent, env=_env(data_dir, port), stdout=out, stderr=out
+            [SCRIPT, *args], cwd=data_dir.parent, env=env, stdout=out, stderr=out
         )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -178,3 +181,26 @@ def test_the_console_script_keeps_sessions_across_a_restart(short_data_dir: Path
         assert listed["total"] == 1
     finally:
         assert _stop(process) == 0
+
+
+def test_serve_flags_override_the_environment_and_workers_share_one_embedded_server(
+    short_data_dir: Path,
+) -> None:
+    port = free_port()
+    log = short_data_dir.parent / "service.log"
+    args = ("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2")
+    process = _start(short_data_dir, port, log, args, env_port=free_port())
+    try:
+        base = f"http://127.0.0.1:{port}{API}"
+        with httpx.Client(headers=user(), timeout=10) as http:
+            created = http.post(base, json={"title": "shared"})
+            assert created.status_code == 201
+            sid = created.json()["session_id"]
+            # New connections may land on either worker; every one sees the session.
+            for _ in range(6):
+                with httpx.Client(headers=user(), timeout=10) as fresh:
+                    assert fresh.get(f"{base}/{sid}").json()["title"] == "shared"
+    finally:
+        code = _stop(process)
+    assert code == 0, log.read_text()
+    assert not _socket_answers(short_data_dir / "valkey.sock")
