@@ -10,7 +10,7 @@ from redis import exceptions as rx
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.backoff import ExponentialBackoff
 
 from session_service.config import RedisMode, Settings
@@ -31,6 +31,28 @@ def _common(settings: Settings) -> dict[str, Any]:
         ),
         "health_check_interval": 0,
     }
+
+
+class StableSentinel(Sentinel):
+    """Sentinel discovery that never reorders the sentinel list.
+
+    redis-py swaps the answering sentinel to the front after an await; concurrent
+    discoveries (every request during a failover) then race and can drop a
+    sentinel from the list, losing it for discovery and leaking its connections.
+    """
+
+    async def discover_master(self, service_name: str) -> tuple[str, int]:
+        failures = []
+        for sentinel in tuple(self.sentinels):
+            try:
+                masters = await sentinel.sentinel_masters()
+            except (rx.ConnectionError, rx.TimeoutError) as exc:
+                failures.append(repr(exc))
+                continue
+            state = masters.get(service_name) if isinstance(masters, dict) else None
+            if state and self.check_master_state(state, service_name):
+                return state["ip"], int(state["port"])
+        raise MasterNotFoundError(f"No master found for {service_name!r}: {', '.join(failures)}")
 
 
 class SentinelMaster(Redis):
@@ -85,7 +107,7 @@ def build_client(settings: Settings, url: str | None) -> RedisClient:
             parsed = Redis.from_url(url)
             kw = parsed.connection_pool.connection_kwargs
             extra = {k: kw[k] for k in ("username", "password", "db") if kw.get(k) is not None}
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = StableSentinel(  # type: ignore[no-untyped-call]
             hosts, sentinel_kwargs=sentinel_kwargs, **common, **extra
         )
         master: Redis = sentinel.master_for(
