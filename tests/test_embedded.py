@@ -4,6 +4,7 @@ real server under DATA_DIR, and sessions survive a restart of the service."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -109,6 +110,18 @@ async def test_an_external_server_that_may_evict_is_warned_about(tmp_path: Path)
     assert warning.levelno == logging.WARNING
 
 
+async def test_redis_url_may_be_a_unix_socket(short_data_dir: Path) -> None:
+    sock = short_data_dir.parent / "r.sock"
+    with redis_server(short_data_dir, "--unixsocket", str(sock), "--unixsocketperm", "700"):
+        async with running_app(make_settings(f"unix://{sock}")) as client:
+            info = (await client.get("/")).json()
+            created = await client.post(API, json={"title": "over a socket"}, headers=user())
+            ready = await client.get("/ready")
+    assert info["storage_mode"] == "standalone"
+    assert created.status_code == 201
+    assert ready.status_code == 200
+
+
 # ---- the real console script ---------------------------------------------------------------
 
 
@@ -180,7 +193,9 @@ def test_the_console_script_keeps_sessions_across_a_restart(short_data_dir: Path
         listed = httpx.get(base, headers=user(), timeout=10).json()
         assert listed["total"] == 1
     finally:
-        assert _stop(process) == 0
+        # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
+        assert _stop(process) in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in log.read_text()
 
 
 def test_serve_flags_override_the_environment_and_workers_share_one_embedded_server(
@@ -204,3 +219,29 @@ def test_serve_flags_override_the_environment_and_workers_share_one_embedded_ser
         code = _stop(process)
     assert code == 0, log.read_text()
     assert not _socket_answers(short_data_dir / "valkey.sock")
+
+
+def test_uvicorn_serves_the_module_level_app(short_data_dir: Path, redis_url: str) -> None:
+    port = free_port()
+    log = short_data_dir.parent / "uvicorn.log"
+    env = _env(short_data_dir, port)
+    env["REDIS_URL"] = redis_url
+    command = [sys.executable, "-m", "uvicorn", "session_service.main:app", "--port", str(port)]
+    short_data_dir.mkdir(parents=True)
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, cwd=short_data_dir, env=env, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 30
+        ready = None
+        while time.monotonic() < deadline and process.poll() is None:
+            with contextlib.suppress(httpx.HTTPError):
+                ready = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1)
+                break
+            time.sleep(0.05)
+        assert ready is not None and ready.status_code == 200, log.read_text()
+        created = httpx.post(f"http://127.0.0.1:{port}{API}", json={}, headers=user(), timeout=10)
+        assert created.status_code == 201
+    finally:
+        # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
+        assert _stop(process) in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in log.read_text()
