@@ -127,6 +127,13 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value if value else None
 
+    @field_validator("case_service_url")
+    @classmethod
+    def _case_service_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.session_min_timeout_minutes > self.session_max_timeout_minutes:
