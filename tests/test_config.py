@@ -107,6 +107,7 @@ def test_defaults_match_the_readme(monkeypatch: pytest.MonkeyPatch) -> None:
         ("REDIS_MODE", "galaxy"),
         ("SESSION_MIN_TIMEOUT_MINUTES", "0"),
         ("CLEANUP_INTERVAL_SECONDS", "-1"),
+        ("CASE_SERVICE_URL", "localhost:8003"),
     ],
 )
 def test_load_settings_exits_with_status_2_and_one_line_naming_the_variable(
@@ -119,3 +120,8 @@ def test_load_settings_exits_with_status_2_and_one_line_naming_the_variable(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert variable in err
+
+
+def test_an_empty_case_service_url_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CASE_SERVICE_URL", "")
+    assert load_settings(_env_file=None).case_service_url is None

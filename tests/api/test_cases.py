@@ -269,3 +269,14 @@ async def test_a_case_service_that_is_down_still_answers_200(make_client: Client
         body = await _cases(client, sid)
     assert body["case_service"] == "unavailable"
     assert [c["case_id"] for c in body["cases"]] == ["case-1"]
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://[::1"])
+async def test_a_case_service_url_httpx_cannot_use_still_answers_200(
+    make_client: ClientFactory, url: str
+) -> None:
+    async with make_client(case_service_url=url) as client:
+        sid = (await create_session(client))["session_id"]
+        body = await _cases(client, sid)
+    assert body["case_service"] == "unavailable"
+    assert body["cases"] == []
