@@ -190,3 +190,16 @@ async def test_every_key_of_a_user_carries_that_users_tag_only(
     assert len(tags) == 2
     for key in keys:
         assert key.count("{") == key.count("}") == 1
+
+
+async def test_unicode_user_ids_are_compared_byte_for_byte_without_normalization(
+    client: httpx.AsyncClient,
+) -> None:
+    composed, decomposed = "jos\u00e9", "jose\u0301"
+    sid = (await create_session(client, composed))["session_id"]
+    other = await client.get(f"{API}/{sid}", headers=as_user(decomposed))
+    assert other.status_code == 404
+    listed = (await client.get(API, headers=as_user(decomposed))).json()
+    assert listed["total"] == 0
+    mine = await client.get(f"{API}/{sid}", headers=as_user(composed))
+    assert mine.json()["user_id"] == composed
