@@ -7,10 +7,15 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 
+from session_service import errors
+from session_service.app import build_store
+from session_service.domain.ids import new_session_id
 from session_service.store.keys import Keys
-from tests.conftest import create_session, user
+from session_service.store.sessions import NewSession
+from tests.conftest import create_session, make_settings, user
 
 API = "/api/v1/sessions"
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -496,3 +501,32 @@ async def test_requests_make_no_ping_to_storage(client: httpx.AsyncClient, redis
     stats = await redis.info("commandstats")
     assert "cmdstat_ping" not in stats
     assert "cmdstat_hgetall" in stats
+
+
+# ---- the store, directly -------------------------------------------------------------------
+
+
+async def test_the_store_keeps_users_apart_and_deletes_everything(
+    redis_url: str, redis: Redis
+) -> None:
+    store = build_store(make_settings(redis_url), redis_url)
+    try:
+        new = NewSession(new_session_id(), 60_000, ["t", "direct", "ty", "troubleshooting"])
+        created = await store.create("a:b", new, None, "")
+        assert created.status_code == 201
+        assert created.session["title"] == "direct"
+        assert (await store.get("a:b", new.session_id))["user_id"] == "a:b"
+        with pytest.raises(errors.SessionNotFound):
+            await store.get("a", new.session_id)
+        total, sessions = await store.list_sessions("a", ["active"], 0, 10)
+        assert (total, sessions) == (0, [])
+        total, sessions = await store.list_sessions("a:b", ["active"], 0, 10)
+        assert total == 1
+        assert [s["session_id"] for s in sessions] == [new.session_id]
+
+        await store.delete("a:b", new.session_id)
+        with pytest.raises(errors.SessionNotFound):
+            await store.get("a:b", new.session_id)
+        assert [key async for key in redis.scan_iter("*")] == []
+    finally:
+        await store.close()
