@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from typing import Any
 
@@ -329,3 +330,23 @@ async def test_a_restored_session_is_writable_again(
     response = await client.patch(f"{API}/{archived}", json={"title": "again"}, headers=user())
     assert response.status_code == 200
     assert response.json()["title"] == "again"
+
+
+async def test_concurrent_transitions_apply_one_at_a_time(client: httpx.AsyncClient) -> None:
+    sid = await _session_in(client, "active")
+    # completed and abandoned cannot follow each other, so only one may win.
+    responses = await asyncio.gather(
+        *(_set_status(client, sid, target) for target in ["completed", "abandoned"] * 5)
+    )
+    winners = {r.json()["status"] for r in responses if r.status_code == 200}
+    assert len(winners) == 1
+    assert all(r.status_code in (200, 409) for r in responses)
+    assert (await _get(client, sid))["status"] == winners.pop()
+
+
+async def test_concurrent_restores_restore_once(client: httpx.AsyncClient, archived: str) -> None:
+    responses = await asyncio.gather(
+        *(client.post(f"{API}/{archived}/restore", headers=user()) for _ in range(6))
+    )
+    assert sorted(r.status_code for r in responses) == [200] + [409] * 5
+    assert (await _get(client, archived))["status"] == "in_progress"
