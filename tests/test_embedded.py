@@ -92,8 +92,12 @@ async def test_the_embedded_server_never_evicts(short_data_dir: Path) -> None:
 
 async def test_an_external_server_that_may_evict_is_warned_about(tmp_path: Path) -> None:
     records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append  # type: ignore[method-assign]
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Collect(logging.WARNING)
     logger = logging.getLogger("session_service")
     logger.addHandler(handler)
     try:
