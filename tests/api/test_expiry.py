@@ -101,7 +101,7 @@ async def test_the_minute_bounds_do_not_apply_to_default_session_ttl(
 async def test_every_read_agrees_the_instant_a_session_expires(
     make_client: ClientFactory, redis: Redis
 ) -> None:
-    async with make_client(default_session_ttl=1) as client:
+    async with make_client(default_session_ttl=2) as client:
         keeper = await create_session(client, title="keeper", timeout_minutes=10)
         doomed = await create_session(client, title="doomed", client_id="ext-1",
                                       metadata={"k": "v"})  # fmt: skip
@@ -172,7 +172,7 @@ async def test_everything_a_session_owns_shares_its_deadline(
 
 
 async def test_reads_do_not_slide_the_deadline(make_client: ClientFactory) -> None:
-    async with make_client(default_session_ttl=1) as client:
+    async with make_client(default_session_ttl=2) as client:
         created = await create_session(client)
         sid = created["session_id"]
         await asyncio.sleep(0.3)
@@ -229,7 +229,7 @@ async def test_activity_slides_expires_at(client: httpx.AsyncClient, activity: s
 
 
 async def test_archived_sessions_do_not_expire_by_inactivity(make_client: ClientFactory) -> None:
-    async with make_client(default_session_ttl=1, archived_session_ttl=3600) as client:
+    async with make_client(default_session_ttl=2, archived_session_ttl=3600) as client:
         created = await create_session(client, title="kept")
         sid = created["session_id"]
         await client.post(f"{API}/{sid}/messages", json={"role": "user", "content": "x"},
@@ -258,7 +258,7 @@ async def test_archived_sessions_are_kept_for_archived_session_ttl(
 async def test_archived_session_ttl_zero_keeps_archived_sessions_until_deleted(
     make_client: ClientFactory, redis: Redis
 ) -> None:
-    async with make_client(default_session_ttl=1, archived_session_ttl=0) as client:
+    async with make_client(default_session_ttl=2, archived_session_ttl=0) as client:
         created = await create_session(client)
         sid = created["session_id"]
         await client.post(f"{API}/{sid}/messages", json={"role": "user", "content": "x"},
@@ -276,7 +276,7 @@ async def test_archived_session_ttl_zero_keeps_archived_sessions_until_deleted(
 
 
 async def test_restore_gives_a_fresh_inactivity_window(make_client: ClientFactory) -> None:
-    async with make_client(default_session_ttl=1, archived_session_ttl=0) as client:
+    async with make_client(default_session_ttl=2, archived_session_ttl=0) as client:
         created = await create_session(client)
         sid = created["session_id"]
         await client.post(f"{API}/{sid}/archive", headers=user())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import datetime
 
 from tests.conftest import ClientFactory, create_session, user
 
@@ -50,10 +52,11 @@ async def test_deleting_a_session_makes_room(make_client: ClientFactory) -> None
 
 
 async def test_an_expired_session_no_longer_counts(make_client: ClientFactory) -> None:
-    async with make_client(max_sessions_per_user=1, default_session_ttl=1) as client:
-        await create_session(client)
+    async with make_client(max_sessions_per_user=1, default_session_ttl=2) as client:
+        first = await create_session(client)
         assert (await client.post(API, json={}, headers=user())).status_code == 409
-        await asyncio.sleep(1.15)
+        deadline = datetime.fromisoformat(first["expires_at"].replace("Z", "+00:00"))
+        await asyncio.sleep(max(0.0, deadline.timestamp() + 0.15 - time.time()))
         await create_session(client)
 
 
