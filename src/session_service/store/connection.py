@@ -8,10 +8,10 @@ from typing import Any
 
 from redis import exceptions as rx
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, PipelineCommand, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 
 from session_service.config import RedisMode, Settings
 
@@ -53,6 +53,47 @@ class StableSentinel(Sentinel):
             if state and self.check_master_state(state, service_name):
                 return state["ip"], int(state["port"])
         raise MasterNotFoundError(f"No master found for {service_name!r}: {', '.join(failures)}")
+
+
+class ClusterUnavailable(rx.ConnectionError):
+    """The Cluster cannot serve: no reachable node, or the key's slot is not covered."""
+
+
+def _unavailable(exc: rx.RedisClusterException) -> ClusterUnavailable:
+    return ClusterUnavailable(str(exc))
+
+
+class ServiceClusterPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        except rx.RedisClusterException as exc:
+            raise _unavailable(exc) from exc
+
+
+class ServiceCluster(RedisCluster):
+    """RedisCluster whose "cannot serve" failures are RedisErrors (so 503s).
+
+    redis-py raises `RedisClusterException`, which is not a `RedisError`, when no
+    node is reachable or a slot is uncovered (a Cluster down at start, a shard
+    lost); every caller here treats `RedisError` as the storage being unavailable.
+    """
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> ServiceCluster:
+        try:
+            await super().initialize(*args, **kwargs)
+        except rx.RedisClusterException as exc:
+            raise _unavailable(exc) from exc
+        return self
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except rx.RedisClusterException as exc:
+            raise _unavailable(exc) from exc
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
+        return ServiceClusterPipeline(self, transaction)  # type: ignore[abstract]
 
 
 class SentinelMaster(Redis):
@@ -99,6 +140,9 @@ def build_client(settings: Settings, url: str | None) -> RedisClient:
         sentinel_kwargs: dict[str, Any] = {
             "socket_timeout": settings.redis_timeout_seconds,
             "socket_connect_timeout": common["socket_connect_timeout"],
+            # redis-py's default retries with backoff (seconds each); the next
+            # sentinel in the list is the retry.
+            "retry": Retry(NoBackoff(), 0),
         }
         if settings.redis_sentinel_password:
             sentinel_kwargs["password"] = settings.redis_sentinel_password
@@ -126,13 +170,13 @@ def build_client(settings: Settings, url: str | None) -> RedisClient:
         if url and url.startswith("rediss://"):
             cluster_kwargs.update(_tls(settings))
         if nodes:
-            return RedisCluster(
+            return ServiceCluster(
                 startup_nodes=nodes,
                 max_connections=settings.redis_max_connections,
                 **cluster_kwargs,
             )
         assert url is not None
-        return RedisCluster.from_url(
+        return ServiceCluster.from_url(
             url, max_connections=settings.redis_max_connections, **cluster_kwargs
         )
     assert url is not None
@@ -180,7 +224,11 @@ async def _cluster_eval_and_wait(
 ) -> tuple[Any, Any]:
     await client.initialize()
     for _ in range(2):
-        node = client.get_node_from_key(key)
+        try:
+            node = client.get_node_from_key(key)
+        except rx.SlotNotCoveredError as exc:
+            await _relearn_slots(client)
+            raise _unavailable(exc) from exc
         assert node is not None
         script = PipelineCommand(0, "EVALSHA", sha, 1, key, *args)
         wait = PipelineCommand(1, "WAIT", replicas, timeout_ms)
