@@ -184,3 +184,23 @@ async def test_redis_down_at_start_then_back_needs_no_restart(tmp_path: Path) ->
             assert got.json()["title"] == "after the outage"
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("mode", ["sentinel", "cluster"])
+async def test_unreachable_sentinel_or_cluster_at_start_answers_503(mode: str) -> None:
+    nowhere = f"127.0.0.1:{free_port()}"
+    settings = make_settings(
+        None,
+        redis_mode=mode,
+        redis_sentinel_hosts=nowhere if mode == "sentinel" else "",
+        redis_cluster_nodes=nowhere if mode == "cluster" else "",
+    )
+    async with running_app(settings) as client:
+        ready = await client.get("/ready")
+        assert ready.status_code == 503
+        refused = await client.post("/api/v1/sessions", json={}, headers=user())
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["code"] == "storage_unavailable"
+        assert refused.headers["Retry-After"] == "1"
+        listed = await client.get("/api/v1/sessions", headers=user())
+        assert listed.status_code == 503, listed.text
