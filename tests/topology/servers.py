@@ -197,6 +197,23 @@ class ClusterTopology:
 
         wait_until(healthy, "the cluster to be healthy", timeout)
 
+    def shard_of(self, key: str) -> tuple[int, int]:
+        """(primary port, replica port) of the shard serving `key`."""
+        with sync_client(self.nodes[0].port) as client:
+            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+            for start, end, primary, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                if int(start) <= slot <= int(end):
+                    with sync_client(int(primary[1])) as owner:
+                        replica = _online_replicas(owner)[0]
+                    return int(primary[1]), int(str(replica["port"]))
+        raise LookupError(f"slot {slot} is not served")
+
+    def promote(self, replica_port: int) -> None:
+        """A manual (graceful) failover: the replica takes over its primary's slots."""
+        with sync_client(replica_port) as client:
+            client.execute_command("CLUSTER", "FAILOVER")
+            wait_until(lambda: client.execute_command("ROLE")[0] == "master", "the promotion")
+
     def stop(self) -> None:
         for node in self.nodes:
             node.stop(hard=True)

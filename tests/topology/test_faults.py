@@ -16,9 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from session_service.store.keys import Keys
 from tests.conftest import create_session, make_settings, running_app, user
 from tests.servers import RedisProcess, free_port
-from tests.topology.servers import sentinel_topology
+from tests.topology.servers import ClusterTopology, sentinel_topology
 
 pytestmark = pytest.mark.slow
 
@@ -204,3 +205,30 @@ async def test_unreachable_sentinel_or_cluster_at_start_answers_503(mode: str) -
         assert refused.headers["Retry-After"] == "1"
         listed = await client.get("/api/v1/sessions", headers=user())
         assert listed.status_code == 503, listed.text
+
+
+async def test_cluster_failover_is_followed_without_losing_acknowledged_messages(
+    cluster: ClusterTopology,
+) -> None:
+    settings = make_settings(
+        None, redis_mode="cluster", redis_cluster_nodes=cluster.seeds, redis_min_replicas_ack=1
+    )
+    async with running_app(settings) as client:
+        sid = (await create_session(client))["session_id"]
+        primary, replica = cluster.shard_of(Keys("fms").base("u1"))
+        load = AppendLoad(client, sid)
+        tasks = await run_load(load, writers=4)
+
+        promoted_at = time.monotonic()
+        await asyncio.to_thread(cluster.promote, replica)
+        resumed_after = await load.acks_after(promoted_at, count=20)
+        await stop_load(load, tasks)
+
+        print(
+            f"\ncluster failover: {replica} took over from {primary}; acknowledged writes "
+            f"resumed {resumed_after:.2f}s after CLUSTER FAILOVER; "
+            f"{load.statuses.count(503)} x 503, slowest request {load.slowest:.2f}s"
+        )
+        assert_no_acknowledged_write_lost(load, await stored_contents(client, sid))
+        assert cluster.shard_of(Keys("fms").base("u1")) == (replica, primary)
+    await asyncio.to_thread(cluster.wait_healthy, 3)
