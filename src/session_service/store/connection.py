@@ -9,6 +9,7 @@ from typing import Any
 from redis import exceptions as rx
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, PipelineCommand, RedisCluster
+from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.backoff import ExponentialBackoff, NoBackoff
@@ -131,6 +132,14 @@ def _strip(url: str) -> str:
     return f"{scheme}{sep}{rest}"
 
 
+def _credentials(url: str | None, *names: str) -> dict[str, Any]:
+    """Connection settings (user, password, db) from a redis:// URL."""
+    if not url:
+        return {}
+    parsed: dict[str, Any] = dict(parse_url(url))
+    return {name: parsed[name] for name in names if parsed.get(name) is not None}
+
+
 def build_client(settings: Settings, url: str | None) -> RedisClient:
     common = _common(settings)
     if settings.redis_mode is RedisMode.SENTINEL:
@@ -146,11 +155,7 @@ def build_client(settings: Settings, url: str | None) -> RedisClient:
         }
         if settings.redis_sentinel_password:
             sentinel_kwargs["password"] = settings.redis_sentinel_password
-        extra: dict[str, Any] = {}
-        if url:
-            parsed = Redis.from_url(url)
-            kw = parsed.connection_pool.connection_kwargs
-            extra = {k: kw[k] for k in ("username", "password", "db") if kw.get(k) is not None}
+        extra = _credentials(url, "username", "password", "db")
         sentinel = StableSentinel(  # type: ignore[no-untyped-call]
             hosts, sentinel_kwargs=sentinel_kwargs, **common, **extra
         )
@@ -170,6 +175,10 @@ def build_client(settings: Settings, url: str | None) -> RedisClient:
         if url and url.startswith("rediss://"):
             cluster_kwargs.update(_tls(settings))
         if nodes:
+            # REDIS_URL, when also set, carries the credentials and the scheme (TLS).
+            cluster_kwargs.update(_credentials(url, "username", "password"))
+            if url and url.startswith("rediss://"):
+                cluster_kwargs["ssl"] = True
             return ServiceCluster(
                 startup_nodes=nodes,
                 max_connections=settings.redis_max_connections,
