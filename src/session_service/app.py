@@ -23,7 +23,8 @@ from session_service.observability.logging import configure_logging
 from session_service.store.connection import build_client, describe
 from session_service.store.embedded import EmbeddedServer
 from session_service.store.keys import Keys
-from session_service.store.sessions import Limits, SessionStore
+from session_service.store.records import Limits
+from session_service.store.sessions import SessionStore
 
 logger = logging.getLogger("session_service")
 

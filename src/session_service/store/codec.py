@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import time
 from typing import Any
 
 import orjson
 
+from session_service import errors
 from session_service.domain.ids import message_id
 
 SCHEMA_VERSION = 1
@@ -85,3 +88,16 @@ def message_from_entry(entry_id: str, fields: list[str] | dict[str, str]) -> dic
 def dump_json(value: Any) -> str:
     """Canonical JSON for stored values, so equal values compare equal in Lua."""
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def encode_cursor(score: float, session_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{int(score)}:{session_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        score, _, sid = raw.partition(":")
+        return int(score), sid
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise errors.InvalidRequest("cursor is not valid", field="cursor") from None

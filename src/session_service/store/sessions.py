@@ -7,11 +7,8 @@ user id and only ever touches keys under that user's hash tag.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
@@ -22,7 +19,9 @@ from session_service.domain.ids import message_id, message_seq
 from session_service.domain.status import allowed_from
 from session_service.observability.metrics import SESSIONS, instrument_store
 from session_service.store.codec import (
+    decode_cursor,
     dump_json,
+    encode_cursor,
     iso,
     iso_or_none,
     message_from_entry,
@@ -32,71 +31,31 @@ from session_service.store.codec import (
 from session_service.store.connection import RedisClient, eval_and_wait
 from session_service.store.errors import script_error
 from session_service.store.keys import Keys, digest
+from session_service.store.records import (
+    Appended,
+    CreateResult,
+    Limits,
+    NewSession,
+    Patch,
+    SearchFilters,
+    canonical_pairs,
+)
 from session_service.store.scripts import Script, load_scripts
+
+__all__ = [
+    "EXPORT_CHUNK",
+    "Appended",
+    "CreateResult",
+    "Limits",
+    "NewSession",
+    "Patch",
+    "SearchFilters",
+    "SessionStore",
+    "canonical_pairs",
+]
 
 SEARCH_CHUNK = 2000
 EXPORT_CHUNK = 500
-
-
-@dataclass(frozen=True, slots=True)
-class NewSession:
-    session_id: str
-    timeout_ms: int
-    fields: list[str]  # stored field/value pairs: t, d, tl, dl, ty, m:<key>
-    client_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CreateResult:
-    status_code: int  # 201 created, 200 resumed
-    session: dict[str, Any]
-
-    @property
-    def resumed(self) -> bool:
-        return self.status_code == 200
-
-
-@dataclass(frozen=True, slots=True)
-class Appended:
-    message: dict[str, Any]
-    total: int
-    status: str
-    replayed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Patch:
-    title_op: str = "0"  # '0' untouched, '1' set, '2' clear
-    title: str = ""
-    title_folded: str = ""
-    description_op: str = "0"
-    description: str = ""
-    description_folded: str = ""
-    status: str | None = None
-    metadata: tuple[tuple[str, str], ...] = ()  # (key, canonical json | '' to remove)
-    context: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class SearchFilters:
-    statuses: Sequence[str]
-    query: str = ""
-    session_type: str = ""
-    created_after: int | None = None
-    created_before: int | None = None
-    updated_after: int | None = None
-    updated_before: int | None = None
-    metadata: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_sessions_per_user: int
-    max_messages_per_session: int
-    archived_ttl_ms: int
-    idempotency_ttl_ms: int
-    max_json_keys: int = 64
-    max_json_bytes: int = 16 * 1024
 
 
 def _ok(reply: list[Any], target_status: str | None = None) -> list[Any]:
@@ -109,19 +68,6 @@ def _count_expired(pruned: Any) -> None:
     """Every script that prunes reports how many expired sessions it removed."""
     if pruned and int(pruned) > 0:
         SESSIONS.labels("expired").inc(int(pruned))
-
-
-def encode_cursor(score: float, session_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{int(score)}:{session_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        score, _, sid = raw.partition(":")
-        return int(score), sid
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise errors.InvalidRequest("cursor is not valid", field="cursor") from None
 
 
 @instrument_store
@@ -545,10 +491,3 @@ class SessionStore:
 
     async def close(self) -> None:
         await self.client.aclose()
-
-
-def canonical_pairs(obj: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
-    """A metadata/context patch as (key, canonical json | '' to remove) pairs."""
-    if not obj:
-        return ()
-    return tuple((key, "" if value is None else dump_json(value)) for key, value in obj.items())

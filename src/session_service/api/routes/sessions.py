@@ -24,7 +24,7 @@ from session_service.domain.text import search_fold
 from session_service.observability import metrics
 from session_service.store.codec import dump_json
 from session_service.store.keys import digest
-from session_service.store.sessions import NewSession, Patch, SearchFilters, canonical_pairs
+from session_service.store.records import NewSession, Patch, SearchFilters, canonical_pairs
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 

@@ -1,0 +1,77 @@
+"""What the store takes and gives: small frozen records, no behaviour."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from session_service.store.codec import dump_json
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    session_id: str
+    timeout_ms: int
+    fields: list[str]  # stored field/value pairs: t, d, tl, dl, ty, m:<key>
+    client_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    status_code: int  # 201 created, 200 resumed
+    session: dict[str, Any]
+
+    @property
+    def resumed(self) -> bool:
+        return self.status_code == 200
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    message: dict[str, Any]
+    total: int
+    status: str
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Patch:
+    title_op: str = "0"  # '0' untouched, '1' set, '2' clear
+    title: str = ""
+    title_folded: str = ""
+    description_op: str = "0"
+    description: str = ""
+    description_folded: str = ""
+    status: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()  # (key, canonical json | '' to remove)
+    context: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    statuses: Sequence[str]
+    query: str = ""
+    session_type: str = ""
+    created_after: int | None = None
+    created_before: int | None = None
+    updated_after: int | None = None
+    updated_before: int | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_sessions_per_user: int
+    max_messages_per_session: int
+    archived_ttl_ms: int
+    idempotency_ttl_ms: int
+    max_json_keys: int = 64
+    max_json_bytes: int = 16 * 1024
+
+
+def canonical_pairs(obj: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    """A metadata/context patch as (key, canonical json | '' to remove) pairs."""
+    if not obj:
+        return ()
+    return tuple((key, "" if value is None else dump_json(value)) for key, value in obj.items())
