@@ -48,6 +48,7 @@ def translate(exc: rx.RedisError) -> errors.ServiceError:
         | rx.TimeoutError
         | rx.ReadOnlyError
         | rx.ClusterError
+        | rx.AskError  # and MovedError: a slot moved more often than the client followed
         | rx.TryAgainError
         | rx.BusyLoadingError,
     ):
