@@ -76,7 +76,9 @@ class EdgeMiddleware:
             request_id = uuid.uuid4().hex.encode()
         rid = request_id.decode()
         token = request_id_var.set(rid)
-        status = 500
+        # 499 (nginx's "client closed request") until a response starts: a client that
+        # disconnects before its answer is not a server error and must not page anyone.
+        status = 499
         started = time.perf_counter()
 
         responded = False
