@@ -72,8 +72,16 @@ class ServiceClusterPipeline(ClusterPipeline):
             raise _unavailable(exc) from exc
 
 
+_SCRIPTS = ("EVAL", "EVALSHA")
+
+
 class ServiceCluster(RedisCluster):
     """RedisCluster whose "cannot serve" failures are RedisErrors (so 503s).
+
+    Scripts go through `on_owner`, which does not follow ASK redirects: the
+    service's scripts derive their keys from KEYS[1], so during a slot migration
+    following ASK would run them against half-moved data (a wrong 404, or a
+    duplicate session); they answer 503 until the slot has moved instead.
 
     redis-py raises `RedisClusterException`, which is not a `RedisError`, when no
     node is reachable or a slot is uncovered (a Cluster down at start, a shard
@@ -89,6 +97,11 @@ class ServiceCluster(RedisCluster):
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         try:
+            if str(args[0]).upper() in _SCRIPTS and int(args[2]) > 0:
+                (reply,) = await on_owner(self, str(args[3]), [args])
+                if isinstance(reply, Exception):
+                    raise reply
+                return reply
             return await super().execute_command(*args, **kwargs)
         except rx.RedisClusterException as exc:
             raise _unavailable(exc) from exc
@@ -231,6 +244,19 @@ async def _cluster_eval_and_wait(
     replicas: int,
     timeout_ms: int,
 ) -> tuple[Any, Any]:
+    reply, acked = await on_owner(
+        client, key, [("EVALSHA", sha, 1, key, *args), ("WAIT", replicas, timeout_ms)]
+    )
+    return reply, acked
+
+
+async def on_owner(client: RedisCluster, key: str, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Send `commands` over one connection to the primary serving `key`.
+
+    Answers each command's reply or exception. MOVED is followed (the slot has a
+    new owner) but ASK is not: during a slot migration a script's undeclared keys
+    may be split between two nodes, so it answers 503 until the slot has moved.
+    """
     await client.initialize()
     for _ in range(2):
         try:
@@ -239,10 +265,9 @@ async def _cluster_eval_and_wait(
             await _relearn_slots(client)
             raise _unavailable(exc) from exc
         assert node is not None
-        script = PipelineCommand(0, "EVALSHA", sha, 1, key, *args)
-        wait = PipelineCommand(1, "WAIT", replicas, timeout_ms)
+        pending = [PipelineCommand(i, *command) for i, command in enumerate(commands)]
         try:
-            await node.execute_pipeline([script, wait])
+            await node.execute_pipeline(pending)
         except (rx.ConnectionError, rx.TimeoutError):
             # As RedisCluster does: drop this node's connections and relearn the slots.
             node.update_active_connections_for_reconnect()
@@ -250,13 +275,14 @@ async def _cluster_eval_and_wait(
             client.nodes_manager.move_node_to_end_of_cached_nodes(node.name)
             await _relearn_slots(client)
             raise
-        if isinstance(script.result, rx.MovedError):
-            await client.nodes_manager.move_slot(script.result)
+        first = pending[0].result
+        if isinstance(first, rx.MovedError):
+            await client.nodes_manager.move_slot(first)
             continue
-        if isinstance(script.result, rx.ClusterDownError | rx.SlotNotCoveredError):
+        if isinstance(first, rx.ClusterDownError | rx.SlotNotCoveredError):
             await _relearn_slots(client)
-        return script.result, wait.result
-    return script.result, wait.result
+        break
+    return [command.result for command in pending]
 
 
 async def _relearn_slots(client: RedisCluster) -> None:
