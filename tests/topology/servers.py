@@ -197,6 +197,11 @@ class ClusterTopology:
 
         wait_until(healthy, "the cluster to be healthy", timeout)
 
+    def flush(self) -> None:
+        for port in self.primaries():
+            with sync_client(port) as client:
+                client.flushall()
+
     def shard_of(self, key: str) -> tuple[int, int]:
         """(primary port, replica port) of the shard serving `key`."""
         with sync_client(self.nodes[0].port) as client:
@@ -207,6 +212,23 @@ class ClusterTopology:
                         replica = _online_replicas(owner)[0]
                     return int(primary[1]), int(str(replica["port"]))
         raise LookupError(f"slot {slot} is not served")
+
+    def move_slot_of(self, key: str, target_port: int) -> None:
+        """Reshard the slot of `key` to another primary, as `valkey-cli --cluster reshard` does."""
+        source_port, _ = self.shard_of(key)
+        with sync_client(source_port) as source, sync_client(target_port) as target:
+            slot = int(source.execute_command("CLUSTER", "KEYSLOT", key))
+            source_id = source.execute_command("CLUSTER", "MYID")
+            target_id = target.execute_command("CLUSTER", "MYID")
+            target.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+            source.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+            while keys := source.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                source.execute_command(
+                    "MIGRATE", "127.0.0.1", target_port, "", 0, 5000, "KEYS", *keys
+                )
+                time.sleep(0.05)  # let the load hit the half-moved slot
+            for node in (target, source):
+                node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
 
     def promote(self, replica_port: int) -> None:
         """A manual (graceful) failover: the replica takes over its primary's slots."""

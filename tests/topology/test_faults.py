@@ -210,6 +210,7 @@ async def test_unreachable_sentinel_or_cluster_at_start_answers_503(mode: str) -
 async def test_cluster_failover_is_followed_without_losing_acknowledged_messages(
     cluster: ClusterTopology,
 ) -> None:
+    await asyncio.to_thread(cluster.flush)
     settings = make_settings(
         None, redis_mode="cluster", redis_cluster_nodes=cluster.seeds, redis_min_replicas_ack=1
     )
@@ -232,3 +233,35 @@ async def test_cluster_failover_is_followed_without_losing_acknowledged_messages
         assert_no_acknowledged_write_lost(load, await stored_contents(client, sid))
         assert cluster.shard_of(Keys("fms").base("u1")) == (replica, primary)
     await asyncio.to_thread(cluster.wait_healthy, 3)
+
+
+async def test_cluster_slot_migration_under_load_loses_and_duplicates_nothing(
+    cluster: ClusterTopology,
+) -> None:
+    await asyncio.to_thread(cluster.flush)
+    settings = make_settings(None, redis_mode="cluster", redis_cluster_nodes=cluster.seeds)
+    base = Keys("fms").base("u1")
+    async with running_app(settings) as client:
+        sid = (await create_session(client))["session_id"]
+        for n in range(50):  # keys enough for several MIGRATE batches
+            await create_session(client, title=f"filler {n}")
+        source, _ = cluster.shard_of(base)
+        target = next(port for port in cluster.primaries() if port != source)
+        load = AppendLoad(client, sid)
+        tasks = await run_load(load, writers=4)
+
+        moved_at = time.monotonic()
+        await asyncio.to_thread(cluster.move_slot_of, base, target)
+        moved_after = time.monotonic() - moved_at
+        resumed_after = await load.acks_after(moved_at + moved_after, count=20)
+        await stop_load(load, tasks)
+
+        print(
+            f"\ncluster slot migration: took {moved_after:.2f}s; "
+            f"{load.statuses.count(503)} x 503 meanwhile, writes succeeded {resumed_after:.2f}s "
+            f"after it; slowest request {load.slowest:.2f}s"
+        )
+        assert cluster.shard_of(base)[0] == target
+        assert_no_acknowledged_write_lost(load, await stored_contents(client, sid))
+        listed = (await client.get("/api/v1/sessions?limit=100", headers=user())).json()
+        assert listed["total"] == 51
