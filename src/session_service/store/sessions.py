@@ -92,7 +92,9 @@ class SessionStore:
 
     async def _write(self, script: Script, user_id: str, args: list[str | int]) -> Any:
         """Run a writing script; with REDIS_MIN_REPLICAS_ACK, WAIT in the same round trip."""
-        if self.min_replicas_ack == 0:
+        # Reads that only prune expired index entries need no replica: losing a prune
+        # loses nothing, and listing must keep working while a replica is down.
+        if self.min_replicas_ack == 0 or script.name in ("list", "search", "prune"):
             return await script(self.client, [self.keys.base(user_id)], args)
         return await self._write_acked(script, self.keys.base(user_id), args)
 
