@@ -19,7 +19,7 @@ import pytest
 from session_service.store.keys import Keys
 from tests.conftest import create_session, make_settings, running_app, user
 from tests.servers import RedisProcess, free_port
-from tests.topology.servers import ClusterTopology, sentinel_topology
+from tests.topology.servers import ClusterTopology, SentinelTopology, sentinel_topology
 
 pytestmark = pytest.mark.slow
 
@@ -265,3 +265,37 @@ async def test_cluster_slot_migration_under_load_loses_and_duplicates_nothing(
         assert_no_acknowledged_write_lost(load, await stored_contents(client, sid))
         listed = (await client.get("/api/v1/sessions?limit=100", headers=user())).json()
         assert listed["total"] == 51
+
+
+async def test_without_its_replica_a_write_answers_503_and_a_retry_does_not_duplicate(
+    sentinel: SentinelTopology,
+) -> None:
+    settings = make_settings(
+        None, redis_mode="sentinel", redis_sentinel_hosts=sentinel.hosts, redis_min_replicas_ack=1
+    )
+    async with running_app(settings) as client:
+        sid = (await create_session(client))["session_id"]
+        append = {"role": "user", "content": "unconfirmed"}
+        retry = user(**{"Idempotency-Key": "append-1"})
+        replica = sentinel.replicas[0]
+
+        replica.stop(hard=True)
+        try:
+            refused = await client.post(
+                f"/api/v1/sessions/{sid}/messages", json=append, headers=retry
+            )
+            assert refused.status_code == 503
+            assert refused.json()["code"] == "storage_unavailable"
+            assert "may not survive a failover" in refused.json()["detail"]
+            # Reads, listing and search do not wait for replicas.
+            assert (await client.get(f"/api/v1/sessions/{sid}", headers=user())).status_code == 200
+            assert (await client.get("/api/v1/sessions", headers=user())).status_code == 200
+            found = await client.post("/api/v1/sessions/search", json={}, headers=user())
+            assert found.status_code == 200
+        finally:
+            await asyncio.to_thread(replica.start)
+            await asyncio.to_thread(sentinel.wait_healthy)
+
+        retried = await client.post(f"/api/v1/sessions/{sid}/messages", json=append, headers=retry)
+        assert retried.status_code in (200, 201), retried.text
+        assert await stored_contents(client, sid) == ["unconfirmed"]
