@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 from session_service import __version__
 from session_service.api import handlers
@@ -76,6 +77,22 @@ async def _cleanup_loop(store: SessionStore, interval: int) -> None:
             logger.warning("cleanup failed: %s", type(exc).__name__)
 
 
+class ServiceApp(FastAPI):
+    """FastAPI with the service's own middleware chain in front of Starlette's stack.
+
+    Starlette nests user middleware inside its error middleware, and FastAPI adds
+    body-limit and telemetry layers of its own; the hot routes need none of them.
+    `edge` wraps the whole stack: request id, logs and metrics, then CORS, the
+    guard and the fast path; everything else continues into the usual stack.
+    """
+
+    edge: Callable[[ASGIApp], ASGIApp] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        inner = super().build_middleware_stack()
+        return self.edge(inner) if self.edge is not None else inner
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.effective_log_format.value)
@@ -121,7 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
 
-    app = FastAPI(
+    app = ServiceApp(
         title="fm-session-service",
         version=settings.service_version or __version__,
         description=(
@@ -139,29 +156,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cases.router,
     ):
         app.include_router(router)
-    app.add_middleware(
-        FastPathMiddleware, routes=[*sessions.router.routes, *messages.router.routes]
-    )
-    app.add_middleware(
-        GuardMiddleware,
-        gateway_secret=settings.gateway_shared_secret,
-        max_request_bytes=settings.max_request_bytes,
-        body_timeout=settings.request_body_timeout,
-        rate_limit_per_minute=settings.rate_limit_per_minute,
-    )
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        # Browsers reject credentials with "*"; never send both.
-        allow_credentials=not settings.wildcard_cors,
-        allow_methods=["*"],
-        allow_headers=["*"],
-        expose_headers=["X-Request-ID", "Retry-After"],
-    )
-    app.add_middleware(
-        EdgeMiddleware,
-        access_log_enabled=settings.access_log,
-        metrics_on=settings.metrics_enabled,
-    )
+    hot_routes = [*sessions.router.routes, *messages.router.routes]
+
+    def edge(inner: ASGIApp) -> ASGIApp:
+        guarded = GuardMiddleware(
+            FastPathMiddleware(inner, routes=hot_routes),
+            gateway_secret=settings.gateway_shared_secret,
+            max_request_bytes=settings.max_request_bytes,
+            body_timeout=settings.request_body_timeout,
+            rate_limit_per_minute=settings.rate_limit_per_minute,
+        )
+        cors = CORSMiddleware(
+            guarded,
+            allow_origins=settings.cors_origins,
+            # Browsers reject credentials with "*"; never send both.
+            allow_credentials=not settings.wildcard_cors,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+        return EdgeMiddleware(
+            cors, access_log_enabled=settings.access_log, metrics_on=settings.metrics_enabled
+        )
+
+    app.edge = edge
     app.state.settings = settings
     return app

@@ -93,12 +93,11 @@ class EdgeMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            # Starlette's ServerErrorMiddleware sits outside this one: answer the 500
-            # here, so it carries the request id and the traceback is logged with it.
+            # The last line of defence: log the traceback with the request id and
+            # answer a JSON 500 unless an inner layer already answered.
             logging.getLogger("session_service.api").exception("unhandled error")
-            if responded:
-                raise
-            await send_error(send_with_id, errors.ServiceError())
+            if not responded:
+                await send_error(send_with_id, errors.ServiceError())
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
