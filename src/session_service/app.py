@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -127,6 +128,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tasks.append(
                 asyncio.create_task(_cleanup_loop(store, settings.cleanup_interval_seconds))
             )
+        # Everything built so far (routes, models, pools) lives as long as the process.
+        # Freezing it keeps the cyclic GC from re-scanning ~90k objects on every full
+        # collection, which otherwise shows up as 40 ms stalls in the p99 latency.
+        gc.collect()
+        gc.freeze()
         try:
             yield {}
         finally:

@@ -8,10 +8,13 @@ token, the identity headers, the body's size and pace, and the rate limit.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import re
+import secrets
 import time
-import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -21,10 +24,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from session_service import errors
 from session_service.api.identity import check_gateway, principal_from_headers
 from session_service.observability import metrics
-from session_service.observability.logging import request_id_var, user_ref
+from session_service.observability.logging import request_id_var, user_ref, write_access_line
 from session_service.store.errors import translate
 
-access_log = logging.getLogger("session_service.access")
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 # Label values must stay few: an unknown method is reported as OTHER.
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -41,6 +43,19 @@ async def send_error(send: Send, exc: errors.ServiceError, extra_headers: Any = 
     ]
     await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+_ids: tuple[int, str, Iterator[int]] = (0, "", itertools.count())
+
+
+def _new_request_id() -> bytes:
+    """Unique and cheap: a random per-process prefix (renewed after a fork) and a counter."""
+    global _ids
+    pid, prefix, counter = _ids
+    if pid != os.getpid():
+        pid, prefix, counter = os.getpid(), secrets.token_hex(8), itertools.count(1)
+        _ids = (pid, prefix, counter)
+    return f"{prefix}{next(counter):016x}".encode()
 
 
 class EdgeMiddleware:
@@ -73,7 +88,7 @@ class EdgeMiddleware:
                 request_id = value
                 break
         if not _REQUEST_ID.match(request_id):
-            request_id = uuid.uuid4().hex.encode()
+            request_id = _new_request_id()
         rid = request_id.decode()
         token = request_id_var.set(rid)
         # 499 (nginx's "client closed request") until a response starts: a client that
@@ -107,20 +122,8 @@ class EdgeMiddleware:
                 self._record(method, template, status, elapsed)
             if self.access_log_enabled:
                 principal = scope.get("state", {}).get("principal")
-                access_log.info(
-                    "%s %s %d %.1fms",
-                    method,
-                    template,
-                    status,
-                    elapsed * 1000,
-                    extra={
-                        "method": method,
-                        "route": template,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                        "user": user_ref(principal.user_id) if principal else None,
-                    },
-                )
+                user = user_ref(principal.user_id) if principal else None
+                write_access_line(method, template, status, elapsed * 1000, user)
             request_id_var.reset(token)
 
 
