@@ -17,7 +17,7 @@ from starlette.types import ASGIApp
 from session_service import __version__
 from session_service.api import handlers
 from session_service.api.fast import FastPathMiddleware
-from session_service.api.middleware import EdgeMiddleware, GuardMiddleware
+from session_service.api.middleware import EdgeMiddleware, GuardMiddleware, OriginGate
 from session_service.api.routes import admin, cases, health, messages, sessions
 from session_service.config import Settings, load_settings
 from session_service.integrations.case_service import CaseServiceClient
@@ -182,7 +182,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After"],
         )
         return EdgeMiddleware(
-            cors, access_log_enabled=settings.access_log, metrics_on=settings.metrics_enabled
+            OriginGate(cors, guarded),
+            access_log_enabled=settings.access_log,
+            metrics_on=settings.metrics_enabled,
         )
 
     app.edge = edge
