@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
+from collections import deque
 from typing import Any
 
 from redis import exceptions as rx
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, PipelineCommand, RedisCluster
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
@@ -17,6 +19,49 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from session_service.config import RedisMode, Settings
 
 RedisClient = Redis | RedisCluster
+
+
+class WaitingConnectionPool(ConnectionPool):
+    """A pool that queues a request for a free connection (up to `wait_timeout`)
+    instead of failing it with "Too many connections" (a 503) under contention.
+
+    redis-py's BlockingConnectionPool does the same behind an asyncio.Condition on
+    every checkout; here a free connection costs nothing extra, and only a request
+    that finds the pool exhausted waits for the next release.
+    """
+
+    def __init__(self, *args: Any, wait_timeout: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._wait_timeout = wait_timeout
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.can_get_connection():
+            await self._wait_for_release()
+        return await super().get_connection()  # type: ignore[no-untyped-call]
+
+    async def _wait_for_release(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._wait_timeout
+        while not self.can_get_connection():
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await waiter
+            except TimeoutError:
+                raise rx.ConnectionError("No Redis connection became free in time") from None
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+
+    async def release(self, connection: Any) -> None:
+        await super().release(connection)
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
 
 
 def _common(settings: Settings) -> dict[str, Any]:
@@ -205,12 +250,10 @@ def build_client(settings: Settings, url: str | None) -> RedisClient:
     kwargs = dict(common)
     if url.startswith("rediss://"):
         kwargs.update(_tls(settings))
-    # A blocking pool queues a request for a free connection (up to the timeout) instead
-    # of failing it at once with "Too many connections" (503) under contention.
-    pool = BlockingConnectionPool.from_url(
+    pool = WaitingConnectionPool.from_url(
         url,
         max_connections=settings.redis_max_connections,
-        timeout=settings.redis_timeout_seconds,
+        wait_timeout=settings.redis_timeout_seconds,
         **kwargs,
     )
     return Redis.from_pool(pool)
