@@ -511,7 +511,7 @@ async def test_the_store_keeps_users_apart_and_deletes_everything(
 ) -> None:
     store = build_store(make_settings(redis_url), redis_url)
     try:
-        new = NewSession(new_session_id(), 60_000, ["t", "direct", "ty", "troubleshooting"])
+        new = NewSession.build(new_session_id(), 60_000, title="direct")
         created = await store.create("a:b", new, None, "")
         assert created.status_code == 201
         assert created.session["title"] == "direct"

@@ -68,10 +68,7 @@ async def store(redis_url: str) -> AsyncIterator[SessionStore]:
 
 
 async def _create(store: SessionStore, user_id: str, metadata: dict[str, Any]) -> str:
-    fields = ["t", "title", "ty", "troubleshooting"]
-    for key, value in metadata.items():
-        fields += [f"m:{key}", dump_json(value)]
-    new = NewSession(new_session_id(), 3_600_000, fields)
+    new = NewSession.build(new_session_id(), 3_600_000, title="title", metadata=metadata)
     result = await store.create(user_id, new, None, "")
     assert result.status_code == 201
     return new.session_id

@@ -17,18 +17,10 @@ def title_from_message(content: str, limit: int = TITLE_FROM_MESSAGE_CHARS) -> s
     return cut.rstrip(" .,;:-") + "…"
 
 
-def ascii_lower(text: str) -> str:
-    return text.translate(_ASCII_LOWER)
+def search_fold(text: str) -> str:
+    """The lowered copy search matches against, stored beside the text.
 
-
-def search_fold(text: str) -> str | None:
-    """The lowered form search must use, or None when Lua's ASCII lower suffices.
-
-    Redis' Lua `string.lower` only folds ASCII; storing a folded copy only for
-    text where that differs keeps memory low for the common case.
+    Redis' Lua `string.lower` folds only ASCII and lowering on every search costs
+    more than the match itself; a stored copy is exact for any script and cheap.
     """
-    lowered = text.lower()
-    return lowered if lowered != ascii_lower(text) else None
-
-
-_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+    return text.lower()

@@ -17,7 +17,7 @@ SCHEMA_VERSION = 1
 
 # Stored field -> meaning. Short names keep an empty session well under 1 KiB.
 #   v schema version   st status        ty session_type  ci client_id
-#   t title            d description    tl/dl folded title/description (search)
+#   t title            d description    tl/dl lowered title/description (search)
 #   ca created_at      ua updated_at    la last_activity_at  ea expires_at (0 = never)
 #   to timeout (ms)    mc message_count nu/na/ns messages by role
 #   fm/lm first/last message at         ps status before archiving  ar archived_at

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from session_service.domain.text import search_fold
 from session_service.store.codec import dump_json
 
 
@@ -15,6 +16,28 @@ class NewSession:
     timeout_ms: int
     fields: list[str]  # stored field/value pairs: t, d, tl, dl, ty, m:<key>
     client_id: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        session_id: str,
+        timeout_ms: int,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+        session_type: str = "troubleshooting",
+        metadata: dict[str, Any] | None = None,
+        client_id: str | None = None,
+    ) -> NewSession:
+        """The stored fields of a new session, with the lowered copies search reads."""
+        fields = ["ty", session_type]
+        if title:
+            fields += ["t", title, "tl", search_fold(title)]
+        if description:
+            fields += ["d", description, "dl", search_fold(description)]
+        for key, value in (metadata or {}).items():
+            fields += [f"m:{key}", dump_json(value)]
+        return cls(session_id, timeout_ms, fields, client_id)
 
 
 @dataclass(frozen=True, slots=True)

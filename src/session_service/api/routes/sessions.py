@@ -31,13 +31,6 @@ router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 NOT_FOUND = errors.SessionNotFound
 
 
-def _text_fields(name: str, folded: str, value: str | None) -> list[str]:
-    if not value:
-        return []
-    fold = search_fold(value)
-    return [name, value, folded, fold] if fold else [name, value]
-
-
 def _statuses(status: list[SessionStatus] | None, include_archived: bool) -> list[str]:
     if status:
         return sorted({s.value for s in status})
@@ -89,15 +82,15 @@ async def create_session(
             f"{settings.session_max_timeout_minutes}",
             field="timeout_minutes",
         )
-    fields = [
-        *_text_fields("t", "tl", body.title),
-        *_text_fields("d", "dl", body.description),
-        "ty",
-        body.session_type,
-    ]
-    for key, value in (body.metadata or {}).items():
-        fields += [f"m:{key}", dump_json(value)]
-    new = NewSession(new_session_id(), timeout_ms, fields, body.client_id)
+    new = NewSession.build(
+        new_session_id(),
+        timeout_ms,
+        title=body.title,
+        description=body.description,
+        session_type=body.session_type,
+        metadata=body.metadata,
+        client_id=body.client_id,
+    )
     fingerprint = digest(dump_json(body.model_dump(mode="json"))) if idem else ""
     result = await store.create(user.user_id, new, idem, fingerprint)
     metrics.SESSIONS.labels("resumed" if result.resumed else "created").inc()

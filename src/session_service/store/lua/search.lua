@@ -18,12 +18,26 @@ local ua_after, ua_before = num(ARGV[f0 + 4]), num(ARGV[f0 + 5])
 local n_meta = tonumber(ARGV[f0 + 6])
 local m0 = f0 + 7
 
+local others = ty ~= '' or ca_after or ca_before or ua_after or ua_before or n_meta > 0
+
+-- A text query alone (the common case, and the one that must stay fast) reads
+-- just the two stored, already-lowered copies; other filters read what they need.
+local function text_matches(sk)
+  local f = redis.call('HMGET', sk, 'tl', 'dl')
+  return (f[1] and string.find(f[1], q, 1, true) ~= nil)
+    or (f[2] and string.find(f[2], q, 1, true) ~= nil) or false
+end
+
 local function matches(sid)
   local sk = k_session(sid)
-  local f = redis.call('HMGET', sk, 't', 'd', 'tl', 'dl', 'ty', 'ca', 'ua')
-  if not f[6] then return false end
-  if ty ~= '' and (f[5] or 'troubleshooting') ~= ty then return false end
-  local ca, ua = tonumber(f[6]), tonumber(f[7])
+  if not others then
+    if q ~= '' then return text_matches(sk) end
+    return redis.call('EXISTS', sk) == 1
+  end
+  local f = redis.call('HMGET', sk, 'ca', 'ua', 'ty')
+  if not f[1] then return false end
+  local ca, ua = tonumber(f[1]), tonumber(f[2])
+  if ty ~= '' and (f[3] or 'troubleshooting') ~= ty then return false end
   if ca_after and not (ca > ca_after) then return false end
   if ca_before and not (ca < ca_before) then return false end
   if ua_after and not (ua > ua_after) then return false end
@@ -31,13 +45,7 @@ local function matches(sid)
   for m = 0, n_meta - 1 do
     if redis.call('HGET', sk, ARGV[m0 + 2 * m]) ~= ARGV[m0 + 2 * m + 1] then return false end
   end
-  if q ~= '' then
-    local t = f[3] or string.lower(f[1] or '')
-    if string.find(t, q, 1, true) then return true end
-    local d = f[4] or string.lower(f[2] or '')
-    return string.find(d, q, 1, true) ~= nil
-  end
-  return true
+  return q == '' or text_matches(sk)
 end
 
 local out = {0, 0, pruned}
