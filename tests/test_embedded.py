@@ -9,7 +9,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ import pytest
 from redis.asyncio import Redis
 
 from session_service.config import Settings
+from session_service.store.embedded import server_answers
 from tests.conftest import make_settings, running_app, user
 from tests.servers import free_port, redis_server
 
@@ -37,17 +37,6 @@ def short_data_dir() -> Iterator[Path]:
         yield path / "data"
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def _socket_answers(path: Path) -> bool:
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(0.5)
-            sock.connect(str(path))
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 def _has_aof(data_dir: Path) -> bool:
@@ -67,7 +56,7 @@ async def test_a_session_survives_an_app_restart(short_data_dir: Path) -> None:
         appended = await client.post(f"{API}/{sid}/messages", json=message, headers=user())
         assert appended.status_code == 201
     socket_path = short_data_dir / "valkey.sock"
-    assert not _socket_answers(socket_path), "the embedded server outlived the app"
+    assert not server_answers(socket_path), "the embedded server outlived the app"
     assert _has_aof(short_data_dir)
 
     async with running_app(settings) as client:
@@ -184,7 +173,7 @@ def test_the_console_script_keeps_sessions_across_a_restart(short_data_dir: Path
     finally:
         code = _stop(process)
     assert code == 0, log.read_text()
-    assert not _socket_answers(short_data_dir / "valkey.sock")
+    assert not server_answers(short_data_dir / "valkey.sock")
     output = log.read_text()
     assert "storage:" in output
     assert "embedded" in output
@@ -222,7 +211,7 @@ def test_serve_flags_override_the_environment_and_workers_share_one_embedded_ser
     finally:
         code = _stop(process)
     assert code == 0, log.read_text()
-    assert not _socket_answers(short_data_dir / "valkey.sock")
+    assert not server_answers(short_data_dir / "valkey.sock")
 
 
 def test_uvicorn_serves_the_module_level_app(short_data_dir: Path, redis_url: str) -> None:

@@ -43,7 +43,8 @@ def find_server_binary() -> str:
     )
 
 
-def _responds(path: Path) -> bool:
+def server_answers(path: Path) -> bool:
+    """Whether a Redis-compatible server answers PING on this unix socket."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(0.5)
@@ -69,7 +70,7 @@ class EmbeddedServer:
 
     def start(self, timeout: float = 10.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if _responds(self.socket_path):
+        if server_answers(self.socket_path):
             logger.info("reusing the embedded server already serving %s", self.socket_path)
             return self.url
         binary = find_server_binary()
@@ -97,7 +98,7 @@ class EmbeddedServer:
                     f"embedded server exited with {self.process.returncode}; "
                     f"see {self.data_dir / 'valkey.log'}"
                 )
-            if _responds(self.socket_path):
+            if server_answers(self.socket_path):
                 logger.info("embedded server %s started on %s", binary, self.socket_path)
                 return self.url
             time.sleep(0.02)
