@@ -166,3 +166,35 @@ async def test_admin_erase_removes_every_key_of_one_user(app: httpx.AsyncClient)
     assert (await app.get("/api/v1/sessions", headers=user("doomed"))).json()["total"] == 0
     still = await app.get(f"/api/v1/sessions/{kept['session_id']}", headers=user("kept"))
     assert still.status_code == 200
+
+
+async def test_more_concurrent_writers_than_connections(
+    make_app: ClientFactory, topology: Topology
+) -> None:
+    """Standalone and Sentinel queue a request for a free connection (no 503).
+
+    redis-py's Cluster client keeps a pool per node that refuses at once when full:
+    there the extra writers get a clean 503 with Retry-After (never a 500), and every
+    acknowledged message is stored exactly once.
+    """
+    async with make_app(redis_max_connections=2) as client:
+        sid = (await create_session(client))["session_id"]
+        responses = await asyncio.gather(
+            *(
+                client.post(
+                    f"/api/v1/sessions/{sid}/messages",
+                    json={"role": "user", "content": f"m{i}"},
+                    headers=user(),
+                )
+                for i in range(24)
+            )
+        )
+        statuses = [r.status_code for r in responses]
+        acked = [r.json()["message"]["message_id"] for r in responses if r.status_code == 201]
+        stats = (await client.get(f"/api/v1/sessions/{sid}/stats", headers=user())).json()
+    if topology.mode == "cluster":
+        assert set(statuses) <= {201, 503}
+        assert all(r.headers.get("Retry-After") for r in responses if r.status_code == 503)
+    else:
+        assert statuses == [201] * 24
+    assert len(set(acked)) == len(acked) == stats["message_count"]

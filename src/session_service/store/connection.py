@@ -13,7 +13,7 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, PipelineCommand, RedisCluster
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff, NoBackoff
 
 from session_service.config import RedisMode, Settings
@@ -21,7 +21,7 @@ from session_service.config import RedisMode, Settings
 RedisClient = Redis | RedisCluster
 
 
-class WaitingConnectionPool(ConnectionPool):
+class WaitForRelease(ConnectionPool):
     """A pool that queues a request for a free connection (up to `wait_timeout`)
     instead of failing it with "Too many connections" (a 503) under contention.
 
@@ -62,6 +62,14 @@ class WaitingConnectionPool(ConnectionPool):
             if not waiter.done():
                 waiter.set_result(None)
                 break
+
+
+class WaitingConnectionPool(WaitForRelease):
+    pass
+
+
+class WaitingSentinelPool(WaitForRelease, SentinelConnectionPool):
+    pass
 
 
 def _common(settings: Settings) -> dict[str, Any]:
@@ -220,7 +228,9 @@ def build_client(settings: Settings, url: str | None) -> RedisClient:
         master: Redis = sentinel.master_for(
             settings.redis_master_set,
             redis_class=SentinelMaster,
+            connection_pool_class=WaitingSentinelPool,
             max_connections=settings.redis_max_connections,
+            wait_timeout=settings.redis_timeout_seconds,
         )
         return master
     if settings.redis_mode is RedisMode.CLUSTER:
