@@ -136,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield {}
         finally:
+            gc.unfreeze()  # what this app built may be garbage from now on
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
