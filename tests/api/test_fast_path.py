@@ -177,3 +177,12 @@ async def test_a_bad_idempotency_key_on_someone_elses_session_is_404_on_both(
     )
     assert own.status_code == 422
     assert own.json()["code"] == "validation_error"
+
+
+async def test_create_without_a_body_uses_the_defaults_on_both(client: httpx.AsyncClient) -> None:
+    """Every create field is optional, so the body is too."""
+    fast, slow = await _both(client, "POST", "/api/v1/sessions", headers=user())
+    _same(fast, slow)
+    assert fast.status_code == 201
+    assert fast.json()["session_type"] == "troubleshooting"
+    assert fast.json()["title"] is None

@@ -132,10 +132,10 @@ async def _create(scope: Scope, principal: Principal, _: str, body: bytes) -> Re
     state = _state(scope)
     idem = await deps.idempotency_key(_header(scope, b"idempotency-key"))
     try:
-        model = _parse(models.SessionCreate, body)
+        model = _parse(models.SessionCreate, body) if body else models.SessionCreate()
     except ValidationError as exc:
         return await _invalid(exc, scope, principal, "")
-    return await sessions.create_session(model, principal, state.store, state.settings, idem)
+    return await sessions.create_session(principal, state.store, state.settings, idem, model)
 
 
 async def _get(scope: Scope, principal: Principal, sid: str, _: bytes) -> Response:

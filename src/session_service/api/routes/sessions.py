@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query
 from starlette.responses import Response
 
 from session_service import errors
@@ -62,12 +62,13 @@ def _ms(value: datetime | None) -> int | None:
     },
 )
 async def create_session(
-    body: models.SessionCreate,
     user: UserDep,
     store: StoreDep,
     settings: SettingsDep,
     idem: IdempotencyKeyDep,
+    body: Annotated[models.SessionCreate | None, Body()] = None,
 ) -> Response:
+    body = body or models.SessionCreate()  # every field is optional, so is the body
     if body.timeout_minutes is None:
         timeout_ms = settings.default_session_ttl * 1000
     elif (
