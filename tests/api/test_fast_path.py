@@ -186,3 +186,7 @@ async def test_create_without_a_body_uses_the_defaults_on_both(client: httpx.Asy
     assert fast.status_code == 201
     assert fast.json()["session_type"] == "troubleshooting"
     assert fast.json()["title"] is None
+    headers = {**user(), "content-type": "application/json"}
+    fast, slow = await _both(client, "POST", "/api/v1/sessions", content=b"null", headers=headers)
+    _same(fast, slow)
+    assert fast.status_code == 201

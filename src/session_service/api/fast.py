@@ -132,7 +132,9 @@ async def _create(scope: Scope, principal: Principal, _: str, body: bytes) -> Re
     state = _state(scope)
     idem = await deps.idempotency_key(_header(scope, b"idempotency-key"))
     try:
-        model = _parse(models.SessionCreate, body) if body else models.SessionCreate()
+        # No body, or JSON null, means "all defaults", as for the FastAPI route.
+        empty = not body.strip() or body.strip() == b"null"
+        model = models.SessionCreate() if empty else _parse(models.SessionCreate, body)
     except ValidationError as exc:
         return await _invalid(exc, scope, principal, "")
     return await sessions.create_session(principal, state.store, state.settings, idem, model)
