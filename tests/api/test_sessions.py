@@ -159,6 +159,7 @@ async def test_list_returns_sessions_total_limit_offset_most_recent_activity_fir
     a = await create_session(client, title="a")
     b = await create_session(client, title="b")
     c = await create_session(client, title="c")
+    await asyncio.sleep(0.005)  # activity is kept in milliseconds: make the heartbeat later
     await client.post(f"{API}/{a['session_id']}/heartbeat", headers=user())
     response = await client.get(API, headers=user())
     assert response.status_code == 200
