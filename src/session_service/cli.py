@@ -19,6 +19,7 @@ from session_service.app import EMBEDDED_URL_ENV, build_store, create_app
 from session_service.config import Settings, load_settings
 from session_service.domain.ids import is_session_id
 from session_service.store.embedded import EmbeddedServer
+from session_service.transcript import json_transcript
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -112,18 +113,12 @@ async def _with_store(settings: Settings, command: argparse.Namespace) -> int:
     store = build_store(settings, url)
     try:
         if command.command == "cleanup":
-            removed = scanned = users = 0
-            async for key in store._scan(store.keys.expiry_pattern()):
-                r, s = await store.scripts.prune(
-                    store.client, [store.keys.base_from_expiry_key(key)], []
-                )
-                removed, scanned, users = removed + int(r), scanned + int(s), users + 1
-                print(
-                    f"\rusers {users}  sessions scanned {scanned}  expired removed {removed}",
-                    end="",
-                    file=sys.stderr,
-                    flush=True,
-                )
+
+            def show(users: int, scanned: int, removed: int) -> None:
+                line = f"\rusers {users}  sessions scanned {scanned}  expired removed {removed}"
+                print(line, end="", file=sys.stderr, flush=True)
+
+            removed, scanned = await store.cleanup_all(progress=show)
             print(file=sys.stderr)
             print(orjson.dumps({"cleaned_sessions": removed, "scanned": scanned}).decode())
         elif command.command == "export":
@@ -132,15 +127,10 @@ async def _with_store(settings: Settings, command: argparse.Namespace) -> int:
                 return 1
             session = await store.get(command.user, command.session_id)
             out = sys.stdout.buffer
-            out.write(orjson.dumps(session)[:-1] + b',"messages":[')
-            first = True
-            async for chunk in store.iter_messages(
-                command.user, command.session_id, session["message_count"]
-            ):
-                for message in chunk:
-                    out.write((b"" if first else b",") + orjson.dumps(message))
-                    first = False
-            out.write(b"]}\n")
+            upto = session["message_count"]
+            async for piece in json_transcript(store, command.user, session, upto):
+                out.write(piece)
+            out.write(b"\n")
         elif command.command == "erase-user":
             sessions, keys = await store.erase_user(command.user_id)
             print(orjson.dumps({"deleted_sessions": sessions, "deleted_keys": keys}).decode())

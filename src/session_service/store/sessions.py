@@ -8,7 +8,7 @@ user id and only ever touches keys under that user's hash tag.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
@@ -434,15 +434,23 @@ class SessionStore:
         _count_expired(removed)
         return int(removed), int(scanned)
 
-    async def cleanup_all(self) -> tuple[int, int]:
-        """Prune every user's indexes; SCANs every master, never KEYS."""
-        removed = scanned = 0
+    async def cleanup_all(
+        self, progress: Callable[[int, int, int], None] | None = None
+    ) -> tuple[int, int]:
+        """Prune every user's indexes; SCANs every master, never KEYS.
+
+        `progress(users, scanned, removed)` is called after each user (the CLI shows it).
+        """
+        removed = scanned = users = 0
         async for key in self._scan(self.keys.expiry_pattern()):
             base = self.keys.base_from_expiry_key(key)
             r, s = await self.scripts.prune(self.client, [base], [])
             _count_expired(r)
             removed += int(r)
             scanned += int(s)
+            users += 1
+            if progress is not None:
+                progress(users, scanned, removed)
         return removed, scanned
 
     async def erase_user(self, user_id: str) -> tuple[int, int]:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import orjson
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response, StreamingResponse
 
@@ -18,7 +16,7 @@ from session_service.domain.text import search_fold, title_from_message
 from session_service.observability import metrics
 from session_service.store.codec import dump_json
 from session_service.store.keys import digest
-from session_service.store.sessions import SessionStore
+from session_service.transcript import json_transcript, markdown_transcript
 
 router = APIRouter(prefix="/api/v1/sessions/{session_id}", tags=["messages"])
 NOT_FOUND = errors.SessionNotFound
@@ -163,45 +161,6 @@ async def stats(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> Res
     return json_response(await store.stats(user.user_id, session_id))
 
 
-async def _json_export(
-    store: SessionStore, user_id: str, session: dict[str, Any], upto: int
-) -> AsyncIterator[bytes]:
-    head = orjson.dumps(session)
-    yield head[:-1] + b',"messages":['
-    separator = b""
-    async for chunk in store.iter_messages(user_id, session["session_id"], upto):
-        # One body piece per stored chunk, not per message: a piece per message made a
-        # 100,000-message export 100,000 socket writes.
-        yield separator + b",".join(orjson.dumps(message) for message in chunk)
-        separator = b","
-    yield b"]}"
-
-
-async def _markdown_export(
-    store: SessionStore, user_id: str, session: dict[str, Any], upto: int
-) -> AsyncIterator[bytes]:
-    lines = [
-        f"# {session['title'] or 'Untitled session'}",
-        "",
-        f"- Session: `{session['session_id']}`",
-        f"- Status: {session['status']}",
-        f"- Type: {session['session_type']}",
-        f"- Created: {session['created_at']}",
-        f"- Last activity: {session['last_activity_at']}",
-        f"- Messages: {session['message_count']}",
-    ]
-    if session["description"]:
-        lines += ["", session["description"]]
-    lines += ["", "## Conversation", ""]
-    yield ("\n".join(lines) + "\n").encode()
-    async for chunk in store.iter_messages(user_id, session["session_id"], upto):
-        parts = [
-            f"### {m['role']} · {m['timestamp']} · {m['message_id']}\n\n{m['content']}\n\n"
-            for m in chunk
-        ]
-        yield "".join(parts).encode()
-
-
 @router.get(
     "/export",
     summary="Export the whole transcript",
@@ -233,10 +192,10 @@ async def export(
     session = await store.get(user.user_id, session_id)
     upto = session["message_count"]
     if format == "markdown":
-        body = _markdown_export(store, user.user_id, session, upto)
+        body = markdown_transcript(store, user.user_id, session, upto)
         media, ext = "text/markdown; charset=utf-8", "md"
     else:
-        body = _json_export(store, user.user_id, session, upto)
+        body = json_transcript(store, user.user_id, session, upto)
         media, ext = "application/json", "json"
     return StreamingResponse(
         body,

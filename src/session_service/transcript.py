@@ -1,0 +1,55 @@
+"""Transcripts of a session, streamed: the HTTP export and the CLI share them.
+
+Messages are read in bounded chunks, so a 100,000-message session is never built
+in memory at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from session_service.store.sessions import SessionStore
+
+
+async def json_transcript(
+    store: SessionStore, user_id: str, session: dict[str, Any], upto: int
+) -> AsyncIterator[bytes]:
+    """The session and every message up to `upto` as one JSON object, in pieces."""
+    head = orjson.dumps(session)
+    yield head[:-1] + b',"messages":['
+    separator = b""
+    async for chunk in store.iter_messages(user_id, session["session_id"], upto):
+        # One body piece per stored chunk, not per message: a piece per message made a
+        # 100,000-message export 100,000 socket writes.
+        yield separator + b",".join(orjson.dumps(message) for message in chunk)
+        separator = b","
+    yield b"]}"
+
+
+async def markdown_transcript(
+    store: SessionStore, user_id: str, session: dict[str, Any], upto: int
+) -> AsyncIterator[bytes]:
+    """The same transcript as markdown, in pieces."""
+    lines = [
+        f"# {session['title'] or 'Untitled session'}",
+        "",
+        f"- Session: `{session['session_id']}`",
+        f"- Status: {session['status']}",
+        f"- Type: {session['session_type']}",
+        f"- Created: {session['created_at']}",
+        f"- Last activity: {session['last_activity_at']}",
+        f"- Messages: {session['message_count']}",
+    ]
+    if session["description"]:
+        lines += ["", session["description"]]
+    lines += ["", "## Conversation", ""]
+    yield ("\n".join(lines) + "\n").encode()
+    async for chunk in store.iter_messages(user_id, session["session_id"], upto):
+        parts = [
+            f"### {m['role']} · {m['timestamp']} · {m['message_id']}\n\n{m['content']}\n\n"
+            for m in chunk
+        ]
+        yield "".join(parts).encode()
