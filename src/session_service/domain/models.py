@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
+    field_validator,
 )
 
 from session_service.domain.status import SessionStatus
@@ -75,29 +76,50 @@ SessionType = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za
 ClientId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 CaseId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Role = Literal["user", "assistant", "system"]
+DEFAULT_SESSION_TYPE = "troubleshooting"
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+TimeoutMinutes = Annotated[
+    StrictInt,
+    Field(ge=1, description="Inactivity timeout; bounded by SESSION_MIN/MAX_TIMEOUT_MINUTES"),
+]
+
+
 class SessionCreate(Strict):
+    """Every field is optional and `null` means "not given": the original service's
+    callers send `"session_type": null`, and must get the default, not a 422."""
+
     title: Title | None = None
     description: Description | None = None
-    session_type: SessionType = "troubleshooting"
+    session_type: SessionType | None = Field(
+        DEFAULT_SESSION_TYPE, description="null means the default"
+    )
     client_id: ClientId | None = None
     metadata: JsonObject | None = None
-    timeout_minutes: StrictInt | None = Field(
-        None, ge=1, description="Inactivity timeout; bounded by SESSION_MIN/MAX_TIMEOUT_MINUTES"
-    )
+    timeout_minutes: TimeoutMinutes | None = None
+
+    @field_validator("session_type")
+    @classmethod
+    def _default_type(cls, value: str | None) -> str:
+        # One canonical body, so `null` and an omitted field share an idempotency fingerprint.
+        return value or DEFAULT_SESSION_TYPE
 
 
 class SessionUpdate(Strict):
-    title: Title | None = None
-    description: Description | None = None
-    status: SessionStatus | None = None
+    title: Title | None = Field(None, description="null clears it")
+    description: Description | None = Field(None, description="null clears it")
+    status: SessionStatus | None = Field(None, description="null means no change")
     metadata: JsonObject | None = Field(None, description="Merged; a key set to null is removed")
     context: JsonObject | None = Field(None, description="Merged; a key set to null is removed")
+    timeout_minutes: TimeoutMinutes | None = Field(
+        None,
+        description="New inactivity timeout, same bounds as on create; counts as activity, so "
+        "expires_at is recomputed from now. null means no change",
+    )
 
 
 class MessageCreate(Strict):

@@ -69,6 +69,7 @@ class Patch:
     status: str | None = None
     metadata: tuple[tuple[str, str], ...] = ()  # (key, canonical json | '' to remove)
     context: tuple[tuple[str, str], ...] = ()
+    timeout_ms: int | None = None  # a new inactivity timeout
 
 
 @dataclass(frozen=True, slots=True)

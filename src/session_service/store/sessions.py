@@ -196,6 +196,7 @@ class SessionStore:
             *[part for pair in patch.metadata for part in pair],
             len(patch.context),
             *[part for pair in patch.context for part in pair],
+            "" if patch.timeout_ms is None else patch.timeout_ms,
         ]  # fmt: skip
         reply = _ok(await self._write(self.scripts.update, user_id, args), target)
         return session_from_fields(session_id, user_id, pairs(reply[1]))

@@ -17,6 +17,7 @@ from session_service.api.deps import (
     UserDep,
 )
 from session_service.api.responses import error_responses, json_response
+from session_service.config import Settings
 from session_service.domain import models
 from session_service.domain.ids import new_session_id
 from session_service.domain.status import ALL_STATUSES, RESUMABLE, UNARCHIVED, SessionStatus
@@ -45,6 +46,18 @@ def _ms(value: datetime | None) -> int | None:
     return int(value.timestamp() * 1000)
 
 
+def _timeout_ms(settings: Settings, minutes: int | None) -> int | None:
+    """`timeout_minutes` within the configured bounds, in ms; None when not given."""
+    if minutes is None:
+        return None
+    low, high = settings.session_min_timeout_minutes, settings.session_max_timeout_minutes
+    if not low <= minutes <= high:
+        raise errors.InvalidRequest(
+            f"timeout_minutes: must be between {low} and {high}", field="timeout_minutes"
+        )
+    return minutes * 60_000
+
+
 @router.post(
     "",
     summary="Create a session (or resume one by client_id)",
@@ -69,26 +82,13 @@ async def create_session(
     body: Annotated[models.SessionCreate | None, Body()] = None,
 ) -> Response:
     body = body or models.SessionCreate()  # every field is optional, so is the body
-    if body.timeout_minutes is None:
-        timeout_ms = settings.default_session_ttl * 1000
-    elif (
-        settings.session_min_timeout_minutes
-        <= body.timeout_minutes
-        <= settings.session_max_timeout_minutes
-    ):
-        timeout_ms = body.timeout_minutes * 60_000
-    else:
-        raise errors.InvalidRequest(
-            f"timeout_minutes: must be between {settings.session_min_timeout_minutes} and "
-            f"{settings.session_max_timeout_minutes}",
-            field="timeout_minutes",
-        )
+    timeout_ms = _timeout_ms(settings, body.timeout_minutes)
     new = NewSession.build(
         new_session_id(),
-        timeout_ms,
+        settings.default_session_ttl * 1000 if timeout_ms is None else timeout_ms,
         title=body.title,
         description=body.description,
-        session_type=body.session_type,
+        session_type=body.session_type or models.DEFAULT_SESSION_TYPE,
         metadata=body.metadata,
         client_id=body.client_id,
     )
@@ -178,7 +178,7 @@ async def get_session(
     return json_response(await store.get(user.user_id, session_id))
 
 
-def _patch(body: models.SessionUpdate) -> Patch:
+def _patch(body: models.SessionUpdate, settings: Settings) -> Patch:
     given = body.model_fields_set
     title_op = "0" if "title" not in given else ("1" if body.title else "2")
     desc_op = "0" if "description" not in given else ("1" if body.description else "2")
@@ -192,14 +192,18 @@ def _patch(body: models.SessionUpdate) -> Patch:
         status=body.status.value if body.status else None,
         metadata=canonical_pairs(body.metadata),
         context=canonical_pairs(body.context),
+        timeout_ms=_timeout_ms(settings, body.timeout_minutes),
     )
 
 
 _UPDATE_DOC: dict[str, Any] = {
     "description": (
-        "Updates title, description, status, metadata and context. Metadata and context are "
-        "merged: a key set to null is removed. Status changes follow the transition rules; "
-        "an archived session is read-only."
+        "Updates title, description, status, metadata, context and timeout_minutes. A null "
+        "title or description clears it; a null status, metadata, context or timeout_minutes "
+        "changes nothing. Metadata and context are merged: a key set to null is removed. "
+        "Every update counts as activity (expires_at is recomputed from now, with the new "
+        "timeout when one is given). Status changes follow the transition rules; an archived "
+        "session is read-only."
     ),
     "response_model": models.Session,
     "responses": error_responses(
@@ -210,16 +214,24 @@ _UPDATE_DOC: dict[str, Any] = {
 
 @router.patch("/{session_id}", summary="Update a session", **_UPDATE_DOC)
 async def patch_session(
-    session_id: SessionIdDep, body: models.SessionUpdate, user: UserDep, store: StoreDep
+    session_id: SessionIdDep,
+    body: models.SessionUpdate,
+    user: UserDep,
+    store: StoreDep,
+    settings: SettingsDep,
 ) -> Response:
-    return json_response(await store.update(user.user_id, session_id, _patch(body)))
+    return json_response(await store.update(user.user_id, session_id, _patch(body, settings)))
 
 
 @router.put("/{session_id}", summary="Update a session (same as PATCH)", **_UPDATE_DOC)
 async def put_session(
-    session_id: SessionIdDep, body: models.SessionUpdate, user: UserDep, store: StoreDep
+    session_id: SessionIdDep,
+    body: models.SessionUpdate,
+    user: UserDep,
+    store: StoreDep,
+    settings: SettingsDep,
 ) -> Response:
-    return json_response(await store.update(user.user_id, session_id, _patch(body)))
+    return json_response(await store.update(user.user_id, session_id, _patch(body, settings)))
 
 
 @router.delete(

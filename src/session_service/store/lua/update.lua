@@ -1,7 +1,7 @@
 -- PATCH/PUT: fields, status (guarded) and merged metadata/context, atomically.
 -- ARGV: sid, title_op, title, title_folded, desc_op, desc, desc_folded,
 --       status|'', allowed_from_csv, archived_ttl_ms, max_keys, max_bytes,
---       n_meta, (key, json|'')*, n_ctx, (key, json|'')*
+--       n_meta, (key, json|'')*, n_ctx, (key, json|'')*, timeout_ms|''
 -- title_op/desc_op: '0' untouched, '1' set, '2' clear. json '' removes the key.
 local sid = ARGV[1]
 local now = now_ms()
@@ -14,7 +14,9 @@ local n_meta = tonumber(ARGV[13])
 local ctx_at = 14 + 2 * n_meta
 local n_ctx = tonumber(ARGV[ctx_at])
 local target = ARGV[8]
+local timeout = ARGV[ctx_at + 1 + 2 * n_ctx]
 local touches_fields = ARGV[2] ~= '0' or ARGV[5] ~= '0' or n_meta > 0 or n_ctx > 0
+  or timeout ~= ''
 
 if st == 'archived' then
   if target ~= '' and target ~= 'archived' then
@@ -75,6 +77,10 @@ end
 text(ARGV[2], 't', ARGV[3], 'tl', ARGV[4])
 text(ARGV[5], 'd', ARGV[6], 'dl', ARGV[7])
 
+if timeout ~= '' then
+  redis.call('HSET', sk, 'to', timeout)
+  cur[2] = timeout
+end
 local ea = now + tonumber(cur[2])
 redis.call('HSET', sk, 'ua', I(now), 'la', I(now))
 if changing and target == 'archived' then
