@@ -29,12 +29,13 @@
         └── StorageFull                    507 storage_full
 
 Routers and the store raise these; one exception handler turns them into
-`{"detail": ..., "code": ...}` responses. `HTTPException` is never raised inside.
+`{"detail": ..., "code": ...}` responses, plus the error's extras (`field`,
+`current_status`) when it has them. `HTTPException` is never raised inside.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 
 class ServiceError(Exception):
@@ -42,10 +43,14 @@ class ServiceError(Exception):
     code: ClassVar[str] = "internal_error"
     default_detail: ClassVar[str] = "Internal error"
 
-    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+    def __init__(self, detail: str | None = None, **extra: str) -> None:
         self.detail = detail or self.default_detail
         self.extra = extra
         super().__init__(self.detail)
+
+    def body(self) -> dict[str, str]:
+        """The JSON body: `detail`, `code` and the extras a client can act on."""
+        return {"detail": self.detail, "code": self.code, **self.extra}
 
     @property
     def headers(self) -> dict[str, str]:

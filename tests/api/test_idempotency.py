@@ -294,6 +294,7 @@ async def test_a_malformed_key_on_append_is_422_and_writes_nothing(
 
     assert response.status_code == 422
     assert response.json()["code"] == "validation_error"
+    assert response.json()["field"] == "Idempotency-Key"
     assert await stored_messages(redis, sid) == 0
 
 

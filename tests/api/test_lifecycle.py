@@ -79,6 +79,7 @@ async def test_forbidden_transition_is_409_naming_the_allowed_ones(
     assert response.status_code == 409, response.text
     body = response.json()
     assert body["code"] == "invalid_status_transition"
+    assert body["current_status"] == current
     for allowed in ALLOWED[current]:
         assert allowed in body["detail"], (allowed, body["detail"])
     if current == "archived":

@@ -213,6 +213,7 @@ async def test_a_garbled_cursor_is_422(client: httpx.AsyncClient) -> None:
     response = await client.post(SEARCH, json={"cursor": "%%%not-a-cursor"}, headers=user())
     assert response.status_code == 422
     assert response.json()["code"] == "validation_error"
+    assert response.json()["field"] == "cursor"
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,11 @@ every response, error responses included."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
+import pytest
 
 from tests.conftest import ClientFactory, create_session, user
 
@@ -85,3 +87,21 @@ async def test_request_id_is_exposed_to_browsers(client: httpx.AsyncClient) -> N
         "/health", headers={"Origin": "https://app.example", "X-Request-ID": "rid-cors"}
     )
     assert "x-request-id" in response.headers["access-control-expose-headers"].lower()
+
+
+async def test_an_unexpected_failure_is_logged_once(
+    make_client: ClientFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def boom() -> None:
+        raise RuntimeError("bug-logged-once")
+
+    async with make_client(log_format="json", log_level="INFO") as client:
+        client.app.add_api_route("/test-only/boom", boom)  # type: ignore[attr-defined]
+        capsys.readouterr()
+        response = await client.get("/test-only/boom", headers={"X-Request-ID": "rid-once"})
+    assert response.status_code == 500
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
+    errors = [line for line in lines if line["level"] == "ERROR"]
+    assert len(errors) == 1, errors
+    assert "bug-logged-once" in errors[0]["exc"]
+    assert errors[0]["request_id"] == "rid-once"

@@ -195,6 +195,7 @@ BAD_SESSION_IDS = [
     "..",
     "%00",
     "a" * 200,
+    "sess_" + "0" * 4000,
 ]
 
 STORAGE_FREE = {"info", "config", "client", "hello", "ping", "select", "command"}
@@ -257,7 +258,19 @@ async def test_well_formed_unknown_id_does_reach_storage(
 
 
 @pytest.mark.parametrize(
-    "mid", ["x", "msg_", "msg_1", "msg_0000000000", "msg_000000000a", "msg_00000000001", "*", "0-1"]
+    "mid",
+    [
+        "x",
+        "msg_",
+        "msg_1",
+        "msg_0000000000",
+        "msg_000000000a",
+        "msg_00000000001",
+        "*",
+        "0-1",
+        "msg_" + "1" * 61,
+        "m" * 4000,
+    ],
 )
 async def test_malformed_message_id_is_404_without_storage(
     quiet_client: httpx.AsyncClient, redis: Redis, mid: str

@@ -45,7 +45,9 @@ async def get_case_service(request: Request) -> CaseServiceClient:
 
 async def session_id_param(
     session_id: Annotated[
-        str, Path(description="Session id (`sess_` + 32 hex characters)", max_length=64)
+        # No max_length: a malformed id of any length is an unknown session (404), not a 422.
+        str,
+        Path(description="Session id (`sess_` + 32 hex characters)"),
     ],
 ) -> str:
     """A malformed id is simply an unknown session: 404 before any storage call."""

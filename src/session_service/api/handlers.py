@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,15 +16,11 @@ from session_service.api.responses import json_response
 from session_service.domain.ids import is_session_id
 from session_service.store.errors import translate
 
-logger = logging.getLogger("session_service.api")
-
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 
 
 def error_response(exc: errors.ServiceError) -> Response:
-    return json_response(
-        {"detail": exc.detail, "code": exc.code}, exc.status_code, headers=exc.headers or None
-    )
+    return json_response(exc.body(), exc.status_code, headers=exc.headers or None)
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -114,7 +109,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    logger.exception("unhandled error")
+    # Not logged here: Starlette re-raises the exception after this answer and
+    # EdgeMiddleware logs it once, with the request id.
     return json_response({"detail": "Internal error", "code": "internal_error"}, 500)
 
 

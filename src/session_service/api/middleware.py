@@ -34,7 +34,7 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 async def send_error(send: Send, exc: errors.ServiceError, extra_headers: Any = ()) -> None:
-    body = orjson.dumps({"detail": exc.detail, "code": exc.code})
+    body = orjson.dumps(exc.body())
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

@@ -296,6 +296,12 @@ class ErasureReport(BaseModel):
 class ErrorBody(BaseModel):
     detail: str
     code: str
+    field: str | None = Field(
+        default=None, description="The request field at fault, when one is (e.g. `cursor`)"
+    )
+    current_status: str | None = Field(
+        default=None, description="On `invalid_status_transition`: the session's status now"
+    )
 
 
 class Health(BaseModel):

@@ -140,7 +140,7 @@ async def list_messages(
 )
 async def get_message(
     session_id: SessionIdDep,
-    message_id: Annotated[str, Path(max_length=64)],
+    message_id: Annotated[str, Path(description="Message id (`msg_` + 10 digits)")],
     user: UserDep,
     store: StoreDep,
 ) -> Response:
