@@ -66,6 +66,30 @@ async def test_a_session_survives_an_app_restart(short_data_dir: Path) -> None:
         assert [m["content"] for m in got.json()["messages"]] == ["still here?"]
 
 
+def _socket_links() -> set[Path]:
+    return set(Path("/tmp").glob("fmss-*"))
+
+
+async def test_a_data_dir_of_200_characters_works(tmp_path: Path) -> None:
+    """The unix socket address limit (~107 bytes) does not limit DATA_DIR."""
+    data_dir = tmp_path.joinpath(*["d" * 60] * 4)
+    assert len(str(data_dir)) >= 200
+    links_before = _socket_links()
+    settings = make_settings(None, data_dir=data_dir)  # type: ignore[arg-type]
+    async with running_app(settings) as first, running_app(settings) as second:
+        created = await first.post(API, json={"title": "long path"}, headers=user())
+        assert created.status_code == 201, created.text
+        sid = created.json()["session_id"]
+        # The second app reuses the server the first one started in the same DATA_DIR.
+        got = await second.get(f"{API}/{sid}", headers=user())
+        assert got.status_code == 200 and got.json()["title"] == "long path"
+    assert (data_dir / "valkey.log").is_file()
+    assert not (data_dir / "valkey.sock").exists(), "the embedded server outlived the app"
+    assert _socket_links() == links_before, "a socket link was left behind"
+    async with running_app(settings) as client:
+        assert (await client.get(f"{API}/{sid}", headers=user())).status_code == 200
+
+
 async def test_the_embedded_server_never_evicts(short_data_dir: Path) -> None:
     settings = make_settings(None, data_dir=short_data_dir)  # type: ignore[arg-type]
     async with running_app(settings):

