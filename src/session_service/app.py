@@ -67,6 +67,25 @@ async def _warn_if_evicting(store: SessionStore, embedded: bool) -> None:
         )
 
 
+def _log_storage(settings: Settings, name: str, mode: str) -> None:
+    """The start line: which store, and which settings chose it."""
+    if not settings.embedded:
+        ignored = settings.ignored_redis_settings
+        note = f"; {', '.join(ignored)} ignored" if ignored else ""
+        logger.info("storage: %s (%s) from %s%s", name, mode, settings.redis_source, note)
+        return
+    data_dir = settings.data_dir.resolve()
+    if settings.environment == "production":
+        logger.warning(
+            "storage: embedded server in DATA_DIR=%s, because no REDIS_URL or REDIS_HOST is "
+            "set: the data stays in this container, invisible to other instances and lost "
+            "with the container unless DATA_DIR is a persistent volume",
+            data_dir,
+        )
+    else:
+        logger.info("storage: embedded server in DATA_DIR=%s (%s)", data_dir, name)
+
+
 async def _cleanup_loop(store: SessionStore, interval: int) -> None:
     while True:
         await asyncio.sleep(interval)
@@ -118,7 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         embedded: EmbeddedServer | None = None
-        url = settings.redis_url
+        url = settings.redis_connection_url
         shared_embedded = os.environ.get(EMBEDDED_URL_ENV)
         if settings.embedded:
             if shared_embedded:
@@ -134,7 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.case_service = case_service
         app.state.storage_mode = mode
         app.state.storage_name = describe(settings, url)
-        logger.info("storage: %s (%s)", app.state.storage_name, mode)
+        _log_storage(settings, app.state.storage_name, mode)
         if settings.gateway_shared_secret is None and settings.environment == "production":
             logger.warning(
                 "GATEWAY_SHARED_SECRET is unset in production: any caller that reaches this "

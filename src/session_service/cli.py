@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import shutil
 import signal
@@ -18,7 +19,9 @@ from session_service import __version__
 from session_service.app import EMBEDDED_URL_ENV, build_store, create_app
 from session_service.config import Settings, load_settings
 from session_service.domain.ids import is_session_id
+from session_service.observability.logging import configure_logging
 from session_service.store.embedded import EmbeddedServer
+from session_service.store.probe import unusable_setting
 from session_service.transcript import json_transcript
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -59,9 +62,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_storage(settings: Settings) -> int:
+    """Stop (2) when a given Redis setting is refused; an unreachable server only warns."""
+    if settings.embedded:
+        return 0
+    problem, outage = asyncio.run(unusable_setting(settings, settings.redis_connection_url))
+    if problem:
+        print(f"fm-session-service: {problem}", file=sys.stderr)
+        return 2
+    if outage:
+        logging.getLogger("session_service").warning(
+            "storage not reachable at start (%s); /ready and the API answer 503 until it is",
+            outage,
+        )
+    return 0
+
+
 def serve(settings: Settings, host: str | None, port: int | None, workers: int) -> int:
     host = host or settings.host
     port = port or settings.port
+    configure_logging(settings.log_level, settings.effective_log_format.value)
+    if code := _check_storage(settings):
+        return code
     common = {
         "host": host,
         "port": port,
@@ -106,7 +128,7 @@ def _exit_zero_after_sigterm() -> None:
 
 async def _with_store(settings: Settings, command: argparse.Namespace) -> int:
     embedded = None
-    url = settings.redis_url
+    url = settings.redis_connection_url
     if settings.embedded:
         embedded = EmbeddedServer(settings.data_dir, settings.embedded_appendfsync)
         url = await asyncio.to_thread(embedded.start)

@@ -7,10 +7,12 @@ the variable (see `load_settings`).
 
 from __future__ import annotations
 
+import re
 import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -20,6 +22,13 @@ class RedisMode(StrEnum):
     STANDALONE = "standalone"
     SENTINEL = "sentinel"
     CLUSTER = "cluster"
+
+
+#: The platform's separate connection settings (FaultMaven's compose, the original
+#: service); REDIS_URL, when also given, wins over all of them.
+REDIS_PARTS = ("redis_host", "redis_port", "redis_db", "redis_username", "redis_password",
+               "redis_ssl")  # fmt: skip
+_HOST_RE = re.compile(r"^(?:[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[?[0-9A-Fa-f:.]+\]?)$")
 
 
 class LogFormat(StrEnum):
@@ -44,6 +53,12 @@ class Settings(BaseSettings):
 
     # Storage
     redis_url: str | None = None
+    redis_host: str | None = None
+    redis_port: int | None = Field(None, ge=1, le=65535)
+    redis_db: int | None = Field(None, ge=0, le=1_000_000)
+    redis_username: str | None = None
+    redis_password: str | None = None
+    redis_ssl: bool | None = None
     redis_mode: RedisMode = RedisMode.STANDALONE
     redis_sentinel_hosts: Annotated[list[str], NoDecode] = []
     redis_master_set: str = "mymaster"
@@ -122,10 +137,21 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
-    @field_validator("case_service_url", "gateway_shared_secret", "redis_sentinel_password")
+    @field_validator(
+        "case_service_url", "gateway_shared_secret", "redis_sentinel_password", *REDIS_PARTS,
+        mode="before",
+    )  # fmt: skip
     @classmethod
-    def _empty_is_none(cls, value: str | None) -> str | None:
-        return value if value else None
+    def _empty_is_none(cls, value: Any) -> Any:
+        # `REDIS_PASSWORD=` in a platform .env means "not set", as it did for the original.
+        return None if value == "" else value
+
+    @field_validator("redis_host")
+    @classmethod
+    def _redis_host(cls, value: str | None) -> str | None:
+        if value is not None and not _HOST_RE.fullmatch(value.strip()):
+            raise ValueError("must be a host name or an IP address (a URL goes in REDIS_URL)")
+        return value.strip() if value is not None else None
 
     @field_validator("case_service_url")
     @classmethod
@@ -146,14 +172,77 @@ class Settings(BaseSettings):
             self.redis_mode is RedisMode.CLUSTER
             and not self.redis_url
             and not self.redis_cluster_nodes
+            and not self.redis_host
         ):
-            raise ValueError("REDIS_URL or REDIS_CLUSTER_NODES is required when REDIS_MODE=cluster")
+            raise ValueError(
+                "REDIS_URL, REDIS_HOST or REDIS_CLUSTER_NODES is required when REDIS_MODE=cluster"
+            )
+        if self.redis_mode is RedisMode.SENTINEL and not self.redis_url and self.redis_ssl:
+            raise ValueError("REDIS_SSL is not supported when REDIS_MODE=sentinel")
+        if self.redis_mode is RedisMode.CLUSTER and not self.redis_url and self.redis_db:
+            raise ValueError("REDIS_DB must be 0 when REDIS_MODE=cluster (a Cluster has one db)")
+        if self.redis_mode is RedisMode.STANDALONE and not self.redis_url and not self.redis_host:
+            # A lone REDIS_PORT or REDIS_PASSWORD names no server: never guess one,
+            # and never fall back to the embedded store with it.
+            given = [name.upper() for name in REDIS_PARTS if getattr(self, name) is not None]
+            if given:
+                raise ValueError(
+                    f"{given[0]} is set but neither REDIS_HOST nor REDIS_URL names the server"
+                )
         return self
 
     @property
     def embedded(self) -> bool:
-        """True when the service owns its own Redis-compatible server."""
-        return self.redis_mode is RedisMode.STANDALONE and self.redis_url is None
+        """True when no Redis setting is given, so the service owns its own server."""
+        return (
+            self.redis_mode is RedisMode.STANDALONE
+            and self.redis_url is None
+            and self.redis_host is None
+        )
+
+    @property
+    def redis_source(self) -> str:
+        """Which settings name the store, for the start log."""
+        if self.redis_url is not None:
+            return "REDIS_URL"
+        if self.embedded:
+            return "embedded (no REDIS_URL or REDIS_HOST)"
+        given = [name.upper() for name in REDIS_PARTS if getattr(self, name) is not None]
+        return "/".join(given) if given else self.redis_mode.value
+
+    @property
+    def ignored_redis_settings(self) -> list[str]:
+        """Separate settings that REDIS_URL overrides (or that Sentinel does not use)."""
+        if self.redis_url is not None:
+            return [name.upper() for name in REDIS_PARTS if getattr(self, name) is not None]
+        if self.redis_mode is RedisMode.SENTINEL:
+            return [n.upper() for n in ("redis_host", "redis_port") if getattr(self, n)]
+        return []
+
+    @property
+    def redis_connection_url(self) -> str | None:
+        """REDIS_URL, else a URL built from REDIS_HOST, REDIS_PORT, REDIS_DB, REDIS_USERNAME,
+        REDIS_PASSWORD and REDIS_SSL; None for the embedded store.
+
+        In Sentinel mode only its credentials, db and scheme are used (the master
+        comes from the sentinels); in Cluster mode it is the seed node unless
+        REDIS_CLUSTER_NODES is given.
+        """
+        if self.redis_url is not None:
+            return self.redis_url
+        if self.embedded:
+            return None
+        scheme = "rediss" if self.redis_ssl else "redis"
+        userinfo = ""
+        if self.redis_username is not None or self.redis_password is not None:
+            userinfo = quote(self.redis_username or "", safe="")
+            if self.redis_password is not None:
+                userinfo += ":" + quote(self.redis_password, safe="")
+            userinfo += "@"
+        host = self.redis_host or "unused"
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"{scheme}://{userinfo}{host}:{self.redis_port or 6379}/{self.redis_db or 0}"
 
     @property
     def effective_log_format(self) -> LogFormat:
