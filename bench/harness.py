@@ -21,8 +21,20 @@ from session_service.store.embedded import find_server_binary
 from session_service.store.sessions import SessionStore
 
 HOST = "127.0.0.1"
-SERVER_CORE = {0}
-LOAD_CORE = {1}
+# Today's layout on the 2-core machine: the server under test alone on core 0,
+# Redis and the load generator sharing core 1.
+SERVER_CORES = "0"
+CLIENT_CORES = "1"
+REDIS_CORES = "1"
+
+
+def parse_cores(spec: str) -> set[int]:
+    """taskset's list syntax: "0", "0,2", "2-7", "0,4-7"."""
+    cores: set[int] = set()
+    for part in spec.split(","):
+        first, _, last = part.strip().partition("-")
+        cores.update(range(int(first), int(last or first) + 1))
+    return cores
 
 
 def pin(cores: set[int]) -> None:
@@ -49,7 +61,7 @@ def _wait_port(port: int, timeout: float = 20.0) -> None:
 def _pinned(cores: set[int]) -> object:
     if (os.cpu_count() or 1) < 2:
         return None
-    return lambda: os.sched_setaffinity(0, cores)
+    return lambda: pin(cores)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -62,7 +74,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 class Bench:
-    """Owns every process of a run; `serve()` starts a server under test on core 0."""
+    """Owns every process of a run; `serve()` starts a server under test on its cores."""
 
     def __init__(
         self,
@@ -73,7 +85,16 @@ class Bench:
         workers: int,
         quick: bool,
         only: list[str] | None,
+        server_cores: str = SERVER_CORES,
+        client_cores: str = CLIENT_CORES,
+        redis_cores: str = REDIS_CORES,
     ) -> None:
+        self.server_cores = parse_cores(server_cores)
+        self.client_cores = parse_cores(client_cores)
+        self.redis_cores = parse_cores(redis_cores)
+        self.layout = (
+            f"server on cores {server_cores}, Redis on {redis_cores}, load on {client_cores}"
+        )
         self.redis_url_arg = redis_url
         self.duration = duration
         self.connections = connections
@@ -119,14 +140,14 @@ class Bench:
             self.redis_proc.wait(10)
 
     def _start_redis(self) -> subprocess.Popen[bytes]:
-        """The same binary the embedded default runs, with the same settings, on core 1."""
+        """The same binary the embedded default runs, with the same settings, pinned."""
         args = [
             find_server_binary(), "--port", str(self.redis_port), "--bind", HOST,
             "--dir", str(self.tmp), "--appendonly", "yes", "--appendfsync", "everysec",
             "--save", "", "--maxmemory-policy", "noeviction",
             "--logfile", str(self.tmp / "redis.log"),
         ]  # fmt: skip
-        proc = subprocess.Popen(args, preexec_fn=_pinned(LOAD_CORE))  # type: ignore[arg-type]
+        proc = subprocess.Popen(args, preexec_fn=_pinned(self.redis_cores))  # type: ignore[arg-type]
         _wait_port(self.redis_port)
         return proc
 
@@ -156,7 +177,7 @@ class Bench:
 
     @contextlib.asynccontextmanager
     async def serve(self, target: str) -> AsyncIterator[int]:
-        """Start `service` or an ASGI app path (`bench.ceilings:json_app`) on core 0."""
+        """Start `service` or an ASGI app path (`bench.ceilings:json_app`) on the server cores."""
         port = _free_port()
         if target == "service":
             cmd = [
@@ -204,7 +225,7 @@ class Bench:
                 env=self.service_env(),
                 stdout=log,
                 stderr=log,
-                preexec_fn=_pinned(SERVER_CORE),  # type: ignore[arg-type]
+                preexec_fn=_pinned(self.server_cores),  # type: ignore[arg-type]
                 cwd=Path(__file__).resolve().parent.parent,
             )
         _wait_port(port)

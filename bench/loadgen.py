@@ -86,26 +86,40 @@ class Result:
     name: str
     requests: int = 0
     errors: int = 0
+    warm_requests: int = 0  # sent before measuring (they still cost Redis)
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     bodies: list[bytes] = field(default_factory=list)
     note: str = ""
+    _sorted: list[float] = field(default_factory=list, repr=False)
+    _sorted_len: int = -1
+
+    def record(self, latency: float, status: int, ok_status: tuple[int, ...]) -> None:
+        self.latencies.append(latency)
+        self.requests += 1
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        if status not in ok_status:
+            self.errors += 1
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
     def percentile(self, p: float) -> float:
+        """Milliseconds; nearest rank, so p99.9 of 10,000 samples is the 10th slowest."""
         if not self.latencies:
             return 0.0
-        ordered = sorted(self.latencies)
+        if self._sorted_len != len(self.latencies):
+            self._sorted = sorted(self.latencies)
+            self._sorted_len = len(self.latencies)
+        ordered = self._sorted
         index = min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))
         return ordered[index] * 1000
 
 
-async def _warm_up(conns: list[_Connection], factory: RequestFactory, seconds: float) -> None:
-    """Fill pools and caches before measuring; the requests are not counted."""
+async def _warm_up(conns: list[_Connection], factory: RequestFactory, seconds: float) -> int:
+    """Fill pools and caches before measuring; the requests are not timed. Returns their number."""
     deadline = time.perf_counter() + seconds
     counter = 10**9  # distinct from the measured requests' indices
 
@@ -116,6 +130,7 @@ async def _warm_up(conns: list[_Connection], factory: RequestFactory, seconds: f
             await conn.request(factory(counter))
 
     await asyncio.gather(*(warm(c) for c in conns))
+    return counter - 10**9
 
 
 async def run_load(
@@ -130,9 +145,17 @@ async def run_load(
     ok_status: tuple[int, ...] = (200, 201, 204),
     keep_bodies: bool = False,
     warmup: float = 0.5,
+    fresh: bool = False,
 ) -> Result:
-    """Closed-loop load: each connection sends its next request when the last returns."""
+    """Closed-loop load: each connection sends its next request when the last returns.
+
+    With `fresh`, every request opens its own TCP connection and closes it after the
+    reply, as the platform's gateway does (a new httpx.AsyncClient per request); the
+    latency then includes the connect.
+    """
     loop = asyncio.get_running_loop()
+    if fresh:
+        return await _run_fresh(name, host, port, factory, connections, duration, ok_status)
     conns = []
     for _ in range(connections):
         _, proto = await loop.create_connection(_Connection, host, port)
@@ -143,9 +166,7 @@ async def run_load(
 
     async def worker(conn: _Connection) -> None:
         nonlocal counter
-        while True:
-            if time.perf_counter() >= deadline:
-                return
+        while time.perf_counter() < deadline:
             if max_requests is not None and counter >= max_requests:
                 return
             i = counter
@@ -156,16 +177,12 @@ async def run_load(
             except ConnectionError:
                 result.errors += 1
                 return
-            result.latencies.append(time.perf_counter() - started)
-            result.requests += 1
-            result.statuses[status] = result.statuses.get(status, 0) + 1
-            if status not in ok_status:
-                result.errors += 1
+            result.record(time.perf_counter() - started, status, ok_status)
             if keep_bodies:
                 result.bodies.append(body)
 
     if warmup > 0 and max_requests is None:
-        await _warm_up(conns, factory, warmup)
+        result.warm_requests = await _warm_up(conns, factory, warmup)
     started = time.perf_counter()
     deadline = started + duration if max_requests is None else float("inf")
     await asyncio.gather(*(worker(c) for c in conns))
@@ -173,4 +190,41 @@ async def run_load(
     for conn in conns:
         if conn.transport is not None:
             conn.transport.close()
+    return result
+
+
+async def _run_fresh(
+    name: str,
+    host: str,
+    port: int,
+    factory: RequestFactory,
+    concurrency: int,
+    duration: float,
+    ok_status: tuple[int, ...],
+) -> Result:
+    loop = asyncio.get_running_loop()
+    result = Result(name)
+    counter = 0
+    deadline = time.perf_counter() + duration
+
+    async def worker() -> None:
+        nonlocal counter
+        while time.perf_counter() < deadline:
+            i = counter
+            counter += 1
+            started = time.perf_counter()
+            try:
+                transport, conn = await loop.create_connection(_Connection, host, port)
+                try:
+                    status, _ = await conn.request(factory(i))
+                finally:
+                    transport.close()
+            except OSError:
+                result.errors += 1
+                continue
+            result.record(time.perf_counter() - started, status, ok_status)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.seconds = time.perf_counter() - started
     return result

@@ -19,6 +19,7 @@ class Row:
     p50: float | None = None
     p95: float | None = None
     p99: float | None = None
+    p999: float | None = None
     errors: int | None = None
     of_b: float | None = None
     check: str = ""
@@ -34,6 +35,7 @@ class Row:
             p50=result.percentile(50),
             p95=result.percentile(95),
             p99=result.percentile(99),
+            p999=result.percentile(99.9),
             errors=result.errors,
             of_b=(result.rps / ceiling_b) if ceiling_b else None,
             check=check,
@@ -47,13 +49,13 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def print_table(rows: list[Row], bench: Bench) -> None:
     header = (
-        f"{'scenario':<44} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-        f"{'errors':>6} {'of (b)':>7}  check"
+        f"{'scenario':<48} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
+        f"{'p99.9 ms':>8} {'errors':>6} {'of (b)':>6}  check"
     )
     print()
     print(
         f"fm-session-service benchmark: {bench.connections} connections, {bench.duration:g}s per "
-        f"scenario, {bench.workers} worker(s), server on core 0, Redis + load on core 1"
+        f"scenario, {bench.workers} worker(s), {bench.layout}"
     )
     print(header)
     print("-" * len(header))
@@ -61,9 +63,9 @@ def print_table(rows: list[Row], bench: Bench) -> None:
         share = "" if r.of_b is None else f"{r.of_b * 100:.0f}%"
         errors = "" if r.errors is None else str(r.errors)
         print(
-            f"{r.name:<44} {_fmt(r.rps, '9.0f'):>9} {_fmt(r.p50, '8.2f'):>8} "
-            f"{_fmt(r.p95, '8.2f'):>8} {_fmt(r.p99, '8.2f'):>8} {errors:>6} {share:>7}  "
-            f"{'FAIL ' if r.check_failed else ''}{r.check}"
+            f"{r.name:<48} {_fmt(r.rps, '8.0f'):>8} {_fmt(r.p50, '7.2f'):>7} "
+            f"{_fmt(r.p95, '7.2f'):>7} {_fmt(r.p99, '7.2f'):>7} {_fmt(r.p999, '8.2f'):>8} "
+            f"{errors:>6} {share:>6}  {'FAIL ' if r.check_failed else ''}{r.check}"
         )
     print()
 

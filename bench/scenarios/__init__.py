@@ -1,0 +1,1 @@
+"""Every module here registers its scenarios with `bench.registry.scenario`."""

@@ -1,0 +1,89 @@
+"""The derived rows: Redis cost per request, and the bar (issue 15) against this run's (b)."""
+
+from __future__ import annotations
+
+from bench.context import Ctx
+from bench.registry import scenario
+from bench.report import Row
+
+# The operation -> the raw command it is compared with (measured in the (c) rows).
+RAW_OF = {
+    "get": "get session",
+    "create": "create",
+    "append": "append",
+    "heartbeat": "heartbeat",
+    "head": "get session",
+    "get 304": "get session",
+}
+
+
+@scenario("redis-cost", order=120, always=True)
+async def redis_cost(ctx: Ctx) -> list[Row]:
+    rows = []
+    plain_get = ctx.raw_costs.get("get")
+    for op, cost in ctx.costs.items():
+        raw = ctx.raw_costs.get(RAW_OF.get(op, ""))
+        parts = [cost.describe()]
+        if raw is not None and raw.usec:
+            parts.append(f"raw {raw.usec:.1f} us: {cost.usec / raw.usec:.2f}x")
+        if plain_get is not None and plain_get.usec:
+            parts.append(f"= {cost.usec / plain_get.usec:.1f}x a raw GET")
+        rows.append(Row(f"redis cost: {op}", check="; ".join(parts)))
+    for op, raw in ctx.raw_costs.items():
+        rows.append(Row(f"redis cost: raw {op}", check=raw.describe()))
+    return rows
+
+
+def _share(ctx: Ctx, key: str) -> float | None:
+    r = ctx.results.get(key)
+    b = ctx.bench.ceiling_b_rps
+    return r.rps / b if r is not None and b else None
+
+
+@scenario("bar", order=130, always=True)
+async def bar(ctx: Ctx) -> list[Row]:
+    """Where this run stands against the issue's targets (timings never fail the command)."""
+    rows = []
+    for key, target in (("get", 0.65), ("create", 0.50), ("append", 0.50), ("mixed", 0.45)):
+        share = _share(ctx, key)
+        if share is not None:
+            verdict = "meets" if share >= target else "BELOW"
+            rows.append(
+                Row(f"bar: {key} >= {target:.2f} x (b)", check=f"{share:.2f} x (b): {verdict}")
+            )
+    for key in ("get", "append"):
+        r = ctx.results.get(f"open-loop {key} 60%")
+        if r is not None:
+            p99, p999 = r.percentile(99), r.percentile(99.9)
+            verdict = "meets" if p99 < 5 and p999 < 20 else "BELOW"
+            rows.append(
+                Row(
+                    f"bar: open-loop {key} @60%: p99 < 5, p99.9 < 20 ms",
+                    check=f"p99 {p99:.2f} ms, p99.9 {p999:.2f} ms: {verdict}",
+                )
+            )
+    get = ctx.results.get("get")
+    for key in ("head", "get 304"):
+        r = ctx.results.get(key)
+        if r is not None and get is not None:
+            verdict = "meets" if r.rps >= get.rps * 0.97 else "BELOW"
+            rows.append(
+                Row(
+                    f"bar: {key} at least as fast as get",
+                    check=f"{r.rps / get.rps:.2f} x get: {verdict}",
+                )
+            )
+    append = ctx.costs.get("append")
+    if append is not None:
+        rows.append(
+            Row(
+                "bar: append Redis CPU <= half of before",
+                check=f"{append.usec:.1f} us/req (before: {BEFORE_APPEND_US} us/req, target <= "
+                f"{BEFORE_APPEND_US / 2:.1f})",
+            )
+        )
+    return rows
+
+
+# The append's Redis time per request on main before issue 15 (commandstats, this machine).
+BEFORE_APPEND_US = 0.0
