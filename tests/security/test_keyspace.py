@@ -43,6 +43,7 @@ SESSION_SUFFIX = re.compile(
     r"(?:[smik]:sess_[0-9a-f]{32}"
     r"|c:[0-9a-f]+"
     r"|x"
+    r"|[nu]"
     r"|z:(?:active|in_progress|completed|abandoned|archived)"
     r"|q:[0-9a-f]{64}"
     r"|r:[0-9]+)"

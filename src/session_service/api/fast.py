@@ -70,6 +70,13 @@ class FastPathMiddleware:
             for method in getattr(route, "methods", None) or ()
         }
 
+        # Fixed paths such as /statistics belong to their own routes, not /{session_id}.
+        self.literals = {
+            path[len(PREFIX) + 1 :]
+            for _, path in self.templates
+            if path.startswith(PREFIX + "/") and "{" not in path
+        }
+
     def _route(self, method: str, template: str) -> BaseRoute | None:
         return self.templates.get((method, template))
 
@@ -105,6 +112,8 @@ class FastPathMiddleware:
         if rest == "":
             return (PREFIX, _create, "") if method == "POST" else None
         parts = rest.split("/")
+        if parts[1] in self.literals:
+            return None
         if len(parts) == 2 and method == "GET":
             return f"{PREFIX}/{{session_id}}", _get, parts[1]
         if len(parts) == 3 and method == "POST":

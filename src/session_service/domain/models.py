@@ -234,6 +234,27 @@ class SessionStats(BaseModel):
     expires_at: str | None
 
 
+class StatusCounts(BaseModel):
+    active: int
+    in_progress: int
+    completed: int
+    abandoned: int
+    archived: int
+
+
+class UserStatistics(BaseModel):
+    user_id: str
+    total_sessions: int = Field(description="Live sessions, archived included")
+    by_status: StatusCounts
+    total_messages: int = Field(description="Messages in those sessions")
+    oldest_activity_at: str | None = Field(description="Least recent last_activity_at")
+    newest_activity_at: str | None = Field(description="Most recent last_activity_at")
+
+
+class DeletedSessions(BaseModel):
+    deleted: int
+
+
 class ContextCleanup(BaseModel):
     success: bool
     session_id: str

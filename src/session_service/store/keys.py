@@ -11,6 +11,8 @@ another user's id as a prefix of the whole tag)::
     P:{U}:c:<hex>        string  client_id (hex of UTF-8) -> sid, for resume
     P:{U}:x              zset    sid -> expires_at (ms); +inf when kept forever
     P:{U}:z:<status>     zset    sid -> last_activity_at (ms), one per status
+    P:{U}:n              hash    sid -> messages counted in `P:{U}:u` (statistics)
+    P:{U}:u              hash    the user's counters: `messages` (statistics)
     P:{U}:q:<sha256>     string  idempotency record of a create
     P:{U}:r:<minute>     string  rate-limit counter
 
@@ -33,6 +35,8 @@ CLIENT = "c:"
 EXPIRY = "x"
 STATUS_INDEX = "z:"
 CREATE_IDEMPOTENCY = "q:"
+MESSAGE_COUNTS = "n"
+USER_COUNTERS = "u"
 RATE = "r:"
 
 LUA_PRELUDE = f"""
@@ -44,6 +48,8 @@ local K_CLIENT = '{CLIENT}'
 local K_EXPIRY = '{EXPIRY}'
 local K_STATUS = '{STATUS_INDEX}'
 local K_CREATE_IDEM = '{CREATE_IDEMPOTENCY}'
+local K_COUNTS = '{MESSAGE_COUNTS}'
+local K_COUNTERS = '{USER_COUNTERS}'
 """
 
 
@@ -92,6 +98,9 @@ class Keys:
 
     def status_index(self, user_id: str, status: str) -> str:
         return f"{self.base(user_id)}{STATUS_INDEX}{status}"
+
+    def user_counters(self, user_id: str) -> str:
+        return f"{self.base(user_id)}{USER_COUNTERS}"
 
     def rate(self, user_id: str, minute: int) -> str:
         return f"{self.base(user_id)}{RATE}{minute}"

@@ -30,6 +30,8 @@ _NAMES = (
     "clear_context",
     "prune",
     "erase",
+    "statistics",
+    "delete_all",
 )
 
 
@@ -75,6 +77,8 @@ class Scripts:
     clear_context: Script
     prune: Script
     erase: Script
+    statistics: Script
+    delete_all: Script
 
 
 @cache

@@ -18,6 +18,7 @@ from session_service import errors
 from session_service.domain.ids import message_id, message_seq
 from session_service.domain.status import allowed_from
 from session_service.observability.metrics import SESSIONS, instrument_store
+from session_service.store.account import AccountMixin
 from session_service.store.codec import (
     decode_cursor,
     dump_json,
@@ -71,7 +72,7 @@ def _count_expired(pruned: Any) -> None:
 
 
 @instrument_store
-class SessionStore:
+class SessionStore(AccountMixin):
     def __init__(
         self, client: RedisClient, keys: Keys, limits: Limits, min_replicas_ack: int = 0,
         replica_ack_timeout_ms: int = 500,
@@ -94,7 +95,7 @@ class SessionStore:
         """Run a writing script; with REDIS_MIN_REPLICAS_ACK, WAIT in the same round trip."""
         # Reads that only prune expired index entries need no replica: losing a prune
         # loses nothing, and listing must keep working while a replica is down.
-        if self.min_replicas_ack == 0 or script.name in ("list", "search", "prune"):
+        if self.min_replicas_ack == 0 or script.name in ("list", "search", "prune", "statistics"):
             return await script(self.client, [self.keys.base(user_id)], args)
         return await self._write_acked(script, self.keys.base(user_id), args)
 
@@ -456,7 +457,9 @@ class SessionStore:
 
     async def erase_user(self, user_id: str) -> tuple[int, int]:
         """(live sessions deleted, keys deleted) for every key under the user's tag."""
-        sessions = int(await self._write(self.scripts.erase, user_id, []))
+        # Bounded slices first; the erase script then removes what appeared meanwhile.
+        sessions = await self.delete_all(user_id)
+        sessions += int(await self._write(self.scripts.erase, user_id, []))
         deleted = 0
         async for key in self._scan(self.keys.user_pattern(user_id)):
             deleted += int(await self.client.delete(key))

@@ -156,6 +156,58 @@ async def search_sessions(body: models.SearchRequest, user: UserDep, store: Stor
     )
 
 
+@router.delete(
+    "",
+    summary="Delete all of the caller's sessions",
+    description=(
+        "Deletes every session of the caller, archived included, with everything they own, "
+        "and answers how many were deleted. Runs in bounded slices, so Redis is never "
+        "blocked; sessions created while it runs may survive. Safe to repeat."
+    ),
+    response_model=models.DeletedSessions,
+    responses=error_responses(body=True),
+)
+async def delete_all_sessions(user: UserDep, store: StoreDep) -> Response:
+    deleted = await store.delete_all(user.user_id)
+    metrics.SESSIONS.labels("deleted").inc(deleted)
+    return json_response({"deleted": deleted})
+
+
+# Declared before /{session_id}, which would otherwise take "statistics" as an id.
+@router.get(
+    "/statistics",
+    summary="The caller's session statistics",
+    description=(
+        "Live sessions by status, total messages, and the least and most recent "
+        "`last_activity_at`, read from counters and indexes (not a scan)."
+    ),
+    response_model=models.UserStatistics,
+    responses=error_responses(),
+)
+async def user_statistics(user: UserDep, store: StoreDep) -> Response:
+    return json_response({"user_id": user.user_id, **await store.statistics(user.user_id)})
+
+
+@router.head(
+    "/{session_id}",
+    summary="Check that a session is live",
+    description=(
+        "200 with no body while the caller's session exists (archived ones included, as for "
+        "GET), 404 otherwise. One small read; it does not count as activity."
+    ),
+    status_code=200,
+    response_class=Response,
+    responses={
+        200: {"description": "The session is live"},
+        **error_responses(NOT_FOUND, body=True),
+    },
+)
+async def head_session(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> Response:
+    if not await store.exists(user.user_id, session_id):
+        raise errors.SessionNotFound()
+    return Response(status_code=200)
+
+
 @router.get(
     "/{session_id}",
     summary="Get a session",

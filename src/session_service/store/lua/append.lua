@@ -44,6 +44,7 @@ if role == 'user' and not cur[6] and (not cur[5] or cur[5] == '') and ARGV[5] ~=
 end
 redis.call('HSET', sk, unpack(fields))
 redis.call('HINCRBY', sk, 'n' .. string.sub(role, 1, 1), 1)
+count_messages(sid, n)
 redis.call('ZADD', k_status(st), I(now), sid)
 if idem ~= '' then
   redis.call('HSET', k_idem(sid), idem, ARGV[8] .. '|' .. n .. '|' .. n .. '|' .. I(now))

@@ -17,6 +17,8 @@ local function k_idem(sid) return base .. K_IDEM .. sid end
 local function k_cases(sid) return base .. K_CASES .. sid end
 local function k_status(st) return base .. K_STATUS .. st end
 local function k_expiry() return base .. K_EXPIRY end
+local function k_counts() return base .. K_COUNTS end
+local function k_counters() return base .. K_COUNTERS end
 
 local function hex(s)
   return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end))
@@ -39,7 +41,28 @@ local function expire_all(sid, ea, ci)
   redis.call('ZADD', k_expiry(), ea > 0 and I(ea) or '+inf', sid)
 end
 
+-- The user's message total (GET /sessions/statistics) is a counter, never a scan.
+-- Every script that changes how many messages a session has (append, rewind,
+-- fork, import) calls count_messages(sid, n) with the session's new count; a
+-- session that goes away (delete, expiry prune, eviction, delete-all) is
+-- forgotten by drop_session. The per-session count lives outside the session
+-- hash because an expired session's hash is already gone when it is pruned.
+local function count_messages(sid, n)
+  local old = tonumber(redis.call('HGET', k_counts(), sid) or '0')
+  if n == old then return end
+  redis.call('HSET', k_counts(), sid, I(n))
+  redis.call('HINCRBY', k_counters(), 'messages', n - old)
+end
+
+local function forget_messages(sid)
+  local old = redis.call('HGET', k_counts(), sid)
+  if not old then return end
+  redis.call('HDEL', k_counts(), sid)
+  redis.call('HINCRBY', k_counters(), 'messages', -tonumber(old))
+end
+
 local function drop_session(sid)
+  forget_messages(sid)
   local ci = redis.call('HGET', k_session(sid), 'ci')
   if ci and redis.call('GET', k_client(ci)) == sid then redis.call('DEL', k_client(ci)) end
   redis.call('DEL', k_session(sid), k_messages(sid), k_idem(sid), k_cases(sid))

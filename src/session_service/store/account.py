@@ -1,0 +1,72 @@
+"""Operations on everything a user holds: statistics and delete-all.
+
+A mixin of `SessionStore`, kept apart so the store module stays small. Both read
+counters and indexes, never scan: a user may hold 50,000 sessions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from session_service.observability.metrics import SESSIONS, instrument_store
+from session_service.store.codec import iso
+from session_service.store.scripts import Script, Scripts
+
+#: Sessions one delete-all slice drops (each slice is one short script).
+DELETE_SLICE = 200
+
+
+def _count_expired(pruned: Any) -> None:
+    if pruned and int(pruned) > 0:
+        SESSIONS.labels("expired").inc(int(pruned))
+
+
+@instrument_store
+class AccountMixin:
+    scripts: Scripts
+
+    async def _write(self, script: Script, user_id: str, args: list[str | int]) -> Any:
+        raise NotImplementedError  # SessionStore's
+
+    async def statistics(self, user_id: str) -> dict[str, Any]:
+        """Counts by status, total messages, oldest and newest last activity."""
+        while True:
+            reply = await self._write(self.scripts.statistics, user_id, [])
+            _count_expired(reply[0])
+            if int(reply[1]) == 0:  # no expired session left in the indexes
+                break
+        by_status: dict[str, int] = {}
+        oldest: list[int] = []
+        newest: list[int] = []
+        for i in range(3, len(reply), 4):
+            by_status[reply[i]] = int(reply[i + 1])
+            if reply[i + 2] != "":
+                oldest.append(int(float(reply[i + 2])))
+                newest.append(int(float(reply[i + 3])))
+        return {
+            "total_sessions": sum(by_status.values()),
+            "by_status": by_status,
+            "total_messages": max(0, int(reply[2])),
+            "oldest_activity_at": iso(min(oldest)) if oldest else None,
+            "newest_activity_at": iso(max(newest)) if newest else None,
+        }
+
+    async def delete_all(self, user_id: str) -> int:
+        """Delete every session of the user, in bounded slices; the number deleted.
+
+        Sessions created while it runs may survive: it stops once it has handled as
+        many sessions as there were when it began, so a busy client cannot keep it going.
+        """
+        deleted = handled = 0
+        bound: int | None = None
+        while True:
+            live, expired, left = (
+                int(v) for v in await self._write(self.scripts.delete_all, user_id, [DELETE_SLICE])
+            )
+            _count_expired(expired)
+            deleted += live
+            handled += live + expired
+            if bound is None:
+                bound = handled + left
+            if left == 0 or handled >= bound:
+                return deleted
