@@ -11,6 +11,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 import uvicorn
@@ -19,9 +20,18 @@ from session_service import __version__
 from session_service.app import EMBEDDED_URL_ENV, build_store, create_app
 from session_service.config import Settings, load_settings
 from session_service.domain.ids import is_session_id
+from session_service.legacy_import import (
+    DEFAULT_DB,
+    Summary,
+    bounds_from,
+    describe_source,
+    import_legacy,
+    source_client,
+)
 from session_service.observability.logging import configure_logging
 from session_service.store.embedded import EmbeddedServer
 from session_service.store.probe import unusable_setting
+from session_service.store.sessions import SessionStore
 from session_service.transcript import json_transcript
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -38,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
         "  fm-session-service serve --port 8001 --workers 2\n"
         "  fm-session-service cleanup\n"
         "  fm-session-service export SESSION_ID --user USER > transcript.json\n"
-        "  fm-session-service erase-user USER",
+        "  fm-session-service erase-user USER\n"
+        "  fm-session-service import-legacy --source redis://redis:6379 --db 1 --dry-run",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -59,6 +70,24 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--user", required=True, help="the owner's user id")
     erase = sub.add_parser("erase-user", help="delete every session of a user")
     erase.add_argument("user_id")
+    legacy = sub.add_parser(
+        "import-legacy",
+        help="import the original fm-session-service's sessions, with progress",
+        description="Reads the original's session:{id} records from --source and writes each "
+        "into this service's store (the configured REDIS_URL/REDIS_HOST or the embedded "
+        "server), keeping its id. A second run changes nothing. Ends with a JSON summary.",
+    )
+    legacy.add_argument(
+        "--source", required=True, metavar="REDIS_URL",
+        help="the original's Redis, e.g. redis://:password@redis:6379",
+    )  # fmt: skip
+    legacy.add_argument(
+        "--db", type=int, default=DEFAULT_DB,
+        help="its database (default: 1, the original's; wins over a db in the URL)",
+    )  # fmt: skip
+    legacy.add_argument(
+        "--dry-run", action="store_true", help="read and check everything, write nothing"
+    )
     return parser
 
 
@@ -156,11 +185,31 @@ async def _with_store(settings: Settings, command: argparse.Namespace) -> int:
         elif command.command == "erase-user":
             sessions, keys = await store.erase_user(command.user_id)
             print(orjson.dumps({"deleted_sessions": sessions, "deleted_keys": keys}).decode())
+        elif command.command == "import-legacy":
+            return await _import_legacy(settings, store, command)
         return 0
     finally:
         await store.close()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
+
+
+async def _import_legacy(settings: Settings, store: SessionStore, command: Any) -> int:
+    source = source_client(command.source, command.db, settings.redis_timeout_seconds)
+    summary = Summary(describe_source(command.source, command.db), command.dry_run)
+
+    def show(scanned: int, imported: int, skipped: int, failed: int) -> None:
+        verb = "would import" if command.dry_run else "imported"
+        line = f"\rscanned {scanned}  {verb} {imported}  skipped {skipped}  failed {failed}"
+        print(line, end="", file=sys.stderr, flush=True)
+
+    try:
+        await import_legacy(store, source, summary, bounds_from(settings), progress=show)
+    finally:
+        await source.aclose()
+        print(file=sys.stderr)
+    print(orjson.dumps(summary.as_json()).decode())
+    return 1 if summary.failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,7 +34,7 @@ async def test_help_lists_serve_and_every_admin_command(tmp_path: Path) -> None:
     code, out, _ = await cli(tmp_path, "--help")
     assert code == 0
     assert out.startswith("usage: fm-session-service")
-    for command in ("serve", "cleanup", "export", "erase-user"):
+    for command in ("serve", "cleanup", "export", "erase-user", "import-legacy"):
         assert f"\n    {command} " in out, command
     assert "export SESSION_ID --user USER" in out
 

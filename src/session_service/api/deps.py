@@ -47,7 +47,10 @@ async def session_id_param(
     session_id: Annotated[
         # No max_length: a malformed id of any length is an unknown session (404), not a 422.
         str,
-        Path(description="Session id (`sess_` + 32 hex characters)"),
+        Path(
+            description="Session id: `sess_` + 32 hex characters, or the lower-case UUID of "
+            "a session imported from the original service"
+        ),
     ],
 ) -> str:
     """A malformed id is simply an unknown session: 404 before any storage call."""

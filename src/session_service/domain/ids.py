@@ -1,8 +1,10 @@
 """Session and message identifiers.
 
-Session ids carry 128 random bits so they cannot be guessed. Message ids are a
-fixed-width sequence number, so comparing them as plain strings gives server
-order. Both are checked against their format before any storage call.
+Session ids carry 128 random bits so they cannot be guessed. Sessions imported
+from the original service keep its ids, lower-case UUIDs, which clients hold, so
+both forms are session ids everywhere. Message ids are a fixed-width sequence
+number, so comparing them as plain strings gives server order. Both are checked
+against their format before any storage call.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import re
 import secrets
 
-SESSION_ID_RE = re.compile(r"^sess_[0-9a-f]{32}$")
+SESSION_ID_RE = re.compile(
+    r"^(?:sess_[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+)
 MESSAGE_ID_RE = re.compile(r"^msg_[0-9]{10}$")
 MESSAGE_ID_WIDTH = 10
 

@@ -15,6 +15,8 @@ another user's id as a prefix of the whole tag)::
     P:{U}:u              hash    the user's counters: `messages` (statistics)
     P:{U}:q:<sha256>     string  idempotency record of a create
     P:{U}:r:<minute>     string  rate-limit counter
+    P:{U}:j:<sid>        stream  messages staged by import-legacy, renamed to m:<sid>
+    P:{U}:l:<sid>        string  marks a session import-legacy imported (never again)
 
 Every key of a user carries the same hash tag ``{U}``, so all of them live in
 one Cluster slot and every script or transaction touches one slot. Lua scripts
@@ -38,6 +40,8 @@ CREATE_IDEMPOTENCY = "q:"
 MESSAGE_COUNTS = "n"
 USER_COUNTERS = "u"
 RATE = "r:"
+IMPORT_STAGING = "j:"
+IMPORTED = "l:"
 
 LUA_PRELUDE = f"""
 local K_SESSION = '{SESSION}'
@@ -50,6 +54,8 @@ local K_STATUS = '{STATUS_INDEX}'
 local K_CREATE_IDEM = '{CREATE_IDEMPOTENCY}'
 local K_COUNTS = '{MESSAGE_COUNTS}'
 local K_COUNTERS = '{USER_COUNTERS}'
+local K_IMPORT = '{IMPORT_STAGING}'
+local K_IMPORTED = '{IMPORTED}'
 """
 
 
@@ -101,6 +107,12 @@ class Keys:
 
     def user_counters(self, user_id: str) -> str:
         return f"{self.base(user_id)}{USER_COUNTERS}"
+
+    def import_staging(self, user_id: str, session_id: str) -> str:
+        return f"{self.base(user_id)}{IMPORT_STAGING}{session_id}"
+
+    def imported(self, user_id: str, session_id: str) -> str:
+        return f"{self.base(user_id)}{IMPORTED}{session_id}"
 
     def rate(self, user_id: str, minute: int) -> str:
         return f"{self.base(user_id)}{RATE}{minute}"

@@ -32,6 +32,8 @@ _NAMES = (
     "erase",
     "statistics",
     "delete_all",
+    "import_stage",
+    "import_commit",
 )
 
 
@@ -79,6 +81,8 @@ class Scripts:
     erase: Script
     statistics: Script
     delete_all: Script
+    import_stage: Script
+    import_commit: Script
 
 
 @cache

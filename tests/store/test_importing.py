@@ -1,0 +1,80 @@
+"""The import's store side: staged messages stay invisible until the one commit,
+an incomplete staging is refused, a retried chunk is applied once; and the
+import works on Standalone, Sentinel and Cluster alike."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from session_service import errors
+from session_service.domain.legacy import Bounds, LegacySession, read_record
+from session_service.store import importing
+from session_service.store.sessions import SessionStore
+from tests.conftest import user
+from tests.legacy import at, message, record
+
+BOUNDS = Bounds(
+    max_message_bytes=65536,
+    max_messages=100000,
+    min_timeout_minutes=1,
+    max_timeout_minutes=10080,
+    default_timeout_ms=86_400_000,
+)
+API = "/api/v1/sessions"
+
+
+def legacy(user_id: str, count: int) -> LegacySession:
+    data = record(
+        user_id, title="t", messages=[message("user", f"m{n}", at(1)) for n in range(count)]
+    )
+    parsed = read_record(f"session:{data['session_id']}", json.dumps(data).encode(), BOUNDS)
+    assert isinstance(parsed, LegacySession), parsed
+    return parsed
+
+
+def store_of(client: httpx.AsyncClient) -> SessionStore:
+    store: SessionStore = client.app.state.store  # type: ignore[attr-defined]
+    return store
+
+
+async def stage(store: SessionStore, session: LegacySession, first: int, count: int) -> list[str]:
+    args: list[str | int] = [session.session_id, first, importing.STAGING_TTL_MS]
+    for m in session.messages[first - 1 : first - 1 + count]:
+        args += [m.role, m.content, m.timestamp_ms, m.metadata_json]
+    reply: list[str] = await store._write(store.scripts.import_stage, session.user_id, args)
+    return reply
+
+
+async def test_staged_messages_stay_invisible_and_an_incomplete_staging_is_refused(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    store = store_of(client)
+    session = legacy("u-stage", 6)
+    assert (await stage(store, session, 1, 3))[0] == "ok"
+    assert (
+        await client.get(f"{API}/{session.session_id}", headers=user("u-stage"))
+    ).status_code == 404
+    assert (await client.get(API, headers=user("u-stage"))).json()["total"] == 0
+    staging = store.keys.import_staging("u-stage", session.session_id)
+    assert 0 < await redis.pttl(staging) <= importing.STAGING_TTL_MS
+
+    with pytest.raises(errors.StorageUnavailable):
+        await importing.commit(store, session, -1)
+    assert not await redis.exists(store.keys.session("u-stage", session.session_id))
+
+
+async def test_a_retried_chunk_is_applied_once_and_a_gap_is_refused(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    store = store_of(client)
+    session = legacy("u-retry", 6)
+    await stage(store, session, 1, 3)
+    assert await stage(store, session, 4, 3) == ["ok", 6]
+    assert await stage(store, session, 4, 3) == ["ok", 6], "the same chunk again changes nothing"
+    staging = store.keys.import_staging("u-retry", session.session_id)
+    assert await redis.xlen(staging) == 6
+    assert (await stage(store, session, 8, 1))[:2] == ["err", "import_gap"]
