@@ -33,6 +33,7 @@ def _run(cwd: Path, **values: str) -> subprocess.CompletedProcess[str]:
         ("PORT", "abc"),
         ("DEFAULT_SESSION_TTL", "0"),
         ("REDIS_URL", "http://x"),
+        ("SESSION_LIMIT_POLICY", "evict_newest"),
     ],
 )
 def test_a_bad_value_exits_non_zero_with_one_line_naming_the_variable(
@@ -125,3 +126,13 @@ def test_load_settings_exits_with_status_2_and_one_line_naming_the_variable(
 def test_an_empty_case_service_url_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CASE_SERVICE_URL", "")
     assert load_settings(_env_file=None).case_service_url is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("reject", "reject"), ("evict_oldest", "evict_oldest"), (" Evict_Oldest ", "evict_oldest")],
+)
+def test_session_limit_policy_values(value: str, expected: str) -> None:
+    settings = Settings(session_limit_policy=value, _env_file=None)  # type: ignore[arg-type]
+    assert settings.session_limit_policy == expected
+    assert Settings(_env_file=None).session_limit_policy == "reject"

@@ -19,7 +19,7 @@ from session_service.api import handlers
 from session_service.api.fast import FastPathMiddleware
 from session_service.api.middleware import EdgeMiddleware, GuardMiddleware, OriginGate
 from session_service.api.routes import admin, cases, health, messages, sessions
-from session_service.config import Settings, load_settings
+from session_service.config import SessionLimitPolicy, Settings, load_settings
 from session_service.integrations.case_service import CaseServiceClient
 from session_service.observability.logging import configure_logging
 from session_service.store.connection import build_client, describe
@@ -41,6 +41,7 @@ def build_store(settings: Settings, url: str | None) -> SessionStore:
         max_messages_per_session=settings.max_messages_per_session,
         archived_ttl_ms=settings.archived_session_ttl * 1000,
         idempotency_ttl_ms=settings.idempotency_ttl_seconds * 1000,
+        evict_oldest=settings.session_limit_policy is SessionLimitPolicy.EVICT_OLDEST,
     )
     return SessionStore(
         build_client(settings, url),

@@ -31,6 +31,13 @@ REDIS_PARTS = ("redis_host", "redis_port", "redis_db", "redis_username", "redis_
 _HOST_RE = re.compile(r"^(?:[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[?[0-9A-Fa-f:.]+\]?)$")
 
 
+class SessionLimitPolicy(StrEnum):
+    """What a create does when the user already has MAX_SESSIONS_PER_USER sessions."""
+
+    REJECT = "reject"  # 409 session_limit_reached
+    EVICT_OLDEST = "evict_oldest"  # delete the least recently active non-archived ones
+
+
 class LogFormat(StrEnum):
     JSON = "json"
     TEXT = "text"
@@ -82,6 +89,7 @@ class Settings(BaseSettings):
     session_max_timeout_minutes: int = Field(10080, ge=1)
     archived_session_ttl: int = Field(7776000, ge=0)
     max_sessions_per_user: int = Field(1000, ge=1)
+    session_limit_policy: SessionLimitPolicy = SessionLimitPolicy.REJECT
     cleanup_interval_seconds: int = Field(300, ge=0)
 
     # Messages
@@ -103,6 +111,11 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(30.0, ge=0)
     metrics_enabled: bool = True
     access_log: bool = True
+
+    @field_validator("session_limit_policy", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("cors_origins", "redis_sentinel_hosts", "redis_cluster_nodes", mode="before")
     @classmethod

@@ -42,7 +42,10 @@ def domain_series(text: str) -> dict[tuple[str, str], float]:
 
 
 EXPECTED_AT_ZERO = {
-    **{("sessions", event): 0.0 for event in ("created", "resumed", "expired", "deleted")},
+    **{
+        ("sessions", event): 0.0
+        for event in ("created", "resumed", "expired", "deleted", "evicted")
+    },
     **{("messages", role): 0.0 for role in get_args(Role)},
 }
 

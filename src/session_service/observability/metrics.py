@@ -5,7 +5,8 @@ CLI does this for `--workers N`) and every worker's samples are aggregated.
     fm_session_http_request_duration_seconds{method,route}   latency histogram per route
     fm_session_storage_operation_duration_seconds{operation} SessionStore call latency
     fm_session_storage_errors_total{operation,kind}          storage failures by kind
-    fm_session_sessions_total{event}                         created, resumed, expired, deleted
+    fm_session_sessions_total{event}                         created, resumed, expired, deleted,
+                                                             evicted (SESSION_LIMIT_POLICY)
     fm_session_messages_appended_total{role}                 messages appended
 """
 
@@ -52,11 +53,11 @@ STORAGE_ERRORS = Counter(
 )
 SESSIONS = Counter(
     "fm_session_sessions_total", "Session lifecycle events", ["event"]
-)  # event: created, resumed, expired, deleted
+)  # event: created, resumed, expired, deleted, evicted
 MESSAGES = Counter("fm_session_messages_appended_total", "Messages appended", ["role"])
 
 #: Every value the domain counters' labels can take.
-SESSION_EVENTS = ("created", "resumed", "expired", "deleted")
+SESSION_EVENTS = ("created", "resumed", "expired", "deleted", "evicted")
 MESSAGE_ROLES: tuple[str, ...] = get_args(Role)
 
 

@@ -1,4 +1,4 @@
-"""Operations on everything a user holds: statistics and delete-all.
+"""Operations on everything a user holds: statistics, delete-all, evictions.
 
 A mixin of `SessionStore`, kept apart so the store module stays small. Both read
 counters and indexes, never scan: a user may hold 50,000 sessions.
@@ -6,11 +6,15 @@ counters and indexes, never scan: a user may hold 50,000 sessions.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from session_service.observability.logging import user_ref
 from session_service.observability.metrics import SESSIONS, instrument_store
 from session_service.store.codec import iso
 from session_service.store.scripts import Script, Scripts
+
+logger = logging.getLogger("session_service.store")
 
 #: Sessions one delete-all slice drops (each slice is one short script).
 DELETE_SLICE = 200
@@ -27,6 +31,17 @@ class AccountMixin:
 
     async def _write(self, script: Script, user_id: str, args: list[str | int]) -> Any:
         raise NotImplementedError  # SessionStore's
+
+    def evicted(self, user_id: str, session_ids: list[str]) -> list[str]:
+        """Count and log sessions the limit policy deleted (ids only, the user hashed)."""
+        for sid in session_ids:
+            SESSIONS.labels("evicted").inc()
+            ref = user_ref(user_id)
+            logger.info(
+                "session %s evicted by SESSION_LIMIT_POLICY=evict_oldest (user %s)", sid, ref,
+                extra={"session_id": sid, "user": ref},
+            )  # fmt: skip
+        return list(session_ids)
 
     async def statistics(self, user_id: str) -> dict[str, Any]:
         """Counts by status, total messages, oldest and newest last activity."""

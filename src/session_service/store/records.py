@@ -44,6 +44,7 @@ class NewSession:
 class CreateResult:
     status_code: int  # 201 created, 200 resumed
     session: dict[str, Any]
+    evicted: tuple[str, ...] = ()  # sessions deleted to make room (evict_oldest)
 
     @property
     def resumed(self) -> bool:
@@ -90,6 +91,7 @@ class Limits:
     max_messages_per_session: int
     archived_ttl_ms: int
     idempotency_ttl_ms: int
+    evict_oldest: bool = False  # SESSION_LIMIT_POLICY=evict_oldest
     max_json_keys: int = 64
     max_json_bytes: int = 16 * 1024
 

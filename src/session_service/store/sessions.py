@@ -128,28 +128,32 @@ class SessionStore(AccountMixin):
     async def create(
         self, user_id: str, new: NewSession, idempotency_key: str | None, fingerprint: str
     ) -> CreateResult:
-        reply = _ok(
-            await self._write(
-                self.scripts.create,
-                user_id,
-                [
-                    new.session_id,
-                    new.timeout_ms,
-                    new.client_id or "",
-                    digest(idempotency_key) if idempotency_key else "",
-                    fingerprint,
-                    self.limits.idempotency_ttl_ms,
-                    self.limits.max_sessions_per_user,
-                    *new.fields,
-                ],
-            )
-        )
+        args: list[str | int] = [
+            new.session_id,
+            new.timeout_ms,
+            new.client_id or "",
+            digest(idempotency_key) if idempotency_key else "",
+            fingerprint,
+            self.limits.idempotency_ttl_ms,
+            self.limits.max_sessions_per_user,
+            "1" if self.limits.evict_oldest else "0",
+            *new.fields,
+        ]
+        evicted: list[str] = []
+        while True:
+            reply = _ok(await self._write(self.scripts.create, user_id, args))
+            if reply[0] != "again":  # 'again': a bounded step of evicting or pruning, no create
+                break
+            _count_expired(reply[1])
+            evicted += self.evicted(user_id, reply[2])
         if reply[0] == "replay":
             code, sid, fields = int(reply[1]), reply[2], reply[3]
         else:
             code, sid, fields = (201 if reply[0] == "created" else 200), reply[1], reply[2]
             _count_expired(reply[3])
-        return CreateResult(code, session_from_fields(sid, user_id, pairs(fields)))
+            evicted += self.evicted(user_id, reply[4] if len(reply) > 4 else [])
+        session = session_from_fields(sid, user_id, pairs(fields))
+        return CreateResult(code, session, tuple(evicted))
 
     async def get(self, user_id: str, session_id: str) -> dict[str, Any]:
         fields = await self.client.hgetall(self.keys.session(user_id, session_id))

@@ -1,6 +1,10 @@
 -- Create a session, or resume the caller's live session with the same client_id.
 -- ARGV: sid, timeout_ms, client_id|'', idem|'', fingerprint, idem_ttl_ms,
---       max_sessions, field, value, ...
+--       max_sessions, evict_oldest '1'|'0', field, value, ...
+-- At the limit with evict_oldest, the evictions and the create are one atomic step,
+-- so concurrent creates never evict more than they need. When more than
+-- EVICT_BATCH must go (the limit was lowered) or expired sessions are still
+-- indexed, it answers 'again' after a bounded step and the caller repeats.
 local sid, timeout, ci, idem, fp = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 local now = now_ms()
 local idem_key = base .. K_CREATE_IDEM .. idem
@@ -40,15 +44,24 @@ if ci ~= '' then
   end
 end
 
-if redis.call('ZCOUNT', k_expiry(), I(now), '+inf') >= tonumber(ARGV[7]) then
-  return {'err', 'session_limit_reached'}
+local EVICT_BATCH = 100
+local evicted = {}
+local over = redis.call('ZCOUNT', k_expiry(), I(now), '+inf') - tonumber(ARGV[7]) + 1
+if over > 0 then
+  if ARGV[8] ~= '1' then return {'err', 'session_limit_reached'} end
+  if redis.call('ZCOUNT', k_expiry(), '-inf', '(' .. I(now)) > 0 then
+    return {'again', pruned, evicted}
+  end
+  evicted = evict_oldest(over, EVICT_BATCH)
+  if not evicted then return {'err', 'session_limit_reached'} end
+  if #evicted < over then return {'again', pruned, evicted} end
 end
 
 local sk = k_session(sid)
 local ea = now + timeout
 redis.call('HSET', sk, 'v', '1', 'st', 'active', 'ca', I(now), 'ua', I(now), 'la', I(now),
   'ea', I(ea), 'to', I(timeout), 'mc', '0')
-if #ARGV >= 8 then redis.call('HSET', sk, unpack(ARGV, 8)) end
+if #ARGV >= 9 then redis.call('HSET', sk, unpack(ARGV, 9)) end
 if ci ~= '' then
   redis.call('HSET', sk, 'ci', ci)
   redis.call('SET', k_client(ci), sid)
@@ -56,4 +69,4 @@ end
 redis.call('ZADD', k_status('active'), I(now), sid)
 expire_all(sid, ea, ci)
 remember(201, sid)
-return {'created', sid, redis.call('HGETALL', sk), pruned}
+return {'created', sid, redis.call('HGETALL', sk), pruned, evicted}

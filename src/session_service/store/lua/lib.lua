@@ -82,3 +82,31 @@ local function set_status(sid, from, to, score)
   redis.call('ZREM', k_status(from), sid)
   redis.call('ZADD', k_status(to), score, sid)
 end
+
+-- SESSION_LIMIT_POLICY=evict_oldest: make room for `need` new sessions by deleting
+-- the least recently active sessions that are not archived, at most `max` per call.
+-- Returns the evicted ids, or nil (nothing deleted) when fewer than `need` such
+-- sessions exist. The indexes must hold no expired session (prune first), so every
+-- entry is live; archived sessions are never evicted.
+local EVICTABLE = {'active', 'in_progress', 'completed', 'abandoned'}
+local function evict_oldest(need, max)
+  local evictable = 0
+  for _, st in ipairs(EVICTABLE) do evictable = evictable + redis.call('ZCARD', k_status(st)) end
+  if evictable < need then return nil end
+  local evicted = {}
+  while #evicted < math.min(need, max) do
+    local best, best_score
+    for _, st in ipairs(EVICTABLE) do
+      local head = redis.call('ZRANGE', k_status(st), 0, 0, 'WITHSCORES')
+      if head[1] then
+        local score = tonumber(head[2])
+        if not best or score < best_score or (score == best_score and head[1] < best) then
+          best, best_score = head[1], score
+        end
+      end
+    end
+    drop_session(best)
+    evicted[#evicted + 1] = best
+  end
+  return evicted
+end
