@@ -22,6 +22,7 @@ from session_service.config import Settings, load_settings
 from session_service.domain.ids import is_session_id
 from session_service.legacy_import import (
     DEFAULT_DB,
+    SourceError,
     Summary,
     bounds_from,
     describe_source,
@@ -30,7 +31,7 @@ from session_service.legacy_import import (
 )
 from session_service.observability.logging import configure_logging
 from session_service.store.embedded import EmbeddedServer
-from session_service.store.probe import unusable_setting
+from session_service.store.probe import classify, unusable_setting
 from session_service.store.sessions import SessionStore
 from session_service.transcript import json_transcript
 
@@ -205,11 +206,15 @@ async def _import_legacy(settings: Settings, store: SessionStore, command: Any) 
 
     try:
         await import_legacy(store, source, summary, bounds_from(settings), progress=show)
+    except SourceError as exc:
+        summary.error = f"cannot read --source ({summary.source}): {exc}"
     finally:
         await source.aclose()
         print(file=sys.stderr)
     print(orjson.dumps(summary.as_json()).decode())
-    return 1 if summary.failed else 0
+    if summary.error:
+        print(f"fm-session-service: {summary.error}", file=sys.stderr)
+    return 1 if summary.failed or summary.error else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -220,5 +225,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(_with_store(settings, args))
     except Exception as exc:  # an admin command reports, it does not dump a stack
-        print(f"fm-session-service: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        problem = classify(settings, exc)  # a refused REDIS_PASSWORD/REDIS_DB is named
+        print(f"fm-session-service: {problem or f'{type(exc).__name__}: {exc}'}", file=sys.stderr)
+        return 2 if problem else 1

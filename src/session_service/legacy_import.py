@@ -34,6 +34,10 @@ DEFAULT_DB = 1  # where the original kept its sessions
 Progress = Callable[[int, int, int, int], None]
 
 
+class SourceError(Exception):
+    """The original's Redis could not be read (the run stops; its summary says so)."""
+
+
 @dataclass
 class Summary:
     source: str
@@ -43,8 +47,10 @@ class Summary:
     skipped: list[dict[str, str]] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
 
+    error: str | None = None
+
     def as_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "source": self.source,
             "dry_run": self.dry_run,
             "scanned": self.scanned,
@@ -52,6 +58,9 @@ class Summary:
             "skipped": self.skipped,
             "failed": self.failed,
         }
+        if self.error is not None:
+            out["error"] = self.error
+        return out
 
 
 def bounds_from(settings: Settings) -> Bounds:
@@ -94,7 +103,10 @@ async def import_legacy(
         for key in fresh:
             pipe.get(key)
             pipe.pttl(key)
-        replies = await pipe.execute(raise_on_error=False) if fresh else []
+        try:
+            replies = await pipe.execute(raise_on_error=False) if fresh else []
+        except rx.RedisError as exc:
+            raise SourceError(f"{type(exc).__name__}: {exc}") from exc
         for index, raw_key in enumerate(fresh):
             value, ttl = replies[2 * index], replies[2 * index + 1]
             await _one(store, summary, bounds, raw_key.decode("utf-8", "backslashreplace"),
@@ -107,7 +119,10 @@ async def import_legacy(
 async def _batches(source: Redis) -> Any:
     cursor: int = 0
     while True:
-        cursor, keys = await source.scan(cursor, match=f"{KEY_PREFIX}*", count=SCAN_COUNT)
+        try:
+            cursor, keys = await source.scan(cursor, match=f"{KEY_PREFIX}*", count=SCAN_COUNT)
+        except rx.RedisError as exc:
+            raise SourceError(f"{type(exc).__name__}: {exc}") from exc
         yield keys
         if cursor == 0:
             return

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from tests.conftest import ClientFactory, user
 from tests.legacy import LEGACY_DB, WEEK, at, message, record, service_iso, write
 from tests.ops.test_cli import cli
+from tests.servers import redis_server
 
 API = "/api/v1/sessions"
 
@@ -300,3 +301,30 @@ async def test_the_session_limit_is_respected(
     assert [s["reason"] for s in summary["skipped"]] == ["the user is at MAX_SESSIONS_PER_USER"]
     async with make_client() as client:
         assert (await client.get(API, headers=user("ivy"))).json()["total"] == 2
+
+
+async def test_an_unreadable_source_ends_the_run_with_a_summary_naming_it(
+    tmp_path: Path, redis_url: str
+) -> None:
+    with redis_server(tmp_path / "original", "--requirepass", "theirs") as original:
+        code, out, err = await cli(
+            tmp_path, "import-legacy", "--source", f"redis://127.0.0.1:{original.port}",
+            REDIS_URL=redis_url,
+        )  # fmt: skip
+    assert code == 1
+    summary = json.loads(out)
+    assert summary["error"].startswith(f"cannot read --source (redis://127.0.0.1:{original.port}")
+    assert "REDIS_PASSWORD" not in err
+    assert "Traceback" not in err
+
+
+async def test_an_admin_command_names_a_refused_redis_password(tmp_path: Path) -> None:
+    with redis_server(tmp_path / "redis", "--requirepass", "right") as server:
+        code, out, err = await cli(
+            tmp_path, "cleanup", REDIS_HOST="127.0.0.1", REDIS_PORT=str(server.port),
+            REDIS_PASSWORD="wrong",
+        )  # fmt: skip
+    assert code == 2
+    [line] = err.strip().splitlines()
+    assert line.startswith("fm-session-service: invalid REDIS_PASSWORD")
+    assert out == ""
