@@ -77,6 +77,7 @@ def test_sentinel_mode_takes_credentials_and_db_from_the_separate_settings() -> 
     parsed = parse_url(built.redis_connection_url or "")
     assert (parsed["password"], parsed["db"]) == (PASSWORD, 1)
     assert built.ignored_redis_settings == ["REDIS_HOST"]
+    assert built.redis_source == "REDIS_SENTINEL_HOSTS/REDIS_DB/REDIS_PASSWORD"
 
 
 @pytest.mark.parametrize(

@@ -220,8 +220,14 @@ class Settings(BaseSettings):
             return "REDIS_URL"
         if self.embedded:
             return "embedded (no REDIS_URL or REDIS_HOST)"
+        ignored = self.ignored_redis_settings
         given = [name.upper() for name in REDIS_PARTS if getattr(self, name) is not None]
-        return "/".join(given) if given else self.redis_mode.value
+        names = [name for name in given if name not in ignored]
+        if self.redis_mode is RedisMode.SENTINEL:
+            names.insert(0, "REDIS_SENTINEL_HOSTS")
+        elif self.redis_mode is RedisMode.CLUSTER and self.redis_cluster_nodes:
+            names.insert(0, "REDIS_CLUSTER_NODES")
+        return "/".join(names)
 
     @property
     def ignored_redis_settings(self) -> list[str]:
