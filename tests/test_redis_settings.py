@@ -91,6 +91,8 @@ def test_sentinel_mode_takes_credentials_and_db_from_the_separate_settings() -> 
         ({"REDIS_HOST": "two words"}, "REDIS_HOST"),
         ({"REDIS_PORT": "6379"}, "REDIS_PORT"),
         ({"REDIS_PASSWORD": "secret"}, "REDIS_PASSWORD"),
+        ({"REDIS_SENTINEL_HOSTS": "s1:26379"}, "REDIS_SENTINEL_HOSTS"),
+        ({"REDIS_CLUSTER_NODES": "n1:6379"}, "REDIS_CLUSTER_NODES"),
         ({"REDIS_MODE": "cluster", "REDIS_HOST": "redis", "REDIS_DB": "1"}, "REDIS_DB"),
         ({"REDIS_MODE": "sentinel", "REDIS_SENTINEL_HOSTS": "s:1", "REDIS_SSL": "1"}, "REDIS_SSL"),
     ],

@@ -202,6 +202,11 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"{given[0]} is set but neither REDIS_HOST nor REDIS_URL names the server"
                 )
+            for name in ("redis_sentinel_hosts", "redis_cluster_nodes", "redis_sentinel_password"):
+                if getattr(self, name):
+                    raise ValueError(
+                        f"{name.upper()} is set but REDIS_MODE is standalone (set REDIS_MODE)"
+                    )
         return self
 
     @property
