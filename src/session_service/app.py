@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from session_service import __version__
@@ -96,6 +97,26 @@ async def _cleanup_loop(store: SessionStore, interval: int) -> None:
                 logger.info("cleanup removed %d expired sessions from the indexes", removed)
         except Exception as exc:
             logger.warning("cleanup failed: %s", type(exc).__name__)
+
+
+def routes_in_order(app: FastAPI) -> list[BaseRoute]:
+    """Every route of the app, in the order its router tries them.
+
+    Recent FastAPI versions keep included routers as nested entries; their
+    effective routes are what the router matches. A route whose effective path
+    differs from its own (a prefix given at inclusion) is kept as the effective
+    context, which the fast path never serves but still matches in order.
+    """
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI: included routes are flattened
+        return list(app.router.routes)
+    routes: list[BaseRoute] = []
+    for context in iter_route_contexts(app.router.routes):
+        original = context.original_route
+        same = getattr(original, "path", None) == context.path
+        routes.append(original if same else context)  # type: ignore[arg-type]
+    return routes
 
 
 class ServiceApp(FastAPI):
@@ -195,11 +216,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cases.router,
     ):
         app.include_router(router)
-    hot_routes = [*sessions.router.routes, *messages.router.routes]
 
     def edge(inner: ASGIApp) -> ASGIApp:
+        if settings.fast_path:
+            inner = FastPathMiddleware(inner, routes=routes_in_order(app))
         guarded = GuardMiddleware(
-            FastPathMiddleware(inner, routes=hot_routes),
+            inner,
             gateway_secret=settings.gateway_shared_secret,
             max_request_bytes=settings.max_request_bytes,
             body_timeout=settings.request_body_timeout,

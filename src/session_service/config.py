@@ -110,6 +110,7 @@ class Settings(BaseSettings):
     # Operations
     shutdown_grace_seconds: float = Field(30.0, ge=0)
     metrics_enabled: bool = True
+    fast_path: bool = True
     access_log: bool = True
 
     @field_validator("session_limit_policy", mode="before")

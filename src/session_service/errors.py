@@ -42,6 +42,8 @@ class ServiceError(Exception):
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     default_detail: ClassVar[str] = "Internal error"
+    #: The request itself is at fault: an unknown session answers 404 first.
+    about_request: ClassVar[bool] = False
 
     def __init__(self, detail: str | None = None, **extra: str) -> None:
         self.detail = detail or self.default_detail
@@ -160,18 +162,21 @@ class MessageTooLarge(RequestError):
     status_code = 413
     code = "message_too_large"
     default_detail = "Message content exceeds MAX_MESSAGE_BYTES"
+    about_request = True
 
 
 class InvalidRequest(RequestError):
     status_code = 422
     code = "validation_error"
     default_detail = "The request is invalid"
+    about_request = True
 
 
 class IdempotencyKeyReused(RequestError):
     status_code = 422
     code = "idempotency_key_reused"
     default_detail = "This Idempotency-Key was already used with a different request"
+    about_request = True
 
 
 class RateLimited(RequestError):

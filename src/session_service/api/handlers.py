@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
+from starlette.types import Scope
 
 from session_service import errors
 from session_service.api.responses import json_response
@@ -29,10 +30,9 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{location}: {message}" if location else message
 
 
-async def unknown_session(scope: Any, session_id: Any) -> errors.ServiceError | None:
-    """The session is checked before the request: an unknown (or another user's)
-    session is a 404 even when the request is also invalid. Only runs on the
-    422 path, so valid requests never pay for it."""
+async def unknown_session(scope: Scope) -> errors.ServiceError | None:
+    """The 404 a request for an unknown (or another user's) session gets, if any."""
+    session_id = scope.get("path_params", {}).get("session_id")
     if not isinstance(session_id, str):
         return None
     if not is_session_id(session_id):
@@ -47,21 +47,31 @@ async def unknown_session(scope: Any, session_id: Any) -> errors.ServiceError | 
     return None if exists else errors.SessionNotFound()
 
 
-async def _service_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, errors.ServiceError)
-    if exc.status_code == 422:
-        first = await unknown_session(request.scope, request.path_params.get("session_id"))
+async def refused(scope: Scope, exc: errors.ServiceError | RequestValidationError) -> Response:
+    """The answer to a refused request, on the FastAPI path and the fast path alike.
+
+    This is where "the session is checked before the request" lives: when the
+    request itself is at fault (validation, a too-large message, a reused
+    Idempotency-Key), an unknown session still answers 404. The check only runs
+    on that path, so valid requests never pay for it.
+    """
+    if isinstance(exc, RequestValidationError) or exc.about_request:
+        first = await unknown_session(scope)
         if first is not None:
             return error_response(first)
+    if isinstance(exc, RequestValidationError):
+        return validation_response(exc.errors())
     return error_response(exc)
+
+
+async def _service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.ServiceError)
+    return await refused(request.scope, exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    first = await unknown_session(request.scope, request.path_params.get("session_id"))
-    if first is not None:
-        return error_response(first)
-    return validation_response(exc.errors())
+    return await refused(request.scope, exc)
 
 
 def validation_response(problems: Any) -> Response:

@@ -51,8 +51,6 @@ async def append_message(
     idem: IdempotencyKeyDep,
 ) -> Response:
     if len(body.content.encode("utf-8")) > settings.max_message_bytes:
-        if not await store.exists(user.user_id, session_id):
-            raise errors.SessionNotFound()  # the session is checked before the request
         raise errors.MessageTooLarge(
             f"Message content exceeds {settings.max_message_bytes} bytes (MAX_MESSAGE_BYTES)"
         )
