@@ -97,6 +97,20 @@ def corpus() -> list[Step]:
         ("POST", API, {"content": b'{"title": "t"}', "headers": {**user(), "X-No": "type"}}),
         ("POST", API, {"content": b"title=t", "headers": {**user(), "content-type": "text/plain"}}),
         ("POST", API, {"content": b'{"title": NaN}', "headers": {**user(), **JSON}}),
+        (
+            "POST",
+            API,
+            {
+                "content": b'{"metadata": {"n": 18446744073709551616}}',
+                "headers": {**user(), **JSON},
+            },
+        ),
+        (
+            "POST",
+            API,
+            {"content": b'{"metadata": {"n": 1.5, "m": [1e400]}}', "headers": {**user(), **JSON}},
+        ),
+        ("POST", API, {"content": b'\xef\xbb\xbf{"title": "bom"}', "headers": {**user(), **JSON}}),
         ("POST", API, {"json": {"title": "x" * 201, "unknown": 1}}),
         ("POST", API, {"json": {"timeout_minutes": 0}}),
         ("POST", API, {"json": {"metadata": {"k" * 129: 1}}}),

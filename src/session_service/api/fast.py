@@ -409,8 +409,9 @@ def _replay(raw: bytes, receive: Receive) -> Receive:
 def _parse(scope: Scope, raw: bytes, strict_content_type: bool) -> Any:
     """The body as FastAPI would hand it to validation; `_Forward` when unsure.
 
-    JSON that orjson refuses (malformed, NaN, a BOM, UTF-16...) goes to FastAPI,
-    which parses it with `json.loads` and answers for it.
+    JSON that orjson refuses (malformed, NaN, a BOM, UTF-16...) or reads other
+    than `json.loads` could (any number it made a float) goes to FastAPI, which
+    parses it with `json.loads` and answers for it.
     """
     if not raw:
         return PydanticUndefined
@@ -423,6 +424,20 @@ def _parse(scope: Scope, raw: bytes, strict_content_type: bool) -> Any:
     if not wants_json:
         return raw
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise _Forward() from None
+    if _has_float(value):
+        # orjson reads an integer beyond 64 bits as a float; json.loads keeps it exact.
+        raise _Forward()
+    return value
+
+
+def _has_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_float(item) for item in value)
+    return False
