@@ -286,14 +286,15 @@ async def test_the_most_recent_session_keeps_the_client_id_whatever_the_order(
     assert resumed.json()["session_id"] == ids[1]
 
 
-async def test_the_session_limit_is_respected(
-    tmp_path: Path, source: Redis, redis_url: str, make_client: ClientFactory
+@pytest.mark.parametrize("policy", ["reject", "evict_oldest"])
+async def test_the_session_limit_is_respected_and_an_import_never_evicts(
+    tmp_path: Path, source: Redis, redis_url: str, make_client: ClientFactory, policy: str
 ) -> None:
     for _ in range(3):
         await write(source, record("ivy"))
     code, out, err = await cli(
         tmp_path, "import-legacy", "--source", redis_url.rsplit("/", 1)[0],
-        REDIS_URL=redis_url, MAX_SESSIONS_PER_USER="2",
+        REDIS_URL=redis_url, MAX_SESSIONS_PER_USER="2", SESSION_LIMIT_POLICY=policy,
     )  # fmt: skip
     summary = json.loads(out)
     assert code == 0, err
