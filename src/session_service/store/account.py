@@ -17,7 +17,7 @@ from session_service.store.scripts import Script, Scripts
 logger = logging.getLogger("session_service.store")
 
 #: Sessions one delete-all slice drops (each slice is one short script).
-DELETE_SLICE = 200
+DELETE_SLICE = 100
 
 
 def _count_expired(pruned: Any) -> None:

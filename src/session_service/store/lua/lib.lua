@@ -65,7 +65,8 @@ local function drop_session(sid)
   forget_messages(sid)
   local ci = redis.call('HGET', k_session(sid), 'ci')
   if ci and redis.call('GET', k_client(ci)) == sid then redis.call('DEL', k_client(ci)) end
-  redis.call('DEL', k_session(sid), k_messages(sid), k_idem(sid), k_cases(sid))
+  -- UNLINK: a stream of 100,000 messages is freed in the background, not in the script.
+  redis.call('UNLINK', k_session(sid), k_messages(sid), k_idem(sid), k_cases(sid))
   for _, st in ipairs(STATUSES) do redis.call('ZREM', k_status(st), sid) end
   redis.call('ZREM', k_expiry(), sid)
 end
