@@ -115,6 +115,18 @@ async def test_import_keeps_ids_fields_messages_timestamps_and_the_remaining_ttl
         ("assistant", "Let's look at the pool", service_iso(answered)),
     ]
     assert messages[1]["metadata"] == {"reasoning": "pool"}
+    counted = (await client.get(f"{API}/{sid}/stats", headers=user("alice"))).json()
+    assert (counted["user_message_count"], counted["assistant_message_count"]) == (1, 1)
+    assert (counted["first_message_at"], counted["last_message_at"]) == (
+        service_iso(said),
+        service_iso(answered),
+    )
+    export = await client.get(f"{API}/{sid}/export", headers=user("alice"))
+    assert export.status_code == 200
+    assert [m["content"] for m in export.json()["messages"]] == [
+        "My database keeps timing out",
+        "Let's look at the pool",
+    ]
 
     kept = (await client.get(f"{API}/{archived}", headers=user("bob"))).json()
     assert (kept["status"], kept["expires_at"]) == ("archived", None)
