@@ -13,7 +13,7 @@ if redis.call('EXISTS', mark) == 1 then return {'skip', 'already imported', 0} e
 if redis.call('EXISTS', sk) == 1 then return {'skip', 'a session with this id exists', 0} end
 local pruned = prune(now)
 if redis.call('ZCOUNT', k_expiry(), I(now), '+inf') >= max_sessions then
-  redis.call('DEL', jk)
+  redis.call('UNLINK', jk)  -- freed in the background, however many were staged
   return {'skip', 'the user is at MAX_SESSIONS_PER_USER', pruned}
 end
 if mc > 0 then

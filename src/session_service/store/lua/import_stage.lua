@@ -11,7 +11,7 @@ end
 local n = (#ARGV - 3) / 4
 local last = 0
 if first == 1 then
-  redis.call('DEL', jk)  -- a fresh start: what an earlier run staged may be stale
+  redis.call('UNLINK', jk)  -- a fresh start: what an earlier run staged may be stale
 else
   local tail = redis.call('XREVRANGE', jk, '+', '-', 'COUNT', 1)
   if #tail > 0 then last = tonumber(string.match(tail[1][1], '^0%-(%d+)$')) end
