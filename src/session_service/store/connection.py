@@ -14,9 +14,10 @@ from redis.asyncio.cluster import ClusterNode, ClusterPipeline, PipelineCommand,
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
-from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.backoff import NoBackoff
 
 from session_service.config import RedisMode, Settings
+from session_service.store.retries import again_on_connection_error, never_resend
 
 RedisClient = Redis | RedisCluster
 
@@ -38,7 +39,24 @@ class WaitForRelease(ConnectionPool):
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         if not self.can_get_connection():
             await self._wait_for_release()
-        return await super().get_connection()  # type: ignore[no-untyped-call]
+        # Connecting sends nothing of the command yet, so a refused or reset connect
+        # is retried here; the command itself is never re-sent (store/retries.py).
+        return await again_on_connection_error(self._checkout)
+
+    async def _checkout(self) -> Any:
+        connection = await super().get_connection()  # type: ignore[no-untyped-call]
+        reader = getattr(connection, "_reader", None)
+        if reader is not None and reader.at_eof():
+            # The server closed it while it sat in the pool. redis-py skips this check
+            # when maintenance notifications are on (its default), and a write sent on
+            # it would fail with an unknown outcome; reconnect before sending anything.
+            try:
+                await connection.disconnect()
+                await connection.connect()
+            except BaseException:
+                await self.release(connection)
+                raise
+        return connection
 
     async def _wait_for_release(self) -> None:
         loop = asyncio.get_running_loop()
@@ -73,16 +91,14 @@ class WaitingSentinelPool(WaitForRelease, SentinelConnectionPool):
 
 
 def _common(settings: Settings) -> dict[str, Any]:
-    # A short, bounded retry rides out a failover or a dropped connection while
-    # keeping every request's worst case near REDIS_TIMEOUT_SECONDS: a timeout is
-    # not retried, or a hung server would cost three timeouts before the 503.
+    # redis-py never re-sends a command: a write whose reply was lost may have run
+    # (store/retries.py says where the service itself retries). Cluster reads this
+    # `retry` as its own policy too, so it re-sends nothing either.
     return {
         "decode_responses": True,
         "socket_timeout": settings.redis_timeout_seconds,
         "socket_connect_timeout": min(settings.redis_timeout_seconds, 1.0),
-        "retry": Retry(
-            ExponentialBackoff(cap=0.2, base=0.02), 2, supported_errors=(rx.ConnectionError,)
-        ),
+        "retry": never_resend(),
         "health_check_interval": 0,
     }
 

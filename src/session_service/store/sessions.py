@@ -43,6 +43,7 @@ from session_service.store.records import (
     SearchFilters,
     canonical_pairs,
 )
+from session_service.store.retries import retry_reads
 from session_service.store.scripts import Script, load_scripts
 
 __all__ = [
@@ -74,6 +75,10 @@ def _count_expired(pruned: Any) -> None:
 
 
 @instrument_store
+@retry_reads(
+    "get", "get_with_messages", "exists", "messages_page", "message", "stats", "linked_cases",
+    "user_keys", "ping", "eviction_policy",
+)  # fmt: skip
 class SessionStore(AccountMixin):
     def __init__(
         self, client: RedisClient, keys: Keys, limits: Limits, min_replicas_ack: int = 0,
