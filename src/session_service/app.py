@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import os
+import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -22,10 +23,12 @@ from session_service.api.middleware import EdgeMiddleware, GuardMiddleware, Orig
 from session_service.api.routes import admin, cases, health, messages, sessions
 from session_service.config import SessionLimitPolicy, Settings, load_settings
 from session_service.integrations.case_service import CaseServiceClient
+from session_service.observability import metrics
 from session_service.observability.logging import configure_logging
 from session_service.store.connection import build_client, describe
 from session_service.store.embedded import EmbeddedServer
 from session_service.store.keys import Keys
+from session_service.store.lease import Lease
 from session_service.store.records import Limits
 from session_service.store.sessions import SessionStore
 
@@ -89,10 +92,20 @@ def _log_storage(settings: Settings, name: str, mode: str) -> None:
 
 
 async def _cleanup_loop(store: SessionStore, interval: int) -> None:
+    """The background cleanup: once per interval across every worker and instance.
+
+    Every process tries to take the lease at random points (the jitter keeps them
+    from all asking at once); the one that gets it runs the cleanup, and the lease
+    keeps the others off for `interval` from that start.
+    """
+    lease = Lease(store.client, store.keys.lease("cleanup"), interval * 1000)
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(interval * random.uniform(0.25, 0.75))
         try:
-            removed, _ = await store.cleanup_all()
+            if not await lease.acquire():
+                continue
+            metrics.CLEANUP_RUNS.inc()
+            removed, _ = await lease.run_held(store.cleanup_all)
             if removed:
                 logger.info("cleanup removed %d expired sessions from the indexes", removed)
         except Exception as exc:

@@ -8,6 +8,7 @@ CLI does this for `--workers N`) and every worker's samples are aggregated.
     fm_session_sessions_total{event}                         created, resumed, expired, deleted,
                                                              evicted (SESSION_LIMIT_POLICY)
     fm_session_messages_appended_total{role}                 messages appended
+    fm_session_cleanup_runs_total                            background cleanup runs
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ SESSIONS = Counter(
     "fm_session_sessions_total", "Session lifecycle events", ["event"]
 )  # event: created, resumed, expired, deleted, evicted
 MESSAGES = Counter("fm_session_messages_appended_total", "Messages appended", ["role"])
+CLEANUP_RUNS = Counter(
+    "fm_session_cleanup_runs_total",
+    "Background cleanup runs (one per CLEANUP_INTERVAL_SECONDS across every process)",
+)
 
 #: Every value the domain counters' labels can take.
 SESSION_EVENTS = ("created", "resumed", "expired", "deleted", "evicted")

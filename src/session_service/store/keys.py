@@ -17,6 +17,7 @@ another user's id as a prefix of the whole tag)::
     P:{U}:r:<minute>     string  rate-limit counter
     P:{U}:j:<sid>        stream  messages staged by import-legacy, renamed to m:<sid>
     P:{U}:l:<sid>        string  marks a session import-legacy imported (never again)
+    P:lease:<name>       string  a lease held by one process (the background cleanup)
 
 Every key of a user carries the same hash tag ``{U}``, so all of them live in
 one Cluster slot and every script or transaction touches one slot. Lua scripts
@@ -42,6 +43,7 @@ USER_COUNTERS = "u"
 RATE = "r:"
 IMPORT_STAGING = "j:"
 IMPORTED = "l:"
+LEASE = "lease:"
 
 LUA_PRELUDE = f"""
 local K_SESSION = '{SESSION}'
@@ -116,6 +118,10 @@ class Keys:
 
     def rate(self, user_id: str, minute: int) -> str:
         return f"{self.base(user_id)}{RATE}{minute}"
+
+    def lease(self, name: str) -> str:
+        """A process-wide key of no user, so outside every user's tag and SCAN pattern."""
+        return f"{self.prefix}:{LEASE}{name}"
 
     def user_pattern(self, user_id: str) -> str:
         """SCAN pattern for every key of one user (the tag has no glob chars)."""
