@@ -10,6 +10,7 @@ another user's id as a prefix of the whole tag)::
     P:{U}:k:<sid>        zset    linked case ids, scored by link time
     P:{U}:c:<hex>        string  client_id (hex of UTF-8) -> sid, for resume
     P:{U}:x              zset    sid -> expires_at (ms); +inf when kept forever
+    P:{U}:e              zset    an erase in progress: the sessions it still has to drop
     P:{U}:z:<status>     zset    sid -> last_activity_at (ms), one per status
     P:{U}:n              hash    sid -> messages counted in `P:{U}:u` (statistics)
     P:{U}:u              hash    the user's counters: `messages` (statistics)
@@ -36,6 +37,7 @@ IDEMPOTENCY = "i:"
 CASES = "k:"
 CLIENT = "c:"
 EXPIRY = "x"
+ERASE = "e"
 STATUS_INDEX = "z:"
 CREATE_IDEMPOTENCY = "q:"
 MESSAGE_COUNTS = "n"
@@ -52,6 +54,7 @@ local K_IDEM = '{IDEMPOTENCY}'
 local K_CASES = '{CASES}'
 local K_CLIENT = '{CLIENT}'
 local K_EXPIRY = '{EXPIRY}'
+local K_ERASE = '{ERASE}'
 local K_STATUS = '{STATUS_INDEX}'
 local K_CREATE_IDEM = '{CREATE_IDEMPOTENCY}'
 local K_COUNTS = '{MESSAGE_COUNTS}'

@@ -34,6 +34,7 @@ _NAMES = (
     "delete_all",
     "import_stage",
     "import_commit",
+    "erase_strays",
 )
 
 
@@ -83,6 +84,7 @@ class Scripts:
     delete_all: Script
     import_stage: Script
     import_commit: Script
+    erase_strays: Script
 
 
 @cache

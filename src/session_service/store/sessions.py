@@ -32,6 +32,7 @@ from session_service.store.codec import (
     session_from_fields,
 )
 from session_service.store.connection import RedisClient, eval_and_wait
+from session_service.store.erasure import erase_user
 from session_service.store.errors import script_error
 from session_service.store.keys import Keys, digest
 from session_service.store.records import (
@@ -475,14 +476,8 @@ class SessionStore(AccountMixin):
         return removed, scanned
 
     async def erase_user(self, user_id: str) -> tuple[int, int]:
-        """(live sessions deleted, keys deleted) for every key under the user's tag."""
-        # Bounded slices first; the erase script then removes what appeared meanwhile.
-        sessions = await self.delete_all(user_id)
-        sessions += int(await self._write(self.scripts.erase, user_id, []))
-        deleted = 0
-        async for key in self._scan(self.keys.user_pattern(user_id)):
-            deleted += int(await self.client.delete(key))
-        return sessions, deleted
+        """(live sessions deleted, keys deleted): every key under the user's tag."""
+        return await erase_user(self, user_id)
 
     async def _scan(self, pattern: str) -> AsyncIterator[str]:
         async for key in self.client.scan_iter(match=pattern, count=1000):
