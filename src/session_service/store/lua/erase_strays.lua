@@ -3,31 +3,25 @@
 -- Returns the number of keys deleted.
 --
 -- With no session left, every key goes. A session created while the erase ran is
--- kept whole: its own keys, the indexes, its client_id and create records.
-local function sid_in(sfx)
-  -- Per-session keys, whatever their kind: s:, m:, i:, k:, and those added later.
-  local _, _, sid = string.find(sfx, '^%a+:(sess_[0-9a-f]+)')
-  return sid
-end
-local function referenced(value)
-  if not value then return nil end
-  return string.match(value, '(sess_[0-9a-f]+)$')
+-- kept whole: its own keys, the indexes and counters, its client_id and create records.
+local function live(sid)
+  return sid ~= nil and redis.call('ZSCORE', k_expiry(), sid) ~= false
 end
 local alive = redis.call('ZCARD', k_expiry()) > 0
 local deleted = 0
 for _, sfx in ipairs(ARGV) do
   local keep = false
   if alive then
-    local kind = string.sub(sfx, 1, 2)
-    local sid = sid_in(sfx)
-    if sid then
-      keep = redis.call('ZSCORE', k_expiry(), sid) ~= false
-    elseif kind == 'c:' or kind == 'q:' then
-      local ref = referenced(redis.call('GET', base .. sfx))
-      keep = ref ~= nil and redis.call('ZSCORE', k_expiry(), ref) ~= false
+    local kind, sid = string.match(sfx, '^(%a+):([^:]+)')
+    if kind == 'c' or kind == 'q' then
+      -- client_id -> sid, and create records 'fingerprint|code|sid'
+      keep = live(string.match(redis.call('GET', base .. sfx) or '', '([^|]+)$'))
+    elseif kind == 'z' then
+      keep = true
+    elseif kind and kind ~= 'r' then
+      keep = live(sid)  -- a per-session key (s:, m:, i:, k:, ...) of that session
     else
-      -- The indexes and per-user records serve the sessions that stay.
-      keep = kind ~= 'r:' and sfx ~= K_ERASE
+      keep = kind == nil and sfx ~= K_ERASE  -- the indexes and the user's counters
     end
   end
   if not keep then deleted = deleted + redis.call('DEL', base .. sfx) end
