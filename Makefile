@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The declared minimum of every runtime dependency (.ci/minimums.py), installed once.
+MIN_VENV ?= .venv-min
+MIN_STAMP := $(MIN_VENV)/.installed
 
-.PHONY: run test check lint typecheck fmt docs docs-check bench clean
+.PHONY: run test test-min check lint typecheck fmt docs docs-check bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +18,20 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/fm-session-service serve
 
-test: $(STAMP) lint typecheck docs-check
+test: $(STAMP) lint typecheck docs-check test-min
 	$(BIN)/python -m pytest
+
+$(MIN_STAMP): pyproject.toml .ci/minimums.py
+	@test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MIN_VENV)/bin/python .ci/minimums.py > $(MIN_VENV)/constraints.txt
+	$(MIN_VENV)/bin/python -m pip install -q -c $(MIN_VENV)/constraints.txt -e . \
+		pytest pytest-asyncio pytest-timeout
+	@touch $(MIN_STAMP)
+
+# The store tests against the declared minimums: redis-py internals move between releases.
+test-min: $(MIN_STAMP)
+	$(MIN_VENV)/bin/python -m pytest tests/store -q -p no:cacheprovider
 
 check: test
 
@@ -41,4 +56,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(MIN_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
