@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-ERASE_SLICE = 200
+ERASE_SLICE = 100
 STRAY_BATCH = 500
 SWEEPS = 3
 
