@@ -16,13 +16,18 @@
     │   ├── SessionArchived                409 session_archived
     │   ├── NotArchived                    409 not_archived
     │   ├── SessionFull                    409 session_full
-    │   └── SessionLimitReached            409 session_limit_reached
+    │   ├── SessionLimitReached            409 session_limit_reached
+    │   ├── ToolCallAlreadyAnswered        409 tool_call_already_answered
+    │   ├── DuplicateToolCall              409 duplicate_tool_call
+    │   └── SummaryOutOfOrder              409 summary_out_of_order
     ├── RequestError                       4xx  (the request itself)
     │   ├── RequestTimeout                 408 request_timeout
     │   ├── RequestTooLarge                413 request_too_large
     │   ├── MessageTooLarge                413 message_too_large
     │   ├── InvalidRequest                 422 validation_error
     │   ├── IdempotencyKeyReused           422 idempotency_key_reused
+    │   ├── UnknownToolCall                422 unknown_tool_call
+    │   ├── UnknownMessage                 422 unknown_message
     │   └── RateLimited                    429 rate_limited
     └── StorageError                       5xx
         ├── StorageUnavailable             503 storage_unavailable
@@ -142,6 +147,21 @@ class SessionLimitReached(Conflict):
     default_detail = "The user has reached MAX_SESSIONS_PER_USER live sessions"
 
 
+class ToolCallAlreadyAnswered(Conflict):
+    code = "tool_call_already_answered"
+    default_detail = "This tool call already has its result"
+
+
+class DuplicateToolCall(Conflict):
+    code = "duplicate_tool_call"
+    default_detail = "A tool call with this id already exists in the session"
+
+
+class SummaryOutOfOrder(Conflict):
+    code = "summary_out_of_order"
+    default_detail = "A summary must reach at least as far as the latest summary"
+
+
 class RequestError(ServiceError):
     status_code = 400
 
@@ -177,6 +197,18 @@ class IdempotencyKeyReused(RequestError):
     code = "idempotency_key_reused"
     default_detail = "This Idempotency-Key was already used with a different request"
     about_request = True
+
+
+class UnknownToolCall(RequestError):
+    status_code = 422
+    code = "unknown_tool_call"
+    default_detail = "tool_call_id names no tool call of an earlier assistant message"
+
+
+class UnknownMessage(RequestError):
+    status_code = 422
+    code = "unknown_message"
+    default_detail = "covers_through names no message of this session"
 
 
 class RateLimited(RequestError):
@@ -227,11 +259,16 @@ ALL_ERRORS: tuple[type[ServiceError], ...] = (
     NotArchived,
     SessionFull,
     SessionLimitReached,
+    ToolCallAlreadyAnswered,
+    DuplicateToolCall,
+    SummaryOutOfOrder,
     RequestTimeout,
     RequestTooLarge,
     MessageTooLarge,
     InvalidRequest,
     IdempotencyKeyReused,
+    UnknownToolCall,
+    UnknownMessage,
     RateLimited,
     StorageUnavailable,
     StorageFull,

@@ -48,8 +48,21 @@ async def markdown_transcript(
     lines += ["", "## Conversation", ""]
     yield ("\n".join(lines) + "\n").encode()
     async for chunk in store.iter_messages(user_id, session["session_id"], upto):
-        parts = [
-            f"### {m['role']} · {m['timestamp']} · {m['message_id']}\n\n{m['content']}\n\n"
-            for m in chunk
-        ]
-        yield "".join(parts).encode()
+        yield "".join(_markdown_message(m) for m in chunk).encode()
+
+
+def _tokens(item: dict[str, Any]) -> str:
+    return f"{item['token_count']} tokens{' (estimated)' if item['token_count_estimated'] else ''}"
+
+
+def _markdown_message(m: dict[str, Any]) -> str:
+    out = f"### {m['role']} · {m['timestamp']} · {m['message_id']} · {_tokens(m)}\n\n"
+    if "tool_call_id" in m:
+        out += f"_result of tool call `{m['tool_call_id']}`_\n\n"
+    if m["content"]:
+        out += f"{m['content']}\n\n"
+    for call in m.get("tool_calls", ()):
+        args = call["arguments"]
+        shown = args if isinstance(args, str) else orjson.dumps(args).decode()
+        out += f"- tool call `{call['id']}`: {call['name']}\n\n```json\n{shown}\n```\n\n"
+    return out

@@ -66,7 +66,15 @@ async def test_append_answers_201_with_the_stored_message_and_the_total(
     assert body["session_id"] == sid
     assert body["total_messages"] == 1
     message = body["message"]
-    assert set(message) == {"message_id", "role", "content", "timestamp", "metadata"}
+    assert set(message) == {
+        "message_id",
+        "role",
+        "content",
+        "timestamp",
+        "metadata",
+        "token_count",
+        "token_count_estimated",
+    }
     assert message["message_id"] == "msg_0000000001"
     assert message["role"] == "user"
     assert message["content"] == "Why is the DB slow?"

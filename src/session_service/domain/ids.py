@@ -16,6 +16,7 @@ SESSION_ID_RE = re.compile(
     r"^(?:sess_[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
 )
 MESSAGE_ID_RE = re.compile(r"^msg_[0-9]{10}$")
+SUMMARY_ID_RE = re.compile(r"^sum_[0-9]{10}$")
 MESSAGE_ID_WIDTH = 10
 
 
@@ -34,6 +35,18 @@ def message_id(seq: int) -> str:
 def message_seq(value: str) -> int | None:
     """The sequence number of a well-formed message id, else None."""
     if MESSAGE_ID_RE.fullmatch(value) is None:
+        return None
+    seq = int(value[4:])
+    return seq if seq > 0 else None
+
+
+def summary_id(seq: int) -> str:
+    return f"sum_{seq:0{MESSAGE_ID_WIDTH}d}"
+
+
+def summary_seq(value: str) -> int | None:
+    """The sequence number of a well-formed summary id, else None."""
+    if SUMMARY_ID_RE.fullmatch(value) is None:
         return None
     seq = int(value[4:])
     return seq if seq > 0 else None

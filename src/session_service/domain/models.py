@@ -20,9 +20,11 @@ from pydantic import (
     StrictBool,
     StrictInt,
     field_validator,
+    model_validator,
 )
 
 from session_service.domain.status import SessionStatus
+from session_service.domain.tokens import MAX_TOOL_CALLS, TokenCount, ToolCall, ToolCallId
 
 MAX_TITLE = 200
 MAX_DESCRIPTION = 5000
@@ -75,7 +77,7 @@ Description = Annotated[str, Field(max_length=MAX_DESCRIPTION)]
 SessionType = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 ClientId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 CaseId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
-Role = Literal["user", "assistant", "system"]
+Role = Literal["user", "assistant", "system", "tool"]
 DEFAULT_SESSION_TYPE = "troubleshooting"
 
 
@@ -124,8 +126,38 @@ class SessionUpdate(Strict):
 
 class MessageCreate(Strict):
     role: Role
-    content: str = Field(min_length=1, description="At most MAX_MESSAGE_BYTES UTF-8 bytes")
+    content: str = Field(
+        "",
+        description="At most MAX_MESSAGE_BYTES UTF-8 bytes; non-empty unless the message "
+        "carries tool_calls",
+    )
     metadata: JsonObject | None = None
+    tool_calls: list[ToolCall] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_TOOL_CALLS,
+        description="assistant only: the tools it calls; ids unique within the session",
+    )
+    tool_call_id: ToolCallId | None = Field(
+        None, description="tool only (and required): the id of an earlier assistant tool call"
+    )
+    token_count: TokenCount | None = Field(
+        None, description="The caller's own count; absent = estimated (see the README)"
+    )
+
+    @model_validator(mode="after")
+    def _tool_rules(self) -> MessageCreate:
+        if self.tool_calls is not None:
+            if self.role != "assistant":
+                raise ValueError("only an assistant message may carry tool_calls")
+            ids = [call.id for call in self.tool_calls]
+            if len(set(ids)) != len(ids):
+                raise ValueError("tool call ids must be unique")
+        elif not self.content:
+            raise ValueError("content must not be empty (unless the message carries tool_calls)")
+        if (self.tool_call_id is not None) != (self.role == "tool"):
+            raise ValueError("a tool message needs tool_call_id, and only a tool message has one")
+        return self
 
 
 class CaseLinkRequest(Strict):
@@ -173,6 +205,10 @@ class Message(BaseModel):
     content: str
     timestamp: str
     metadata: dict[str, Any]
+    token_count: int
+    token_count_estimated: bool = Field(description="true when the service estimated the count")
+    tool_calls: list[ToolCall] | None = Field(None, description="Only on messages that have them")
+    tool_call_id: str | None = Field(None, description="Only on tool messages")
 
 
 class SessionWithMessages(Session):
@@ -226,6 +262,9 @@ class SessionStats(BaseModel):
     user_message_count: int
     assistant_message_count: int
     system_message_count: int
+    tool_message_count: int
+    total_tokens: int = Field(description="Tokens of every message (counted or estimated)")
+    total_tokens_by_role: dict[Role, int]
     first_message_at: str | None
     last_message_at: str | None
     duration_seconds: float

@@ -11,7 +11,8 @@ from typing import Any
 import orjson
 
 from session_service import errors
-from session_service.domain.ids import message_id
+from session_service.domain.ids import message_id, summary_id
+from session_service.domain.tokens import estimate_tokens
 
 SCHEMA_VERSION = 1
 
@@ -22,6 +23,16 @@ SCHEMA_VERSION = 1
 #   to timeout (ms)    mc message_count nu/na/ns messages by role
 #   fm/lm first/last message at         ps status before archiving  ar archived_at
 #   m:<key> metadata value (JSON)       x:<key> context value (JSON)
+#   nt tool messages   tk total tokens  ku/ka/ks/kt tokens by role
+#   sy latest summary seq  sw what it covers (message seq)  sk its tokens  sq summaries written
+#
+# Message stream entry fields (0-N is msg_N):
+#   r role  c content  t timestamp (ms)  m metadata JSON ('' = none)
+#   k token count  e '1' when estimated      (absent on entries of earlier releases)
+#   tc tool calls JSON (assistant)  ti tool_call_id, ta seq of its assistant message (tool)
+#
+# Summary stream entry fields (0-N is sum_N):
+#   c content  w covers_through (message seq)  k tokens  e estimated  t created (ms)  m metadata
 
 
 @functools.lru_cache(maxsize=4096)
@@ -76,11 +87,34 @@ def session_from_fields(session_id: str, user_id: str, f: dict[str, str]) -> dic
 def message_from_entry(entry_id: str, fields: list[str] | dict[str, str]) -> dict[str, Any]:
     f = fields if isinstance(fields, dict) else pairs(fields)
     meta = f.get("m")
-    return {
+    tokens = f.get("k")
+    message = {
         "message_id": message_id(int(entry_id.partition("-")[2])),
         "role": f["r"],
         "content": f["c"],
         "timestamp": iso(int(f["t"])),
+        "metadata": orjson.loads(meta) if meta else {},
+        # Entries of earlier releases have no count: estimated by the same rule.
+        "token_count": estimate_tokens(f["c"]) if tokens is None else int(tokens),
+        "token_count_estimated": tokens is None or f.get("e") == "1",
+    }
+    if "tc" in f:
+        message["tool_calls"] = orjson.loads(f["tc"])
+    if "ti" in f:
+        message["tool_call_id"] = f["ti"]
+    return message
+
+
+def summary_from_entry(entry_id: str, fields: list[str] | dict[str, str]) -> dict[str, Any]:
+    f = fields if isinstance(fields, dict) else pairs(fields)
+    meta = f.get("m")
+    return {
+        "summary_id": summary_id(int(entry_id.partition("-")[2])),
+        "covers_through": message_id(int(f["w"])),
+        "content": f["c"],
+        "token_count": int(f["k"]),
+        "token_count_estimated": f.get("e") == "1",
+        "created_at": iso(int(f["t"])),
         "metadata": orjson.loads(meta) if meta else {},
     }
 

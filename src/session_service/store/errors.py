@@ -19,6 +19,11 @@ _SCRIPT_ERRORS: dict[str, type[errors.ServiceError]] = {
     "idempotency_key_reused": errors.IdempotencyKeyReused,
     "not_archived": errors.NotArchived,
     "validation_error": errors.InvalidRequest,
+    "unknown_tool_call": errors.UnknownToolCall,
+    "tool_call_already_answered": errors.ToolCallAlreadyAnswered,
+    "duplicate_tool_call": errors.DuplicateToolCall,
+    "summary_out_of_order": errors.SummaryOutOfOrder,
+    "unknown_message": errors.UnknownMessage,
 }
 
 
@@ -31,6 +36,8 @@ def script_error(reply: list[object], target_status: str | None = None) -> error
         return errors.InvalidStatusTransition(
             transition_detail(current, target_status or "?"), current_status=current
         )
+    if code == "duplicate_tool_call":
+        return errors.DuplicateToolCall(f"Tool call id {extra!r} is already used in this session")
     return _SCRIPT_ERRORS[code](extra)
 
 

@@ -8,6 +8,8 @@ another user's id as a prefix of the whole tag)::
     P:{U}:m:<sid>        stream  its messages, entry ids 0-1, 0-2, ...
     P:{U}:i:<sid>        hash    idempotency records of its message appends
     P:{U}:k:<sid>        zset    linked case ids, scored by link time
+    P:{U}:t:<sid>        hash    tool-call id -> "<call seq>" or "<call seq>:<result seq>"
+    P:{U}:y:<sid>        stream  its summaries, entry ids 0-1, 0-2, ...
     P:{U}:c:<hex>        string  client_id (hex of UTF-8) -> sid, for resume
     P:{U}:x              zset    sid -> expires_at (ms); +inf when kept forever
     P:{U}:e              zset    an erase in progress: the sessions it still has to drop
@@ -46,6 +48,8 @@ RATE = "r:"
 IMPORT_STAGING = "j:"
 IMPORTED = "l:"
 LEASE = "lease:"
+TOOL_CALLS = "t:"
+SUMMARIES = "y:"
 
 LUA_PRELUDE = f"""
 local K_SESSION = '{SESSION}'
@@ -61,6 +65,8 @@ local K_COUNTS = '{MESSAGE_COUNTS}'
 local K_COUNTERS = '{USER_COUNTERS}'
 local K_IMPORT = '{IMPORT_STAGING}'
 local K_IMPORTED = '{IMPORTED}'
+local K_TOOLS = '{TOOL_CALLS}'
+local K_SUMMARIES = '{SUMMARIES}'
 """
 
 
@@ -103,6 +109,12 @@ class Keys:
 
     def cases(self, user_id: str, session_id: str) -> str:
         return f"{self.base(user_id)}{CASES}{session_id}"
+
+    def tool_calls(self, user_id: str, session_id: str) -> str:
+        return f"{self.base(user_id)}{TOOL_CALLS}{session_id}"
+
+    def summaries(self, user_id: str, session_id: str) -> str:
+        return f"{self.base(user_id)}{SUMMARIES}{session_id}"
 
     def expiry(self, user_id: str) -> str:
         return f"{self.base(user_id)}{EXPIRY}"

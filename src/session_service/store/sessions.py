@@ -18,6 +18,7 @@ from session_service import errors
 from session_service.domain.ids import message_id, message_seq
 from session_service.domain.legacy import LegacySession
 from session_service.domain.status import allowed_from
+from session_service.domain.tokens import estimate_tokens
 from session_service.observability.metrics import SESSIONS, instrument_store
 from session_service.store import importing
 from session_service.store.account import AccountMixin
@@ -262,8 +263,14 @@ class SessionStore(AccountMixin):
         title: tuple[str, str] | None,
         idempotency_key: str | None,
         fingerprint: str,
+        *,
+        tool_calls: list[dict[str, Any]] | None = None,
+        tool_call_id: str | None = None,
+        token_count: int | None = None,
     ) -> Appended:
         metadata_json = dump_json(metadata) if metadata else ""
+        estimated = token_count is None
+        tokens = estimate_tokens(content, tool_calls) if token_count is None else token_count
         reply = _ok(
             await self._write(
                 self.scripts.append,
@@ -273,6 +280,9 @@ class SessionStore(AccountMixin):
                     title[0] if title else "", title[1] if title else "",
                     digest(idempotency_key) if idempotency_key else "", fingerprint,
                     self.limits.max_messages_per_session, self.limits.idempotency_ttl_ms,
+                    tokens, "1" if estimated else "0",
+                    dump_json(tool_calls) if tool_calls else "", tool_call_id or "",
+                    *[call["id"] for call in tool_calls or ()],
                 ],
             )
         )  # fmt: skip
@@ -280,13 +290,19 @@ class SessionStore(AccountMixin):
             entry_id, fields = reply[4][0]
             return Appended(message_from_entry(entry_id, fields), int(reply[2]), reply[3], True)
         seq, ts = int(reply[1]), int(reply[2])
-        message = {
+        message: dict[str, Any] = {
             "message_id": message_id(seq),
             "role": role,
             "content": content,
             "timestamp": iso(ts),
             "metadata": metadata or {},
+            "token_count": tokens,
+            "token_count_estimated": estimated,
         }
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        if tool_call_id:
+            message["tool_call_id"] = tool_call_id
         return Appended(message, int(reply[3]), reply[4], False)
 
     async def messages_page(
@@ -348,6 +364,12 @@ class SessionStore(AccountMixin):
             "user_message_count": int(f.get("nu", 0)),
             "assistant_message_count": int(f.get("na", 0)),
             "system_message_count": int(f.get("ns", 0)),
+            "tool_message_count": int(f.get("nt", 0)),
+            "total_tokens": int(f.get("tk", 0)),
+            "total_tokens_by_role": {
+                role: int(f.get(f"k{role[0]}", 0))
+                for role in ("user", "assistant", "system", "tool")
+            },
             "first_message_at": iso_or_none(f.get("fm")),
             "last_message_at": iso_or_none(f.get("lm")),
             "duration_seconds": max(0, last - created) / 1000,

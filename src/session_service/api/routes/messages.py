@@ -29,7 +29,11 @@ NOT_FOUND = errors.SessionNotFound
         "Appends one message atomically; no concurrent append is ever lost or duplicated. "
         "Updates message_count, last_activity_at and the session's expiry; the first message "
         "moves an active session to in_progress, and the first user message titles an "
-        "untitled session. Safe to retry with `Idempotency-Key`."
+        "untitled session. Safe to retry with `Idempotency-Key`. An assistant message may "
+        "carry `tool_calls` (its content may then be empty); a `tool` message answers one of "
+        "them by `tool_call_id`, exactly once. Without `token_count` the count is estimated "
+        "(ceil(UTF-8 bytes / 4) of the content, tool names and arguments, + 8 per tool call) "
+        "and the message says `token_count_estimated: true`."
     ),
     status_code=201,
     response_model=models.AppendedMessage,
@@ -39,6 +43,9 @@ NOT_FOUND = errors.SessionNotFound
         errors.SessionFull,
         errors.MessageTooLarge,
         errors.IdempotencyKeyReused,
+        errors.UnknownToolCall,
+        errors.ToolCallAlreadyAnswered,
+        errors.DuplicateToolCall,
         body=True,
     ),
 )
@@ -58,10 +65,18 @@ async def append_message(
     if body.role == "user":
         derived = title_from_message(body.content)
         title = (derived, search_fold(derived) or "") if derived else None
-    fingerprint = digest(dump_json([body.role, body.content, body.metadata or {}])) if idem else ""
+    calls = [call.model_dump() for call in body.tool_calls] if body.tool_calls else None
+    fingerprint = ""
+    if idem:
+        parts: list[object] = [body.role, body.content, body.metadata or {}]
+        if calls or body.tool_call_id or body.token_count is not None:
+            parts += [calls, body.tool_call_id, body.token_count]
+        fingerprint = digest(dump_json(parts))
     result = await store.append(
-        user.user_id, session_id, body.role, body.content, body.metadata, title, idem, fingerprint
-    )
+        user.user_id, session_id, body.role, body.content, body.metadata, title, idem,
+        fingerprint, tool_calls=calls, tool_call_id=body.tool_call_id,
+        token_count=body.token_count,
+    )  # fmt: skip
     if not result.replayed:
         metrics.MESSAGES.labels(body.role).inc()
     return json_response(

@@ -1,10 +1,14 @@
 -- Append one message: O(1) whatever the conversation's length.
 -- ARGV: sid, role, content, metadata_json|'', title|'', title_folded|'',
---       idem|'', fingerprint, max_messages, idem_ttl_ms
+--       idem|'', fingerprint, max_messages, idem_ttl_ms,
+--       tokens, estimated ('1'|'0'), tool_calls_json|'', tool_call_id|'', call id, ...
+-- The per-session structures it keeps (tool calls, token counters) are described
+-- in lib.lua; fork and rewind must keep them in step. Without ARGV 11-14 (the
+-- layout before token counts) the message is a plain one with an estimated count.
 local sid, role = ARGV[1], ARGV[2]
 local now = now_ms()
 local sk = k_session(sid)
-local cur = redis.call('HMGET', sk, 'st', 'mc', 'lm', 'to', 't', 'nu', 'ci')
+local cur = redis.call('HMGET', sk, 'st', 'mc', 'lm', 'to', 't', 'nu', 'ci', 'sn')
 local st = cur[1]
 if not st then return {'err', 'session_not_found'} end
 
@@ -23,12 +27,47 @@ end
 
 if st == 'archived' then return {'err', 'session_archived'} end
 local mc = tonumber(cur[2] or '0')
-if mc >= tonumber(ARGV[9]) then return {'err', 'session_full'} end
+local max = tonumber(ARGV[9])
+-- Summaries count toward the bound like messages.
+if mc + tonumber(cur[8] or '0') >= max then
+  return {'err', 'session_full'}
+end
+
+-- Tool bookkeeping, checked before anything is written.
+local tools, tcid, first_id = k_tools(sid), ARGV[14] or '', 15
+local call_seq
+if tcid ~= '' then
+  local ref = redis.call('HGET', tools, tcid)
+  if not ref then return {'err', 'unknown_tool_call'} end
+  if string.find(ref, ':', 1, true) then return {'err', 'tool_call_already_answered'} end
+  call_seq = ref
+end
+if #ARGV >= first_id then
+  if redis.call('HLEN', tools) + #ARGV - first_id + 1 > max then
+    return {'err', 'session_full'}
+  end
+  for i = first_id, #ARGV do
+    if redis.call('HEXISTS', tools, ARGV[i]) == 1 then
+      return {'err', 'duplicate_tool_call', ARGV[i]}
+    end
+  end
+end
+
+local tokens = ARGV[11] or I(math.ceil(#ARGV[3] / 4))
+local estimated = ARGV[12] or '1'
 
 -- Timestamps never go backwards within a session, even if the clock does.
 local ts = math.max(now, tonumber(cur[3] or '0'))
 local n = mc + 1
-redis.call('XADD', k_messages(sid), '0-' .. n, 'r', role, 'c', ARGV[3], 't', I(ts), 'm', ARGV[4])
+local entry = {'r', role, 'c', ARGV[3], 't', I(ts), 'm', ARGV[4], 'k', tokens, 'e', estimated}
+if (ARGV[13] or '') ~= '' then entry[#entry + 1] = 'tc'; entry[#entry + 1] = ARGV[13] end
+if call_seq then
+  entry[#entry + 1] = 'ti'; entry[#entry + 1] = tcid
+  entry[#entry + 1] = 'ta'; entry[#entry + 1] = call_seq
+  redis.call('HSET', tools, tcid, call_seq .. ':' .. n)
+end
+for i = first_id, #ARGV do redis.call('HSET', tools, ARGV[i], I(n)) end
+redis.call('XADD', k_messages(sid), '0-' .. n, unpack(entry))
 
 local ea = now + tonumber(cur[4])
 local fields = {'mc', I(n), 'lm', I(ts), 'la', I(now), 'ea', I(ea)}
@@ -43,7 +82,10 @@ if role == 'user' and not cur[6] and (not cur[5] or cur[5] == '') and ARGV[5] ~=
   if ARGV[6] ~= '' then fields[#fields + 1] = 'tl'; fields[#fields + 1] = ARGV[6] end
 end
 redis.call('HSET', sk, unpack(fields))
-redis.call('HINCRBY', sk, 'n' .. string.sub(role, 1, 1), 1)
+local r1 = string.sub(role, 1, 1)
+redis.call('HINCRBY', sk, 'n' .. r1, 1)
+redis.call('HINCRBY', sk, 'tk', tokens)
+redis.call('HINCRBY', sk, 'k' .. r1, tokens)
 count_messages(sid, n)
 redis.call('ZADD', k_status(st), I(now), sid)
 if idem ~= '' then

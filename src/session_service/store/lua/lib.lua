@@ -15,6 +15,25 @@ local function k_session(sid) return base .. K_SESSION .. sid end
 local function k_messages(sid) return base .. K_MESSAGES .. sid end
 local function k_idem(sid) return base .. K_IDEM .. sid end
 local function k_cases(sid) return base .. K_CASES .. sid end
+local function k_tools(sid) return base .. K_TOOLS .. sid end
+local function k_summaries(sid) return base .. K_SUMMARIES .. sid end
+
+-- Per-session structures of a conversation (agents, issue 13). Anything that
+-- copies or cuts a conversation (fork, rewind) must keep all of them in step:
+--   k_messages(sid)  stream 0-N = msg_N; fields r c t m, and since token counts
+--                    k (tokens) e ('1' estimated); tool messages add ti (tool_call_id)
+--                    and ta (seq of the assistant message that made the call);
+--                    assistant messages with calls add tc (tool calls JSON).
+--                    Entries of earlier releases have only r c t m (tokens are then
+--                    estimated as ceil(#c / 4), in Lua and in Python alike).
+--   k_tools(sid)     hash tool-call id -> '<assistant seq>' while unanswered,
+--                    '<assistant seq>:<tool message seq>' once answered. At most
+--                    max_messages entries; it shares the session's deadline.
+--   k_summaries(sid) stream 0-N = sum_N; fields c w (covers_through seq) k e t m.
+--   session hash     mc messages, nu/na/ns/nt by role, tk total tokens, ku/ka/ks/kt
+--                    tokens by role, sy latest summary seq, sw its covers_through
+--                    seq, sk its tokens, sq summaries written (counts toward
+--                    max_messages with mc).
 local function k_status(st) return base .. K_STATUS .. st end
 local function k_expiry() return base .. K_EXPIRY end
 local function k_counts() return base .. K_COUNTS end
@@ -28,7 +47,8 @@ local function k_client(ci) return base .. K_CLIENT .. hex(ci) end
 -- Give every key of a session the same deadline (ea = 0 keeps them forever)
 -- and record it in the user's expiry index, which is what reads trust.
 local function expire_all(sid, ea, ci)
-  local keys = {k_session(sid), k_messages(sid), k_idem(sid), k_cases(sid)}
+  local keys = {k_session(sid), k_messages(sid), k_idem(sid), k_cases(sid), k_tools(sid),
+    k_summaries(sid)}
   if ci and ci ~= '' then
     -- A session whose client_id was freed (its successor deleted) takes it back.
     local owner = redis.call('GET', k_client(ci))
@@ -66,7 +86,8 @@ local function drop_session(sid)
   local ci = redis.call('HGET', k_session(sid), 'ci')
   if ci and redis.call('GET', k_client(ci)) == sid then redis.call('DEL', k_client(ci)) end
   -- UNLINK: a stream of 100,000 messages is freed in the background, not in the script.
-  redis.call('UNLINK', k_session(sid), k_messages(sid), k_idem(sid), k_cases(sid))
+  redis.call('UNLINK', k_session(sid), k_messages(sid), k_idem(sid), k_cases(sid),
+    k_tools(sid), k_summaries(sid))
   for _, st in ipairs(STATUSES) do redis.call('ZREM', k_status(st), sid) end
   redis.call('ZREM', k_expiry(), sid)
 end
