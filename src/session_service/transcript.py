@@ -1,7 +1,8 @@
 """Transcripts of a session, streamed: the HTTP export and the CLI share them.
 
-Messages are read in bounded chunks, so a 100,000-message session is never built
-in memory at once.
+Every message (with its tool calls and token count) comes first, then every
+summary, oldest first. Both are read in bounded chunks, so a 100,000-message
+session is never built in memory at once.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ async def json_transcript(
         # 100,000-message export 100,000 socket writes.
         yield separator + b",".join(orjson.dumps(message) for message in chunk)
         separator = b","
+    # Summaries never replace the messages they cover: both are in the transcript.
+    yield b'],"summaries":['
+    separator = b""
+    async for summaries in store.iter_summaries(user_id, session["session_id"]):
+        yield separator + b",".join(orjson.dumps(summary) for summary in summaries)
+        separator = b","
     yield b"]}"
 
 
@@ -49,6 +56,15 @@ async def markdown_transcript(
     yield ("\n".join(lines) + "\n").encode()
     async for chunk in store.iter_messages(user_id, session["session_id"], upto):
         yield "".join(_markdown_message(m) for m in chunk).encode()
+    heading = "## Summaries\n\n"
+    async for summaries in store.iter_summaries(user_id, session["session_id"]):
+        parts = [
+            f"### {s['summary_id']} · covers through {s['covers_through']} · "
+            f"{s['created_at']} · {_tokens(s)}\n\n{s['content']}\n\n"
+            for s in summaries
+        ]
+        yield (heading + "".join(parts)).encode()
+        heading = ""
 
 
 def _tokens(item: dict[str, Any]) -> str:

@@ -110,3 +110,35 @@ async def test_a_bad_setting_stops_the_command_with_one_line_naming_it(tmp_path:
     assert code == 2
     assert err.strip().splitlines() == [err.strip()]
     assert "PORT" in err
+
+
+async def test_export_carries_tool_calls_token_counts_and_summaries(
+    tmp_path: Path, client: httpx.AsyncClient, redis_url: str
+) -> None:
+    sid = (await create_session(client, "u-cli"))["session_id"]
+    url = f"/api/v1/sessions/{sid}"
+    h = user("u-cli")
+    calls = [{"id": "call_1", "name": "get_metrics", "arguments": {"host": "db-1"}}]
+    await client.post(f"{url}/messages", json={"role": "user", "content": "slow?"}, headers=h)
+    await client.post(f"{url}/messages", json={"role": "assistant", "tool_calls": calls,
+                                               "token_count": 9}, headers=h)  # fmt: skip
+    await client.post(
+        f"{url}/messages", json={"role": "tool", "content": "p99 870", "tool_call_id": "call_1"},
+        headers=h,
+    )  # fmt: skip
+    summary = await client.post(
+        f"{url}/summaries", json={"content": "db-1 slow", "covers_through": "msg_0000000002"},
+        headers=h,
+    )  # fmt: skip
+    paged = (await client.get(f"{url}/messages", headers=h)).json()["messages"]
+
+    code, out, err = await cli(tmp_path, "export", sid, "--user", "u-cli", REDIS_URL=redis_url)
+
+    assert code == 0, err
+    transcript = json.loads(out)
+    assert transcript["messages"] == paged
+    assert transcript["messages"][1]["tool_calls"] == calls
+    assert transcript["messages"][1]["token_count"] == 9
+    assert transcript["messages"][2]["tool_call_id"] == "call_1"
+    assert transcript["messages"][2]["token_count_estimated"] is True
+    assert transcript["summaries"] == [summary.json()]

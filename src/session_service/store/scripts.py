@@ -35,6 +35,8 @@ _NAMES = (
     "import_stage",
     "import_commit",
     "erase_strays",
+    "window",
+    "summarize",
 )
 
 
@@ -85,6 +87,8 @@ class Scripts:
     import_stage: Script
     import_commit: Script
     erase_strays: Script
+    window: Script
+    summarize: Script
 
 
 @cache

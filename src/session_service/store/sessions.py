@@ -22,6 +22,7 @@ from session_service.domain.tokens import estimate_tokens
 from session_service.observability.metrics import SESSIONS, instrument_store
 from session_service.store import importing
 from session_service.store.account import AccountMixin
+from session_service.store.agents import AgentStore
 from session_service.store.codec import (
     decode_cursor,
     dump_json,
@@ -79,9 +80,9 @@ def _count_expired(pruned: Any) -> None:
 @instrument_store
 @retry_reads(
     "get", "get_with_messages", "exists", "messages_page", "message", "stats", "linked_cases",
-    "user_keys", "ping", "eviction_policy",
+    "user_keys", "ping", "eviction_policy", "window", "summaries_page",
 )  # fmt: skip
-class SessionStore(AccountMixin):
+class SessionStore(AccountMixin, AgentStore):
     def __init__(
         self, client: RedisClient, keys: Keys, limits: Limits, min_replicas_ack: int = 0,
         replica_ack_timeout_ms: int = 500,

@@ -1,0 +1,126 @@
+"""The store's side of agent conversations: the prompt window and summaries.
+
+A mixin of `SessionStore` (it uses the store's client, keys, limits and script
+runners), kept apart so the session store stays a readable size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from session_service import errors
+from session_service.domain.ids import message_id, summary_id
+from session_service.domain.tokens import WINDOW_MAX_MESSAGES, estimate_tokens
+from session_service.observability.metrics import instrument_store
+from session_service.store.codec import dump_json, iso, message_from_entry, summary_from_entry
+from session_service.store.errors import script_error
+from session_service.store.keys import Keys
+from session_service.store.records import Limits
+from session_service.store.scripts import Script, Scripts
+
+WINDOW_CHUNK = 100
+SUMMARY_CHUNK = 500
+
+
+class _Store(Protocol):
+    client: Any
+    keys: Keys
+    limits: Limits
+    scripts: Scripts
+
+    async def _read(self, script: Script, user_id: str, args: list[str | int]) -> Any: ...
+
+    async def _write(self, script: Script, user_id: str, args: list[str | int]) -> Any: ...
+
+
+def _checked(reply: list[Any]) -> list[Any]:
+    if reply[0] == "err":
+        raise script_error(reply)
+    return reply
+
+
+@instrument_store
+class AgentStore:
+    async def window(
+        self: _Store, user_id: str, session_id: str, max_tokens: int
+    ) -> dict[str, Any]:
+        """The latest summary and the newest messages after it within `max_tokens`."""
+        reply = _checked(
+            await self._read(
+                self.scripts.window,
+                user_id,
+                [session_id, max_tokens, WINDOW_MAX_MESSAGES, WINDOW_CHUNK],
+            )
+        )
+        summary = summary_from_entry(*reply[1][0]) if reply[1] else None
+        messages = [message_from_entry(i, f) for i, f in reply[4:]]
+        return {
+            "summary": summary,
+            "messages": messages,
+            "total_tokens": int(reply[2]),
+            "truncated": bool(reply[3]),
+            "first_message_id": messages[0]["message_id"] if messages else None,
+        }
+
+    async def summarize(
+        self: _Store,
+        user_id: str,
+        session_id: str,
+        content: str,
+        covers_through: int,
+        token_count: int | None,
+        metadata: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """Store a summary up to message seq `covers_through`; the originals stay."""
+        tokens = estimate_tokens(content) if token_count is None else token_count
+        reply = _checked(
+            await self._write(
+                self.scripts.summarize,
+                user_id,
+                [
+                    session_id, content, tokens, "1" if token_count is None else "0",
+                    covers_through, dump_json(metadata) if metadata else "",
+                    self.limits.max_messages_per_session,
+                ],
+            )
+        )  # fmt: skip
+        return {
+            "summary_id": summary_id(int(reply[1])),
+            "covers_through": message_id(covers_through),
+            "content": content,
+            "token_count": tokens,
+            "token_count_estimated": token_count is None,
+            "created_at": iso(int(reply[2])),
+            "metadata": metadata or {},
+        }
+
+    async def summaries_page(
+        self: _Store, user_id: str, session_id: str, limit: int, before: int | None
+    ) -> tuple[int, list[dict[str, Any]], bool]:
+        """(total, summaries newest first, has_more), from just before seq `before`."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hmget(self.keys.session(user_id, session_id), "st", "sn")
+        # Exclusive cursor as an inclusive bound: there is no entry 0-0.
+        end = f"0-{max(before - 1, 0)}" if before is not None else "+"
+        pipe.xrevrange(self.keys.summaries(user_id, session_id), end, "-", count=limit + 1)
+        (status, total), entries = await pipe.execute()
+        if status is None:
+            raise errors.SessionNotFound()
+        summaries = [summary_from_entry(i, f) for i, f in entries[:limit]]
+        return int(total or 0), summaries, len(entries) > limit
+
+    async def iter_summaries(
+        self: _Store, user_id: str, session_id: str
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every summary, oldest first, in bounded chunks (for the streamed export)."""
+        key = self.keys.summaries(user_id, session_id)
+        start = "-"
+        while True:
+            entries = await self.client.xrange(key, start, "+", count=SUMMARY_CHUNK)
+            if not entries:
+                return
+            yield [summary_from_entry(i, f) for i, f in entries]
+            if len(entries) < SUMMARY_CHUNK:
+                return
+            start = f"({entries[-1][0]}"

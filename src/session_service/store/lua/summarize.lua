@@ -1,0 +1,30 @@
+-- Add a summary that stands in for every message up to covers_through. Nothing
+-- is deleted: the summary is a new entry of the session's summaries stream, and
+-- the session hash points at the latest one (sy/sw/sk) so the window finds it in
+-- O(1). Summaries count toward max_messages with the messages.
+-- ARGV: sid, content, tokens, estimated ('1'|'0'), covers_through seq, metadata_json|'',
+--       max_messages
+local sid = ARGV[1]
+local now = now_ms()
+local sk = k_session(sid)
+local cur = redis.call('HMGET', sk, 'st', 'mc', 'sw', 'sn', 'sq', 'to', 'ci')
+local st = cur[1]
+if not st then return {'err', 'session_not_found'} end
+if st == 'archived' then return {'err', 'session_archived'} end
+local w = ARGV[5]
+if #redis.call('XRANGE', k_messages(sid), '0-' .. w, '0-' .. w) == 0 then
+  return {'err', 'unknown_message'}
+end
+if cur[3] and tonumber(w) < tonumber(cur[3]) then return {'err', 'summary_out_of_order'} end
+local sn = tonumber(cur[4] or '0')
+if tonumber(cur[2] or '0') + sn >= tonumber(ARGV[7]) then return {'err', 'session_full'} end
+
+local seq = tonumber(cur[5] or '0') + 1
+redis.call('XADD', k_summaries(sid), '0-' .. I(seq), 'c', ARGV[2], 'w', w, 'k', ARGV[3],
+  'e', ARGV[4], 't', I(now), 'm', ARGV[6])
+local ea = now + tonumber(cur[6])
+redis.call('HSET', sk, 'sy', I(seq), 'sw', w, 'sk', ARGV[3], 'sn', I(sn + 1), 'sq', I(seq),
+  'la', I(now), 'ea', I(ea))
+redis.call('ZADD', k_status(st), I(now), sid)
+expire_all(sid, ea, cur[7])
+return {'ok', seq, now}

@@ -1,0 +1,58 @@
+-- The prompt window: the newest messages after the latest summary whose tokens,
+-- with the summary's, fit the budget; no gap, and an assistant message with
+-- tool_calls and its tool results are included together or not at all.
+-- It walks backward from the newest message and stops at the first one that does
+-- not fit (or at max_messages), so it reads what it returns plus at most one
+-- chunk: its cost does not grow with the conversation. Read-only.
+-- ARGV: sid, max_tokens, max_messages, chunk
+-- Reply: {'ok', summary entry list ({} when none), total_tokens, truncated (0|1),
+--         entry, entry, ...} with the entries oldest first.
+local sid, budget = ARGV[1], tonumber(ARGV[2])
+local cap, chunk = tonumber(ARGV[3]), tonumber(ARGV[4])
+local h = redis.call('HMGET', k_session(sid), 'st', 'sy', 'sw', 'sk')
+if not h[1] then return {'err', 'session_not_found'} end
+local summary, floor, used = {}, 0, 0
+if h[2] then
+  summary = redis.call('XRANGE', k_summaries(sid), '0-' .. h[2], '0-' .. h[2])
+  floor, used = tonumber(h[3]), tonumber(h[4])
+end
+if used > budget then return {'ok', summary, used, 1} end
+
+local taken = {}              -- newest first
+local best, best_used = 0, used
+-- The oldest assistant message that an included tool result needs: a cut newer
+-- than it would split that tool-call group.
+local need = math.huge
+local truncated = 0
+local hi, lo = '+', '0-' .. I(floor + 1)
+local stop = false
+while not stop do
+  local entries = redis.call('XREVRANGE', k_messages(sid), hi, lo, 'COUNT', chunk)
+  for _, e in ipairs(entries) do
+    local seq = tonumber(string.match(e[1], '%-(%d+)$'))
+    local f, k, ta, c = e[2], nil, nil, ''
+    for i = 1, #f, 2 do
+      local name = f[i]
+      if name == 'k' then k = tonumber(f[i + 1])
+      elseif name == 'ta' then ta = tonumber(f[i + 1])
+      elseif name == 'c' then c = f[i + 1] end
+    end
+    -- Entries of earlier releases carry no count: the documented estimate.
+    k = k or math.ceil(#c / 4)
+    if #taken >= cap or used + k > budget then
+      truncated, stop = 1, true
+      break
+    end
+    used = used + k
+    taken[#taken + 1] = e
+    if ta and ta < need then need = ta end
+    if need >= seq then best, best_used = #taken, used end
+  end
+  if #entries < chunk then break end
+  hi = '(' .. entries[#entries][1]
+end
+if best < #taken then truncated = 1 end
+
+local reply = {'ok', summary, best_used, truncated}
+for i = best, 1, -1 do reply[#reply + 1] = taken[i] end
+return reply
