@@ -251,6 +251,20 @@ async def test_the_window_holds_at_most_its_message_bound(
     assert data["truncated"] is True
 
 
+async def test_a_window_much_longer_than_the_mean_suggests_is_read_in_many_chunks(
+    client: httpx.AsyncClient,
+) -> None:
+    # The mean is ~400 tokens a message, so the script reads small chunks; the newest
+    # 60 messages are free and all of them fit.
+    sid = await conversation(client, *([1000] * 40 + [0] * 60))
+
+    data = await window(client, sid, 10)
+
+    assert ids(data) == [mid(n) for n in range(41, 101)]
+    assert data["total_tokens"] == 0
+    assert data["truncated"] is True
+
+
 @pytest.mark.parametrize(
     "params", [{}, {"max_tokens": -1}, {"max_tokens": MAX_WINDOW_TOKENS + 1}, {"max_tokens": "x"}]
 )

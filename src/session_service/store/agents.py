@@ -19,7 +19,7 @@ from session_service.store.keys import Keys
 from session_service.store.records import Limits
 from session_service.store.scripts import Script, Scripts
 
-WINDOW_CHUNK = 100
+WINDOW_CHUNK = 128  # the largest; window.lua sizes its reads from the mean tokens
 SUMMARY_CHUNK = 500
 
 

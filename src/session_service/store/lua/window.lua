@@ -3,13 +3,15 @@
 -- tool_calls and its tool results are included together or not at all.
 -- It walks backward from the newest message and stops at the first one that does
 -- not fit (or at max_messages), so it reads what it returns plus at most one
--- chunk: its cost does not grow with the conversation. Read-only.
--- ARGV: sid, max_tokens, max_messages, chunk
+-- chunk: its cost does not grow with the conversation. Chunks are sized from the
+-- session's mean tokens per message, because every entry read costs (Lua copies
+-- it) whether it is returned or not. Read-only.
+-- ARGV: sid, max_tokens, max_messages, largest chunk
 -- Reply: {'ok', summary entry list ({} when none), total_tokens, truncated (0|1),
 --         entry, entry, ...} with the entries oldest first.
 local sid, budget = ARGV[1], tonumber(ARGV[2])
-local cap, chunk = tonumber(ARGV[3]), tonumber(ARGV[4])
-local h = redis.call('HMGET', k_session(sid), 'st', 'sy', 'sw', 'sk')
+local cap, largest = tonumber(ARGV[3]), tonumber(ARGV[4])
+local h = redis.call('HMGET', k_session(sid), 'st', 'sy', 'sw', 'sk', 'tk', 'mc')
 if not h[1] then return {'err', 'session_not_found'} end
 local summary, floor, used = {}, 0, 0
 if h[2] then
@@ -26,7 +28,14 @@ local need = math.huge
 local truncated = 0
 local hi, lo = '+', '0-' .. I(floor + 1)
 local stop = false
+-- Sessions of earlier releases have no token total: assume 256-byte messages.
+local mean = 64
+if h[5] and tonumber(h[6] or '0') > 0 then mean = tonumber(h[5]) / tonumber(h[6]) end
 while not stop do
+  local chunk = largest
+  if mean >= 1 then
+    chunk = math.max(8, math.min(largest, math.ceil((budget - used) / mean) + 2))
+  end
   local entries = redis.call('XREVRANGE', k_messages(sid), hi, lo, 'COUNT', chunk)
   for _, e in ipairs(entries) do
     local seq = tonumber(string.match(e[1], '%-(%d+)$'))
