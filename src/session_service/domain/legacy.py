@@ -16,14 +16,13 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, get_args
+from typing import Any
 
 import orjson
 
 from session_service.domain.ids import SESSION_ID_RE
 from session_service.domain.models import (
     MAX_TITLE,
-    Role,
     check_json_object,
 )
 from session_service.domain.status import ALL_STATUSES
@@ -32,7 +31,8 @@ KEY_PREFIX = "session:"
 USER_INDEX_PREFIX = "user_sessions:"
 MAX_USER_ID = 256
 DEFAULT_SESSION_TYPE = "troubleshooting"
-_ROLES = frozenset(get_args(Role))
+# The original service's roles: a `tool` message needs a tool_call_id it never had.
+_ROLES = frozenset({"user", "assistant", "system"})
 _REQUIRED = ("session_id", "user_id", "created_at", "updated_at", "last_activity_at")
 
 
