@@ -24,18 +24,19 @@ async def ceilings(ctx: Ctx) -> list[Row]:
     rows: list[Row] = []
     await store.client.set(CEILING_KEY, orjson.dumps({"session_id": "sess_x", "status": "active"}))
     async with bench.serve("bench.ceilings:json_app") as port:
-        r = await run_load(
+        r = await bench.with_cpu(run_load(
             "(a) ceiling: bare ASGI JSON", HOST, port, lambda i: http_request("GET", "/", "u"),
             connections=bench.connections, duration=bench.duration,
-        )  # fmt: skip
+        ))  # fmt: skip
         rows.append(Row.from_result(r, 0))
     async with bench.serve("bench.ceilings:redis_app") as port:
-        r = await run_load(
+        r = await bench.with_cpu(run_load(
             "(b) ceiling: bare ASGI + one redis-py GET", HOST, port,
             lambda i: http_request("GET", "/", "u"),
             connections=bench.connections, duration=bench.duration,
-        )  # fmt: skip
+        ))  # fmt: skip
         bench.ceiling_b_rps = r.rps
+        bench.ceiling_b_us = r.server_us
         rows.append(Row.from_result(r, r.rps))
     rows += await _raw(ctx)
     return rows

@@ -3,6 +3,7 @@
 (a) `json_app`: a bare ASGI app answering a small JSON body — the HTTP limit.
 (b) `redis_app`: a bare ASGI app doing one redis-py GET per request and
     returning its bytes — the limit for "one request, one Redis round trip".
+    `coredis_app` is the same with coredis (the `servers` comparison).
 Both run under the same uvicorn settings as the service.
 """
 
@@ -45,6 +46,30 @@ async def redis_app(scope: Any, receive: Any, send: Any) -> None:
         _client = Redis.from_url(os.environ["BENCH_REDIS_URL"])
     await _drain(receive)
     value = await _client.get(CEILING_KEY) or b"{}"
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(value)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": value})
+
+
+_coredis: Any = None
+
+
+async def coredis_app(scope: Any, receive: Any, send: Any) -> None:
+    """(b) with coredis instead of redis-py: would another client lift the ceiling?"""
+    global _coredis
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    if _coredis is None:
+        import coredis
+
+        # coredis 6 opens its pool in an async context, kept for the process's life.
+        _coredis = await coredis.Redis.from_url(os.environ["BENCH_REDIS_URL"]).__aenter__()
+    await _drain(receive)
+    value = await _coredis.get(CEILING_KEY) or b"{}"
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(value)).encode()),

@@ -43,7 +43,7 @@ class Ctx:
         kw.setdefault("connections", self.bench.connections)
         kw.setdefault("duration", self.bench.duration)
         before = await snapshot(self.store.client) if cost else None
-        result = await run_load(name, HOST, self.port, factory, **kw)
+        result = await self.bench.with_cpu(run_load(name, HOST, self.port, factory, **kw))
         if cost and before is not None:
             after = await snapshot(self.store.client)
             sent = result.requests + result.warm_requests
@@ -53,7 +53,9 @@ class Ctx:
     async def open_loop(self, name: str, factory: RequestFactory, rate: float, **kw: Any) -> Result:
         kw.setdefault("connections", self.bench.connections)
         kw.setdefault("duration", self.bench.duration)
-        return await run_open_loop(name, HOST, self.port, factory, rate=rate, **kw)
+        return await self.bench.with_cpu(
+            run_open_loop(name, HOST, self.port, factory, rate=rate, **kw)
+        )
 
     def row(self, result: Result, check: str = "", failed: bool = False) -> Row:
         return Row.from_result(result, self.bench.ceiling_b_rps, check, failed)

@@ -10,11 +10,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlparse
 
+from bench.loadgen import Result
 from session_service.app import build_store
 from session_service.config import Settings
 from session_service.store.embedded import find_server_binary
@@ -64,6 +65,28 @@ def _pinned(cores: set[int]) -> object:
     return lambda: pin(cores)
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and all its descendants, from /proc.
+
+    Unlike throughput, this barely moves when other work shares the machine, so it
+    is the figure to compare across runs on a busy host.
+    """
+    total = 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        total += (int(fields[11]) + int(fields[12])) / _TICK
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                total += sum(process_tree_cpu(int(child)) for child in f.read().split())
+    except (OSError, ValueError):
+        pass
+    return total
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
@@ -107,7 +130,9 @@ class Bench:
         self.redis_port = 0
         self.store: SessionStore | None = None
         self.ceiling_b_rps = 0.0
+        self.ceiling_b_us: float | None = None  # its server CPU per request
         self.seeded_users = False
+        self.servers: list[int] = []
 
     def wants(self, name: str) -> bool:
         return not self.only or any(part in name for part in self.only)
@@ -176,47 +201,48 @@ class Bench:
         )
 
     @contextlib.asynccontextmanager
-    async def serve(self, target: str) -> AsyncIterator[int]:
-        """Start `service` or an ASGI app path (`bench.ceilings:json_app`) on the server cores."""
+    async def serve(self, target: str, server: str = "uvicorn") -> AsyncIterator[int]:
+        """Start `service` or an ASGI app path (`bench.ceilings:json_app`) on the server cores.
+
+        `server` is the ASGI server: uvicorn (uvloop + httptools, what the service's
+        `serve` runs) or granian (compared side by side in the `servers` scenario).
+        """
         port = _free_port()
-        if target == "service":
+        common = ["--host", HOST, "--port", str(port), "--workers", str(self.workers)]
+        if server == "granian":
+            app = "session_service.main:app" if target == "service" else target
             cmd = [
-                sys.executable,
-                "-m",
-                "session_service",
-                "serve",
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--workers",
-                str(self.workers),
-            ]
+                sys.executable, "-m", "granian", "--interface", "asgi", "--loop", "uvloop",
+                "--http", "1", "--no-ws", "--log-level", "warning", "--no-access-log",
+                *common, app,
+            ]  # fmt: skip
+        elif target == "service":
+            cmd = [sys.executable, "-m", "session_service", "serve", *common]
         else:
             cmd = [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                target,
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-                "--workers",
-                str(self.workers),
-            ]
+                sys.executable, "-m", "uvicorn", target, "--loop", "uvloop", "--http",
+                "httptools", "--no-access-log", "--log-level", "warning", *common,
+            ]  # fmt: skip
         proc = await asyncio.to_thread(self._spawn, cmd, port)
+        self.servers.append(proc.pid)
         try:
             yield port
         finally:
+            self.servers.remove(proc.pid)
             await asyncio.to_thread(_stop, proc)
+
+    async def with_cpu(self, run: Awaitable[Result]) -> Result:
+        """Await a load run and set its server CPU per request (warm-up requests included)."""
+        before = self.server_cpu()
+        result = await run
+        sent = result.requests + result.warm_requests
+        if self.servers and sent:
+            result.server_us = (self.server_cpu() - before) * 1e6 / sent
+        return result
+
+    def server_cpu(self) -> float:
+        """CPU seconds used so far by the server under test (the last one started)."""
+        return process_tree_cpu(self.servers[-1]) if self.servers else 0.0
 
     def _spawn(self, cmd: list[str], port: int) -> subprocess.Popen[bytes]:
         with open(self.tmp / f"server-{port}.log", "wb") as log:

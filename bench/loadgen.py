@@ -92,6 +92,7 @@ class Result:
     statuses: dict[int, int] = field(default_factory=dict)
     bodies: list[bytes] = field(default_factory=list)
     note: str = ""
+    server_us: float | None = None  # server CPU microseconds per request, when measured
     _sorted: list[float] = field(default_factory=list, repr=False)
     _sorted_len: int = -1
 

@@ -21,6 +21,7 @@ class Row:
     p99: float | None = None
     p999: float | None = None
     errors: int | None = None
+    server_us: float | None = None
     of_b: float | None = None
     check: str = ""
     check_failed: bool = False
@@ -37,6 +38,7 @@ class Row:
             p99=result.percentile(99),
             p999=result.percentile(99.9),
             errors=result.errors,
+            server_us=result.server_us,
             of_b=(result.rps / ceiling_b) if ceiling_b else None,
             check=check,
             check_failed=failed,
@@ -50,7 +52,7 @@ def _fmt(value: float | None, spec: str) -> str:
 def print_table(rows: list[Row], bench: Bench) -> None:
     header = (
         f"{'scenario':<48} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
-        f"{'p99.9 ms':>8} {'errors':>6} {'of (b)':>6}  check"
+        f"{'p99.9 ms':>8} {'errors':>6} {'of (b)':>6} {'cpu us':>6}  check"
     )
     print()
     print(
@@ -65,8 +67,13 @@ def print_table(rows: list[Row], bench: Bench) -> None:
         print(
             f"{r.name:<48} {_fmt(r.rps, '8.0f'):>8} {_fmt(r.p50, '7.2f'):>7} "
             f"{_fmt(r.p95, '7.2f'):>7} {_fmt(r.p99, '7.2f'):>7} {_fmt(r.p999, '8.2f'):>8} "
-            f"{errors:>6} {share:>6}  {'FAIL ' if r.check_failed else ''}{r.check}"
+            f"{errors:>6} {share:>6} {_fmt(r.server_us, '6.0f'):>6}  "
+            f"{'FAIL ' if r.check_failed else ''}{r.check}"
         )
+    print(
+        "cpu us: CPU time of the server under test (process tree) per request, warm-up "
+        "included; it moves far less than req/s when other work shares the machine."
+    )
     print()
 
 
