@@ -35,6 +35,7 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
         self.transport: asyncio.Transport | None = None
         self.closed = asyncio.get_running_loop().create_future()
+        self.head = False  # a HEAD's answer has headers only, whatever Content-Length says
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
@@ -56,7 +57,10 @@ class _Connection(asyncio.Protocol):
         head = bytes(self.buffer[:end]).lower()
         status = int(head[9:12])
         start = head.find(b"content-length:")
-        if start < 0:
+        if self.head or status in (204, 304):
+            body = b""
+            del self.buffer[: end + 4]
+        elif start < 0:
             # Chunked: wait for the terminating chunk.
             stop = self.buffer.find(b"\r\n0\r\n\r\n", end)
             if stop < 0:
@@ -77,6 +81,7 @@ class _Connection(asyncio.Protocol):
     async def request(self, data: bytes) -> tuple[int, bytes]:
         assert self.transport is not None
         self.waiter = asyncio.get_running_loop().create_future()
+        self.head = data.startswith(b"HEAD ")
         self.transport.write(data)
         return await self.waiter
 

@@ -12,7 +12,7 @@ RAW_OF = {
     "create": "create",
     "append": "append",
     "heartbeat": "heartbeat",
-    "head": "get session",
+    "head": "get session",  # EXISTS, compared with the HGETALL of a get
     "get 304": "get session",
 }
 
