@@ -37,7 +37,14 @@ async def window(
     session_id: SessionIdDep,
     user: UserDep,
     store: StoreDep,
-    max_tokens: Annotated[int, Query(ge=0, le=MAX_WINDOW_TOKENS)],
+    max_tokens: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=MAX_WINDOW_TOKENS,
+            description="The token budget for the summary and the messages together",
+        ),
+    ],
 ) -> Response:
     return json_response(await store.window(user.user_id, session_id, max_tokens))
 
