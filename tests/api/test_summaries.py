@@ -268,3 +268,28 @@ async def test_racing_summaries_and_appends_stay_consistent(client: httpx.AsyncC
     assert window["summary"] == listing[0]
     newest = int(listing[0]["covers_through"][4:])
     assert [m["message_id"] for m in window["messages"]] == [mid(n) for n in range(newest + 1, 41)]
+
+
+async def test_a_retried_summary_with_its_idempotency_key_is_stored_once(
+    client: httpx.AsyncClient,
+) -> None:
+    sid = await conversation(client, 3)
+    other = await conversation(client, 3)
+    body = {"content": "pool exhausted", "covers_through": mid(2)}
+    headers = user(**{"Idempotency-Key": "sum-1"})
+
+    first = await client.post(f"{API}/{sid}/summaries", json=body, headers=headers)
+    later = await post_summary(client, sid, covers_through=mid(3))  # the reach moves on
+    again = await client.post(f"{API}/{sid}/summaries", json=body, headers=headers)
+    changed = await client.post(
+        f"{API}/{sid}/summaries", json={**body, "content": "other"}, headers=headers
+    )
+    elsewhere = await client.post(f"{API}/{other}/summaries", json=body, headers=headers)
+
+    assert first.status_code == again.status_code == elsewhere.status_code == 201
+    assert later.status_code == 201
+    assert again.json() == first.json()
+    assert changed.status_code == 422
+    assert changed.json()["code"] == "idempotency_key_reused"
+    assert (await listed(client, sid))["total"] == 2
+    assert elsewhere.json()["summary_id"] == "sum_0000000001"

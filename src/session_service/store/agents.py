@@ -15,7 +15,7 @@ from session_service.domain.tokens import WINDOW_MAX_MESSAGES, estimate_tokens
 from session_service.observability.metrics import instrument_store
 from session_service.store.codec import dump_json, iso, message_from_entry, summary_from_entry
 from session_service.store.errors import script_error
-from session_service.store.keys import Keys
+from session_service.store.keys import Keys, digest
 from session_service.store.records import Limits
 from session_service.store.scripts import Script, Scripts
 
@@ -71,9 +71,13 @@ class AgentStore:
         covers_through: int,
         token_count: int | None,
         metadata: dict[str, Any] | None,
-    ) -> dict[str, Any]:
-        """Store a summary up to message seq `covers_through`; the originals stay."""
+        idempotency_key: str | None = None,
+        fingerprint: str = "",
+    ) -> tuple[dict[str, Any], bool]:
+        """(the summary up to message seq `covers_through`, replayed); the originals stay."""
         tokens = estimate_tokens(content) if token_count is None else token_count
+        # Scoped to the session: the same key may name a create or another session's summary.
+        idem = digest(f"summary\0{session_id}\0{idempotency_key}") if idempotency_key else ""
         reply = _checked(
             await self._write(
                 self.scripts.summarize,
@@ -82,9 +86,14 @@ class AgentStore:
                     session_id, content, tokens, "1" if token_count is None else "0",
                     covers_through, dump_json(metadata) if metadata else "",
                     self.limits.max_messages_per_session,
+                    idem, fingerprint, self.limits.idempotency_ttl_ms,
                 ],
             )
         )  # fmt: skip
+        if reply[0] == "replay":
+            if not reply[1]:  # the summary went with a rewind; the key is spent
+                raise errors.IdempotencyKeyReused()
+            return summary_from_entry(*reply[1][0]), True
         return {
             "summary_id": summary_id(int(reply[1])),
             "covers_through": message_id(covers_through),
@@ -93,7 +102,7 @@ class AgentStore:
             "token_count_estimated": token_count is None,
             "created_at": iso(int(reply[2])),
             "metadata": metadata or {},
-        }
+        }, False
 
     async def summaries_page(
         self: _Store, user_id: str, session_id: str, limit: int, before: int | None

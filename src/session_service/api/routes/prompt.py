@@ -8,11 +8,19 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from session_service import errors
-from session_service.api.deps import SessionIdDep, SettingsDep, StoreDep, UserDep
+from session_service.api.deps import (
+    IdempotencyKeyDep,
+    SessionIdDep,
+    SettingsDep,
+    StoreDep,
+    UserDep,
+)
 from session_service.api.responses import error_responses, json_response
 from session_service.domain import prompt
 from session_service.domain.ids import SUMMARY_ID_RE, message_seq, summary_seq
 from session_service.domain.tokens import MAX_WINDOW_TOKENS, WINDOW_MAX_MESSAGES
+from session_service.store.codec import dump_json
+from session_service.store.keys import digest
 
 router = APIRouter(prefix="/api/v1/sessions/{session_id}", tags=["prompt"])
 NOT_FOUND = errors.SessionNotFound
@@ -57,7 +65,8 @@ async def window(
         "`covers_through` in the prompt window. Nothing is deleted: pages, get-one and export "
         "still show every message, and export also carries the summaries. It must reach at "
         "least as far as the latest summary. Summaries count toward MAX_MESSAGES_PER_SESSION "
-        "and their content toward MAX_MESSAGE_BYTES, like messages."
+        "and their content toward MAX_MESSAGE_BYTES, like messages. Safe to retry with "
+        "`Idempotency-Key`: the retry answers the original summary and stores nothing new."
     ),
     status_code=201,
     response_model=prompt.Summary,
@@ -68,6 +77,7 @@ async def window(
         errors.SessionFull,
         errors.UnknownMessage,
         errors.MessageTooLarge,
+        errors.IdempotencyKeyReused,
         body=True,
     ),
 )
@@ -77,6 +87,7 @@ async def create_summary(
     user: UserDep,
     store: StoreDep,
     settings: SettingsDep,
+    idem: IdempotencyKeyDep,
 ) -> Response:
     if len(body.content.encode("utf-8")) > settings.max_message_bytes:
         if not await store.exists(user.user_id, session_id):
@@ -89,9 +100,11 @@ async def create_summary(
         if not await store.exists(user.user_id, session_id):
             raise errors.SessionNotFound()
         raise errors.UnknownMessage()
-    summary = await store.summarize(
-        user.user_id, session_id, body.content, seq, body.token_count, body.metadata
-    )
+    fingerprint = digest(dump_json(body.model_dump(mode="json"))) if idem else ""
+    summary, _ = await store.summarize(
+        user.user_id, session_id, body.content, seq, body.token_count, body.metadata,
+        idem, fingerprint,
+    )  # fmt: skip
     return json_response(summary, 201)
 
 

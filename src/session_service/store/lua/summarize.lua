@@ -3,13 +3,24 @@
 -- the session hash points at the latest one (sy/sw/sk) so the window finds it in
 -- O(1). Summaries count toward max_messages with the messages.
 -- ARGV: sid, content, tokens, estimated ('1'|'0'), covers_through seq, metadata_json|'',
---       max_messages
+--       max_messages, idem digest|'', fingerprint, idem_ttl_ms
+-- An Idempotency-Key's record is a string 'fingerprint|summary seq|sid' next to the
+-- create records (same family, so erasure knows whose it is), expiring on its own.
 local sid = ARGV[1]
 local now = now_ms()
 local sk = k_session(sid)
 local cur = redis.call('HMGET', sk, 'st', 'mc', 'sw', 'sn', 'sq', 'to', 'ci')
 local st = cur[1]
 if not st then return {'err', 'session_not_found'} end
+local idem_key = ARGV[8] ~= '' and base .. K_CREATE_IDEM .. ARGV[8]
+if idem_key then
+  local rec = redis.call('GET', idem_key)
+  if rec then
+    local fp, rseq = string.match(rec, '^([^|]*)|(%d+)|')
+    if fp ~= ARGV[9] then return {'err', 'idempotency_key_reused'} end
+    return {'replay', redis.call('XRANGE', k_summaries(sid), '0-' .. rseq, '0-' .. rseq)}
+  end
+end
 if st == 'archived' then return {'err', 'session_archived'} end
 local w = ARGV[5]
 if #redis.call('XRANGE', k_messages(sid), '0-' .. w, '0-' .. w) == 0 then
@@ -26,5 +37,8 @@ local ea = now + tonumber(cur[6])
 redis.call('HSET', sk, 'sy', I(seq), 'sw', w, 'sk', ARGV[3], 'sn', I(sn + 1), 'sq', I(seq),
   'la', I(now), 'ea', I(ea))
 redis.call('ZADD', k_status(st), I(now), sid)
+if idem_key then
+  redis.call('SET', idem_key, ARGV[9] .. '|' .. I(seq) .. '|' .. sid, 'PX', ARGV[10])
+end
 expire_all(sid, ea, cur[7])
 return {'ok', seq, now}
