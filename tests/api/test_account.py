@@ -271,3 +271,19 @@ async def test_the_new_routes_are_in_the_openapi_document(client: httpx.AsyncCli
     assert "get" in paths[f"{API}/statistics"]
     assert "delete" in paths[API]
     assert "head" in paths[f"{API}/{{session_id}}"]
+
+
+async def test_statistics_are_exact_with_more_expired_sessions_than_one_prune_takes(
+    make_client: ClientFactory,
+) -> None:
+    async with make_client(default_session_ttl=1) as client:
+        keeper = (await create_session(client, timeout_minutes=10))["session_id"]
+        await _append(client, keeper, 1)
+        for _ in range(3):
+            await asyncio.gather(*(create_session(client) for _ in range(50)))
+        doomed = await create_session(client)
+        await _append(client, doomed["session_id"], 2)
+        assert (await _stats(client))["total_messages"] == 3
+        await _sleep_past(doomed["expires_at"])
+        stats = await _stats(client)
+    assert (stats["total_sessions"], stats["total_messages"]) == (1, 1)

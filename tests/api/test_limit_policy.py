@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import datetime
 from typing import Any
 
@@ -220,3 +221,24 @@ async def test_an_eviction_is_logged_without_content_or_the_user_id(
     assert line["user"] == user_ref(owner)
     assert owner not in err
     assert "secret plans" not in err
+
+
+async def test_many_expired_sessions_still_indexed_do_not_confuse_the_policy(
+    make_client: ClientFactory,
+) -> None:
+    """More expired sessions than one script prunes: the create still evicts exactly one
+    live session, and statistics count only the live ones."""
+    async with make_client(default_session_ttl=1) as client:
+        for _ in range(3):
+            await asyncio.gather(*(create_session(client) for _ in range(50)))
+        doomed = await create_session(client)
+    async with make_client(max_sessions_per_user=3, **EVICTING) as client:
+        live = await _sessions(client, 3, timeout_minutes=10)
+        await asyncio.sleep(max(0.0, _ms(doomed["expires_at"]) / 1000 + 0.15 - time.time()))
+        before = await _evicted(client)
+        response = await client.post(API, json={}, headers=user())
+        assert response.status_code == 201
+        assert await _live(client) == {*live[1:], response.json()["session_id"]}
+        assert await _evicted(client) == before + 1
+        stats = (await client.get(f"{API}/statistics", headers=user())).json()
+        assert stats["total_sessions"] == 3
