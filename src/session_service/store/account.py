@@ -32,7 +32,7 @@ class AccountMixin:
     async def _write(self, script: Script, user_id: str, args: list[str | int]) -> Any:
         raise NotImplementedError  # SessionStore's
 
-    def evicted(self, user_id: str, session_ids: list[str]) -> list[str]:
+    def _record_evictions(self, user_id: str, session_ids: list[str]) -> list[str]:
         """Count and log sessions the limit policy deleted (ids only, the user hashed)."""
         for sid in session_ids:
             SESSIONS.labels("evicted").inc()

@@ -153,13 +153,13 @@ class SessionStore(AccountMixin, AgentStore):
             if reply[0] != "again":  # 'again': a bounded step of evicting or pruning, no create
                 break
             _count_expired(reply[1])
-            evicted += self.evicted(user_id, reply[2])
+            evicted += self._record_evictions(user_id, reply[2])
         if reply[0] == "replay":
             code, sid, fields = int(reply[1]), reply[2], reply[3]
         else:
             code, sid, fields = (201 if reply[0] == "created" else 200), reply[1], reply[2]
             _count_expired(reply[3])
-            evicted += self.evicted(user_id, reply[4] if len(reply) > 4 else [])
+            evicted += self._record_evictions(user_id, reply[4] if len(reply) > 4 else [])
         session = session_from_fields(sid, user_id, pairs(fields))
         return CreateResult(code, session, tuple(evicted))
 
