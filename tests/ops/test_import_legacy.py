@@ -15,6 +15,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from session_service.domain.tokens import estimate_tokens
 from tests.conftest import ClientFactory, user
 from tests.legacy import LEGACY_DB, WEEK, at, message, record, service_iso, write
 from tests.ops.test_cli import cli
@@ -115,8 +116,20 @@ async def test_import_keeps_ids_fields_messages_timestamps_and_the_remaining_ttl
         ("assistant", "Let's look at the pool", service_iso(answered)),
     ]
     assert messages[1]["metadata"] == {"reasoning": "pool"}
+    # The original had no token counts: each message gets the service's estimate, flagged.
+    estimates = [estimate_tokens(m["content"]) for m in messages]
+    assert [(m["token_count"], m["token_count_estimated"]) for m in messages] == [
+        (n, True) for n in estimates
+    ]
     counted = (await client.get(f"{API}/{sid}/stats", headers=user("alice"))).json()
     assert (counted["user_message_count"], counted["assistant_message_count"]) == (1, 1)
+    assert counted["total_tokens"] == sum(estimates)
+    assert counted["total_tokens_by_role"]["assistant"] == estimates[1]
+    window = await client.get(
+        f"{API}/{sid}/window", params={"max_tokens": estimates[1]}, headers=user("alice")
+    )
+    assert [m["content"] for m in window.json()["messages"]] == ["Let's look at the pool"]
+    assert window.json()["truncated"] is True
     assert (counted["first_message_at"], counted["last_message_at"]) == (
         service_iso(said),
         service_iso(answered),

@@ -44,7 +44,7 @@ def store_of(client: httpx.AsyncClient) -> SessionStore:
 async def stage(store: SessionStore, session: LegacySession, first: int, count: int) -> list[str]:
     args: list[str | int] = [session.session_id, first, importing.STAGING_TTL_MS]
     for m in session.messages[first - 1 : first - 1 + count]:
-        args += [m.role, m.content, m.timestamp_ms, m.metadata_json]
+        args += [m.role, m.content, m.timestamp_ms, m.metadata_json, 1]
     reply: list[str] = await store._write(store.scripts.import_stage, session.user_id, args)
     return reply
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from session_service import errors
 from session_service.domain.legacy import LegacyMessage, LegacySession
 from session_service.domain.text import search_fold
+from session_service.domain.tokens import estimate_tokens
 from session_service.observability.metrics import SESSIONS
 from session_service.store.codec import SCHEMA_VERSION, dump_json
 
@@ -43,10 +44,14 @@ def session_fields(session: LegacySession) -> list[str]:
         "mc", str(len(messages)),
     ]  # fmt: skip
     counts: dict[str, int] = {}
+    tokens: dict[str, int] = {}
     for message in messages:
         counts[message.role] = counts.get(message.role, 0) + 1
+        tokens[message.role] = tokens.get(message.role, 0) + estimate_tokens(message.content)
     for role, count in sorted(counts.items()):
-        fields += [f"n{role[0]}", str(count)]
+        fields += [f"n{role[0]}", str(count), f"k{role[0]}", str(tokens[role])]
+    if messages:
+        fields += ["tk", str(sum(tokens.values()))]
     if messages:
         fields += ["fm", str(messages[0].timestamp_ms), "lm", str(messages[-1].timestamp_ms)]
     if session.title:
@@ -89,7 +94,7 @@ async def stage_messages(store: SessionStore, session: LegacySession) -> bool:
     for first, piece in chunks(session.messages):
         args: list[str | int] = [session.session_id, first, STAGING_TTL_MS]
         for m in piece:
-            args += [m.role, m.content, m.timestamp_ms, m.metadata_json]
+            args += [m.role, m.content, m.timestamp_ms, m.metadata_json, estimate_tokens(m.content)]
         reply = await store._write(store.scripts.import_stage, session.user_id, args)
         if reply[0] == "exists":
             return False
