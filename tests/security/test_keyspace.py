@@ -37,10 +37,11 @@ HOSTILE_USERS = [
 ]
 CLIENT_IDS = ["*", "{x}", "a:b:c", "../..", "'--", "]]", "%s%n", "c" * 128]
 IDEMPOTENCY_KEYS = ["* {x}:y", "'; FLUSHALL", "k" * 255, "[[", "%00"]
+TOOL_CALL_IDS = ["*", "{x}:y", "a:1", "]]", "'--", "%s", "t" * 128]
 META_KEYS = ["a:b", "{x}", "*", "m:", "x:", "\u0000", "s:sess_", "ключ", "k" * 128]
 CASE_IDS = ["a:b:c", "..", "_x_", "fms:x", "c" * 128]
 SESSION_SUFFIX = re.compile(
-    r"(?:[smik]:sess_[0-9a-f]{32}"
+    r"(?:[smikty]:sess_[0-9a-f]{32}"
     r"|c:[0-9a-f]+"
     r"|x"
     r"|[nu]"
@@ -80,6 +81,25 @@ async def _hostile_traffic(client: httpx.AsyncClient, user_id: str) -> list[str]
         f"{LIST}/{sid}", json={"context": metadata, "metadata": {META_KEYS[0]: None}}, headers=h
     )
     assert response.status_code == 200, response.text
+    calls = [{"id": c, "name": "f:x", "arguments": metadata} for c in TOOL_CALL_IDS]
+    response = await client.post(
+        f"{LIST}/{sid}/messages", json={"role": "assistant", "tool_calls": calls}, headers=h
+    )
+    assert response.status_code == 201, response.text
+    for call in TOOL_CALL_IDS:
+        result = {"role": "tool", "content": user_id, "tool_call_id": call}
+        response = await client.post(f"{LIST}/{sid}/messages", json=result, headers=h)
+        assert response.status_code == 201, response.text
+    last = response.json()["message"]["message_id"]
+    summary = {"content": user_id, "covers_through": last, "metadata": metadata}
+    response = await client.post(
+        f"{LIST}/{sid}/summaries",
+        json=summary,
+        headers={**h, "Idempotency-Key": IDEMPOTENCY_KEYS[0]},
+    )
+    assert response.status_code == 201, response.text
+    response = await client.get(f"{LIST}/{sid}/window?max_tokens=100", headers=h)
+    assert response.json()["summary"]["content"] == user_id
     for case_id in CASE_IDS:
         response = await client.post(f"{LIST}/{sid}/cases", json={"case_id": case_id}, headers=h)
         assert response.status_code == 200, response.text

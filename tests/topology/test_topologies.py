@@ -198,3 +198,34 @@ async def test_more_concurrent_writers_than_connections(
     else:
         assert statuses == [201] * 24
     assert len(set(acked)) == len(acked) == stats["message_count"]
+
+
+async def test_tool_calls_summaries_and_the_window_work_in_one_slot(
+    app: httpx.AsyncClient,
+) -> None:
+    sid = (await create_session(app))["session_id"]
+    url = f"/api/v1/sessions/{sid}"
+    call = {"role": "assistant", "tool_calls": [{"id": "c1", "name": "f"}], "token_count": 5}
+    for body in (
+        {"role": "user", "content": "why?", "token_count": 3},
+        call,
+        {"role": "tool", "content": "42", "tool_call_id": "c1", "token_count": 4},
+    ):
+        response = await app.post(f"{url}/messages", json=body, headers=user())
+        assert response.status_code == 201, response.text
+    again = await app.post(
+        f"{url}/messages", json={"role": "tool", "content": "x", "tool_call_id": "c1"},
+        headers=user(),
+    )  # fmt: skip
+    summary = await app.post(
+        f"{url}/summaries", json={"content": "s", "covers_through": "msg_0000000001",
+                                  "token_count": 2}, headers=user(),
+    )  # fmt: skip
+
+    window = (await app.get(f"{url}/window?max_tokens=11", headers=user())).json()
+
+    assert again.json()["code"] == "tool_call_already_answered"
+    assert summary.status_code == 201, summary.text
+    assert window["summary"] == summary.json()
+    assert [m["message_id"] for m in window["messages"]] == ["msg_0000000002", "msg_0000000003"]
+    assert (window["total_tokens"], window["truncated"]) == (11, False)
