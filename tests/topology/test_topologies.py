@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from tests.conftest import ClientFactory, create_session, user
 from tests.topology.conftest import Topology
@@ -229,3 +230,29 @@ async def test_tool_calls_summaries_and_the_window_work_in_one_slot(
     assert window["summary"] == summary.json()
     assert [m["message_id"] for m in window["messages"]] == ["msg_0000000002", "msg_0000000003"]
     assert (window["total_tokens"], window["truncated"]) == (11, False)
+
+
+async def _kill_service_connections(topology: Topology) -> int:
+    """Close, on every primary, each connection a redis-py client holds (but our own)."""
+    killed = 0
+    for url in topology.primaries():
+        async with Redis.from_url(url, decode_responses=True) as admin:
+            own = await admin.client_id()
+            for client in await admin.client_list():
+                if client.get("lib-name") == "redis-py" and int(client["id"]) != own:
+                    killed += int(await admin.client_kill_filter(_id=client["id"]))
+    return killed
+
+
+async def test_a_connection_the_server_closed_while_idle_is_replaced_before_a_write(
+    app: httpx.AsyncClient, topology: Topology
+) -> None:
+    """Nothing was sent on it, so it is no 503: the write goes on a fresh connection, once."""
+    sid = (await create_session(app))["session_id"]
+    for i in range(3):
+        assert await _kill_service_connections(topology) > 0
+        for _ in range(5):
+            await asyncio.sleep(0)  # loop turns (not time) for the closed sockets to be read
+        await _append(app, sid, f"after kill {i}")
+    page = await app.get(f"/api/v1/sessions/{sid}/messages", headers=user())
+    assert [m["content"] for m in page.json()["messages"]] == [f"after kill {i}" for i in range(3)]

@@ -57,8 +57,7 @@ class WaitForRelease(ConnectionPool):
         except BaseException:
             await self.release(connection)
             raise
-        reader = getattr(connection, "_reader", None)
-        if reader is not None and reader.at_eof():
+        if _closed_by_server(connection):
             # The server closed it while it sat in the pool. redis-py skips this check
             # when maintenance notifications are on (its default), and a write sent on
             # it would fail with an unknown outcome; reconnect before sending anything.
@@ -353,6 +352,7 @@ async def on_owner(client: RedisCluster, key: str, commands: list[tuple[Any, ...
             raise _unavailable(exc) from exc
         assert node is not None
         pending = [PipelineCommand(i, *command) for i, command in enumerate(commands)]
+        await _reconnect_if_closed(node)
         try:
             await node.execute_pipeline(pending)
         except (rx.ConnectionError, rx.TimeoutError):
@@ -370,6 +370,20 @@ async def on_owner(client: RedisCluster, key: str, commands: list[tuple[Any, ...
             await _relearn_slots(client)
         break
     return [command.result for command in pending]
+
+
+def _closed_by_server(connection: Any) -> bool:
+    """The server closed this pooled connection while it was idle (its reader saw EOF)."""
+    reader = getattr(connection, "_reader", None)
+    return reader is not None and bool(reader.at_eof())
+
+
+async def _reconnect_if_closed(node: ClusterNode) -> None:
+    # The connection execute_pipeline takes next: a write sent on a closed one would
+    # fail with an unknown outcome (a 503); nothing is sent yet, so reconnect it now.
+    free = getattr(node, "_free", None)
+    if free and _closed_by_server(free[0]):
+        await free[0].disconnect()
 
 
 async def _relearn_slots(client: RedisCluster) -> None:

@@ -46,7 +46,7 @@ from session_service.store.records import (
     SearchFilters,
     canonical_pairs,
 )
-from session_service.store.retries import retry_reads
+from session_service.store.retries import again_on_connection_error, retry_reads
 from session_service.store.scripts import Script, load_scripts
 
 __all__ = [
@@ -116,7 +116,8 @@ class SessionStore(AccountMixin, AgentStore):
                 self.replica_ack_timeout_ms,
             )  # fmt: skip
             if isinstance(reply, NoScriptError):
-                await self.client.script_load(script.source)
+                # Loading a script twice is harmless, so a dropped connection is retried.
+                await again_on_connection_error(lambda: self.client.script_load(script.source))
                 continue
             if isinstance(reply, Exception):
                 raise reply
