@@ -174,6 +174,7 @@ async def _stored_titles(redis: Redis, keys: Keys) -> Counter[str]:
     return titles
 
 
+@pytest.mark.timeout(600)  # ~10 s here; a stalled reply costs REDIS_TIMEOUT_SECONDS on a busy box
 async def test_no_acknowledged_write_is_lost_or_doubled_through_a_flaky_proxy(
     proxy: FaultProxy, redis: Redis, redis_url: str
 ) -> None:
