@@ -11,7 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from session_service.domain.tokens import MAX_WINDOW_TOKENS, WINDOW_MAX_MESSAGES
+from session_service.domain.tokens import (
+    MAX_WINDOW_TOKENS,
+    WINDOW_MAX_BYTES,
+    WINDOW_MAX_MESSAGES,
+)
 from session_service.store.sessions import SessionStore
 from tests.api.test_export import fill
 from tests.conftest import create_session, user
@@ -262,6 +266,20 @@ async def test_a_window_much_longer_than_the_mean_suggests_is_read_in_many_chunk
 
     assert ids(data) == [mid(n) for n in range(41, 101)]
     assert data["total_tokens"] == 0
+    assert data["truncated"] is True
+
+
+async def test_the_window_holds_at_most_a_mebibyte_of_message_data(
+    client: httpx.AsyncClient,
+) -> None:
+    sid = (await create_session(client))["session_id"]
+    for _ in range(20):
+        await append(client, sid, role="user", content="x" * 65536, token_count=0)
+
+    data = await window(client, sid, MAX_WINDOW_TOKENS)
+
+    assert ids(data) == [mid(n) for n in range(6, 21)]  # 16 x 64 KiB would pass 1 MiB
+    assert sum(len(m["content"]) for m in data["messages"]) <= WINDOW_MAX_BYTES
     assert data["truncated"] is True
 
 

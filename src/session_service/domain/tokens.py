@@ -21,6 +21,7 @@ MAX_TOOL_ARGUMENTS_DEPTH = 10
 MAX_TOKEN_COUNT = 1_000_000  # per message or summary
 MAX_WINDOW_TOKENS = 10_000_000
 WINDOW_MAX_MESSAGES = 1000
+WINDOW_MAX_BYTES = 1024 * 1024  # stored message data (content, tool calls, metadata)
 TOKENS_PER_TOOL_CALL = 8
 BYTES_PER_TOKEN = 4
 

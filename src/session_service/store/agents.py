@@ -11,7 +11,11 @@ from typing import Any, Protocol
 
 from session_service import errors
 from session_service.domain.ids import message_id, summary_id
-from session_service.domain.tokens import WINDOW_MAX_MESSAGES, estimate_tokens
+from session_service.domain.tokens import (
+    WINDOW_MAX_BYTES,
+    WINDOW_MAX_MESSAGES,
+    estimate_tokens,
+)
 from session_service.observability.metrics import instrument_store
 from session_service.store.codec import dump_json, iso, message_from_entry, summary_from_entry
 from session_service.store.errors import script_error
@@ -50,7 +54,7 @@ class AgentStore:
             await self._read(
                 self.scripts.window,
                 user_id,
-                [session_id, max_tokens, WINDOW_MAX_MESSAGES, WINDOW_CHUNK],
+                [session_id, max_tokens, WINDOW_MAX_MESSAGES, WINDOW_CHUNK, WINDOW_MAX_BYTES],
             )
         )
         summary = summary_from_entry(*reply[1][0]) if reply[1] else None

@@ -18,7 +18,11 @@ from session_service.api.deps import (
 from session_service.api.responses import error_responses, json_response
 from session_service.domain import prompt
 from session_service.domain.ids import SUMMARY_ID_RE, message_seq, summary_seq
-from session_service.domain.tokens import MAX_WINDOW_TOKENS, WINDOW_MAX_MESSAGES
+from session_service.domain.tokens import (
+    MAX_WINDOW_TOKENS,
+    WINDOW_MAX_BYTES,
+    WINDOW_MAX_MESSAGES,
+)
 from session_service.store.codec import dump_json
 from session_service.store.keys import digest
 
@@ -35,7 +39,8 @@ NOT_FOUND = errors.SessionNotFound
         "message with `tool_calls` is included together with its tool results or not at all. "
         "`truncated` is true when a message after the summary was left out; a summary that "
         "alone exceeds `max_tokens` comes back with no messages and `truncated: true`. "
-        f"At most {WINDOW_MAX_MESSAGES} messages (a longer fit is cut there, `truncated: true`). "
+        f"At most {WINDOW_MAX_MESSAGES} messages and {WINDOW_MAX_BYTES // 1024} KiB of stored "
+        "message data (a longer fit is cut there, `truncated: true`). "
         "Its cost depends on what it returns, not on the length of the conversation."
     ),
     response_model=prompt.Window,

@@ -2,15 +2,16 @@
 -- with the summary's, fit the budget; no gap, and an assistant message with
 -- tool_calls and its tool results are included together or not at all.
 -- It walks backward from the newest message and stops at the first one that does
--- not fit (or at max_messages), so it reads what it returns plus at most one
--- chunk: its cost does not grow with the conversation. Chunks are sized from the
--- session's mean tokens per message, because every entry read costs (Lua copies
--- it) whether it is returned or not. Read-only.
--- ARGV: sid, max_tokens, max_messages, largest chunk
+-- not fit (or at max_messages, or at max_bytes of stored message data), so it
+-- reads what it returns plus at most one chunk: its cost does not grow with the
+-- conversation. Every entry read costs (Lua copies it) whether it is returned or
+-- not, so the first chunk is small and the next ones are sized from the session's
+-- mean tokens per message and the bytes per entry seen so far. Read-only.
+-- ARGV: sid, max_tokens, max_messages, largest chunk, max_bytes
 -- Reply: {'ok', summary entry list ({} when none), total_tokens, truncated (0|1),
 --         entry, entry, ...} with the entries oldest first.
 local sid, budget = ARGV[1], tonumber(ARGV[2])
-local cap, largest = tonumber(ARGV[3]), tonumber(ARGV[4])
+local cap, largest, max_bytes = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local h = redis.call('HMGET', k_session(sid), 'st', 'sy', 'sw', 'sk', 'tk', 'mc')
 if not h[1] then return {'err', 'session_not_found'} end
 local summary, floor, used = {}, 0, 0
@@ -31,34 +32,39 @@ local stop = false
 -- Sessions of earlier releases have no token total: assume 256-byte messages.
 local mean = 64
 if h[5] and tonumber(h[6] or '0') > 0 then mean = tonumber(h[5]) / tonumber(h[6]) end
+local bytes, read = 0, 0
+local chunk = 4
 while not stop do
-  local chunk = largest
-  if mean >= 1 then
-    chunk = math.max(8, math.min(largest, math.ceil((budget - used) / mean) + 2))
-  end
   local entries = redis.call('XREVRANGE', k_messages(sid), hi, lo, 'COUNT', chunk)
   for _, e in ipairs(entries) do
     local seq = tonumber(string.match(e[1], '%-(%d+)$'))
     local f, k, ta, c = e[2], nil, nil, ''
+    local size = 0
     for i = 1, #f, 2 do
       local name = f[i]
+      size = size + #f[i + 1]
       if name == 'k' then k = tonumber(f[i + 1])
       elseif name == 'ta' then ta = tonumber(f[i + 1])
       elseif name == 'c' then c = f[i + 1] end
     end
+    read = read + 1
     -- Entries of earlier releases carry no count: the documented estimate.
     k = k or math.ceil(#c / 4)
-    if #taken >= cap or used + k > budget then
+    if #taken >= cap or used + k > budget or bytes + size > max_bytes then
       truncated, stop = 1, true
       break
     end
-    used = used + k
+    used, bytes = used + k, bytes + size
     taken[#taken + 1] = e
     if ta and ta < need then need = ta end
     if need >= seq then best, best_used = #taken, used end
   end
   if #entries < chunk then break end
   hi = '(' .. entries[#entries][1]
+  chunk = largest
+  if mean >= 1 then chunk = math.ceil((budget - used) / mean) + 2 end
+  chunk = math.min(chunk, math.floor((max_bytes - bytes) * read / bytes) + 1)
+  chunk = math.max(4, math.min(largest, chunk))
 end
 if best < #taken then truncated = 1 end
 
