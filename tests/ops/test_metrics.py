@@ -227,4 +227,4 @@ def test_every_domain_counter_is_exported_at_zero_from_start(
     with running_service(tmp_path, "serve", REDIS_URL=redis_url) as service:
         text = httpx.get(f"{service.url}/metrics").text
     assert domain_series(text) == EXPECTED_AT_ZERO
-    assert ("sessions", "expired") in EXPECTED_AT_ZERO and ("messages", "user") in EXPECTED_AT_ZERO
+    assert ("sessions", "expired") in EXPECTED_AT_ZERO and ("messages", "tool") in EXPECTED_AT_ZERO

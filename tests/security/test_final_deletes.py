@@ -66,6 +66,8 @@ async def test_after_a_delete_no_late_write_brings_a_key_back(
         ("POST", f"{base}/cases", {"case_id": "c2"}),
         ("DELETE", f"{base}/cases/c1", None),
         ("POST", f"{base}/cleanup", None),
+        ("POST", f"{base}/summaries", {"content": "s", "covers_through": "msg_0000000001"}),
+        ("POST", f"{base}/messages", {"role": "tool", "content": "t", "tool_call_id": "c"}),
         ("DELETE", base, None),
     ]
     for method, path, body in late:
@@ -133,6 +135,14 @@ async def _populate(client: httpx.AsyncClient, user_id: str, n: int) -> list[str
         ).status_code == 201
         if i % 3 == 0:
             await client.post(f"{API}/{sid}/cases", json={"case_id": "c"}, headers=h)
+        if i % 4 == 0:
+            call = {"role": "assistant", "tool_calls": [{"id": "t1", "name": "f"}]}
+            answer = {"role": "tool", "content": "42", "tool_call_id": "t1"}
+            summary = {"content": "so far", "covers_through": "msg_0000000001"}
+            for path, body in (("messages", call), ("messages", answer), ("summaries", summary)):
+                keyed = {**h, "Idempotency-Key": f"{path}-{i}-{body.get('role', '')}"}
+                response = await client.post(f"{API}/{sid}/{path}", json=body, headers=keyed)
+                assert response.status_code == 201, response.text
         if i % 5 == 0:
             await client.post(f"{API}/{sid}/archive", headers=h)
         sids.append(sid)
