@@ -283,3 +283,16 @@ async def test_a_stale_pooled_connection_is_replaced_before_a_write_is_sent(
             assert response.status_code == 201, response.text
     contents = await _stored_messages(redis, keys, sid)
     assert contents == [f"after restart {i}" for i in range(3)]
+
+
+@pytest.mark.parametrize("fault", ["drop", "reset"])
+async def test_a_read_whose_reply_is_lost_is_read_again(proxy: FaultProxy, fault: str) -> None:
+    """Reading twice changes nothing, so a read is retried instead of answering 503."""
+    settings = make_settings(proxy.url, redis_timeout_seconds=0.5)
+    async with running_app(settings) as client:
+        sid = (await client.post(API, json={"title": "r"}, headers=user(USER))).json()["session_id"]
+        proxy.choose = once(fault, b"HGETALL")
+        response = await client.get(f"{API}/{sid}", headers=user(USER))
+        assert response.status_code == 200, response.text
+        assert response.json()["title"] == "r"
+    assert proxy.injected == {fault: 1}
