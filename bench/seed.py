@@ -68,7 +68,7 @@ async def walk(store: SessionStore, user: str, sid: str) -> AsyncIterator[dict[s
     """The whole conversation, oldest first, read by pages from exclusive cursors."""
     after = None
     while True:
-        _, page, more = await store.messages_page(user, sid, 500, "asc", after, None)
+        _, page, more, _ = await store.messages_page(user, sid, 500, "asc", after, None)
         for m in page:
             yield m
         if not more or not page:

@@ -47,6 +47,7 @@ STATUS_NOTES: dict[int, str] = {
     200: "Success; a create that resumed a live session by `client_id` also answers 200",
     201: "Created: a new session, or an appended message",
     204: "Done, no body (delete, unlink)",
+    304: "`If-None-Match` named the current ETag: nothing changed, no body",
     400: "Malformed identity headers, or an unparsable HTTP request",
     401: "No identity, or the gateway token is missing or wrong",
     403: "The operation needs the `admin` role",
@@ -54,6 +55,7 @@ STATUS_NOTES: dict[int, str] = {
     405: "Method not allowed on this path",
     408: "The request body arrived too slowly",
     409: "The session's state forbids the change",
+    412: "`If-Match` did not name the current ETag; the body and `ETag` give the current one",
     413: "The body or a message is too large",
     422: "The request is invalid",
     429: "Rate limited; see `Retry-After`",
@@ -244,7 +246,11 @@ def problems(spec: dict[str, Any]) -> list[str]:
         responses: dict[str, Any] = op.spec.get("responses", {})
         for status, response in responses.items():
             # HEAD answers never have a body.
-            if int(status) != 204 and op.method != "HEAD" and not response.get("content"):
+            if (
+                int(status) not in (204, 304)
+                and op.method != "HEAD"
+                and not response.get("content")
+            ):
                 out.append(f"{name}: response {status} documents no media type")
         if op.path.startswith("/api/"):
             missing = sorted(_required_statuses(op) - set(responses))

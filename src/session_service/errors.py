@@ -20,6 +20,7 @@
     │   ├── ToolCallAlreadyAnswered        409 tool_call_already_answered
     │   ├── DuplicateToolCall              409 duplicate_tool_call
     │   └── SummaryOutOfOrder              409 summary_out_of_order
+    ├── PreconditionFailed                 412 precondition_failed (If-Match)
     ├── RequestError                       4xx  (the request itself)
     │   ├── RequestTimeout                 408 request_timeout
     │   ├── RequestTooLarge                413 request_too_large
@@ -35,7 +36,7 @@
 
 Routers and the store raise these; one exception handler turns them into
 `{"detail": ..., "code": ...}` responses, plus the error's extras (`field`,
-`current_status`) when it has them. `HTTPException` is never raised inside.
+`current_status`, `etag`) when it has them. `HTTPException` is never raised inside.
 """
 
 from __future__ import annotations
@@ -162,6 +163,22 @@ class SummaryOutOfOrder(Conflict):
     default_detail = "A summary must reach at least as far as the latest summary"
 
 
+class PreconditionFailed(ServiceError):
+    status_code = 412
+    code = "precondition_failed"
+    default_detail = (
+        "If-Match does not match the current ETag: the resource changed since you read it"
+    )
+
+    def __init__(self, etag: str, detail: str | None = None) -> None:
+        super().__init__(detail, etag=etag)
+        self.etag = etag
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"ETag": self.etag}
+
+
 class RequestError(ServiceError):
     status_code = 400
 
@@ -262,6 +279,7 @@ ALL_ERRORS: tuple[type[ServiceError], ...] = (
     ToolCallAlreadyAnswered,
     DuplicateToolCall,
     SummaryOutOfOrder,
+    PreconditionFailed,
     RequestTimeout,
     RequestTooLarge,
     MessageTooLarge,

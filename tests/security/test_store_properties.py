@@ -128,7 +128,7 @@ async def test_documents_and_messages_round_trip_exactly(
     assert again["metadata"] == metadata
     assert again["context"] == context
     assert again["message_count"] == 1
-    _, page, _ = await store.messages_page(user_id, sid, 10, None, None, None)
+    _, page, _, _ = await store.messages_page(user_id, sid, 10, None, None, None)
     assert [(m["content"], m["metadata"]) for m in page] == [(content, message_meta)]
 
 

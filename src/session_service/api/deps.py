@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Path, Request
 
 from session_service import errors
+from session_service.api import conditional
 from session_service.api.identity import Principal
 from session_service.config import Settings
 from session_service.domain.ids import is_session_id
@@ -78,9 +79,58 @@ async def idempotency_key(
     return key
 
 
+_IF_MATCH_DOC = (
+    "Write only if the {what} still has this ETag (or any of a comma-separated list); "
+    "`*` means it exists. Otherwise 412 `precondition_failed` with the current ETag"
+)
+
+
+async def session_if_match(
+    request: Request,
+    value: Annotated[
+        str | None, Header(alias="If-Match", description=_IF_MATCH_DOC.format(what="session"))
+    ] = None,
+) -> str:
+    arg = conditional.if_match_arg(value)
+    conditional.remember(request.scope, "s", arg)
+    return arg
+
+
+async def messages_if_match(
+    request: Request,
+    value: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description=_IF_MATCH_DOC.format(
+                what="messages collection (the ETag of GET .../messages or of the last append)"
+            ),
+        ),
+    ] = None,
+) -> str:
+    arg = conditional.if_match_arg(value)
+    conditional.remember(request.scope, "m", arg)
+    return arg
+
+
+async def if_none_match(
+    value: Annotated[
+        str | None,
+        Header(
+            alias="If-None-Match",
+            description="304 with no body while the ETag is still this one (or `*`)",
+        ),
+    ] = None,
+) -> str | None:
+    return value
+
+
 UserDep = Annotated[Principal, Depends(get_principal)]
 StoreDep = Annotated[SessionStore, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CaseServiceDep = Annotated[CaseServiceClient, Depends(get_case_service)]
 SessionIdDep = Annotated[str, Depends(session_id_param)]
 IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]
+SessionIfMatchDep = Annotated[str, Depends(session_if_match)]
+MessagesIfMatchDep = Annotated[str, Depends(messages_if_match)]
+IfNoneMatchDep = Annotated[str | None, Depends(if_none_match)]

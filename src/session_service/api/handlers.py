@@ -13,6 +13,7 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from session_service import errors
+from session_service.api.conditional import precondition_failure
 from session_service.api.responses import json_response
 from session_service.domain.ids import is_session_id
 from session_service.store.errors import translate
@@ -31,7 +32,8 @@ def _describe(error: dict[str, Any]) -> str:
 
 
 async def unknown_session(scope: Scope) -> errors.ServiceError | None:
-    """The 404 a request for an unknown (or another user's) session gets, if any."""
+    """The 404 a request for an unknown (or another user's) session gets, if any, then
+    the 412 of a failed If-Match (issue 14's order: the precondition before the request)."""
     session_id = scope.get("path_params", {}).get("session_id")
     if not isinstance(session_id, str):
         return None
@@ -42,9 +44,11 @@ async def unknown_session(scope: Scope) -> errors.ServiceError | None:
         return None
     try:
         exists = await scope["app"].state.store.exists(principal.user_id, session_id)
+        if not exists:
+            return errors.SessionNotFound()
+        return await precondition_failure(scope, principal.user_id, session_id)
     except RedisError as redis_exc:
         return translate(redis_exc)
-    return None if exists else errors.SessionNotFound()
 
 
 async def refused(scope: Scope, exc: errors.ServiceError | RequestValidationError) -> Response:

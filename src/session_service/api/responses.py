@@ -64,5 +64,26 @@ def error_responses(
             entry["headers"] = {
                 "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
             }
+        if errors.PreconditionFailed in group:
+            entry["headers"] = ETAG_HEADER
         out[status] = entry
+    return out
+
+
+ETAG_HEADER = {
+    "ETag": {
+        "description": "The session's ETag (the messages collection's on message routes); "
+        "send it back in If-Match or If-None-Match",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def tagged_responses(
+    status: int = 200, *, not_modified: bool = False, **entry: Any
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for a response that carries an ETag (and its 304)."""
+    out: dict[int | str, dict[str, Any]] = {status: {**entry, "headers": ETAG_HEADER}}
+    if not_modified:
+        out[304] = {"description": "Not modified (If-None-Match): no body", "headers": ETAG_HEADER}
     return out

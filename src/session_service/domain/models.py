@@ -362,6 +362,9 @@ class ErrorBody(BaseModel):
     current_status: str | None = Field(
         default=None, description="On `invalid_status_transition`: the session's status now"
     )
+    etag: str | None = Field(
+        default=None, description="On `precondition_failed`: the current ETag (also in `ETag`)"
+    )
 
 
 class Health(BaseModel):

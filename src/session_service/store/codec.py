@@ -25,6 +25,7 @@ SCHEMA_VERSION = 1
 #   m:<key> metadata value (JSON)       x:<key> context value (JSON)
 #   nt tool messages   tk total tokens  ku/ka/ks/kt tokens by role
 #   sy latest summary seq  sw what it covers (message seq)  sk its tokens  sq summaries written
+#   ev/mv versions of the session / its messages (ETags; bumped by lib.lua)
 #
 # Message stream entry fields (0-N is msg_N):
 #   r role  c content  t timestamp (ms)  m metadata JSON ('' = none)
@@ -55,6 +56,16 @@ def iso_or_none(raw: str | None) -> str | None:
 def pairs(flat: list[str]) -> dict[str, str]:
     it = iter(flat)
     return dict(zip(it, it, strict=True))
+
+
+def session_etag(f: dict[str, str]) -> str:
+    """The session's ETag; lib.lua's `etag(sid, 's')` builds the same string."""
+    return f'"{f.get("ca", "0")}.s{f.get("ev", "0")}"'
+
+
+def messages_etag(f: dict[str, str]) -> str:
+    """The messages collection's ETag; lib.lua's `etag(sid, 'm')` builds the same string."""
+    return f'"{f.get("ca", "0")}.m{f.get("mv", "0")}"'
 
 
 def session_from_fields(session_id: str, user_id: str, f: dict[str, str]) -> dict[str, Any]:

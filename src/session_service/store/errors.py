@@ -31,6 +31,8 @@ def script_error(reply: list[object], target_status: str | None = None) -> error
     """The error a script answered with as `{'err', code, extra?}`."""
     code = str(reply[1])
     extra = str(reply[2]) if len(reply) > 2 else None
+    if code == "precondition_failed":
+        return errors.PreconditionFailed(extra or '""')
     if code == "invalid_status_transition":
         current = extra or "unknown"
         return errors.InvalidStatusTransition(

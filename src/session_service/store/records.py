@@ -40,10 +40,20 @@ class NewSession:
         return cls(session_id, timeout_ms, fields, client_id)
 
 
+class Tagged(dict[str, Any]):
+    """A representation and the ETag of the state it shows (serialized as the plain dict)."""
+
+    __slots__ = ("etag",)
+
+    def __init__(self, body: dict[str, Any], etag: str) -> None:
+        super().__init__(body)
+        self.etag = etag
+
+
 @dataclass(frozen=True, slots=True)
 class CreateResult:
     status_code: int  # 201 created, 200 resumed
-    session: dict[str, Any]
+    session: Tagged
     evicted: tuple[str, ...] = ()  # sessions deleted to make room (evict_oldest)
 
     @property
@@ -57,6 +67,7 @@ class Appended:
     total: int
     status: str
     replayed: bool
+    etag: str = ""  # of the messages collection after the append
 
 
 @dataclass(frozen=True, slots=True)

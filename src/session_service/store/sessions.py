@@ -30,7 +30,9 @@ from session_service.store.codec import (
     iso,
     iso_or_none,
     message_from_entry,
+    messages_etag,
     pairs,
+    session_etag,
     session_from_fields,
 )
 from session_service.store.connection import RedisClient, eval_and_wait
@@ -44,6 +46,7 @@ from session_service.store.records import (
     NewSession,
     Patch,
     SearchFilters,
+    Tagged,
     canonical_pairs,
 )
 from session_service.store.retries import again_on_connection_error, retry_reads
@@ -58,6 +61,7 @@ __all__ = [
     "Patch",
     "SearchFilters",
     "SessionStore",
+    "Tagged",
     "canonical_pairs",
 ]
 
@@ -69,6 +73,10 @@ def _ok(reply: list[Any], target_status: str | None = None) -> list[Any]:
     if reply[0] == "err":
         raise script_error(reply, target_status)
     return reply
+
+
+def _tagged(session_id: str, user_id: str, fields: dict[str, str]) -> Tagged:
+    return Tagged(session_from_fields(session_id, user_id, fields), session_etag(fields))
 
 
 def _count_expired(pruned: Any) -> None:
@@ -161,25 +169,35 @@ class SessionStore(AccountMixin, AgentStore):
             code, sid, fields = (201 if reply[0] == "created" else 200), reply[1], reply[2]
             _count_expired(reply[3])
             evicted += self._record_evictions(user_id, reply[4] if len(reply) > 4 else [])
-        session = session_from_fields(sid, user_id, pairs(fields))
-        return CreateResult(code, session, tuple(evicted))
+        return CreateResult(code, _tagged(sid, user_id, pairs(fields)), tuple(evicted))
 
-    async def get(self, user_id: str, session_id: str) -> dict[str, Any]:
+    async def get(self, user_id: str, session_id: str) -> Tagged:
         fields = await self.client.hgetall(self.keys.session(user_id, session_id))
         if not fields:
             raise errors.SessionNotFound()
-        return session_from_fields(session_id, user_id, fields)
+        return _tagged(session_id, user_id, fields)
 
-    async def get_with_messages(self, user_id: str, session_id: str, limit: int) -> dict[str, Any]:
+    async def get_with_messages(self, user_id: str, session_id: str, limit: int) -> Tagged:
+        # The hash is read first: a write landing in between makes the ETag older than
+        # the messages, never newer, so an If-Match based on it cannot skip a message.
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(self.keys.session(user_id, session_id))
         pipe.xrevrange(self.keys.messages(user_id, session_id), "+", "-", count=limit)
         fields, entries = await pipe.execute()
         if not fields:
             raise errors.SessionNotFound()
-        session = session_from_fields(session_id, user_id, fields)
+        session = _tagged(session_id, user_id, fields)
         session["messages"] = [message_from_entry(i, f) for i, f in reversed(entries)]
         return session
+
+    async def current_etag(self, user_id: str, session_id: str, kind: str) -> str:
+        """The session's ('s') or its messages' ('m') ETag; 404 when it does not exist."""
+        version = "mv" if kind == "m" else "ev"
+        ca, value = await self.client.hmget(self.keys.session(user_id, session_id), "ca", version)
+        if ca is None:
+            raise errors.SessionNotFound()
+        fields = {"ca": ca, version: value or "0"}
+        return messages_etag(fields) if kind == "m" else session_etag(fields)
 
     async def exists(self, user_id: str, session_id: str) -> bool:
         return bool(await self.client.exists(self.keys.session(user_id, session_id)))
@@ -205,7 +223,9 @@ class SessionStore(AccountMixin, AgentStore):
         ]
         return total, sessions
 
-    async def update(self, user_id: str, session_id: str, patch: Patch) -> dict[str, Any]:
+    async def update(
+        self, user_id: str, session_id: str, patch: Patch, if_match: str = ""
+    ) -> Tagged:
         target = patch.status or ""
         args: list[str | int] = [
             session_id,
@@ -221,37 +241,39 @@ class SessionStore(AccountMixin, AgentStore):
             len(patch.context),
             *[part for pair in patch.context for part in pair],
             "" if patch.timeout_ms is None else patch.timeout_ms,
+            if_match,
         ]  # fmt: skip
         reply = _ok(await self._write(self.scripts.update, user_id, args), target)
-        return session_from_fields(session_id, user_id, pairs(reply[1]))
+        return _tagged(session_id, user_id, pairs(reply[1]))
 
-    async def delete(self, user_id: str, session_id: str) -> None:
-        _ok(await self._write(self.scripts.delete, user_id, [session_id]))
+    async def delete(self, user_id: str, session_id: str, if_match: str = "") -> None:
+        _ok(await self._write(self.scripts.delete, user_id, [session_id, if_match]))
 
-    async def heartbeat(self, user_id: str, session_id: str) -> dict[str, Any]:
+    async def heartbeat(self, user_id: str, session_id: str) -> Tagged:
         reply = _ok(await self._write(self.scripts.heartbeat, user_id, [session_id]))
-        return {
+        body = {
             "session_id": session_id,
             "status": reply[1],
             "last_activity_at": iso(int(reply[2])),
             "expires_at": iso_or_none(str(reply[3])),
         }
+        return Tagged(body, reply[4])
 
-    async def archive(self, user_id: str, session_id: str) -> dict[str, Any]:
-        reply = _ok(
-            await self._write(
-                self.scripts.archive, user_id, [session_id, self.limits.archived_ttl_ms]
-            )
-        )
-        return session_from_fields(session_id, user_id, pairs(reply[1]))
+    async def archive(self, user_id: str, session_id: str, if_match: str = "") -> Tagged:
+        args: list[str | int] = [session_id, self.limits.archived_ttl_ms, if_match]
+        reply = _ok(await self._write(self.scripts.archive, user_id, args))
+        return _tagged(session_id, user_id, pairs(reply[1]))
 
-    async def restore(self, user_id: str, session_id: str) -> dict[str, Any]:
-        reply = _ok(await self._write(self.scripts.restore, user_id, [session_id]))
-        return session_from_fields(session_id, user_id, pairs(reply[1]))
+    async def restore(self, user_id: str, session_id: str, if_match: str = "") -> Tagged:
+        reply = _ok(await self._write(self.scripts.restore, user_id, [session_id, if_match]))
+        return _tagged(session_id, user_id, pairs(reply[1]))
 
-    async def clear_context(self, user_id: str, session_id: str) -> list[str]:
-        reply = _ok(await self._write(self.scripts.clear_context, user_id, [session_id]))
-        return [str(key) for key in reply[1]]
+    async def clear_context(
+        self, user_id: str, session_id: str, if_match: str = ""
+    ) -> tuple[list[str], str]:
+        """(the context keys removed, the session's ETag after)."""
+        reply = _ok(await self._write(self.scripts.clear_context, user_id, [session_id, if_match]))
+        return [str(key) for key in reply[1]], reply[2]
 
     # ---- messages -------------------------------------------------------
 
@@ -269,6 +291,7 @@ class SessionStore(AccountMixin, AgentStore):
         tool_calls: list[dict[str, Any]] | None = None,
         tool_call_id: str | None = None,
         token_count: int | None = None,
+        if_match: str = "",
     ) -> Appended:
         metadata_json = dump_json(metadata) if metadata else ""
         estimated = token_count is None
@@ -282,6 +305,7 @@ class SessionStore(AccountMixin, AgentStore):
                     title[0] if title else "", title[1] if title else "",
                     digest(idempotency_key) if idempotency_key else "", fingerprint,
                     self.limits.max_messages_per_session, self.limits.idempotency_ttl_ms,
+                    if_match,
                     tokens, "1" if estimated else "0",
                     dump_json(tool_calls) if tool_calls else "", tool_call_id or "",
                     *[call["id"] for call in tool_calls or ()],
@@ -290,7 +314,8 @@ class SessionStore(AccountMixin, AgentStore):
         )  # fmt: skip
         if reply[0] == "replay":
             entry_id, fields = reply[4][0]
-            return Appended(message_from_entry(entry_id, fields), int(reply[2]), reply[3], True)
+            replayed = message_from_entry(entry_id, fields)
+            return Appended(replayed, int(reply[2]), reply[3], True, reply[5])
         seq, ts = int(reply[1]), int(reply[2])
         message: dict[str, Any] = {
             "message_id": message_id(seq),
@@ -305,7 +330,7 @@ class SessionStore(AccountMixin, AgentStore):
             message["tool_calls"] = tool_calls
         if tool_call_id:
             message["tool_call_id"] = tool_call_id
-        return Appended(message, int(reply[3]), reply[4], False)
+        return Appended(message, int(reply[3]), reply[4], False, reply[5])
 
     async def messages_page(
         self,
@@ -315,11 +340,12 @@ class SessionStore(AccountMixin, AgentStore):
         order: str | None,
         after: str | None,
         before: str | None,
-    ) -> tuple[int, list[dict[str, Any]], bool]:
-        """(total, messages in response order, has_more)."""
+    ) -> tuple[int, list[dict[str, Any]], bool, str]:
+        """(total, messages in response order, has_more, the collection's ETag)."""
         key = self.keys.messages(user_id, session_id)
         pipe = self.client.pipeline(transaction=False)
-        pipe.hget(self.keys.session(user_id, session_id), "mc")
+        # The hash first, so the ETag is never newer than the page (get_with_messages).
+        pipe.hmget(self.keys.session(user_id, session_id), "mc", "ca", "mv")
         # Exclusive cursors as inclusive bounds: msg_0000000000 is a valid cursor, and
         # no entry 0-0 ever exists (an exclusive "(0-0" end is a Redis error).
         if order == "asc":
@@ -330,15 +356,16 @@ class SessionStore(AccountMixin, AgentStore):
             pipe.xrevrange(key, end, "-", count=limit + 1)
         else:
             pipe.xrevrange(key, "+", "-", count=limit)
-        count, entries = await pipe.execute()
-        if count is None:
+        (count, ca, version), entries = await pipe.execute()
+        if ca is None:
             raise errors.SessionNotFound()
-        total = int(count)
+        total = int(count or 0)
+        etag = messages_etag({"ca": ca, "mv": version or "0"})
         if order is None:
             messages = [message_from_entry(i, f) for i, f in reversed(entries)]
-            return total, messages, len(messages) < total
+            return total, messages, len(messages) < total, etag
         has_more = len(entries) > limit
-        return total, [message_from_entry(i, f) for i, f in entries[:limit]], has_more
+        return total, [message_from_entry(i, f) for i, f in entries[:limit]], has_more, etag
 
     async def message(self, user_id: str, session_id: str, msg_id: str) -> dict[str, Any]:
         seq = message_seq(msg_id)

@@ -8,8 +8,17 @@ from fastapi import APIRouter, Path, Query
 from starlette.responses import Response, StreamingResponse
 
 from session_service import errors
-from session_service.api.deps import IdempotencyKeyDep, SessionIdDep, SettingsDep, StoreDep, UserDep
-from session_service.api.responses import error_responses, json_response
+from session_service.api.conditional import not_modified, not_modified_response, tagged
+from session_service.api.deps import (
+    IdempotencyKeyDep,
+    IfNoneMatchDep,
+    MessagesIfMatchDep,
+    SessionIdDep,
+    SettingsDep,
+    StoreDep,
+    UserDep,
+)
+from session_service.api.responses import error_responses, json_response, tagged_responses
 from session_service.domain import models
 from session_service.domain.ids import MESSAGE_ID_RE, message_seq
 from session_service.domain.text import search_fold, title_from_message
@@ -29,25 +38,32 @@ NOT_FOUND = errors.SessionNotFound
         "Appends one message atomically; no concurrent append is ever lost or duplicated. "
         "Updates message_count, last_activity_at and the session's expiry; the first message "
         "moves an active session to in_progress, and the first user message titles an "
-        "untitled session. Safe to retry with `Idempotency-Key`. An assistant message may "
+        "untitled session. Safe to retry with `Idempotency-Key` (a retry replays even when "
+        "its `If-Match` no longer holds). An assistant message may "
         "carry `tool_calls` (its content may then be empty); a `tool` message answers one of "
         "them by `tool_call_id`, exactly once. Without `token_count` the count is estimated "
         "(ceil(UTF-8 bytes / 4) of the content, tool names and arguments, + 8 per tool call) "
-        "and the message says `token_count_estimated: true`."
+        "and the message says `token_count_estimated: true`. The `ETag` is the messages "
+        "collection's: send it as `If-Match` to append only if nobody wrote a message (or a "
+        "summary, or rewound) in between; heartbeats and session updates do not count."
     ),
     status_code=201,
     response_model=models.AppendedMessage,
-    responses=error_responses(
-        NOT_FOUND,
-        errors.SessionArchived,
-        errors.SessionFull,
-        errors.MessageTooLarge,
-        errors.IdempotencyKeyReused,
-        errors.UnknownToolCall,
-        errors.ToolCallAlreadyAnswered,
-        errors.DuplicateToolCall,
-        body=True,
-    ),
+    responses={
+        **tagged_responses(201, description="Appended"),
+        **error_responses(
+            NOT_FOUND,
+            errors.PreconditionFailed,
+            errors.SessionArchived,
+            errors.SessionFull,
+            errors.MessageTooLarge,
+            errors.IdempotencyKeyReused,
+            errors.UnknownToolCall,
+            errors.ToolCallAlreadyAnswered,
+            errors.DuplicateToolCall,
+            body=True,
+        ),
+    },
 )
 async def append_message(
     session_id: SessionIdDep,
@@ -56,6 +72,7 @@ async def append_message(
     store: StoreDep,
     settings: SettingsDep,
     idem: IdempotencyKeyDep,
+    if_match: MessagesIfMatchDep,
 ) -> Response:
     if len(body.content.encode("utf-8")) > settings.max_message_bytes:
         raise errors.MessageTooLarge(
@@ -75,13 +92,14 @@ async def append_message(
     result = await store.append(
         user.user_id, session_id, body.role, body.content, body.metadata, title, idem,
         fingerprint, tool_calls=calls, tool_call_id=body.tool_call_id,
-        token_count=body.token_count,
+        token_count=body.token_count, if_match=if_match,
     )  # fmt: skip
     if not result.replayed:
         metrics.MESSAGES.labels(body.role).inc()
     return json_response(
         {"session_id": session_id, "message": result.message, "total_messages": result.total},
         201,
+        tagged(result.etag),
     )
 
 
@@ -97,10 +115,12 @@ MessageCursor = Annotated[str | None, Query(max_length=14, pattern=MESSAGE_ID_RE
         "newest (or from just before `before`). `next_cursor` is the last message id of the "
         "page, to pass as `after` (asc) or `before` (desc); without `order` it is the oldest "
         "message id of the page, to pass as `before` with `order=desc`. Cursors are exclusive "
-        "and a page costs the same however long the conversation is."
+        "and a page costs the same however long the conversation is. The `ETag` is the "
+        "collection's: it changes only when messages are appended, rewound or summarized, so "
+        "`If-None-Match` polls cheaply (304 with no body)."
     ),
     response_model=models.MessagePage,
-    responses=error_responses(NOT_FOUND),
+    responses={**tagged_responses(not_modified=True), **error_responses(NOT_FOUND)},
 )
 async def list_messages(
     session_id: SessionIdDep,
@@ -110,6 +130,7 @@ async def list_messages(
     order: Literal["asc", "desc"] | None = None,
     after: MessageCursor = None,
     before: MessageCursor = None,
+    if_none_match: IfNoneMatchDep = None,
 ) -> Response:
     if after and before:
         raise errors.InvalidRequest("pass either after or before, not both")
@@ -121,9 +142,11 @@ async def list_messages(
         if order == "asc":
             raise errors.InvalidRequest("before walks backward; use it with order=desc")
         order = "desc"
-    total, messages, has_more = await store.messages_page(
+    total, messages, has_more, etag = await store.messages_page(
         user.user_id, session_id, limit, order, after, before
     )
+    if not_modified(if_none_match, etag):
+        return not_modified_response(etag)
     if not messages:
         cursor = None
     elif order is None:
@@ -140,7 +163,8 @@ async def list_messages(
             "returned": len(messages),
             "has_more": has_more,
             "next_cursor": cursor,
-        }
+        },
+        headers=tagged(etag),
     )
 
 

@@ -9,14 +9,17 @@ from fastapi import APIRouter, Body, Query
 from starlette.responses import Response
 
 from session_service import errors
+from session_service.api.conditional import not_modified, not_modified_response, tagged
 from session_service.api.deps import (
     IdempotencyKeyDep,
+    IfNoneMatchDep,
     SessionIdDep,
+    SessionIfMatchDep,
     SettingsDep,
     StoreDep,
     UserDep,
 )
-from session_service.api.responses import error_responses, json_response
+from session_service.api.responses import error_responses, json_response, tagged_responses
 from session_service.config import Settings
 from session_service.domain import models
 from session_service.domain.ids import new_session_id
@@ -30,6 +33,7 @@ from session_service.store.records import NewSession, Patch, SearchFilters, cano
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
 NOT_FOUND = errors.SessionNotFound
+PRECONDITION = errors.PreconditionFailed
 
 
 def _statuses(status: list[SessionStatus] | None, include_archived: bool) -> list[str]:
@@ -70,7 +74,10 @@ def _timeout_ms(settings: Settings, minutes: int | None) -> int | None:
     status_code=201,
     response_model=models.CreatedSession,
     responses={
-        200: {"model": models.CreatedSession, "description": "Resumed an existing session"},
+        **tagged_responses(201, description="Created"),
+        **tagged_responses(
+            200, model=models.CreatedSession, description="Resumed an existing session"
+        ),
         **error_responses(errors.SessionLimitReached, errors.IdempotencyKeyReused, body=True),
     },
 )
@@ -97,7 +104,7 @@ async def create_session(
     metrics.SESSIONS.labels("resumed" if result.resumed else "created").inc()
     session = result.session
     session["session_resumed"] = result.resumed
-    return json_response(session, result.status_code)
+    return json_response(session, result.status_code, tagged(session.etag))
 
 
 @router.get(
@@ -213,10 +220,12 @@ async def head_session(session_id: SessionIdDep, user: UserDep, store: StoreDep)
     summary="Get a session",
     description=(
         "The session, or 404 when it does not exist, has expired or belongs to another user. "
-        "With `include_messages=true`, the newest `limit` messages are embedded, oldest first."
+        "With `include_messages=true`, the newest `limit` messages are embedded, oldest first. "
+        "The `ETag` changes with anything the session shows (heartbeats included); with "
+        "`If-None-Match` an unchanged session is a 304 with no body."
     ),
     response_model=models.SessionWithMessages,
-    responses=error_responses(NOT_FOUND),
+    responses={**tagged_responses(not_modified=True), **error_responses(NOT_FOUND)},
 )
 async def get_session(
     session_id: SessionIdDep,
@@ -224,10 +233,15 @@ async def get_session(
     store: StoreDep,
     include_messages: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    if_none_match: IfNoneMatchDep = None,
 ) -> Response:
     if include_messages:
-        return json_response(await store.get_with_messages(user.user_id, session_id, limit))
-    return json_response(await store.get(user.user_id, session_id))
+        session = await store.get_with_messages(user.user_id, session_id, limit)
+    else:
+        session = await store.get(user.user_id, session_id)
+    if not_modified(if_none_match, session.etag):
+        return not_modified_response(session.etag)
+    return json_response(session, headers=tagged(session.etag))
 
 
 def _patch(body: models.SessionUpdate, settings: Settings) -> Patch:
@@ -255,12 +269,19 @@ _UPDATE_DOC: dict[str, Any] = {
         "changes nothing. Metadata and context are merged: a key set to null is removed. "
         "Every update counts as activity (expires_at is recomputed from now, with the new "
         "timeout when one is given). Status changes follow the transition rules; an archived "
-        "session is read-only."
+        "session is read-only. With `If-Match`, only if the session is unchanged."
     ),
     "response_model": models.Session,
-    "responses": error_responses(
-        NOT_FOUND, errors.InvalidStatusTransition, errors.SessionArchived, body=True
-    ),
+    "responses": {
+        **tagged_responses(),
+        **error_responses(
+            NOT_FOUND,
+            PRECONDITION,
+            errors.InvalidStatusTransition,
+            errors.SessionArchived,
+            body=True,
+        ),
+    },
 }
 
 
@@ -271,8 +292,10 @@ async def patch_session(
     user: UserDep,
     store: StoreDep,
     settings: SettingsDep,
+    if_match: SessionIfMatchDep,
 ) -> Response:
-    return json_response(await store.update(user.user_id, session_id, _patch(body, settings)))
+    session = await store.update(user.user_id, session_id, _patch(body, settings), if_match)
+    return json_response(session, headers=tagged(session.etag))
 
 
 @router.put("/{session_id}", summary="Update a session (same as PATCH)", **_UPDATE_DOC)
@@ -282,8 +305,10 @@ async def put_session(
     user: UserDep,
     store: StoreDep,
     settings: SettingsDep,
+    if_match: SessionIfMatchDep,
 ) -> Response:
-    return json_response(await store.update(user.user_id, session_id, _patch(body, settings)))
+    session = await store.update(user.user_id, session_id, _patch(body, settings), if_match)
+    return json_response(session, headers=tagged(session.etag))
 
 
 @router.delete(
@@ -293,10 +318,12 @@ async def put_session(
     "idempotency records and index entries.",
     status_code=204,
     response_class=Response,
-    responses=error_responses(NOT_FOUND, body=True),
+    responses=error_responses(NOT_FOUND, PRECONDITION, body=True),
 )
-async def delete_session(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> Response:
-    await store.delete(user.user_id, session_id)
+async def delete_session(
+    session_id: SessionIdDep, user: UserDep, store: StoreDep, if_match: SessionIfMatchDep
+) -> Response:
+    await store.delete(user.user_id, session_id, if_match)
     metrics.SESSIONS.labels("deleted").inc()
     return Response(status_code=204)
 
@@ -306,10 +333,11 @@ async def delete_session(session_id: SessionIdDep, user: UserDep, store: StoreDe
     summary="Keep a session alive",
     description="Slides the inactivity deadline. An archived session is left unchanged (200).",
     response_model=models.Heartbeat,
-    responses=error_responses(NOT_FOUND, body=True),
+    responses={**tagged_responses(), **error_responses(NOT_FOUND, body=True)},
 )
 async def heartbeat(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> Response:
-    return json_response(await store.heartbeat(user.user_id, session_id))
+    beat = await store.heartbeat(user.user_id, session_id)
+    return json_response(beat, headers=tagged(beat.etag))
 
 
 @router.post(
@@ -317,10 +345,13 @@ async def heartbeat(session_id: SessionIdDep, user: UserDep, store: StoreDep) ->
     summary="Archive a session",
     description="Makes the session read-only and keeps it for ARCHIVED_SESSION_TTL. Idempotent.",
     response_model=models.Session,
-    responses=error_responses(NOT_FOUND, body=True),
+    responses={**tagged_responses(), **error_responses(NOT_FOUND, PRECONDITION, body=True)},
 )
-async def archive(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> Response:
-    return json_response(await store.archive(user.user_id, session_id))
+async def archive(
+    session_id: SessionIdDep, user: UserDep, store: StoreDep, if_match: SessionIfMatchDep
+) -> Response:
+    session = await store.archive(user.user_id, session_id, if_match)
+    return json_response(session, headers=tagged(session.etag))
 
 
 @router.post(
@@ -329,10 +360,16 @@ async def archive(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> R
     description="Returns the session to the status it had before archiving, with a fresh "
     "inactivity window. Messages, metadata and timestamps are untouched.",
     response_model=models.Session,
-    responses=error_responses(NOT_FOUND, errors.NotArchived, body=True),
+    responses={
+        **tagged_responses(),
+        **error_responses(NOT_FOUND, PRECONDITION, errors.NotArchived, body=True),
+    },
 )
-async def restore(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> Response:
-    return json_response(await store.restore(user.user_id, session_id))
+async def restore(
+    session_id: SessionIdDep, user: UserDep, store: StoreDep, if_match: SessionIfMatchDep
+) -> Response:
+    session = await store.restore(user.user_id, session_id, if_match)
+    return json_response(session, headers=tagged(session.etag))
 
 
 @router.post(
@@ -340,11 +377,18 @@ async def restore(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> R
     summary="Clear a session's working context",
     description="Removes every key of the session's `context`; messages and metadata stay.",
     response_model=models.ContextCleanup,
-    responses=error_responses(NOT_FOUND, errors.SessionArchived, body=True),
+    responses={
+        **tagged_responses(),
+        **error_responses(NOT_FOUND, PRECONDITION, errors.SessionArchived, body=True),
+    },
 )
-async def clear_context(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> Response:
-    cleared = await store.clear_context(user.user_id, session_id)
-    return json_response({"success": True, "session_id": session_id, "cleared_keys": cleared})
+async def clear_context(
+    session_id: SessionIdDep, user: UserDep, store: StoreDep, if_match: SessionIfMatchDep
+) -> Response:
+    cleared, etag = await store.clear_context(user.user_id, session_id, if_match)
+    return json_response(
+        {"success": True, "session_id": session_id, "cleared_keys": cleared}, headers=tagged(etag)
+    )
 
 
 @router.get(

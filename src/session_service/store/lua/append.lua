@@ -1,9 +1,9 @@
 -- Append one message: O(1) whatever the conversation's length.
 -- ARGV: sid, role, content, metadata_json|'', title|'', title_folded|'',
---       idem|'', fingerprint, max_messages, idem_ttl_ms,
+--       idem|'', fingerprint, max_messages, idem_ttl_ms, if_match (messages ETag),
 --       tokens, estimated ('1'|'0'), tool_calls_json|'', tool_call_id|'', call id, ...
 -- The per-session structures it keeps (tool calls, token counters) are described
--- in lib.lua; fork and rewind must keep them in step. Without ARGV 11-14 (the
+-- in lib.lua; fork and rewind must keep them in step. Without ARGV 12-15 (the
 -- layout before token counts) the message is a plain one with an estimated count.
 local sid, role = ARGV[1], ARGV[2]
 local now = now_ms()
@@ -17,13 +17,19 @@ if idem ~= '' then
   local prev = redis.call('HGET', k_idem(sid), idem)
   if prev then
     local pfp, pn, ptotal, pat = string.match(prev, '^([^|]*)|(%d+)|(%d+)|(%d+)$')
-    if pat and now - tonumber(pat) <= tonumber(ARGV[10]) then
-      if pfp ~= ARGV[8] then return {'err', 'idempotency_key_reused'} end
+    -- A retry replays even though its own append moved the ETag on.
+    if pat and now - tonumber(pat) <= tonumber(ARGV[10]) and pfp == ARGV[8] then
       local entry = redis.call('XRANGE', k_messages(sid), '0-' .. pn, '0-' .. pn)
-      return {'replay', tonumber(pn), tonumber(ptotal), st, entry}
+      return {'replay', tonumber(pn), tonumber(ptotal), st, entry, etag(sid, 'm')}
+    end
+    if pat and now - tonumber(pat) <= tonumber(ARGV[10]) then
+      return precondition(sid, 'm', ARGV[11]) or {'err', 'idempotency_key_reused'}
     end
   end
 end
+
+local failed = precondition(sid, 'm', ARGV[11])
+if failed then return failed end
 
 if st == 'archived' then return {'err', 'session_archived'} end
 local mc = tonumber(cur[2] or '0')
@@ -34,7 +40,7 @@ if mc + tonumber(cur[8] or '0') >= max then
 end
 
 -- Tool bookkeeping, checked before anything is written.
-local tools, tcid, first_id = k_tools(sid), ARGV[14] or '', 15
+local tools, tcid, first_id = k_tools(sid), ARGV[15] or '', 16
 local call_seq
 if tcid ~= '' then
   local ref = redis.call('HGET', tools, tcid)
@@ -53,14 +59,14 @@ if #ARGV >= first_id then
   end
 end
 
-local tokens = ARGV[11] or I(math.ceil(#ARGV[3] / 4))
-local estimated = ARGV[12] or '1'
+local tokens = ARGV[12] or I(math.ceil(#ARGV[3] / 4))
+local estimated = ARGV[13] or '1'
 
 -- Timestamps never go backwards within a session, even if the clock does.
 local ts = math.max(now, tonumber(cur[3] or '0'))
 local n = mc + 1
 local entry = {'r', role, 'c', ARGV[3], 't', I(ts), 'm', ARGV[4], 'k', tokens, 'e', estimated}
-if (ARGV[13] or '') ~= '' then entry[#entry + 1] = 'tc'; entry[#entry + 1] = ARGV[13] end
+if (ARGV[14] or '') ~= '' then entry[#entry + 1] = 'tc'; entry[#entry + 1] = ARGV[14] end
 if call_seq then
   entry[#entry + 1] = 'ti'; entry[#entry + 1] = tcid
   entry[#entry + 1] = 'ta'; entry[#entry + 1] = call_seq
@@ -91,5 +97,6 @@ redis.call('ZADD', k_status(st), I(now), sid)
 if idem ~= '' then
   redis.call('HSET', k_idem(sid), idem, ARGV[8] .. '|' .. n .. '|' .. n .. '|' .. I(now))
 end
+touch_messages(sid)
 expire_all(sid, ea, cur[7])
-return {'ok', n, ts, n, st}
+return {'ok', n, ts, n, st, etag(sid, 'm')}

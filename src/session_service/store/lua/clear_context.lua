@@ -1,9 +1,11 @@
--- Clear the working context; messages and metadata stay. ARGV: sid
+-- Clear the working context; messages and metadata stay. ARGV: sid, if_match (session ETag)
 local sid = ARGV[1]
 local now = now_ms()
 local sk = k_session(sid)
 local st = redis.call('HGET', sk, 'st')
 if not st then return {'err', 'session_not_found'} end
+local failed = precondition(sid, 's', ARGV[2])
+if failed then return failed end
 if st == 'archived' then return {'err', 'session_archived'} end
 local cleared = {}
 for _, f in ipairs(redis.call('HKEYS', sk)) do
@@ -12,5 +14,8 @@ for _, f in ipairs(redis.call('HKEYS', sk)) do
     cleared[#cleared + 1] = string.sub(f, 3)
   end
 end
-if #cleared > 0 then redis.call('HSET', sk, 'ua', I(now)) end
-return {'ok', cleared}
+if #cleared > 0 then
+  redis.call('HSET', sk, 'ua', I(now))
+  touch_session(sid)
+end
+return {'ok', cleared, etag(sid, 's')}

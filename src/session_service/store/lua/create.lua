@@ -38,6 +38,7 @@ if ci ~= '' then
       redis.call('HSET', sk, 'la', I(now), 'ea', I(ea))
       redis.call('ZADD', k_status(cur[1]), I(now), existing)
       expire_all(existing, ea, ci)
+      touch_session(existing)
       remember(200, existing)
       return {'resumed', existing, redis.call('HGETALL', sk), pruned}
     end

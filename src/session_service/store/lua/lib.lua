@@ -1,6 +1,23 @@
 -- Shared helpers, prepended to every script after the key suffixes (keys.py).
 -- KEYS[1] is the user's key base "P:{U}:"; every key a script touches is
 -- derived from it, so a script never leaves the user's Cluster slot.
+--
+-- ETAGS: RULES FOR EVERY SCRIPT THAT WRITES A SESSION (issue 14)
+--   * A write that changes anything GET /sessions/{id} shows (any field,
+--     status, deadline, last_activity_at, message_count...) calls
+--     touch_session(sid) once.
+--   * A write that changes the messages collection (append, rewind, a
+--     summary) calls touch_messages(sid) instead; it touches the session too.
+--   * A write that changes nothing (idempotent replay, re-archive) calls
+--     neither: the same state keeps the same ETag.
+--   * A conditional write takes the caller's If-Match as one ARGV (prepared
+--     by the store: '' none, '*' exists, else space-separated quoted tags)
+--     and, right after its 404 check and before any 409/422, does
+--       local failed = precondition(sid, 's' or 'm', expected)
+--       if failed then return failed end
+--     so the check and the write are one atomic step.
+--   The ETag strings are built here and by store/codec.py (session_etag,
+--   messages_etag) from the same fields: ca, ev (session), mv (messages).
 local base = KEYS[1]
 local STATUSES = {'active', 'in_progress', 'completed', 'archived', 'abandoned'}
 
@@ -131,4 +148,29 @@ local function evict_oldest(need, max)
     evicted[#evicted + 1] = best
   end
   return evicted
+end
+
+-- Versions behind the ETags (see the rules at the top).
+local function touch_session(sid) redis.call('HINCRBY', k_session(sid), 'ev', 1) end
+
+local function touch_messages(sid)
+  redis.call('HINCRBY', k_session(sid), 'mv', 1)
+  touch_session(sid)
+end
+
+-- kind 's': the session's ETag; 'm': its messages collection's ETag.
+local function etag(sid, kind)
+  local f = redis.call('HMGET', k_session(sid), 'ca', kind == 'm' and 'mv' or 'ev')
+  return '"' .. (f[1] or '0') .. '.' .. kind .. (f[2] or '0') .. '"'
+end
+
+-- nil when the write may go ahead, else the 412 reply naming the current ETag.
+-- The session must exist (the 404 comes first).
+local function precondition(sid, kind, expected)
+  if not expected or expected == '' or expected == '*' then return nil end
+  local current = etag(sid, kind)
+  for tag in string.gmatch(expected, '%S+') do
+    if tag == current then return nil end
+  end
+  return {'err', 'precondition_failed', current}
 end

@@ -1,7 +1,8 @@
 -- PATCH/PUT: fields, status (guarded) and merged metadata/context, atomically.
 -- ARGV: sid, title_op, title, title_folded, desc_op, desc, desc_folded,
 --       status|'', allowed_from_csv, archived_ttl_ms, max_keys, max_bytes,
---       n_meta, (key, json|'')*, n_ctx, (key, json|'')*, timeout_ms|''
+--       n_meta, (key, json|'')*, n_ctx, (key, json|'')*, timeout_ms|'',
+--       if_match (session ETag)
 -- title_op/desc_op: '0' untouched, '1' set, '2' clear. json '' removes the key.
 local sid = ARGV[1]
 local now = now_ms()
@@ -17,6 +18,8 @@ local target = ARGV[8]
 local timeout = ARGV[ctx_at + 1 + 2 * n_ctx]
 local touches_fields = ARGV[2] ~= '0' or ARGV[5] ~= '0' or n_meta > 0 or n_ctx > 0
   or timeout ~= ''
+local failed = precondition(sid, 's', ARGV[ctx_at + 2 + 2 * n_ctx])
+if failed then return failed end
 
 if st == 'archived' then
   if target ~= '' and target ~= 'archived' then
@@ -95,5 +98,6 @@ else
   redis.call('HSET', sk, 'ea', I(ea))
   redis.call('ZADD', k_status(st), I(now), sid)
 end
+touch_session(sid)
 expire_all(sid, ea, cur[3])
 return {'ok', redis.call('HGETALL', sk)}

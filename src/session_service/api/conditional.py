@@ -1,0 +1,92 @@
+"""ETags on the wire: If-Match / If-None-Match, 304 answers, and the 412 check
+for requests refused before their script runs.
+
+A conditional write is checked inside its Lua script (lib.lua `precondition`),
+atomically with the write; this module only turns the header into what the
+scripts take. If-None-Match guards reads, which write nothing, so comparing here
+after the read is exact.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Literal
+
+from starlette.responses import Response
+
+from session_service import errors
+
+if TYPE_CHECKING:
+    from session_service.store.sessions import SessionStore
+
+Kind = Literal["s", "m"]  # the session's ETag, or its messages collection's
+
+_TAG = re.compile(r'(W/)?("[^"]*")')
+# Never one of ours: a header that names no strong tag can match nothing.
+_NOTHING = '"-"'
+
+
+def if_match_arg(header: str | None) -> str:
+    """The script argument: '' no condition, '*' exists, else the strong tags.
+
+    If-Match compares strongly (RFC 9110 13.1.1), so weak tags never match.
+    """
+    if header is None:
+        return ""
+    value = header.strip()
+    if value == "*":
+        return "*"
+    tags = [tag for weak, tag in _TAG.findall(value) if not weak]
+    return " ".join(tags) or _NOTHING
+
+
+def if_match_holds(arg: str, current: str) -> bool:
+    """Python twin of lib.lua's `precondition` (for the error paths only)."""
+    return arg in ("", "*") or current in arg.split()
+
+
+def not_modified(header: str | None, current: str) -> bool:
+    """If-None-Match compares weakly: W/"x" matches "x"."""
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    return any(tag == current for _, tag in _TAG.findall(header))
+
+
+def tagged(etag: str) -> dict[str, str]:
+    return {"ETag": etag}
+
+
+def not_modified_response(etag: str) -> Response:
+    return Response(status_code=304, headers=tagged(etag))
+
+
+def remember(scope: Any, kind: Kind, arg: str) -> None:
+    """Note the request's precondition, so a request refused before its endpoint
+    runs (a body FastAPI rejects) still answers 412 before 422."""
+    if arg:
+        scope.setdefault("state", {})["precondition"] = (kind, arg)
+
+
+async def precheck(
+    store: SessionStore, user_id: str, session_id: str, kind: Kind, arg: str
+) -> None:
+    """Raise the 404 or 412 the write's script would have answered first."""
+    current = await store.current_etag(user_id, session_id, kind)
+    if not if_match_holds(arg, current):
+        raise errors.PreconditionFailed(current)
+
+
+async def precondition_failure(
+    scope: Any, user_id: str, session_id: str
+) -> errors.ServiceError | None:
+    noted = scope.get("state", {}).get("precondition")
+    if noted is None:
+        return None
+    kind, arg = noted
+    try:
+        await precheck(scope["app"].state.store, user_id, session_id, kind, arg)
+    except errors.ServiceError as exc:
+        return exc
+    return None

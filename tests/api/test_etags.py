@@ -1,0 +1,314 @@
+"""ETags and conditional requests (issue 14): one ETag per session state, a separate
+one for the messages collection, 304 on unchanged reads, 412 on stale writes, the
+check and the write in one atomic step.
+
+Every request that the fast path serves is also sent through FastAPI's router
+(`?via=fastapi`), so both paths are held to the same answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import create_session, user
+
+PATHS = ["", "?via=fastapi"]
+S = "/api/v1/sessions"
+
+
+def _h(**extra: str) -> dict[str, str]:
+    return user(**extra)
+
+
+async def _etag(client: httpx.AsyncClient, sid: str) -> str:
+    response = await client.get(f"{S}/{sid}", headers=_h())
+    assert response.status_code == 200
+    return response.headers["etag"]
+
+
+async def _messages_etag(client: httpx.AsyncClient, sid: str) -> str:
+    response = await client.get(f"{S}/{sid}/messages", headers=_h())
+    assert response.status_code == 200
+    return response.headers["etag"]
+
+
+async def _append(
+    client: httpx.AsyncClient, sid: str, via: str = "", **headers: str
+) -> httpx.Response:
+    return await client.post(
+        f"{S}/{sid}/messages{via}", json={"role": "user", "content": "hi"}, headers=_h(**headers)
+    )
+
+
+def _failed(response: httpx.Response, current: str) -> None:
+    assert response.status_code == 412, response.text
+    assert response.json()["code"] == "precondition_failed"
+    assert response.headers["etag"] == current
+    assert response.json()["etag"] == current
+
+
+async def test_every_response_about_a_session_carries_the_same_etag_for_the_same_state(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await client.post(S, json={"title": "t"}, headers=_h())
+    sid, tags = created.json()["session_id"], [created.headers["etag"]]
+    assert await _etag(client, sid) == tags[-1]
+    assert (await client.get(f"{S}/{sid}?include_messages=true", headers=_h())).headers[
+        "etag"
+    ] == tags[-1]
+
+    steps: list[tuple[str, str, dict[str, Any] | None]] = [
+        ("POST", f"{S}/{sid}/heartbeat", None),
+        ("PATCH", f"{S}/{sid}", {"title": "u"}),
+        ("PUT", f"{S}/{sid}", {"context": {"k": 1}}),
+        ("POST", f"{S}/{sid}/cleanup", None),
+        ("POST", f"{S}/{sid}/archive", None),
+        ("POST", f"{S}/{sid}/restore", None),
+    ]
+    for method, path, body in steps:
+        response = await client.request(method, path, json=body, headers=_h())
+        assert response.status_code == 200, response.text
+        tag = response.headers["etag"]
+        assert tag not in tags, f"{method} {path} changed the session but not its ETag"
+        assert await _etag(client, sid) == tag, f"GET disagrees with {method} {path}"
+        tags.append(tag)
+
+    # A heartbeat on the fast path moves the ETag too; a write that changes nothing does not.
+    beat = await client.post(f"{S}/{sid}/heartbeat", headers=_h())
+    assert beat.headers["etag"] not in tags
+    await client.post(f"{S}/{sid}/archive", headers=_h())
+    archived = await _etag(client, sid)
+    again = await client.post(f"{S}/{sid}/archive", headers=_h())
+    assert again.headers["etag"] == archived == await _etag(client, sid)
+    assert (await client.post(f"{S}/{sid}/heartbeat", headers=_h())).headers["etag"] == archived
+
+
+async def test_resuming_by_client_id_moves_the_etag(client: httpx.AsyncClient) -> None:
+    first = await client.post(S, json={"client_id": "tab-1"}, headers=_h())
+    resumed = await client.post(S, json={"client_id": "tab-1"}, headers=_h())
+    assert resumed.status_code == 200
+    assert resumed.headers["etag"] != first.headers["etag"]
+    assert resumed.headers["etag"] == await _etag(client, resumed.json()["session_id"])
+
+
+@pytest.mark.parametrize("via", PATHS)
+async def test_the_messages_etag_moves_only_with_the_messages(
+    client: httpx.AsyncClient, via: str
+) -> None:
+    sid = (await create_session(client))["session_id"]
+    before = await _messages_etag(client, sid)
+    await client.post(f"{S}/{sid}/heartbeat{via}", headers=_h())
+    await client.patch(f"{S}/{sid}", json={"title": "x", "metadata": {"a": 1}}, headers=_h())
+    assert await _messages_etag(client, sid) == before
+
+    session_before = await _etag(client, sid)
+    appended = await _append(client, sid, via)
+    assert appended.status_code == 201
+    after = appended.headers["etag"]
+    assert after != before
+    assert await _messages_etag(client, sid) == after
+    assert await _etag(client, sid) != session_before, "message_count changed: a new ETag"
+    page = await client.get(f"{S}/{sid}/messages?order=asc&limit=1", headers=_h())
+    assert page.headers["etag"] == after, "one ETag for the collection, whatever the page"
+
+
+@pytest.mark.parametrize("via", PATHS)
+async def test_if_none_match_answers_304_without_a_body(
+    client: httpx.AsyncClient, via: str
+) -> None:
+    sid = (await create_session(client))["session_id"]
+    tag = await _etag(client, sid)
+    for value in (tag, f"W/{tag}", f'"nope", {tag}', "*"):
+        response = await client.get(f"{S}/{sid}{via}", headers=_h(**{"If-None-Match": value}))
+        assert response.status_code == 304, value
+        assert response.content == b""
+        assert response.headers["etag"] == tag
+    await client.post(f"{S}/{sid}/heartbeat{via}", headers=_h())
+    changed = await client.get(f"{S}/{sid}{via}", headers=_h(**{"If-None-Match": tag}))
+    assert changed.status_code == 200
+    assert changed.json()["session_id"] == sid
+    assert changed.headers["etag"] != tag
+
+    messages_tag = await _messages_etag(client, sid)
+    unchanged = await client.get(
+        f"{S}/{sid}/messages", headers=_h(**{"If-None-Match": messages_tag})
+    )
+    assert unchanged.status_code == 304
+    assert unchanged.content == b""
+    await _append(client, sid, via)
+    moved = await client.get(f"{S}/{sid}/messages", headers=_h(**{"If-None-Match": messages_tag}))
+    assert moved.status_code == 200
+    assert moved.json()["total"] == 1
+
+
+async def test_if_none_match_on_a_missing_session_is_404(client: httpx.AsyncClient) -> None:
+    missing = f"{S}/sess_{'0' * 32}"
+    for path in (missing, f"{missing}/messages"):
+        response = await client.get(path, headers=_h(**{"If-None-Match": "*"}))
+        assert response.status_code == 404
+
+
+SESSION_WRITES: list[tuple[str, str, dict[str, Any] | None, int]] = [
+    ("PATCH", "", {"title": "new"}, 200),
+    ("PUT", "", {"description": "new"}, 200),
+    ("PATCH", "", {"status": "completed"}, 200),  # a status change
+    ("POST", "/cleanup", None, 200),
+    ("POST", "/archive", None, 200),
+    ("DELETE", "", None, 204),
+]
+
+
+@pytest.mark.parametrize(("method", "suffix", "body", "ok"), SESSION_WRITES)
+async def test_session_writes_honour_if_match(
+    client: httpx.AsyncClient, method: str, suffix: str, body: dict[str, Any] | None, ok: int
+) -> None:
+    sid = (await create_session(client, title="old"))["session_id"]
+    await client.patch(f"{S}/{sid}", json={"context": {"k": 1}}, headers=_h())
+    stale = await _etag(client, sid)
+    await client.post(f"{S}/{sid}/heartbeat", headers=_h())
+    current = await _etag(client, sid)
+    path = f"{S}/{sid}{suffix}"
+
+    for value in (stale, f"W/{current}", '"garbage"', "not even a tag"):
+        refused = await client.request(method, path, json=body, headers=_h(**{"If-Match": value}))
+        _failed(refused, current)
+    assert await _etag(client, sid) == current, "a refused write wrote nothing"
+
+    done = await client.request(
+        method, path, json=body, headers=_h(**{"If-Match": f'"other", {current}'})
+    )
+    assert done.status_code == ok, done.text
+    if ok == 204:
+        assert (await client.get(f"{S}/{sid}", headers=_h())).status_code == 404
+    else:
+        assert done.headers["etag"] == await _etag(client, sid) != current
+
+
+async def test_restore_honours_if_match(client: httpx.AsyncClient) -> None:
+    sid = (await create_session(client))["session_id"]
+    stale = await _etag(client, sid)
+    archived = (await client.post(f"{S}/{sid}/archive", headers=_h())).headers["etag"]
+    _failed(await client.post(f"{S}/{sid}/restore", headers=_h(**{"If-Match": stale})), archived)
+    done = await client.post(f"{S}/{sid}/restore", headers=_h(**{"If-Match": archived}))
+    assert done.status_code == 200
+    assert done.json()["status"] == "active"
+
+
+@pytest.mark.parametrize("via", PATHS)
+async def test_append_compares_the_messages_etag_so_a_heartbeat_does_not_stop_it(
+    client: httpx.AsyncClient, via: str
+) -> None:
+    sid = (await create_session(client))["session_id"]
+    tag = await _messages_etag(client, sid)
+    await client.post(f"{S}/{sid}/heartbeat", headers=_h())
+    await client.patch(f"{S}/{sid}", json={"title": "renamed"}, headers=_h())
+    first = await _append(client, sid, via, **{"If-Match": tag})
+    assert first.status_code == 201, first.text
+    _failed(await _append(client, sid, via, **{"If-Match": tag}), first.headers["etag"])
+    session_tag = await _etag(client, sid)
+    _failed(await _append(client, sid, via, **{"If-Match": session_tag}), first.headers["etag"])
+    second = await _append(client, sid, via, **{"If-Match": first.headers["etag"]})
+    assert second.status_code == 201
+    assert second.json()["message"]["message_id"] == "msg_0000000002"
+    star = await _append(client, sid, via, **{"If-Match": "*"})
+    assert star.status_code == 201
+
+
+@pytest.mark.parametrize("via", PATHS)
+async def test_a_retried_conditional_append_replays_instead_of_failing(
+    client: httpx.AsyncClient, via: str
+) -> None:
+    sid = (await create_session(client))["session_id"]
+    tag = await _messages_etag(client, sid)
+    headers = {"If-Match": tag, "Idempotency-Key": "turn-1"}
+    first = await _append(client, sid, via, **headers)
+    retry = await _append(client, sid, via, **headers)
+    assert first.status_code == retry.status_code == 201
+    assert retry.json()["message"] == first.json()["message"]
+    assert (await client.get(f"{S}/{sid}", headers=_h())).json()["message_count"] == 1
+    other = await client.post(
+        f"{S}/{sid}/messages{via}",
+        json={"role": "user", "content": "different"},
+        headers=_h(**headers),
+    )
+    _failed(other, first.headers["etag"])  # 412 comes before idempotency_key_reused (422)
+
+
+@pytest.mark.parametrize("via", PATHS)
+async def test_error_order_is_identity_404_412_then_the_request(
+    client: httpx.AsyncClient, via: str
+) -> None:
+    sid = (await create_session(client))["session_id"]
+    stale = await _messages_etag(client, sid)
+    current = (await _append(client, sid)).headers["etag"]
+    bad_body = {"role": "wizard", "content": ""}
+    missing = f"sess_{'0' * 32}"
+
+    no_user = await client.post(
+        f"{S}/{missing}/messages{via}", json=bad_body, headers={"If-Match": stale}
+    )
+    assert no_user.status_code == 401
+    unknown = await client.post(
+        f"{S}/{missing}/messages{via}", json=bad_body, headers=_h(**{"If-Match": stale})
+    )
+    assert unknown.status_code == 404
+    star_unknown = await _append(client, missing, via, **{"If-Match": "*"})
+    assert star_unknown.status_code == 404
+    invalid_stale = await client.post(
+        f"{S}/{sid}/messages{via}", json=bad_body, headers=_h(**{"If-Match": stale})
+    )
+    _failed(invalid_stale, current)
+    invalid_current = await client.post(
+        f"{S}/{sid}/messages{via}", json=bad_body, headers=_h(**{"If-Match": current})
+    )
+    assert invalid_current.status_code == 422
+    huge = await client.post(
+        f"{S}/{sid}/messages{via}",
+        json={"role": "user", "content": "x" * 200_000},
+        headers=_h(**{"If-Match": stale}),
+    )
+    _failed(huge, current)
+
+    session_tag = await _etag(client, sid)
+    await client.post(f"{S}/{sid}/archive", headers=_h())
+    archived_tag = await _etag(client, sid)
+    _failed(await _append(client, sid, via, **{"If-Match": stale}), current)
+    archived = await _append(client, sid, via, **{"If-Match": current})
+    assert archived.status_code == 409
+    assert archived.json()["code"] == "session_archived"
+    patch = await client.patch(
+        f"{S}/{sid}", json={"title": 5}, headers=_h(**{"If-Match": session_tag})
+    )
+    _failed(patch, archived_tag)
+    conflict = await client.patch(
+        f"{S}/{sid}", json={"title": "x"}, headers=_h(**{"If-Match": archived_tag})
+    )
+    assert conflict.status_code == 409
+
+
+async def test_of_32_concurrent_appends_with_one_etag_exactly_one_succeeds(
+    client: httpx.AsyncClient,
+) -> None:
+    sid = (await create_session(client))["session_id"]
+    await _append(client, sid)
+    tag = await _messages_etag(client, sid)
+
+    async def attempt(i: int) -> httpx.Response:
+        via = PATHS[i % 2]
+        return await client.post(
+            f"{S}/{sid}/messages{via}",
+            json={"role": "assistant", "content": f"reply {i}"},
+            headers=_h(**{"If-Match": tag}),
+        )
+
+    responses = await asyncio.gather(*(attempt(i) for i in range(32)))
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201] + [412] * 31, codes
+    winner = next(r for r in responses if r.status_code == 201)
+    assert {r.headers["etag"] for r in responses} == {winner.headers["etag"]}
+    session = (await client.get(f"{S}/{sid}", headers=_h())).json()
+    assert session["message_count"] == 2
