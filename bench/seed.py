@@ -52,6 +52,11 @@ async def append_one(store: SessionStore, user: str, sid: str, role: str, conten
     await store.append(user, sid, role, content, None, None, None, "")
 
 
+async def current_etags(store: SessionStore, user: str, sids: list[str], kind: str) -> list[str]:
+    """The session's ('s') or messages collection's ('m') ETag of each session."""
+    return [await store.current_etag(user, sid, kind) for sid in sids]
+
+
 async def seed_messages(store: SessionStore, user: str, sid: str, count: int) -> None:
     sem = asyncio.Semaphore(64)
 
