@@ -57,6 +57,7 @@ async def test_every_response_about_a_session_carries_the_same_etag_for_the_same
     created = await client.post(S, json={"title": "t"}, headers=_h())
     sid, tags = created.json()["session_id"], [created.headers["etag"]]
     assert await _etag(client, sid) == tags[-1]
+    assert (await client.head(f"{S}/{sid}", headers=_h())).headers["etag"] == tags[-1]
     assert (await client.get(f"{S}/{sid}?include_messages=true", headers=_h())).headers[
         "etag"
     ] == tags[-1]
@@ -75,6 +76,8 @@ async def test_every_response_about_a_session_carries_the_same_etag_for_the_same
         tag = response.headers["etag"]
         assert tag not in tags, f"{method} {path} changed the session but not its ETag"
         assert await _etag(client, sid) == tag, f"GET disagrees with {method} {path}"
+        head = await client.head(f"{S}/{sid}", headers=_h())
+        assert head.headers["etag"] == tag, f"HEAD disagrees with {method} {path}"
         tags.append(tag)
 
     # A heartbeat on the fast path moves the ETag too; a write that changes nothing does not.
@@ -127,7 +130,14 @@ async def test_if_none_match_answers_304_without_a_body(
         assert response.status_code == 304, value
         assert response.content == b""
         assert response.headers["etag"] == tag
+    for value in (tag, f"W/{tag}", "*"):
+        head = await client.head(f"{S}/{sid}{via}", headers=_h(**{"If-None-Match": value}))
+        assert head.status_code == 304, value
+        assert head.headers["etag"] == tag
     await client.post(f"{S}/{sid}/heartbeat{via}", headers=_h())
+    head = await client.head(f"{S}/{sid}{via}", headers=_h(**{"If-None-Match": tag}))
+    assert head.status_code == 200
+    assert head.headers["etag"] != tag
     changed = await client.get(f"{S}/{sid}{via}", headers=_h(**{"If-None-Match": tag}))
     assert changed.status_code == 200
     assert changed.json()["session_id"] == sid
@@ -150,6 +160,8 @@ async def test_if_none_match_on_a_missing_session_is_404(client: httpx.AsyncClie
     for path in (missing, f"{missing}/messages"):
         response = await client.get(path, headers=_h(**{"If-None-Match": "*"}))
         assert response.status_code == 404
+    head = await client.head(missing, headers=_h(**{"If-None-Match": "*"}))
+    assert head.status_code == 404
 
 
 SESSION_WRITES: list[tuple[str, str, dict[str, Any] | None, int]] = [

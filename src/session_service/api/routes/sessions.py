@@ -200,19 +200,23 @@ async def user_statistics(user: UserDep, store: StoreDep) -> Response:
     summary="Check that a session is live",
     description=(
         "200 with no body while the caller's session exists (archived ones included, as for "
-        "GET), 404 otherwise. One small read; it does not count as activity."
+        "GET), 404 otherwise. One small read; it does not count as activity. Carries the "
+        "same `ETag` as GET; with `If-None-Match` an unchanged session is a 304."
     ),
     status_code=200,
     response_class=Response,
     responses={
-        200: {"description": "The session is live"},
+        **tagged_responses(description="The session is live", not_modified=True),
         **error_responses(NOT_FOUND, body=True),
     },
 )
-async def head_session(session_id: SessionIdDep, user: UserDep, store: StoreDep) -> Response:
-    if not await store.exists(user.user_id, session_id):
-        raise errors.SessionNotFound()
-    return Response(status_code=200)
+async def head_session(
+    session_id: SessionIdDep, user: UserDep, store: StoreDep, if_none_match: IfNoneMatchDep = None
+) -> Response:
+    etag = await store.current_etag(user.user_id, session_id, "s")
+    if not_modified(if_none_match, etag):
+        return not_modified_response(etag)
+    return Response(status_code=200, headers=tagged(etag))
 
 
 @router.get(
