@@ -2,8 +2,7 @@
 one for the messages collection, 304 on unchanged reads, 412 on stale writes, the
 check and the write in one atomic step.
 
-Every request that the fast path serves is also sent through FastAPI's router
-(`?via=fastapi`), so both paths are held to the same answers.
+Like all of tests/api, it runs with the fast path on and off (tests/api/conftest.py).
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import pytest
 
 from tests.conftest import create_session, user
 
-PATHS = ["", "?via=fastapi"]
 S = "/api/v1/sessions"
 
 
@@ -36,11 +34,9 @@ async def _messages_etag(client: httpx.AsyncClient, sid: str) -> str:
     return response.headers["etag"]
 
 
-async def _append(
-    client: httpx.AsyncClient, sid: str, via: str = "", **headers: str
-) -> httpx.Response:
+async def _append(client: httpx.AsyncClient, sid: str, **headers: str) -> httpx.Response:
     return await client.post(
-        f"{S}/{sid}/messages{via}", json={"role": "user", "content": "hi"}, headers=_h(**headers)
+        f"{S}/{sid}/messages", json={"role": "user", "content": "hi"}, headers=_h(**headers)
     )
 
 
@@ -98,18 +94,15 @@ async def test_resuming_by_client_id_moves_the_etag(client: httpx.AsyncClient) -
     assert resumed.headers["etag"] == await _etag(client, resumed.json()["session_id"])
 
 
-@pytest.mark.parametrize("via", PATHS)
-async def test_the_messages_etag_moves_only_with_the_messages(
-    client: httpx.AsyncClient, via: str
-) -> None:
+async def test_the_messages_etag_moves_only_with_the_messages(client: httpx.AsyncClient) -> None:
     sid = (await create_session(client))["session_id"]
     before = await _messages_etag(client, sid)
-    await client.post(f"{S}/{sid}/heartbeat{via}", headers=_h())
+    await client.post(f"{S}/{sid}/heartbeat", headers=_h())
     await client.patch(f"{S}/{sid}", json={"title": "x", "metadata": {"a": 1}}, headers=_h())
     assert await _messages_etag(client, sid) == before
 
     session_before = await _etag(client, sid)
-    appended = await _append(client, sid, via)
+    appended = await _append(client, sid)
     assert appended.status_code == 201
     after = appended.headers["etag"]
     assert after != before
@@ -119,26 +112,23 @@ async def test_the_messages_etag_moves_only_with_the_messages(
     assert page.headers["etag"] == after, "one ETag for the collection, whatever the page"
 
 
-@pytest.mark.parametrize("via", PATHS)
-async def test_if_none_match_answers_304_without_a_body(
-    client: httpx.AsyncClient, via: str
-) -> None:
+async def test_if_none_match_answers_304_without_a_body(client: httpx.AsyncClient) -> None:
     sid = (await create_session(client))["session_id"]
     tag = await _etag(client, sid)
     for value in (tag, f"W/{tag}", f'"nope", {tag}', "*"):
-        response = await client.get(f"{S}/{sid}{via}", headers=_h(**{"If-None-Match": value}))
+        response = await client.get(f"{S}/{sid}", headers=_h(**{"If-None-Match": value}))
         assert response.status_code == 304, value
         assert response.content == b""
         assert response.headers["etag"] == tag
     for value in (tag, f"W/{tag}", "*"):
-        head = await client.head(f"{S}/{sid}{via}", headers=_h(**{"If-None-Match": value}))
+        head = await client.head(f"{S}/{sid}", headers=_h(**{"If-None-Match": value}))
         assert head.status_code == 304, value
         assert head.headers["etag"] == tag
-    await client.post(f"{S}/{sid}/heartbeat{via}", headers=_h())
-    head = await client.head(f"{S}/{sid}{via}", headers=_h(**{"If-None-Match": tag}))
+    await client.post(f"{S}/{sid}/heartbeat", headers=_h())
+    head = await client.head(f"{S}/{sid}", headers=_h(**{"If-None-Match": tag}))
     assert head.status_code == 200
     assert head.headers["etag"] != tag
-    changed = await client.get(f"{S}/{sid}{via}", headers=_h(**{"If-None-Match": tag}))
+    changed = await client.get(f"{S}/{sid}", headers=_h(**{"If-None-Match": tag}))
     assert changed.status_code == 200
     assert changed.json()["session_id"] == sid
     assert changed.headers["etag"] != tag
@@ -149,7 +139,7 @@ async def test_if_none_match_answers_304_without_a_body(
     )
     assert unchanged.status_code == 304
     assert unchanged.content == b""
-    await _append(client, sid, via)
+    await _append(client, sid)
     moved = await client.get(f"{S}/{sid}/messages", headers=_h(**{"If-None-Match": messages_tag}))
     assert moved.status_code == 200
     assert moved.json()["total"] == 1
@@ -210,50 +200,45 @@ async def test_restore_honours_if_match(client: httpx.AsyncClient) -> None:
     assert done.json()["status"] == "active"
 
 
-@pytest.mark.parametrize("via", PATHS)
 async def test_append_compares_the_messages_etag_so_a_heartbeat_does_not_stop_it(
-    client: httpx.AsyncClient, via: str
+    client: httpx.AsyncClient,
 ) -> None:
     sid = (await create_session(client))["session_id"]
     tag = await _messages_etag(client, sid)
     await client.post(f"{S}/{sid}/heartbeat", headers=_h())
     await client.patch(f"{S}/{sid}", json={"title": "renamed"}, headers=_h())
-    first = await _append(client, sid, via, **{"If-Match": tag})
+    first = await _append(client, sid, **{"If-Match": tag})
     assert first.status_code == 201, first.text
-    _failed(await _append(client, sid, via, **{"If-Match": tag}), first.headers["etag"])
+    _failed(await _append(client, sid, **{"If-Match": tag}), first.headers["etag"])
     session_tag = await _etag(client, sid)
-    _failed(await _append(client, sid, via, **{"If-Match": session_tag}), first.headers["etag"])
-    second = await _append(client, sid, via, **{"If-Match": first.headers["etag"]})
+    _failed(await _append(client, sid, **{"If-Match": session_tag}), first.headers["etag"])
+    second = await _append(client, sid, **{"If-Match": first.headers["etag"]})
     assert second.status_code == 201
     assert second.json()["message"]["message_id"] == "msg_0000000002"
-    star = await _append(client, sid, via, **{"If-Match": "*"})
+    star = await _append(client, sid, **{"If-Match": "*"})
     assert star.status_code == 201
 
 
-@pytest.mark.parametrize("via", PATHS)
 async def test_a_retried_conditional_append_replays_instead_of_failing(
-    client: httpx.AsyncClient, via: str
+    client: httpx.AsyncClient,
 ) -> None:
     sid = (await create_session(client))["session_id"]
     tag = await _messages_etag(client, sid)
     headers = {"If-Match": tag, "Idempotency-Key": "turn-1"}
-    first = await _append(client, sid, via, **headers)
-    retry = await _append(client, sid, via, **headers)
+    first = await _append(client, sid, **headers)
+    retry = await _append(client, sid, **headers)
     assert first.status_code == retry.status_code == 201
     assert retry.json()["message"] == first.json()["message"]
     assert (await client.get(f"{S}/{sid}", headers=_h())).json()["message_count"] == 1
     other = await client.post(
-        f"{S}/{sid}/messages{via}",
+        f"{S}/{sid}/messages",
         json={"role": "user", "content": "different"},
         headers=_h(**headers),
     )
     _failed(other, first.headers["etag"])  # 412 comes before idempotency_key_reused (422)
 
 
-@pytest.mark.parametrize("via", PATHS)
-async def test_error_order_is_identity_404_412_then_the_request(
-    client: httpx.AsyncClient, via: str
-) -> None:
+async def test_error_order_is_identity_404_412_then_the_request(client: httpx.AsyncClient) -> None:
     sid = (await create_session(client))["session_id"]
     stale = await _messages_etag(client, sid)
     current = (await _append(client, sid)).headers["etag"]
@@ -261,25 +246,25 @@ async def test_error_order_is_identity_404_412_then_the_request(
     missing = f"sess_{'0' * 32}"
 
     no_user = await client.post(
-        f"{S}/{missing}/messages{via}", json=bad_body, headers={"If-Match": stale}
+        f"{S}/{missing}/messages", json=bad_body, headers={"If-Match": stale}
     )
     assert no_user.status_code == 401
     unknown = await client.post(
-        f"{S}/{missing}/messages{via}", json=bad_body, headers=_h(**{"If-Match": stale})
+        f"{S}/{missing}/messages", json=bad_body, headers=_h(**{"If-Match": stale})
     )
     assert unknown.status_code == 404
-    star_unknown = await _append(client, missing, via, **{"If-Match": "*"})
+    star_unknown = await _append(client, missing, **{"If-Match": "*"})
     assert star_unknown.status_code == 404
     invalid_stale = await client.post(
-        f"{S}/{sid}/messages{via}", json=bad_body, headers=_h(**{"If-Match": stale})
+        f"{S}/{sid}/messages", json=bad_body, headers=_h(**{"If-Match": stale})
     )
     _failed(invalid_stale, current)
     invalid_current = await client.post(
-        f"{S}/{sid}/messages{via}", json=bad_body, headers=_h(**{"If-Match": current})
+        f"{S}/{sid}/messages", json=bad_body, headers=_h(**{"If-Match": current})
     )
     assert invalid_current.status_code == 422
     huge = await client.post(
-        f"{S}/{sid}/messages{via}",
+        f"{S}/{sid}/messages",
         json={"role": "user", "content": "x" * 200_000},
         headers=_h(**{"If-Match": stale}),
     )
@@ -288,8 +273,8 @@ async def test_error_order_is_identity_404_412_then_the_request(
     session_tag = await _etag(client, sid)
     await client.post(f"{S}/{sid}/archive", headers=_h())
     archived_tag = await _etag(client, sid)
-    _failed(await _append(client, sid, via, **{"If-Match": stale}), current)
-    archived = await _append(client, sid, via, **{"If-Match": current})
+    _failed(await _append(client, sid, **{"If-Match": stale}), current)
+    archived = await _append(client, sid, **{"If-Match": current})
     assert archived.status_code == 409
     assert archived.json()["code"] == "session_archived"
     patch = await client.patch(
@@ -310,9 +295,8 @@ async def test_of_32_concurrent_appends_with_one_etag_exactly_one_succeeds(
     tag = await _messages_etag(client, sid)
 
     async def attempt(i: int) -> httpx.Response:
-        via = PATHS[i % 2]
         return await client.post(
-            f"{S}/{sid}/messages{via}",
+            f"{S}/{sid}/messages",
             json={"role": "assistant", "content": f"reply {i}"},
             headers=_h(**{"If-Match": tag}),
         )
