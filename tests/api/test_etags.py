@@ -308,3 +308,33 @@ async def test_of_32_concurrent_appends_with_one_etag_exactly_one_succeeds(
     assert {r.headers["etag"] for r in responses} == {winner.headers["etag"]}
     session = (await client.get(f"{S}/{sid}", headers=_h())).json()
     assert session["message_count"] == 2
+
+
+async def test_a_summary_moves_the_messages_etag_and_honours_if_match(
+    client: httpx.AsyncClient,
+) -> None:
+    sid = (await create_session(client))["session_id"]
+    await _append(client, sid)
+    before = await _messages_etag(client, sid)
+    session_before = await _etag(client, sid)
+    body = {"content": "the user said hi", "covers_through": "msg_0000000001"}
+
+    await _append(client, sid)
+    stale = await client.post(f"{S}/{sid}/summaries", json=body, headers=_h(**{"If-Match": before}))
+    current = await _messages_etag(client, sid)
+    _failed(stale, current)
+    bad = await client.post(
+        f"{S}/{sid}/summaries", json={"covers_through": 7}, headers=_h(**{"If-Match": before})
+    )
+    _failed(bad, current)  # 412 before the 422 of the body
+    stored = await client.post(
+        f"{S}/{sid}/summaries", json=body, headers=_h(**{"If-Match": current})
+    )
+    assert stored.status_code == 201, stored.text
+    after = stored.headers["etag"]
+    assert after != current
+    assert await _messages_etag(client, sid) == after
+    assert await _etag(client, sid) != session_before
+    # An append prepared before the summary is refused: the conversation moved on.
+    _failed(await _append(client, sid, **{"If-Match": current}), after)
+    assert (await _append(client, sid, **{"If-Match": after})).status_code == 201

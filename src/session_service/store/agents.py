@@ -20,7 +20,7 @@ from session_service.observability.metrics import instrument_store
 from session_service.store.codec import dump_json, iso, message_from_entry, summary_from_entry
 from session_service.store.errors import script_error
 from session_service.store.keys import Keys, digest
-from session_service.store.records import Limits
+from session_service.store.records import Limits, Tagged
 from session_service.store.scripts import Script, Scripts
 
 WINDOW_CHUNK = 128  # the largest; window.lua sizes its reads from the mean tokens
@@ -77,8 +77,10 @@ class AgentStore:
         metadata: dict[str, Any] | None,
         idempotency_key: str | None = None,
         fingerprint: str = "",
-    ) -> tuple[dict[str, Any], bool]:
-        """(the summary up to message seq `covers_through`, replayed); the originals stay."""
+        if_match: str = "",
+    ) -> tuple[Tagged, bool]:
+        """(the summary up to message seq `covers_through` with the messages ETag after,
+        replayed); the originals stay."""
         tokens = estimate_tokens(content) if token_count is None else token_count
         # Scoped to the session: the same key may name a create or another session's summary.
         idem = digest(f"summary\0{session_id}\0{idempotency_key}") if idempotency_key else ""
@@ -90,15 +92,15 @@ class AgentStore:
                     session_id, content, tokens, "1" if token_count is None else "0",
                     covers_through, dump_json(metadata) if metadata else "",
                     self.limits.max_messages_per_session,
-                    idem, fingerprint, self.limits.idempotency_ttl_ms,
+                    idem, fingerprint, self.limits.idempotency_ttl_ms, if_match,
                 ],
             )
         )  # fmt: skip
         if reply[0] == "replay":
             if not reply[1]:  # the summary went with a rewind; the key is spent
                 raise errors.IdempotencyKeyReused()
-            return summary_from_entry(*reply[1][0]), True
-        return {
+            return Tagged(summary_from_entry(*reply[1][0]), reply[2]), True
+        body = {
             "summary_id": summary_id(int(reply[1])),
             "covers_through": message_id(covers_through),
             "content": content,
@@ -106,7 +108,8 @@ class AgentStore:
             "token_count_estimated": token_count is None,
             "created_at": iso(int(reply[2])),
             "metadata": metadata or {},
-        }, False
+        }
+        return Tagged(body, reply[3]), False
 
     async def summaries_page(
         self: _Store, user_id: str, session_id: str, limit: int, before: int | None

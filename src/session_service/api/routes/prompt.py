@@ -8,14 +8,16 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from session_service import errors
+from session_service.api.conditional import precheck, tagged
 from session_service.api.deps import (
     IdempotencyKeyDep,
+    MessagesIfMatchDep,
     SessionIdDep,
     SettingsDep,
     StoreDep,
     UserDep,
 )
-from session_service.api.responses import error_responses, json_response
+from session_service.api.responses import error_responses, json_response, tagged_responses
 from session_service.domain import prompt
 from session_service.domain.ids import SUMMARY_ID_RE, message_seq, summary_seq
 from session_service.domain.tokens import (
@@ -71,20 +73,27 @@ async def window(
         "still show every message, and export also carries the summaries. It must reach at "
         "least as far as the latest summary. Summaries count toward MAX_MESSAGES_PER_SESSION "
         "and their content toward MAX_MESSAGE_BYTES, like messages. Safe to retry with "
-        "`Idempotency-Key`: the retry answers the original summary and stores nothing new."
+        "`Idempotency-Key`: the retry answers the original summary and stores nothing new. "
+        "A summary changes the messages collection's `ETag` (answered here), and `If-Match` "
+        "makes it conditional on it, so two summarizers, or a summarizer and a writer, see "
+        "each other."
     ),
     status_code=201,
     response_model=prompt.Summary,
-    responses=error_responses(
-        NOT_FOUND,
-        errors.SessionArchived,
-        errors.SummaryOutOfOrder,
-        errors.SessionFull,
-        errors.UnknownMessage,
-        errors.MessageTooLarge,
-        errors.IdempotencyKeyReused,
-        body=True,
-    ),
+    responses={
+        **tagged_responses(201, description="Stored"),
+        **error_responses(
+            NOT_FOUND,
+            errors.PreconditionFailed,
+            errors.SessionArchived,
+            errors.SummaryOutOfOrder,
+            errors.SessionFull,
+            errors.UnknownMessage,
+            errors.MessageTooLarge,
+            errors.IdempotencyKeyReused,
+            body=True,
+        ),
+    },
 )
 async def create_summary(
     session_id: SessionIdDep,
@@ -93,24 +102,23 @@ async def create_summary(
     store: StoreDep,
     settings: SettingsDep,
     idem: IdempotencyKeyDep,
+    if_match: MessagesIfMatchDep,
 ) -> Response:
     if len(body.content.encode("utf-8")) > settings.max_message_bytes:
-        if not await store.exists(user.user_id, session_id):
-            raise errors.SessionNotFound()
+        await precheck(store, user.user_id, session_id, "m", if_match)  # 404, 412 first
         raise errors.MessageTooLarge(
             f"Summary content exceeds {settings.max_message_bytes} bytes (MAX_MESSAGE_BYTES)"
         )
     seq = message_seq(body.covers_through)
     if seq is None:  # msg_0000000000: well-formed, but never a message
-        if not await store.exists(user.user_id, session_id):
-            raise errors.SessionNotFound()
+        await precheck(store, user.user_id, session_id, "m", if_match)
         raise errors.UnknownMessage()
     fingerprint = digest(dump_json(body.model_dump(mode="json"))) if idem else ""
     summary, _ = await store.summarize(
         user.user_id, session_id, body.content, seq, body.token_count, body.metadata,
-        idem, fingerprint,
+        idem, fingerprint, if_match,
     )  # fmt: skip
-    return json_response(summary, 201)
+    return json_response(summary, 201, tagged(summary.etag))
 
 
 SummaryCursor = Annotated[str | None, Query(max_length=14, pattern=SUMMARY_ID_RE.pattern)]

@@ -3,7 +3,9 @@
 -- the session hash points at the latest one (sy/sw/sk) so the window finds it in
 -- O(1). Summaries count toward max_messages with the messages.
 -- ARGV: sid, content, tokens, estimated ('1'|'0'), covers_through seq, metadata_json|'',
---       max_messages, idem digest|'', fingerprint, idem_ttl_ms
+--       max_messages, idem digest|'', fingerprint, idem_ttl_ms, if_match (messages ETag:
+--       a summary changes the conversation the window is built from, so it moves that
+--       ETag and may be conditional on it; a retry replays even though it moved it)
 -- An Idempotency-Key's record is a string 'fingerprint|summary seq|sid' next to the
 -- create records (same family, so erasure knows whose it is), expiring on its own.
 local sid = ARGV[1]
@@ -17,10 +19,15 @@ if idem_key then
   local rec = redis.call('GET', idem_key)
   if rec then
     local fp, rseq = string.match(rec, '^([^|]*)|(%d+)|')
-    if fp ~= ARGV[9] then return {'err', 'idempotency_key_reused'} end
-    return {'replay', redis.call('XRANGE', k_summaries(sid), '0-' .. rseq, '0-' .. rseq)}
+    if fp ~= ARGV[9] then
+      return precondition(sid, 'm', ARGV[11]) or {'err', 'idempotency_key_reused'}
+    end
+    return {'replay', redis.call('XRANGE', k_summaries(sid), '0-' .. rseq, '0-' .. rseq),
+      etag(sid, 'm')}
   end
 end
+local failed = precondition(sid, 'm', ARGV[11])
+if failed then return failed end
 if st == 'archived' then return {'err', 'session_archived'} end
 local w = ARGV[5]
 if #redis.call('XRANGE', k_messages(sid), '0-' .. w, '0-' .. w) == 0 then
@@ -40,5 +47,6 @@ redis.call('ZADD', k_status(st), I(now), sid)
 if idem_key then
   redis.call('SET', idem_key, ARGV[9] .. '|' .. I(seq) .. '|' .. sid, 'PX', ARGV[10])
 end
+touch_messages(sid)
 expire_all(sid, ea, cur[7])
-return {'ok', seq, now}
+return {'ok', seq, now, etag(sid, 'm')}
