@@ -25,6 +25,10 @@ AUTH_REFUSED = (
     "Authentication required",
 )
 DB_REFUSED = ("DB index is out of range", "invalid DB index")
+#: TLS handshakes that fail the same way on every attempt: an untrusted or mismatched
+#: certificate, or TLS spoken to a server that does not speak it.
+TLS_REFUSED = ("CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "wrong version number",
+               "record layer failure", "UNEXPECTED_EOF_WHILE_READING")  # fmt: skip
 
 
 def _credential_settings(settings: Settings) -> str:
@@ -50,6 +54,9 @@ def classify(settings: Settings, exc: BaseException) -> str | None:
     if any(marker in text for marker in DB_REFUSED):
         name = "REDIS_URL" if settings.redis_url is not None else "REDIS_DB"
         return f"invalid {name}: the server has no such database ({text})"
+    if any(marker in text for marker in TLS_REFUSED):
+        name = "REDIS_URL" if settings.redis_url is not None else "REDIS_SSL"
+        return f"invalid {name} (or REDIS_TLS_*): the TLS handshake failed ({text})"
     return None
 
 
