@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from session_service.app import create_app
 from session_service.config import Settings
+from session_service.observability.logging import configure_logging
 from tests.servers import RedisProcess, redis_server
 
 ClientFactory = Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -55,6 +56,8 @@ def make_settings(redis_url: str, **overrides: Any) -> Settings:
 
 @contextlib.asynccontextmanager
 async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """As the entry points do: logging for the process, then the app."""
+    configure_logging(settings.log_level, settings.effective_log_format.value)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

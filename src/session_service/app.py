@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -24,7 +23,6 @@ from session_service.api.routes import admin, cases, health, messages, prompt, s
 from session_service.config import SessionLimitPolicy, Settings, load_settings
 from session_service.integrations.case_service import CaseServiceClient
 from session_service.observability import metrics
-from session_service.observability.logging import configure_logging
 from session_service.store.connection import build_client, describe
 from session_service.store.embedded import EmbeddedServer
 from session_service.store.keys import Keys
@@ -35,8 +33,6 @@ from session_service.store.sessions import SessionStore
 logger = logging.getLogger("session_service")
 
 EVICTING_POLICIES = ("allkeys-", "volatile-")
-#: Set by the CLI when it owns an embedded server shared by several workers.
-EMBEDDED_URL_ENV = "FM_SESSION_EMBEDDED_URL"
 
 
 def build_store(settings: Settings, url: str | None) -> SessionStore:
@@ -183,24 +179,21 @@ def _freeze_startup_objects() -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """One app per call; process-wide set-up (logging) belongs to the entry points."""
     settings = settings or load_settings()
-    configure_logging(settings.log_level, settings.effective_log_format.value)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         embedded: EmbeddedServer | None = None
         url = settings.redis_connection_url
-        shared_embedded = os.environ.get(EMBEDDED_URL_ENV)
         if settings.embedded:
-            if shared_embedded:
-                url = shared_embedded
-            else:
-                embedded = EmbeddedServer(settings.data_dir, settings.embedded_appendfsync)
-                url = await asyncio.to_thread(embedded.start)
+            # With several workers the CLI started it already: start() then reuses it
+            # (one DATA_DIR, one owner) and stop() leaves it to its owner.
+            embedded = EmbeddedServer(settings.data_dir, settings.embedded_appendfsync)
+            url = await asyncio.to_thread(embedded.start)
         store = build_store(settings, url)
         case_service = CaseServiceClient(settings.case_service_url, settings.case_service_timeout)
         mode = "embedded" if settings.embedded else settings.redis_mode.value
-        app.state.settings = settings
         app.state.store = store
         app.state.case_service = case_service
         app.state.storage_mode = mode
@@ -274,5 +267,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     app.edge = edge
+    # Settings exist before the lifespan; the resources built from them live in it.
     app.state.settings = settings
     return app

@@ -17,7 +17,7 @@ import orjson
 import uvicorn
 
 from session_service import __version__
-from session_service.app import EMBEDDED_URL_ENV, build_store, create_app
+from session_service.app import build_store, create_app
 from session_service.config import Settings, load_settings
 from session_service.domain.ids import is_session_id
 from session_service.legacy_import import (
@@ -131,9 +131,10 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int) 
         return 0
     embedded = None
     if settings.embedded:
-        # One server for all workers: the parent owns it, the workers share its socket.
+        # One server for all workers: the parent owns it, each worker finds it answering
+        # on DATA_DIR's socket and reuses it (see EmbeddedServer.start).
         embedded = EmbeddedServer(settings.data_dir, settings.embedded_appendfsync)
-        os.environ[EMBEDDED_URL_ENV] = embedded.start()
+        embedded.start()
     # Workers write their samples here and /metrics aggregates them; an operator's
     # own directory is kept, ours is removed on exit.
     own_metrics_dir = not os.environ.get(METRICS_DIR_ENV)

@@ -32,40 +32,75 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class JsonFormatter(logging.Formatter):
+@functools.lru_cache(maxsize=64)
+def _second(seconds: int, fmt: str, utc: bool) -> str:
+    return time.strftime(fmt, time.gmtime(seconds) if utc else time.localtime(seconds))
+
+
+class LineFormatter(logging.Formatter):
+    """Renders one line from its parts; `format` and the access line both use `line`."""
+
+    def line(
+        self, created: float, level: str, name: str, message: str, extra: dict[str, Any]
+    ) -> str:
+        raise NotImplementedError
+
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
+        extra = {
+            key: value
+            for key, value in record.__dict__.items()
+            if key not in _RESERVED and value is not None
         }
-        for key, value in record.__dict__.items():
-            if key not in _RESERVED and value is not None:
-                entry[key] = value
+        text = self.line(record.created, record.levelname, record.name, record.getMessage(), extra)
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            text = self.with_exception(text, self.formatException(record.exc_info))
+        return text
+
+    def with_exception(self, text: str, exc: str) -> str:
+        return f"{text}\n{exc}"
+
+
+class JsonFormatter(LineFormatter):
+    def line(
+        self, created: float, level: str, name: str, message: str, extra: dict[str, Any]
+    ) -> str:
+        seconds = int(created)
+        millis = int((created - seconds) * 1000)
+        entry: dict[str, Any] = {
+            "ts": f"{_second(seconds, '%Y-%m-%dT%H:%M:%S', True)}.{millis:03d}Z",
+            "level": level,
+            "logger": name,
+            "msg": message,
+            **extra,
+        }
         return orjson.dumps(entry, default=str).decode()
 
-
-class TextFormatter(logging.Formatter):
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s")
-
-    def format(self, record: logging.LogRecord) -> str:
-        if getattr(record, "request_id", None) is None:
-            record.request_id = "-"  # outside any request
-        return super().format(record)
+    def with_exception(self, text: str, exc: str) -> str:
+        return text[:-1] + "," + orjson.dumps({"exc": exc}).decode()[1:]
 
 
-_handler: logging.StreamHandler[Any] | None = None
+class TextFormatter(LineFormatter):
+    def line(
+        self, created: float, level: str, name: str, message: str, extra: dict[str, Any]
+    ) -> str:
+        seconds = int(created)
+        millis = int((created - seconds) * 1000)
+        stamp = f"{_second(seconds, '%Y-%m-%d %H:%M:%S', False)},{millis:03d}"
+        return f"{stamp} {level:<7} {name} [{extra.get('request_id') or '-'}] {message}"
+
+
+class ServiceHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The one handler `configure_logging` installs on the root logger."""
+
+
 ACCESS_LOGGER = "session_service.access"
 
 
-@functools.lru_cache(maxsize=64)
-def _second(seconds: int, fmt: str) -> str:
-    return time.strftime(fmt, time.gmtime(seconds) if "T" in fmt else time.localtime(seconds))
+def _service_handler() -> ServiceHandler | None:
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, ServiceHandler):
+            return handler
+    return None
 
 
 def write_access_line(
@@ -73,39 +108,28 @@ def write_access_line(
 ) -> None:
     """The access line of one request, in the configured format.
 
-    It is the one line every request writes, so it skips the LogRecord, filter
-    and formatter machinery and writes the same JSON (or text) the formatters
-    would produce straight to the configured stream.
+    It is the one line every request writes, so it skips the LogRecord and
+    filter machinery: the configured formatter renders it from its parts and it
+    goes straight to the handler's stream.
     """
     message = f"{method} {route} {status} {duration_ms:.1f}ms"
     logger = logging.getLogger(ACCESS_LOGGER)
     if not logger.isEnabledFor(logging.INFO):
         return
-    handler = _handler
-    if handler is None:  # logging not configured by us: go through logging
-        logger.info(message)
+    handler = _service_handler()
+    if handler is None or not isinstance(handler.formatter, LineFormatter):
+        logger.info(message)  # logging not configured by us: go through logging
         return
-    now = time.time()
-    seconds, millis = int(now), int(now * 1000) % 1000
-    rid = request_id_var.get()
-    if isinstance(handler.formatter, JsonFormatter):
-        entry: dict[str, Any] = {
-            "ts": f"{_second(seconds, '%Y-%m-%dT%H:%M:%S')}.{millis:03d}Z",
-            "level": "INFO",
-            "logger": ACCESS_LOGGER,
-            "msg": message,
-            "request_id": rid,
-            "method": method,
-            "route": route,
-            "status": status,
-            "duration_ms": round(duration_ms, 3),
-        }
-        if user is not None:
-            entry["user"] = user
-        line = orjson.dumps(entry).decode()
-    else:
-        stamp = f"{_second(seconds, '%Y-%m-%d %H:%M:%S')},{millis:03d}"
-        line = f"{stamp} INFO    {ACCESS_LOGGER} [{rid or '-'}] {message}"
+    extra: dict[str, Any] = {
+        "request_id": request_id_var.get(),
+        "method": method,
+        "route": route,
+        "status": status,
+        "duration_ms": round(duration_ms, 3),
+    }
+    if user is not None:
+        extra["user"] = user
+    line = handler.formatter.line(time.time(), "INFO", ACCESS_LOGGER, message, extra)
     handler.acquire()
     try:
         handler.stream.write(line + "\n")
@@ -115,13 +139,17 @@ def write_access_line(
 
 
 def configure_logging(level: str, fmt: str) -> None:
-    global _handler
-    handler = logging.StreamHandler(sys.stderr)
-    _handler = handler
+    """Once per process, from its entry point (the CLI or `main`); safe to repeat.
+
+    Replaces only the handler it installed before, so handlers others added
+    (pytest's, an embedding application's) stay.
+    """
+    handler = ServiceHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, ServiceHandler)]
+    root.addHandler(handler)
     root.setLevel(level)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
