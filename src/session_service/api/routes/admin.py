@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from starlette.responses import Response
@@ -44,7 +44,16 @@ async def cleanup(user: UserDep, store: StoreDep) -> Response:
 
 
 # `path`: any user id, "/" included. It stops at a newline, which no user id holds
-# (identity headers refuse control characters).
+# (identity headers refuse control characters): such a path is documented as 404.
+_NO_SUCH_USER_PATH: dict[int | str, dict[str, Any]] = {
+    404: {
+        "model": models.ErrorBody,
+        "description": "`not_found`: a user id never holds a line break, so a path with one "
+        "matches no endpoint",
+    }
+}
+
+
 @router.delete(
     "/users/{user_id:path}/sessions",
     summary="Erase every session of a user (admin)",
@@ -54,7 +63,7 @@ async def cleanup(user: UserDep, store: StoreDep) -> Response:
         "rewrite (see the README)."
     ),
     response_model=models.ErasureReport,
-    responses=error_responses(errors.Forbidden, body=True),
+    responses={**error_responses(errors.Forbidden, body=True), **_NO_SUCH_USER_PATH},
 )
 async def erase_user(
     user_id: Annotated[str, Path(min_length=1, max_length=256)], user: UserDep, store: StoreDep
