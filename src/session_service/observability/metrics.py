@@ -138,10 +138,14 @@ def _timed_iter(operation: str, method: Callable[..., AsyncIterator[Any]]) -> Ca
 
 
 def instrument_store(cls: type[T]) -> type[T]:
-    """Class decorator: time every public async method of the store, count its failures."""
-    for name, member in list(vars(cls).items()):
+    """Class decorator: time every public async method of the store, count its failures.
+
+    Inherited methods too: the store is assembled from one class per concern.
+    """
+    for name in dir(cls):
         if name.startswith("_") or name in _NOT_OPERATIONS:
             continue
+        member = getattr(cls, name)
         if inspect.isasyncgenfunction(member):
             setattr(cls, name, _timed_iter(name, member))
         elif inspect.iscoroutinefunction(member):

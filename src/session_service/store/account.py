@@ -1,7 +1,6 @@
-"""Operations on everything a user holds: statistics, delete-all, evictions.
+"""Operations on everything a user holds: statistics and delete-all.
 
-A mixin of `SessionStore`, kept apart so the store module stays small. Both read
-counters and indexes, never scan: a user may hold 50,000 sessions.
+Both read counters and indexes, never scan: a user may hold 50,000 sessions.
 """
 
 from __future__ import annotations
@@ -9,10 +8,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from session_service.observability.logging import user_ref
-from session_service.observability.metrics import SESSIONS, instrument_store
+from session_service.store.base import StoreBase, count_expired
 from session_service.store.codec import iso
-from session_service.store.scripts import Script, Scripts
 
 logger = logging.getLogger("session_service.store")
 
@@ -20,34 +17,12 @@ logger = logging.getLogger("session_service.store")
 DELETE_SLICE = 100
 
 
-def _count_expired(pruned: Any) -> None:
-    if pruned and int(pruned) > 0:
-        SESSIONS.labels("expired").inc(int(pruned))
-
-
-@instrument_store
-class AccountMixin:
-    scripts: Scripts
-
-    async def _write(self, script: Script, user_id: str, args: list[str | int]) -> Any:
-        raise NotImplementedError  # SessionStore's
-
-    def _record_evictions(self, user_id: str, session_ids: list[str]) -> list[str]:
-        """Count and log sessions the limit policy deleted (ids only, the user hashed)."""
-        for sid in session_ids:
-            SESSIONS.labels("evicted").inc()
-            ref = user_ref(user_id)
-            logger.info(
-                "session %s evicted by SESSION_LIMIT_POLICY=evict_oldest (user %s)", sid, ref,
-                extra={"session_id": sid, "user": ref},
-            )  # fmt: skip
-        return list(session_ids)
-
+class AccountOps(StoreBase):
     async def statistics(self, user_id: str) -> dict[str, Any]:
         """Counts by status, total messages, oldest and newest last activity."""
         while True:
-            reply = await self._write(self.scripts.statistics, user_id, [])
-            _count_expired(reply[0])
+            reply = await self._read(self.scripts.statistics, user_id, [])
+            count_expired(reply[0])
             if int(reply[1]) == 0:  # no expired session left in the indexes
                 break
         by_status: dict[str, int] = {}
@@ -78,7 +53,7 @@ class AccountMixin:
             live, expired, left = (
                 int(v) for v in await self._write(self.scripts.delete_all, user_id, [DELETE_SLICE])
             )
-            _count_expired(expired)
+            count_expired(expired)
             deleted += live
             handled += live + expired
             if bound is None:

@@ -16,7 +16,6 @@ from session_service.domain.tokens import (
     WINDOW_MAX_MESSAGES,
     estimate_tokens,
 )
-from session_service.observability.metrics import instrument_store
 from session_service.store.codec import dump_json, iso, message_from_entry, summary_from_entry
 from session_service.store.errors import script_error
 from session_service.store.keys import Keys, digest
@@ -44,7 +43,6 @@ def _checked(reply: list[Any]) -> list[Any]:
     return reply
 
 
-@instrument_store
 class AgentStore:
     async def window(
         self: _Store, user_id: str, session_id: str, max_tokens: int

@@ -20,7 +20,7 @@ from session_service.observability.metrics import SESSIONS
 from session_service.store.codec import SCHEMA_VERSION, dump_json
 
 if TYPE_CHECKING:
-    from session_service.store.sessions import SessionStore
+    from session_service.store.base import StoreBase as SessionStore
 
 #: One staging call moves at most this many messages or bytes (a few ms in Redis).
 CHUNK_MESSAGES = 500

@@ -1,0 +1,108 @@
+"""What every part of the store shares: the client, the keys, the limits, the scripts.
+
+Writes are single Lua scripts (atomic, one round trip); reads are single
+commands or one non-transactional pipeline. Every method takes the caller's
+user id and only ever touches keys under that user's hash tag.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
+
+from session_service import errors
+from session_service.observability.logging import user_ref
+from session_service.observability.metrics import SESSIONS
+from session_service.store.connection import RedisClient, eval_and_wait
+from session_service.store.errors import script_error
+from session_service.store.keys import Keys
+from session_service.store.records import Limits
+from session_service.store.retries import again_on_connection_error
+from session_service.store.scripts import Script, load_scripts
+
+logger = logging.getLogger("session_service.store")
+
+
+def ok(reply: list[Any], target_status: str | None = None) -> list[Any]:
+    """A script's reply, or the error it answered with (`{'err', code, extra?}`)."""
+    if reply[0] == "err":
+        raise script_error(reply, target_status)
+    return reply
+
+
+def count_expired(pruned: Any) -> None:
+    """Every script that prunes reports how many expired sessions it removed."""
+    if pruned and int(pruned) > 0:
+        SESSIONS.labels("expired").inc(int(pruned))
+
+
+class StoreBase:
+    def __init__(
+        self, client: RedisClient, keys: Keys, limits: Limits, min_replicas_ack: int = 0,
+        replica_ack_timeout_ms: int = 500,
+    ) -> None:  # fmt: skip
+        # redis-py's command stubs mix bytes and str; replies are decoded strings here.
+        self.client: Any = client
+        self.keys = keys
+        self.limits = limits
+        self.scripts = load_scripts()
+        self.min_replicas_ack = min_replicas_ack
+        self.replica_ack_timeout_ms = replica_ack_timeout_ms
+        self.is_cluster = isinstance(client, RedisCluster)
+
+    async def _read(self, script: Script, user_id: str, args: list[str | int]) -> Any:
+        """Run a script that reads, and at most prunes expired index entries.
+
+        It never waits for replicas: losing a prune loses nothing, and listing must
+        keep working while a replica is down.
+        """
+        return await script(self.client, [self.keys.base(user_id)], args)
+
+    async def _write(self, script: Script, user_id: str, args: list[str | int]) -> Any:
+        """Run a writing script; with REDIS_MIN_REPLICAS_ACK, WAIT in the same round trip."""
+        if self.min_replicas_ack == 0:
+            return await script(self.client, [self.keys.base(user_id)], args)
+        return await self._write_acked(script, self.keys.base(user_id), args)
+
+    async def _write_acked(self, script: Script, base: str, args: list[str | int]) -> Any:
+        for _ in range(2):
+            reply, acked = await eval_and_wait(
+                self.client, script.sha, base, args, self.min_replicas_ack,
+                self.replica_ack_timeout_ms,
+            )  # fmt: skip
+            if isinstance(reply, NoScriptError):
+                # Loading a script twice is harmless, so a dropped connection is retried.
+                await again_on_connection_error(lambda: self.client.script_load(script.source))
+                continue
+            if isinstance(reply, Exception):
+                raise reply
+            if isinstance(acked, Exception):
+                raise acked
+            refused = isinstance(reply, list) and reply[:1] == ["err"]  # nothing was written
+            if not refused and int(acked) < self.min_replicas_ack:
+                raise errors.StorageUnavailable(
+                    f"The write reached {acked} of {self.min_replicas_ack} required replicas in "
+                    "time; it may not survive a failover. Retrying the same request with the "
+                    "same idempotency key stores it once."
+                )
+            return reply
+        raise errors.StorageUnavailable()
+
+    def _record_evictions(self, user_id: str, session_ids: list[str]) -> list[str]:
+        """Count and log sessions the limit policy deleted (ids only, the user hashed)."""
+        for sid in session_ids:
+            SESSIONS.labels("evicted").inc()
+            ref = user_ref(user_id)
+            logger.info(
+                "session %s evicted by SESSION_LIMIT_POLICY=evict_oldest (user %s)", sid, ref,
+                extra={"session_id": sid, "user": ref},
+            )  # fmt: skip
+        return list(session_ids)
+
+    async def _scan(self, pattern: str) -> AsyncIterator[str]:
+        async for key in self.client.scan_iter(match=pattern, count=1000):
+            yield key

@@ -1,0 +1,167 @@
+"""Sessions: create (or resume), read, list, update, delete, heartbeat, archive, restore."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from session_service import errors
+from session_service.domain.legacy import LegacySession
+from session_service.domain.status import allowed_from
+from session_service.store import importing
+from session_service.store.base import StoreBase, count_expired, ok
+from session_service.store.codec import (
+    iso,
+    iso_or_none,
+    message_from_entry,
+    messages_etag,
+    pairs,
+    session_etag,
+    session_from_fields,
+)
+from session_service.store.keys import digest
+from session_service.store.records import (
+    CreateResult,
+    NewSession,
+    Patch,
+    Tagged,
+)
+
+
+def _tagged(session_id: str, user_id: str, fields: dict[str, str]) -> Tagged:
+    return Tagged(session_from_fields(session_id, user_id, fields), session_etag(fields))
+
+
+class SessionOps(StoreBase):
+    async def create(
+        self, user_id: str, new: NewSession, idempotency_key: str | None, fingerprint: str
+    ) -> CreateResult:
+        args: list[str | int] = [
+            new.session_id,
+            new.timeout_ms,
+            new.client_id or "",
+            digest(idempotency_key) if idempotency_key else "",
+            fingerprint,
+            self.limits.idempotency_ttl_ms,
+            self.limits.max_sessions_per_user,
+            "1" if self.limits.evict_oldest else "0",
+            *new.fields,
+        ]
+        evicted: list[str] = []
+        while True:
+            reply = ok(await self._write(self.scripts.create, user_id, args))
+            if reply[0] != "again":  # 'again': a bounded step of evicting or pruning, no create
+                break
+            count_expired(reply[1])
+            evicted += self._record_evictions(user_id, reply[2])
+        if reply[0] == "replay":
+            code, sid, fields = int(reply[1]), reply[2], reply[3]
+        else:
+            code, sid, fields = (201 if reply[0] == "created" else 200), reply[1], reply[2]
+            count_expired(reply[3])
+            evicted += self._record_evictions(user_id, reply[4] if len(reply) > 4 else [])
+        return CreateResult(code, _tagged(sid, user_id, pairs(fields)), tuple(evicted))
+
+    async def get(self, user_id: str, session_id: str) -> Tagged:
+        fields = await self.client.hgetall(self.keys.session(user_id, session_id))
+        if not fields:
+            raise errors.SessionNotFound()
+        return _tagged(session_id, user_id, fields)
+
+    async def get_with_messages(self, user_id: str, session_id: str, limit: int) -> Tagged:
+        # The hash is read first: a write landing in between makes the ETag older than
+        # the messages, never newer, so an If-Match based on it cannot skip a message.
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.session(user_id, session_id))
+        pipe.xrevrange(self.keys.messages(user_id, session_id), "+", "-", count=limit)
+        fields, entries = await pipe.execute()
+        if not fields:
+            raise errors.SessionNotFound()
+        session = _tagged(session_id, user_id, fields)
+        session["messages"] = [message_from_entry(i, f) for i, f in reversed(entries)]
+        return session
+
+    async def current_etag(self, user_id: str, session_id: str, kind: str) -> str:
+        """The session's ('s') or its messages' ('m') ETag; 404 when it does not exist."""
+        version = "mv" if kind == "m" else "ev"
+        ca, value = await self.client.hmget(self.keys.session(user_id, session_id), "ca", version)
+        if ca is None:
+            raise errors.SessionNotFound()
+        fields = {"ca": ca, version: value or "0"}
+        return messages_etag(fields) if kind == "m" else session_etag(fields)
+
+    async def exists(self, user_id: str, session_id: str) -> bool:
+        return bool(await self.client.exists(self.keys.session(user_id, session_id)))
+
+    async def import_legacy(self, session: LegacySession, ttl_ms: int) -> str | None:
+        """Write a session of the original service (import-legacy); None, or why skipped."""
+        return await importing.import_session(self, session, ttl_ms)
+
+    async def legacy_state(self, user_id: str, session_id: str) -> str | None:
+        """Why import-legacy would skip this session, or None (a read, for --dry-run)."""
+        return await importing.imported_state(self, user_id, session_id)
+
+    async def list_sessions(
+        self, user_id: str, statuses: Sequence[str], offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        reply = await self._read(self.scripts.list, user_id, [offset, limit, *statuses])
+        total = int(reply[0])
+        count_expired(reply[1])
+        sessions = [
+            session_from_fields(reply[i], user_id, pairs(reply[i + 1]))
+            for i in range(2, len(reply), 2)
+            if reply[i + 1]
+        ]
+        return total, sessions
+
+    async def update(
+        self, user_id: str, session_id: str, patch: Patch, if_match: str = ""
+    ) -> Tagged:
+        target = patch.status or ""
+        args: list[str | int] = [
+            session_id,
+            patch.title_op, patch.title, patch.title_folded,
+            patch.description_op, patch.description, patch.description_folded,
+            target,
+            ",".join(allowed_from(target)) if target else "",
+            self.limits.archived_ttl_ms,
+            self.limits.max_json_keys,
+            self.limits.max_json_bytes,
+            len(patch.metadata),
+            *[part for pair in patch.metadata for part in pair],
+            len(patch.context),
+            *[part for pair in patch.context for part in pair],
+            "" if patch.timeout_ms is None else patch.timeout_ms,
+            if_match,
+        ]  # fmt: skip
+        reply = ok(await self._write(self.scripts.update, user_id, args), target)
+        return _tagged(session_id, user_id, pairs(reply[1]))
+
+    async def delete(self, user_id: str, session_id: str, if_match: str = "") -> None:
+        ok(await self._write(self.scripts.delete, user_id, [session_id, if_match]))
+
+    async def heartbeat(self, user_id: str, session_id: str) -> Tagged:
+        reply = ok(await self._write(self.scripts.heartbeat, user_id, [session_id]))
+        body = {
+            "session_id": session_id,
+            "status": reply[1],
+            "last_activity_at": iso(int(reply[2])),
+            "expires_at": iso_or_none(str(reply[3])),
+        }
+        return Tagged(body, reply[4])
+
+    async def archive(self, user_id: str, session_id: str, if_match: str = "") -> Tagged:
+        args: list[str | int] = [session_id, self.limits.archived_ttl_ms, if_match]
+        reply = ok(await self._write(self.scripts.archive, user_id, args))
+        return _tagged(session_id, user_id, pairs(reply[1]))
+
+    async def restore(self, user_id: str, session_id: str, if_match: str = "") -> Tagged:
+        reply = ok(await self._write(self.scripts.restore, user_id, [session_id, if_match]))
+        return _tagged(session_id, user_id, pairs(reply[1]))
+
+    async def clear_context(
+        self, user_id: str, session_id: str, if_match: str = ""
+    ) -> tuple[list[str], str]:
+        """(the context keys removed, the session's ETag after)."""
+        reply = ok(await self._write(self.scripts.clear_context, user_id, [session_id, if_match]))
+        return [str(key) for key in reply[1]], reply[2]

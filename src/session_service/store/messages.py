@@ -1,0 +1,171 @@
+"""The conversation: append, pages, one message, stats and chunked export reads."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from session_service import errors
+from session_service.domain.ids import message_id, message_seq
+from session_service.domain.tokens import estimate_tokens
+from session_service.store.base import StoreBase, ok
+from session_service.store.codec import (
+    dump_json,
+    iso,
+    iso_or_none,
+    message_from_entry,
+    messages_etag,
+)
+from session_service.store.keys import digest
+from session_service.store.records import (
+    Appended,
+)
+
+EXPORT_CHUNK = 500
+
+
+class MessageOps(StoreBase):
+    async def append(
+        self,
+        user_id: str,
+        session_id: str,
+        role: str,
+        content: str,
+        metadata: dict[str, Any] | None,
+        title: tuple[str, str] | None,
+        idempotency_key: str | None,
+        fingerprint: str,
+        *,
+        tool_calls: list[dict[str, Any]] | None = None,
+        tool_call_id: str | None = None,
+        token_count: int | None = None,
+        if_match: str = "",
+    ) -> Appended:
+        metadata_json = dump_json(metadata) if metadata else ""
+        estimated = token_count is None
+        tokens = estimate_tokens(content, tool_calls) if token_count is None else token_count
+        reply = ok(
+            await self._write(
+                self.scripts.append,
+                user_id,
+                [
+                    session_id, role, content, metadata_json,
+                    title[0] if title else "", title[1] if title else "",
+                    digest(idempotency_key) if idempotency_key else "", fingerprint,
+                    self.limits.max_messages_per_session, self.limits.idempotency_ttl_ms,
+                    if_match,
+                    tokens, "1" if estimated else "0",
+                    dump_json(tool_calls) if tool_calls else "", tool_call_id or "",
+                    *[call["id"] for call in tool_calls or ()],
+                ],
+            )
+        )  # fmt: skip
+        if reply[0] == "replay":
+            entry_id, fields = reply[4][0]
+            replayed = message_from_entry(entry_id, fields)
+            return Appended(replayed, int(reply[2]), reply[3], True, reply[5])
+        seq, ts = int(reply[1]), int(reply[2])
+        message: dict[str, Any] = {
+            "message_id": message_id(seq),
+            "role": role,
+            "content": content,
+            "timestamp": iso(ts),
+            "metadata": metadata or {},
+            "token_count": tokens,
+            "token_count_estimated": estimated,
+        }
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        if tool_call_id:
+            message["tool_call_id"] = tool_call_id
+        return Appended(message, int(reply[3]), reply[4], False, reply[5])
+
+    async def messages_page(
+        self,
+        user_id: str,
+        session_id: str,
+        limit: int,
+        order: str | None,
+        after: str | None,
+        before: str | None,
+    ) -> tuple[int, list[dict[str, Any]], bool, str]:
+        """(total, messages in response order, has_more, the collection's ETag)."""
+        key = self.keys.messages(user_id, session_id)
+        pipe = self.client.pipeline(transaction=False)
+        # The hash first, so the ETag is never newer than the page (get_with_messages).
+        pipe.hmget(self.keys.session(user_id, session_id), "mc", "ca", "mv")
+        # Exclusive cursors as inclusive bounds: msg_0000000000 is a valid cursor, and
+        # no entry 0-0 ever exists (an exclusive "(0-0" end is a Redis error).
+        if order == "asc":
+            start = f"0-{(message_seq(after) or 0) + 1}" if after else "-"
+            pipe.xrange(key, start, "+", count=limit + 1)
+        elif order == "desc":
+            end = f"0-{max((message_seq(before) or 0) - 1, 0)}" if before else "+"
+            pipe.xrevrange(key, end, "-", count=limit + 1)
+        else:
+            pipe.xrevrange(key, "+", "-", count=limit)
+        (count, ca, version), entries = await pipe.execute()
+        if ca is None:
+            raise errors.SessionNotFound()
+        total = int(count or 0)
+        etag = messages_etag({"ca": ca, "mv": version or "0"})
+        if order is None:
+            messages = [message_from_entry(i, f) for i, f in reversed(entries)]
+            return total, messages, len(messages) < total, etag
+        has_more = len(entries) > limit
+        return total, [message_from_entry(i, f) for i, f in entries[:limit]], has_more, etag
+
+    async def message(self, user_id: str, session_id: str, msg_id: str) -> dict[str, Any]:
+        seq = message_seq(msg_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.exists(self.keys.session(user_id, session_id))
+        pipe.xrange(self.keys.messages(user_id, session_id), f"0-{seq}", f"0-{seq}", count=1)
+        exists, entries = await pipe.execute()
+        if not exists:
+            raise errors.SessionNotFound()
+        if seq is None or not entries:
+            raise errors.MessageNotFound()
+        entry_id, fields = entries[0]
+        return message_from_entry(entry_id, fields)
+
+    async def stats(self, user_id: str, session_id: str) -> dict[str, Any]:
+        f = await self.client.hgetall(self.keys.session(user_id, session_id))
+        if not f:
+            raise errors.SessionNotFound()
+        created = int(f["ca"])
+        last = int(f.get("lm") or f["la"])
+        return {
+            "session_id": session_id,
+            "status": f["st"],
+            "message_count": int(f.get("mc", 0)),
+            "user_message_count": int(f.get("nu", 0)),
+            "assistant_message_count": int(f.get("na", 0)),
+            "system_message_count": int(f.get("ns", 0)),
+            "tool_message_count": int(f.get("nt", 0)),
+            "total_tokens": int(f.get("tk", 0)),
+            "total_tokens_by_role": {
+                role: int(f.get(f"k{role[0]}", 0))
+                for role in ("user", "assistant", "system", "tool")
+            },
+            "first_message_at": iso_or_none(f.get("fm")),
+            "last_message_at": iso_or_none(f.get("lm")),
+            "duration_seconds": max(0, last - created) / 1000,
+            "created_at": iso(created),
+            "last_activity_at": iso(int(f["la"])),
+            "expires_at": iso_or_none(f.get("ea")),
+        }
+
+    async def iter_messages(
+        self, user_id: str, session_id: str, upto: int
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every message up to seq `upto`, in bounded chunks (for streaming export)."""
+        key = self.keys.messages(user_id, session_id)
+        start = "-"
+        while True:
+            entries = await self.client.xrange(key, start, f"0-{upto}", count=EXPORT_CHUNK)
+            if not entries:
+                return
+            yield [message_from_entry(i, f) for i, f in entries]
+            if len(entries) < EXPORT_CHUNK:
+                return
+            start = f"({entries[-1][0]}"
