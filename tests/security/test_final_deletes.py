@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 
 from session_service.store import erasure
 from session_service.store.keys import Keys
+from session_service.store.protocol import EraseArgs
 from tests.conftest import ClientFactory, create_session, user
 
 API = "/api/v1/sessions"
@@ -238,7 +239,9 @@ async def test_an_interrupted_erase_is_finished_by_the_next_one(
         store = client.app.state.store  # type: ignore[attr-defined]
         before = await _populate(client, "halfway", 10)
         # One slice only, as if the erasing process died after it.
-        started, dropped, *_ = await store._write(store.scripts.erase, "halfway", [4, "1"])
+        started, dropped, *_ = await store._write(
+            store.scripts.erase, "halfway", EraseArgs(4, start=True)
+        )
         assert (started, dropped) == (1, 4)
         later = [(await create_session(client, "halfway"))["session_id"] for _ in range(3)]
         response = await client.delete(erase_url("halfway"), headers=ADMIN)

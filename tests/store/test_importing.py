@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from session_service import errors
 from session_service.domain.legacy import Bounds, LegacySession, read_record
 from session_service.store import importing
+from session_service.store.protocol import ImportStageArgs
 from session_service.store.sessions import SessionStore
 from tests.conftest import user
 from tests.legacy import at, message, record
@@ -42,9 +43,12 @@ def store_of(client: httpx.AsyncClient) -> SessionStore:
 
 
 async def stage(store: SessionStore, session: LegacySession, first: int, count: int) -> list[str]:
-    args: list[str | int] = [session.session_id, first, importing.STAGING_TTL_MS]
-    for m in session.messages[first - 1 : first - 1 + count]:
-        args += [m.role, m.content, m.timestamp_ms, m.metadata_json, 1]
+    messages = [
+        str(part)
+        for m in session.messages[first - 1 : first - 1 + count]
+        for part in (m.role, m.content, m.timestamp_ms, m.metadata_json, 1)
+    ]
+    args = ImportStageArgs(session.session_id, first, importing.STAGING_TTL_MS, tuple(messages))
     reply: list[str] = await store._write(store.scripts.import_stage, session.user_id, args)
     return reply
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from session_service.store.base import StoreBase, count_expired
 from session_service.store.codec import iso
+from session_service.store.protocol import DeleteAllArgs, StatisticsArgs
 
 logger = logging.getLogger("session_service.store")
 
@@ -21,7 +22,7 @@ class AccountOps(StoreBase):
     async def statistics(self, user_id: str) -> dict[str, Any]:
         """Counts by status, total messages, oldest and newest last activity."""
         while True:
-            reply = await self._read(self.scripts.statistics, user_id, [])
+            reply = await self._read(self.scripts.statistics, user_id, StatisticsArgs())
             count_expired(reply[0])
             if int(reply[1]) == 0:  # no expired session left in the indexes
                 break
@@ -51,7 +52,10 @@ class AccountOps(StoreBase):
         bound: int | None = None
         while True:
             live, expired, left = (
-                int(v) for v in await self._write(self.scripts.delete_all, user_id, [DELETE_SLICE])
+                int(v)
+                for v in await self._write(
+                    self.scripts.delete_all, user_id, DeleteAllArgs(DELETE_SLICE)
+                )
             )
             count_expired(expired)
             deleted += live

@@ -19,6 +19,7 @@ from session_service.domain.tokens import (
 from session_service.store.codec import dump_json, iso, message_from_entry, summary_from_entry
 from session_service.store.errors import script_error
 from session_service.store.keys import Keys, digest
+from session_service.store.protocol import ScriptArgs, WindowArgs
 from session_service.store.records import Limits, Tagged
 from session_service.store.scripts import Script, Scripts
 
@@ -32,9 +33,13 @@ class _Store(Protocol):
     limits: Limits
     scripts: Scripts
 
-    async def _read(self, script: Script, user_id: str, args: list[str | int]) -> Any: ...
+    async def _read(
+        self, script: Script, user_id: str, args: ScriptArgs | list[str | int]
+    ) -> Any: ...
 
-    async def _write(self, script: Script, user_id: str, args: list[str | int]) -> Any: ...
+    async def _write(
+        self, script: Script, user_id: str, args: ScriptArgs | list[str | int]
+    ) -> Any: ...
 
 
 def _checked(reply: list[Any]) -> list[Any]:
@@ -52,7 +57,9 @@ class AgentStore:
             await self._read(
                 self.scripts.window,
                 user_id,
-                [session_id, max_tokens, WINDOW_MAX_MESSAGES, WINDOW_CHUNK, WINDOW_MAX_BYTES],
+                WindowArgs(
+                    session_id, max_tokens, WINDOW_MAX_MESSAGES, WINDOW_CHUNK, WINDOW_MAX_BYTES
+                ),
             )
         )
         summary = summary_from_entry(*reply[1][0]) if reply[1] else None

@@ -20,6 +20,7 @@ from session_service.observability.metrics import SESSIONS
 from session_service.store.connection import RedisClient, eval_and_wait
 from session_service.store.errors import script_error
 from session_service.store.keys import Keys
+from session_service.store.protocol import ScriptArgs
 from session_service.store.records import Limits
 from session_service.store.retries import again_on_connection_error
 from session_service.store.scripts import Script, load_scripts
@@ -54,7 +55,7 @@ class StoreBase:
         self.replica_ack_timeout_ms = replica_ack_timeout_ms
         self.is_cluster = isinstance(client, RedisCluster)
 
-    async def _read(self, script: Script, user_id: str, args: list[str | int]) -> Any:
+    async def _read(self, script: Script, user_id: str, args: ScriptArgs | list[str | int]) -> Any:
         """Run a script that reads, and at most prunes expired index entries.
 
         It never waits for replicas: losing a prune loses nothing, and listing must
@@ -62,11 +63,11 @@ class StoreBase:
         """
         return await script(self.client, [self.keys.base(user_id)], args)
 
-    async def _write(self, script: Script, user_id: str, args: list[str | int]) -> Any:
+    async def _write(self, script: Script, user_id: str, args: ScriptArgs | list[str | int]) -> Any:
         """Run a writing script; with REDIS_MIN_REPLICAS_ACK, WAIT in the same round trip."""
         if self.min_replicas_ack == 0:
             return await script(self.client, [self.keys.base(user_id)], args)
-        return await self._write_acked(script, self.keys.base(user_id), args)
+        return await self._write_acked(script, self.keys.base(user_id), script.argv(args))
 
     async def _write_acked(self, script: Script, base: str, args: list[str | int]) -> Any:
         for _ in range(2):

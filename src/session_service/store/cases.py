@@ -7,15 +7,22 @@ from session_service.store.base import StoreBase, ok
 from session_service.store.codec import (
     iso,
 )
+from session_service.store.protocol import LinkCaseArgs, UnlinkCaseArgs
 
 
 class CaseOps(StoreBase):
     async def link_case(self, user_id: str, session_id: str, case_id: str) -> str:
-        reply = ok(await self._write(self.scripts.link_case, user_id, [session_id, case_id]))
+        reply = ok(
+            await self._write(self.scripts.link_case, user_id, LinkCaseArgs(session_id, case_id))
+        )
         return iso(int(reply[1]))
 
     async def unlink_case(self, user_id: str, session_id: str, case_id: str) -> bool:
-        reply = ok(await self._write(self.scripts.unlink_case, user_id, [session_id, case_id]))
+        reply = ok(
+            await self._write(
+                self.scripts.unlink_case, user_id, UnlinkCaseArgs(session_id, case_id)
+            )
+        )
         return bool(reply[1])
 
     async def linked_cases(self, user_id: str, session_id: str) -> list[tuple[str, str]]:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from session_service.store.protocol import EraseArgs, EraseStraysArgs
+
 ERASE_SLICE = 100
 STRAY_BATCH = 500
 SWEEPS = 3
@@ -29,7 +31,7 @@ async def erase_user(store: Any, user_id: str) -> tuple[int, int]:
     started = False
     while True:
         reply = await store._write(
-            store.scripts.erase, user_id, [ERASE_SLICE, "0" if started else "1"]
+            store.scripts.erase, user_id, EraseArgs(ERASE_SLICE, start=not started)
         )
         started = started or reply[0] == 1
         sessions += int(reply[2])
@@ -42,7 +44,11 @@ async def erase_user(store: Any, user_id: str) -> tuple[int, int]:
         deleted = 0
         for at in range(0, len(found), STRAY_BATCH):
             batch = found[at : at + STRAY_BATCH]
-            deleted += int(await store._write(store.scripts.erase_strays, user_id, batch))
+            deleted += int(
+                await store._write(
+                    store.scripts.erase_strays, user_id, EraseStraysArgs(tuple(batch))
+                )
+            )
         keys += deleted
         if deleted == 0:
             break

@@ -18,6 +18,7 @@ from session_service.domain.text import search_fold
 from session_service.domain.tokens import estimate_tokens
 from session_service.observability.metrics import SESSIONS
 from session_service.store.codec import SCHEMA_VERSION, dump_json
+from session_service.store.protocol import ImportCommitArgs, ImportStageArgs
 
 if TYPE_CHECKING:
     from session_service.store.base import StoreBase as SessionStore
@@ -92,9 +93,14 @@ async def import_session(store: SessionStore, session: LegacySession, ttl_ms: in
 async def stage_messages(store: SessionStore, session: LegacySession) -> bool:
     """Stage every message in bounded chunks; False when the session is already there."""
     for first, piece in chunks(session.messages):
-        args: list[str | int] = [session.session_id, first, STAGING_TTL_MS]
-        for m in piece:
-            args += [m.role, m.content, m.timestamp_ms, m.metadata_json, estimate_tokens(m.content)]
+        messages = [
+            str(part)
+            for m in piece
+            for part in (
+                m.role, m.content, m.timestamp_ms, m.metadata_json, estimate_tokens(m.content)
+            )
+        ]  # fmt: skip
+        args = ImportStageArgs(session.session_id, first, STAGING_TTL_MS, tuple(messages))
         reply = await store._write(store.scripts.import_stage, session.user_id, args)
         if reply[0] == "exists":
             return False
@@ -108,20 +114,18 @@ async def stage_messages(store: SessionStore, session: LegacySession) -> bool:
 
 async def commit(store: SessionStore, session: LegacySession, ttl_ms: int) -> str | None:
     """Make the staged session visible with its record and indexes; None, or why skipped."""
-    reply = await store._write(
-        store.scripts.import_commit,
-        session.user_id,
-        [
-            session.session_id,
-            session.status,
-            session.last_activity_ms,
-            ttl_ms,
-            session.client_id or "",
-            len(session.messages),
-            store.limits.max_sessions_per_user,
-            *session_fields(session),
-        ],
+    fields = session_fields(session)
+    args = ImportCommitArgs(
+        sid=session.session_id,
+        status=session.status,
+        last_activity_ms=session.last_activity_ms,
+        remaining_ttl_ms=ttl_ms,
+        client_id=session.client_id or "",
+        message_count=len(session.messages),
+        max_sessions=store.limits.max_sessions_per_user,
+        fields=tuple(zip(fields[::2], fields[1::2], strict=True)),
     )
+    reply = await store._write(store.scripts.import_commit, session.user_id, args)
     if reply[0] == "err":
         raise errors.StorageUnavailable(
             f"committing the session failed ({reply[1]}): its staged messages were "

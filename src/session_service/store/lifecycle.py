@@ -20,6 +20,14 @@ from session_service.store.codec import (
     session_from_fields,
 )
 from session_service.store.keys import digest
+from session_service.store.protocol import (
+    ArchiveArgs,
+    ClearContextArgs,
+    DeleteArgs,
+    HeartbeatArgs,
+    ListArgs,
+    RestoreArgs,
+)
 from session_service.store.records import (
     CreateResult,
     NewSession,
@@ -104,7 +112,9 @@ class SessionOps(StoreBase):
     async def list_sessions(
         self, user_id: str, statuses: Sequence[str], offset: int, limit: int
     ) -> tuple[int, list[dict[str, Any]]]:
-        reply = await self._read(self.scripts.list, user_id, [offset, limit, *statuses])
+        reply = await self._read(
+            self.scripts.list, user_id, ListArgs(offset, limit, tuple(statuses))
+        )
         total = int(reply[0])
         count_expired(reply[1])
         sessions = [
@@ -138,10 +148,10 @@ class SessionOps(StoreBase):
         return _tagged(session_id, user_id, pairs(reply[1]))
 
     async def delete(self, user_id: str, session_id: str, if_match: str = "") -> None:
-        ok(await self._write(self.scripts.delete, user_id, [session_id, if_match]))
+        ok(await self._write(self.scripts.delete, user_id, DeleteArgs(session_id, if_match)))
 
     async def heartbeat(self, user_id: str, session_id: str) -> Tagged:
-        reply = ok(await self._write(self.scripts.heartbeat, user_id, [session_id]))
+        reply = ok(await self._write(self.scripts.heartbeat, user_id, HeartbeatArgs(session_id)))
         body = {
             "session_id": session_id,
             "status": reply[1],
@@ -151,17 +161,23 @@ class SessionOps(StoreBase):
         return Tagged(body, reply[4])
 
     async def archive(self, user_id: str, session_id: str, if_match: str = "") -> Tagged:
-        args: list[str | int] = [session_id, self.limits.archived_ttl_ms, if_match]
+        args = ArchiveArgs(session_id, self.limits.archived_ttl_ms, if_match)
         reply = ok(await self._write(self.scripts.archive, user_id, args))
         return _tagged(session_id, user_id, pairs(reply[1]))
 
     async def restore(self, user_id: str, session_id: str, if_match: str = "") -> Tagged:
-        reply = ok(await self._write(self.scripts.restore, user_id, [session_id, if_match]))
+        reply = ok(
+            await self._write(self.scripts.restore, user_id, RestoreArgs(session_id, if_match))
+        )
         return _tagged(session_id, user_id, pairs(reply[1]))
 
     async def clear_context(
         self, user_id: str, session_id: str, if_match: str = ""
     ) -> tuple[list[str], str]:
         """(the context keys removed, the session's ETag after)."""
-        reply = ok(await self._write(self.scripts.clear_context, user_id, [session_id, if_match]))
+        reply = ok(
+            await self._write(
+                self.scripts.clear_context, user_id, ClearContextArgs(session_id, if_match)
+            )
+        )
         return [str(key) for key in reply[1]], reply[2]

@@ -7,12 +7,13 @@ from collections.abc import Callable
 
 from session_service.store.base import StoreBase, count_expired
 from session_service.store.erasure import erase_user
+from session_service.store.protocol import PruneArgs
 
 
 class MaintenanceOps(StoreBase):
     async def cleanup_user(self, user_id: str) -> tuple[int, int]:
         """(expired sessions removed from the indexes, index entries scanned)."""
-        removed, scanned = await self._read(self.scripts.prune, user_id, [])
+        removed, scanned = await self._read(self.scripts.prune, user_id, PruneArgs())
         count_expired(removed)
         return int(removed), int(scanned)
 
@@ -26,7 +27,7 @@ class MaintenanceOps(StoreBase):
         removed = scanned = users = 0
         async for key in self._scan(self.keys.expiry_pattern()):
             base = self.keys.base_from_expiry_key(key)
-            r, s = await self.scripts.prune(self.client, [base], [])
+            r, s = await self.scripts.prune(self.client, [base], PruneArgs())
             count_expired(r)
             removed += int(r)
             scanned += int(s)

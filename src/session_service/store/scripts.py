@@ -1,7 +1,9 @@
 """Lua scripts, loaded from `lua/` and prefixed with the key names and helpers.
 
 Each script runs by EVALSHA; a server that lost its script cache (restart,
-failover) gets the source again once. User data only ever travels in ARGV.
+failover) gets the source again once. User data only ever travels in ARGV, laid
+out by the script's codec (`protocol.py`) and read back by the binding
+generated from it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from session_service.store.keys import LUA_PRELUDE
+from session_service.store.protocol import CODECS, ScriptArgs, lua_binding
 
 _NAMES = (
     "create",
@@ -52,19 +55,37 @@ class Script:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
-    async def __call__(self, client: Any, keys: list[str], args: list[str | int]) -> Any:
+    async def __call__(
+        self, client: Any, keys: list[str], args: ScriptArgs | list[str | int]
+    ) -> Any:
+        argv = self.argv(args)
         try:
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
+            return await client.evalsha(self.sha, len(keys), *keys, *argv)
         except NoScriptError:
-            return await client.eval(self.source, len(keys), *keys, *args)
+            return await client.eval(self.source, len(keys), *keys, *argv)
+
+    def argv(self, args: ScriptArgs | list[str | int]) -> list[str | int]:
+        """The ARGV of a call: a codec's layout (checked to be this script's)."""
+        if isinstance(args, ScriptArgs):
+            if args.script != self.name:
+                raise TypeError(f"{type(args).__name__} is not the codec of {self.name}.lua")
+            return args.argv()
+        if self.name in CODECS:
+            raise TypeError(f"{self.name}.lua takes {CODECS[self.name].__name__}")
+        return args
+
+
+def script_source(name: str) -> str:
+    """What runs: key names, lib.lua, the codec's ARGV binding, then the script."""
+    binding = lua_binding(CODECS[name]) if name in CODECS else ""
+    return f"{LUA_PRELUDE}{_read('lib')}\n{binding}{_read(name)}"
 
 
 class Scripts:
     """All scripts of the store, by name."""
 
     def __init__(self) -> None:
-        lib = LUA_PRELUDE + _read("lib")
-        self.by_name = {name: Script(name, f"{lib}\n{_read(name)}") for name in _NAMES}
+        self.by_name = {name: Script(name, script_source(name)) for name in _NAMES}
         for name, script in self.by_name.items():
             setattr(self, name, script)
 

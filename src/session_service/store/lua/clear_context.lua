@@ -1,10 +1,10 @@
--- Clear the working context; messages and metadata stay. ARGV: sid, if_match (session ETag)
-local sid = ARGV[1]
+-- Clear the working context; messages and metadata stay. Arguments: protocol.ClearContextArgs.
+local sid = A.sid
 local now = now_ms()
 local sk = k_session(sid)
 local st = redis.call('HGET', sk, 'st')
 if not st then return {'err', 'session_not_found'} end
-local failed = precondition(sid, 's', ARGV[2])
+local failed = precondition(sid, 's', A.if_match)
 if failed then return failed end
 if st == 'archived' then return {'err', 'session_archived'} end
 local cleared = {}

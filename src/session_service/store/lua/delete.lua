@@ -1,7 +1,7 @@
--- Delete a session and everything it owns. ARGV: sid, if_match (session ETag)
-local sid = ARGV[1]
+-- Delete a session and everything it owns. Arguments: protocol.DeleteArgs.
+local sid = A.sid
 if redis.call('EXISTS', k_session(sid)) == 0 then return {'err', 'session_not_found'} end
-local failed = precondition(sid, 's', ARGV[2])
+local failed = precondition(sid, 's', A.if_match)
 if failed then return failed end
 drop_session(sid)
 return {'ok'}

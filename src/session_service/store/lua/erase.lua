@@ -1,4 +1,4 @@
--- One bounded slice of a user's erasure. ARGV: slice_size, start ('1' or '0')
+-- One bounded slice of a user's erasure. Arguments: protocol.EraseArgs.
 -- Returns {started, dropped, live_dropped, keys_dropped, left}
 --
 -- Starting moves the expiry index aside (RENAME, O(1)) as the erase queue: every
@@ -6,10 +6,10 @@
 -- into a fresh index and is left whole. A session in the queue is dropped whole, in
 -- one step, whatever writes race it (a write re-adding it to the index is undone by
 -- drop_session). A queue left by an interrupted erase is drained before a new start.
-local size = tonumber(ARGV[1])
+local size = A.slice
 local queue = base .. K_ERASE
 local started = 0
-if ARGV[2] == '1' and redis.call('EXISTS', queue) == 0 then
+if A.start and redis.call('EXISTS', queue) == 0 then
   if redis.call('EXISTS', k_expiry()) == 1 then redis.call('RENAME', k_expiry(), queue) end
   started = 1
 end

@@ -1,5 +1,6 @@
 -- After the erase queue is drained: delete the keys a SCAN found under the user's
--- tag that belong to no live session. ARGV: key suffixes (relative to KEYS[1]).
+-- tag that belong to no live session. Arguments: protocol.EraseStraysArgs
+-- (key suffixes relative to KEYS[1]).
 -- Returns the number of keys deleted.
 --
 -- With no session left, every key goes. A session created while the erase ran is
@@ -9,7 +10,7 @@ local function live(sid)
 end
 local alive = redis.call('ZCARD', k_expiry()) > 0
 local deleted = 0
-for _, sfx in ipairs(ARGV) do
+for _, sfx in ipairs(A.suffixes) do
   local keep = false
   if alive then
     local kind, sid = string.match(sfx, '^(%a+):([^:]+)')

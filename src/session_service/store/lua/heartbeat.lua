@@ -1,6 +1,6 @@
 -- Slide the inactivity deadline. An archived session is left as it is.
--- ARGV: sid
-local sid = ARGV[1]
+-- Arguments: protocol.HeartbeatArgs.
+local sid = A.sid
 local now = now_ms()
 local sk = k_session(sid)
 local cur = redis.call('HMGET', sk, 'st', 'to', 'ci', 'la', 'ea')

@@ -1,10 +1,9 @@
 -- Make an imported session visible in one step (import-legacy): its staged
 -- messages, its record, every index, its client_id and the mark that keeps a
 -- second run (or a run after the user deleted it) from importing it again.
--- ARGV: sid, status, last_activity_ms, remaining_ttl_ms (-1 = none), client_id|'',
---       message_count, max_sessions, field, value, ...
-local sid, st, la, ttl, ci = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
-local mc, max_sessions = tonumber(ARGV[6]), tonumber(ARGV[7])
+-- Arguments: protocol.ImportCommitArgs (remaining_ttl_ms -1: kept forever).
+local sid, st, la, ttl, ci = A.sid, A.status, A.last_activity_ms, A.remaining_ttl_ms, A.client_id
+local mc, max_sessions = A.message_count, A.max_sessions
 local now = now_ms()
 local mark = base .. K_IMPORTED .. sid
 local jk = base .. K_IMPORT .. sid
@@ -25,7 +24,7 @@ if mc > 0 then
 end
 local ea = 0
 if ttl >= 0 then ea = now + ttl end
-redis.call('HSET', sk, 'ea', I(ea), unpack(ARGV, 8))
+redis.call('HSET', sk, 'ea', I(ea), unpack(A.fields))
 redis.call('ZADD', k_status(st), I(la), sid)
 count_messages(sid, mc)
 if ci ~= '' then

@@ -1,18 +1,18 @@
 -- One page of sessions, most recent activity first, with an exact total.
 -- Returns {total, expired_sessions_pruned, sid, fields, sid, fields, ...}
--- ARGV: offset, limit, status, ...
+-- Arguments: protocol.ListArgs.
 local now = now_ms()
 local pruned = prune(now)
-local offset, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local offset, limit, statuses = A.offset, A.limit, A.statuses
 local total, ids = 0, {}
-if #ARGV == 3 then
-  total = redis.call('ZCARD', k_status(ARGV[3]))
-  ids = redis.call('ZREVRANGE', k_status(ARGV[3]), offset, offset + limit - 1)
+if #statuses == 1 then
+  total = redis.call('ZCARD', k_status(statuses[1]))
+  ids = redis.call('ZREVRANGE', k_status(statuses[1]), offset, offset + limit - 1)
 else
   local rows = {}
-  for i = 3, #ARGV do
-    total = total + redis.call('ZCARD', k_status(ARGV[i]))
-    local r = redis.call('ZREVRANGE', k_status(ARGV[i]), 0, offset + limit - 1, 'WITHSCORES')
+  for i = 1, #statuses do
+    total = total + redis.call('ZCARD', k_status(statuses[i]))
+    local r = redis.call('ZREVRANGE', k_status(statuses[i]), 0, offset + limit - 1, 'WITHSCORES')
     for j = 1, #r, 2 do rows[#rows + 1] = {r[j], tonumber(r[j + 1])} end
   end
   -- Same order as ZREVRANGE: score descending, then member descending.

@@ -1,12 +1,12 @@
 -- Restore an archived session to the status it had, with a fresh inactivity window.
--- ARGV: sid, if_match (session ETag)
-local sid = ARGV[1]
+-- Arguments: protocol.RestoreArgs.
+local sid = A.sid
 local now = now_ms()
 local sk = k_session(sid)
 local cur = redis.call('HMGET', sk, 'st', 'la', 'ci', 'ps', 'to')
 local st = cur[1]
 if not st then return {'err', 'session_not_found'} end
-local failed = precondition(sid, 's', ARGV[2])
+local failed = precondition(sid, 's', A.if_match)
 if failed then return failed end
 if st ~= 'archived' then return {'err', 'not_archived', st} end
 local prev = cur[4] or 'active'

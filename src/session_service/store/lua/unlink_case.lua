@@ -1,4 +1,4 @@
--- Unlink a case (idempotent). ARGV: sid, case_id
-local sid = ARGV[1]
+-- Unlink a case (idempotent). Arguments: protocol.UnlinkCaseArgs.
+local sid = A.sid
 if redis.call('EXISTS', k_session(sid)) == 0 then return {'err', 'session_not_found'} end
-return {'ok', redis.call('ZREM', k_cases(sid), ARGV[2])}
+return {'ok', redis.call('ZREM', k_cases(sid), A.case_id)}

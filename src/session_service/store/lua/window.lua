@@ -7,11 +7,11 @@
 -- conversation. Every entry read costs (Lua copies it) whether it is returned or
 -- not, so the first chunk is small and the next ones are sized from the session's
 -- mean tokens per message and the bytes per entry seen so far. Read-only.
--- ARGV: sid, max_tokens, max_messages, largest chunk, max_bytes
+-- Arguments: protocol.WindowArgs.
 -- Reply: {'ok', summary entry list ({} when none), total_tokens, truncated (0|1),
 --         entry, entry, ...} with the entries oldest first.
-local sid, budget = ARGV[1], tonumber(ARGV[2])
-local cap, largest, max_bytes = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local sid, budget = A.sid, A.max_tokens
+local cap, largest, max_bytes = A.max_messages, A.largest_chunk, A.max_bytes
 local h = redis.call('HMGET', k_session(sid), 'st', 'sy', 'sw', 'sk', 'tk', 'mc')
 if not h[1] then return {'err', 'session_not_found'} end
 local summary, floor, used = {}, 0, 0

@@ -1,0 +1,240 @@
+"""The argument protocol of every Lua script, defined once, in Python.
+
+Each script takes one small frozen dataclass. Its fields, in order, ARE the
+script's ARGV layout: `argv()` flattens an instance for EVALSHA, and
+`lua_binding()` generates the Lua lines, prepended to the script, that read ARGV
+back into the table `A` under the same names. Scripts read `A.<field>`, never
+`ARGV[n]`, so no position is ever written by hand on either side.
+tests/store/test_script_contract.py checks, for every script with a codec, that
+the fields the Lua reads are exactly the codec's and that values arrive intact.
+
+Field types and how they travel:
+
+    str                      one argument                      A.x a string
+    int                      one argument                      A.x a number
+    int | None               one argument, '' for None         A.x a number or nil
+    bool                     '1' or '0'                        A.x a boolean
+    tuple[str, ...]          a count, then the items           A.x a list
+    tuple[tuple[str, str], ...]  a count, then key, value...   A.x a flat list k1, v1, k2, v2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, get_type_hints
+
+Pairs = tuple[tuple[str, str], ...]
+
+_KINDS: dict[Any, str] = {
+    str: "str",
+    int: "int",
+    int | None: "int?",
+    bool: "bool",
+    tuple[str, ...]: "list",
+    Pairs: "pairs",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptArgs:
+    """One script's arguments; subclasses name the script and declare the fields."""
+
+    script: ClassVar[str]
+
+    @classmethod
+    def layout(cls) -> list[tuple[str, str]]:
+        """(field, kind) in ARGV order."""
+        return _layout(cls)
+
+    def argv(self) -> list[str | int]:
+        out: list[str | int] = []
+        for name, kind in self.layout():
+            value = getattr(self, name)
+            if kind == "int?":
+                out.append("" if value is None else value)
+            elif kind == "bool":
+                out.append("1" if value else "0")
+            elif kind == "list":
+                out += [len(value), *value]
+            elif kind == "pairs":
+                out += [len(value), *(part for pair in value for part in pair)]
+            else:
+                out.append(value)
+        return out
+
+
+_LAYOUTS: dict[Any, list[tuple[str, str]]] = {}
+
+
+def _layout(cls: type[ScriptArgs]) -> list[tuple[str, str]]:
+    known = _LAYOUTS.get(cls)
+    if known is not None:
+        return known
+    hints = get_type_hints(cls)
+    layout = []
+    for field in dataclasses.fields(cls):
+        kind = _KINDS.get(hints[field.name])
+        if kind is None:
+            raise TypeError(f"{cls.__name__}.{field.name}: no ARGV encoding for its type")
+        layout.append((field.name, kind))
+    _LAYOUTS[cls] = layout
+    return layout
+
+
+def lua_binding(cls: type[ScriptArgs]) -> str:
+    """The Lua that reads ARGV into `A`, and refuses a call with a different arity."""
+    lines = [
+        "local A, _i = {}, 0",
+        "local function _arg() _i = _i + 1; return ARGV[_i] end",
+    ]
+    for name, kind in cls.layout():
+        if kind == "str":
+            lines.append(f"A.{name} = _arg()")
+        elif kind in ("int", "int?"):
+            lines.append(f"A.{name} = tonumber(_arg())")
+        elif kind == "bool":
+            lines.append(f"A.{name} = _arg() == '1'")
+        else:
+            per = 2 if kind == "pairs" else 1
+            lines.append(
+                f"A.{name} = {{}}; for _ = 1, tonumber(_arg()) * {per} do "
+                f"A.{name}[#A.{name} + 1] = _arg() end"
+            )
+    lines.append(
+        f"if _i ~= #ARGV then return redis.error_reply('{cls.script}: ARGV has ' "
+        "..  #ARGV .. ' arguments, the protocol ' .. _i) end"
+    )
+    return "\n".join(lines) + "\n"
+
+
+# ---- one codec per script --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatArgs(ScriptArgs):
+    script = "heartbeat"
+    sid: str
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveArgs(ScriptArgs):
+    script = "archive"
+    sid: str
+    archived_ttl_ms: int
+    if_match: str  # the session ETag the caller has, '' for none
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreArgs(ScriptArgs):
+    script = "restore"
+    sid: str
+    if_match: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteArgs(ScriptArgs):
+    script = "delete"
+    sid: str
+    if_match: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClearContextArgs(ScriptArgs):
+    script = "clear_context"
+    sid: str
+    if_match: str
+
+
+@dataclass(frozen=True, slots=True)
+class LinkCaseArgs(ScriptArgs):
+    script = "link_case"
+    sid: str
+    case_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnlinkCaseArgs(ScriptArgs):
+    script = "unlink_case"
+    sid: str
+    case_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListArgs(ScriptArgs):
+    script = "list"
+    offset: int
+    limit: int
+    statuses: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteAllArgs(ScriptArgs):
+    script = "delete_all"
+    slice: int
+
+
+@dataclass(frozen=True, slots=True)
+class EraseArgs(ScriptArgs):
+    script = "erase"
+    slice: int
+    start: bool  # the first slice: move the user's sessions aside into the queue
+
+
+@dataclass(frozen=True, slots=True)
+class EraseStraysArgs(ScriptArgs):
+    script = "erase_strays"
+    suffixes: tuple[str, ...]  # keys relative to the user's base
+
+
+@dataclass(frozen=True, slots=True)
+class PruneArgs(ScriptArgs):
+    script = "prune"
+
+
+@dataclass(frozen=True, slots=True)
+class StatisticsArgs(ScriptArgs):
+    script = "statistics"
+
+
+@dataclass(frozen=True, slots=True)
+class WindowArgs(ScriptArgs):
+    script = "window"
+    sid: str
+    max_tokens: int
+    max_messages: int
+    largest_chunk: int
+    max_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImportStageArgs(ScriptArgs):
+    script = "import_stage"
+    sid: str
+    first_seq: int
+    staging_ttl_ms: int
+    messages: tuple[str, ...]  # role, content, timestamp_ms, metadata JSON|'', tokens per message
+
+
+@dataclass(frozen=True, slots=True)
+class ImportCommitArgs(ScriptArgs):
+    script = "import_commit"
+    sid: str
+    status: str
+    last_activity_ms: int
+    remaining_ttl_ms: int  # -1: kept forever
+    client_id: str
+    message_count: int
+    max_sessions: int
+    fields: Pairs  # the stored record, without its deadline
+
+
+#: The codec of every script converted so far, by script name.
+CODECS: dict[str, type[ScriptArgs]] = {
+    codec.script: codec
+    for codec in (
+        HeartbeatArgs, ArchiveArgs, RestoreArgs, DeleteArgs, ClearContextArgs, LinkCaseArgs,
+        UnlinkCaseArgs, ListArgs, DeleteAllArgs, EraseArgs, EraseStraysArgs, PruneArgs,
+        StatisticsArgs, WindowArgs, ImportStageArgs, ImportCommitArgs,
+    )
+}  # fmt: skip
