@@ -39,7 +39,7 @@ async def seed_sessions(
         sid = new_session_id()
         new = NewSession.build(sid, 86_400_000, title=title, description=desc)
         async with sem:
-            await store.create(user, new, None, "")
+            await store.create(user, new)
         ids.append(sid)
 
     # Batches keep the number of pending coroutines (and memory) flat.

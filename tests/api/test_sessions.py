@@ -513,8 +513,8 @@ async def test_the_store_keeps_users_apart_and_deletes_everything(
     store = build_store(make_settings(redis_url), redis_url)
     try:
         new = NewSession.build(new_session_id(), 60_000, title="direct")
-        created = await store.create("a:b", new, None, "")
-        assert created.status_code == 201
+        created = await store.create("a:b", new)
+        assert created.resumed is False
         assert created.session["title"] == "direct"
         assert (await store.get("a:b", new.session_id))["user_id"] == "a:b"
         with pytest.raises(errors.SessionNotFound):

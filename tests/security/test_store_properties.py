@@ -69,8 +69,8 @@ async def store(redis_url: str) -> AsyncIterator[SessionStore]:
 
 async def _create(store: SessionStore, user_id: str, metadata: dict[str, Any]) -> str:
     new = NewSession.build(new_session_id(), 3_600_000, title="title", metadata=metadata)
-    result = await store.create(user_id, new, None, "")
-    assert result.status_code == 201
+    result = await store.create(user_id, new)
+    assert result.resumed is False
     return new.session_id
 
 

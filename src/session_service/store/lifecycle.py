@@ -23,6 +23,7 @@ from session_service.store.keys import digest
 from session_service.store.protocol import (
     ArchiveArgs,
     ClearContextArgs,
+    CreateArgs,
     DeleteArgs,
     HeartbeatArgs,
     ListArgs,
@@ -42,19 +43,24 @@ def _tagged(session_id: str, user_id: str, fields: dict[str, str]) -> Tagged:
 
 class SessionOps(StoreBase):
     async def create(
-        self, user_id: str, new: NewSession, idempotency_key: str | None, fingerprint: str
+        self, user_id: str, new: NewSession, idempotency_key: str | None = None
     ) -> CreateResult:
-        args: list[str | int] = [
-            new.session_id,
-            new.timeout_ms,
-            new.client_id or "",
-            digest(idempotency_key) if idempotency_key else "",
-            fingerprint,
-            self.limits.idempotency_ttl_ms,
-            self.limits.max_sessions_per_user,
-            "1" if self.limits.evict_oldest else "0",
-            *new.fields,
-        ]
+        """A new session, or the caller's live one with the same client_id (resumed).
+
+        With an idempotency key, a retry of the same request answers what the first
+        one did; the same key with another request is refused.
+        """
+        args = CreateArgs(
+            sid=new.session_id,
+            timeout_ms=new.timeout_ms,
+            client_id=new.client_id or "",
+            idem=digest(idempotency_key) if idempotency_key else "",
+            fingerprint=new.fingerprint() if idempotency_key else "",
+            idem_ttl_ms=self.limits.idempotency_ttl_ms,
+            max_sessions=self.limits.max_sessions_per_user,
+            evict_oldest=self.limits.evict_oldest,
+            fields=tuple(zip(new.fields[::2], new.fields[1::2], strict=True)),
+        )
         evicted: list[str] = []
         while True:
             reply = ok(await self._write(self.scripts.create, user_id, args))
@@ -63,12 +69,13 @@ class SessionOps(StoreBase):
             count_expired(reply[1])
             evicted += self._record_evictions(user_id, reply[2])
         if reply[0] == "replay":
-            code, sid, fields = int(reply[1]), reply[2], reply[3]
+            outcome, sid, fields = reply[1], reply[2], reply[3]
         else:
-            code, sid, fields = (201 if reply[0] == "created" else 200), reply[1], reply[2]
+            outcome, sid, fields = reply[0], reply[1], reply[2]
             count_expired(reply[3])
             evicted += self._record_evictions(user_id, reply[4] if len(reply) > 4 else [])
-        return CreateResult(code, _tagged(sid, user_id, pairs(fields)), tuple(evicted))
+        session = _tagged(sid, user_id, pairs(fields))
+        return CreateResult(session, resumed=outcome == "resumed", evicted=tuple(evicted))
 
     async def get(self, user_id: str, session_id: str) -> Tagged:
         fields = await self.client.hgetall(self.keys.session(user_id, session_id))

@@ -112,6 +112,20 @@ def lua_binding(cls: type[ScriptArgs]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class CreateArgs(ScriptArgs):
+    script = "create"
+    sid: str
+    timeout_ms: int
+    client_id: str  # '' for none
+    idem: str  # digest of the idempotency key, '' for none
+    fingerprint: str  # of the request the key answers
+    idem_ttl_ms: int
+    max_sessions: int
+    evict_oldest: bool  # at the limit, evict the least recently active instead of refusing
+    fields: Pairs  # stored field, value
+
+
+@dataclass(frozen=True, slots=True)
 class HeartbeatArgs(ScriptArgs):
     script = "heartbeat"
     sid: str
@@ -233,8 +247,8 @@ class ImportCommitArgs(ScriptArgs):
 CODECS: dict[str, type[ScriptArgs]] = {
     codec.script: codec
     for codec in (
-        HeartbeatArgs, ArchiveArgs, RestoreArgs, DeleteArgs, ClearContextArgs, LinkCaseArgs,
-        UnlinkCaseArgs, ListArgs, DeleteAllArgs, EraseArgs, EraseStraysArgs, PruneArgs,
-        StatisticsArgs, WindowArgs, ImportStageArgs, ImportCommitArgs,
+        CreateArgs, HeartbeatArgs, ArchiveArgs, RestoreArgs, DeleteArgs, ClearContextArgs,
+        LinkCaseArgs, UnlinkCaseArgs, ListArgs, DeleteAllArgs, EraseArgs, EraseStraysArgs,
+        PruneArgs, StatisticsArgs, WindowArgs, ImportStageArgs, ImportCommitArgs,
     )
 }  # fmt: skip

@@ -8,6 +8,7 @@ from typing import Any
 
 from session_service.domain.text import search_fold
 from session_service.store.codec import dump_json
+from session_service.store.keys import digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,10 @@ class NewSession:
             fields += [f"m:{key}", dump_json(value)]
         return cls(session_id, timeout_ms, fields, client_id)
 
+    def fingerprint(self) -> str:
+        """What makes two creates the same request (the new id aside)."""
+        return digest(dump_json([self.timeout_ms, self.client_id, self.fields]))
+
 
 class Tagged(dict[str, Any]):
     """A representation and the ETag of the state it shows (serialized as the plain dict)."""
@@ -52,13 +57,9 @@ class Tagged(dict[str, Any]):
 
 @dataclass(frozen=True, slots=True)
 class CreateResult:
-    status_code: int  # 201 created, 200 resumed
     session: Tagged
+    resumed: bool  # the caller's live session with the same client_id, not a new one
     evicted: tuple[str, ...] = ()  # sessions deleted to make room (evict_oldest)
-
-    @property
-    def resumed(self) -> bool:
-        return self.status_code == 200
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,6 @@ from session_service.domain.status import ALL_STATUSES, RESUMABLE, UNARCHIVED, S
 from session_service.domain.text import search_fold
 from session_service.observability import metrics
 from session_service.store.codec import dump_json
-from session_service.store.keys import digest
 from session_service.store.records import NewSession, Patch, SearchFilters, canonical_pairs
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
@@ -99,12 +98,11 @@ async def create_session(
         metadata=body.metadata,
         client_id=body.client_id,
     )
-    fingerprint = digest(dump_json(body.model_dump(mode="json"))) if idem else ""
-    result = await store.create(user.user_id, new, idem, fingerprint)
+    result = await store.create(user.user_id, new, idem)
     metrics.SESSIONS.labels("resumed" if result.resumed else "created").inc()
     session = result.session
     session["session_resumed"] = result.resumed
-    return json_response(session, result.status_code, tagged(session.etag))
+    return json_response(session, 200 if result.resumed else 201, tagged(session.etag))
 
 
 @router.get(

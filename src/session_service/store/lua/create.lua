@@ -1,28 +1,28 @@
 -- Create a session, or resume the caller's live session with the same client_id.
--- ARGV: sid, timeout_ms, client_id|'', idem|'', fingerprint, idem_ttl_ms,
---       max_sessions, evict_oldest '1'|'0', field, value, ...
+-- Arguments: protocol.CreateArgs. The idempotency record keeps the outcome
+-- ('created' or 'resumed') with the fingerprint of the request it answered.
 -- At the limit with evict_oldest, the evictions and the create are one atomic step,
 -- so concurrent creates never evict more than they need. When more than
 -- EVICT_BATCH must go (the limit was lowered) or expired sessions are still
 -- indexed, it answers 'again' after a bounded step and the caller repeats.
-local sid, timeout, ci, idem, fp = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+local sid, timeout, ci, idem, fp = A.sid, A.timeout_ms, A.client_id, A.idem, A.fingerprint
 local now = now_ms()
 local idem_key = base .. K_CREATE_IDEM .. idem
 
 if idem ~= '' then
   local rec = redis.call('GET', idem_key)
   if rec then
-    local rfp, code, rsid = string.match(rec, '^([^|]*)|(%d+)|(.*)$')
+    local rfp, outcome, rsid = string.match(rec, '^([^|]*)|([^|]*)|(.*)$')
     if rsid and redis.call('EXISTS', k_session(rsid)) == 1 then
       if rfp ~= fp then return {'err', 'idempotency_key_reused'} end
-      return {'replay', tonumber(code), rsid, redis.call('HGETALL', k_session(rsid))}
+      return {'replay', outcome, rsid, redis.call('HGETALL', k_session(rsid))}
     end
   end
 end
 
-local function remember(code, rsid)
+local function remember(outcome, rsid)
   if idem ~= '' then
-    redis.call('SET', idem_key, fp .. '|' .. code .. '|' .. rsid, 'PX', ARGV[6])
+    redis.call('SET', idem_key, fp .. '|' .. outcome .. '|' .. rsid, 'PX', I(A.idem_ttl_ms))
   end
 end
 
@@ -39,7 +39,7 @@ if ci ~= '' then
       redis.call('ZADD', k_status(cur[1]), I(now), existing)
       expire_all(existing, ea, ci)
       touch_session(existing)
-      remember(200, existing)
+      remember('resumed', existing)
       return {'resumed', existing, redis.call('HGETALL', sk), pruned}
     end
   end
@@ -47,9 +47,9 @@ end
 
 local EVICT_BATCH = 100
 local evicted = {}
-local over = redis.call('ZCOUNT', k_expiry(), I(now), '+inf') - tonumber(ARGV[7]) + 1
+local over = redis.call('ZCOUNT', k_expiry(), I(now), '+inf') - A.max_sessions + 1
 if over > 0 then
-  if ARGV[8] ~= '1' then return {'err', 'session_limit_reached'} end
+  if not A.evict_oldest then return {'err', 'session_limit_reached'} end
   if redis.call('ZCOUNT', k_expiry(), '-inf', '(' .. I(now)) > 0 then
     return {'again', pruned, evicted}
   end
@@ -62,12 +62,12 @@ local sk = k_session(sid)
 local ea = now + timeout
 redis.call('HSET', sk, 'v', '1', 'st', 'active', 'ca', I(now), 'ua', I(now), 'la', I(now),
   'ea', I(ea), 'to', I(timeout), 'mc', '0')
-if #ARGV >= 9 then redis.call('HSET', sk, unpack(ARGV, 9)) end
+if #A.fields > 0 then redis.call('HSET', sk, unpack(A.fields)) end
 if ci ~= '' then
   redis.call('HSET', sk, 'ci', ci)
   redis.call('SET', k_client(ci), sid)
 end
 redis.call('ZADD', k_status('active'), I(now), sid)
 expire_all(sid, ea, ci)
-remember(201, sid)
+remember('created', sid)
 return {'created', sid, redis.call('HGETALL', sk), pruned, evicted}
