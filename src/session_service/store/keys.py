@@ -16,7 +16,7 @@ another user's id as a prefix of the whole tag)::
     P:{U}:z:<status>     zset    sid -> last_activity_at (ms), one per status
     P:{U}:n              hash    sid -> messages counted in `P:{U}:u` (statistics)
     P:{U}:u              hash    the user's counters: `messages` (statistics)
-    P:{U}:q:<sha256>     string  idempotency record of a create
+    P:{U}:q:<sha256>     string  idempotency record of a create or a summary
     P:{U}:r:<minute>     string  rate-limit counter
     P:{U}:j:<sid>        stream  messages staged by import-legacy, renamed to m:<sid>
     P:{U}:l:<sid>        string  marks a session import-legacy imported (never again)
