@@ -68,6 +68,7 @@ async def test_tool_calls_and_results_round_trip_through_page_get_one_and_both_e
     one_call = (await client.get(f"{API}/{sid}/messages/msg_0000000002", headers=user())).json()
     one_result = (await client.get(f"{API}/{sid}/messages/msg_0000000003", headers=user())).json()
     exported = (await client.get(f"{API}/{sid}/export", headers=user())).json()["messages"]
+    included = await client.get(f"{API}/{sid}", params={"include_messages": "true"}, headers=user())
     markdown = (
         await client.get(f"{API}/{sid}/export", params={"format": "markdown"}, headers=user())
     ).text
@@ -75,14 +76,16 @@ async def test_tool_calls_and_results_round_trip_through_page_get_one_and_both_e
     assert page[1] == one_call
     assert page[2] == one_result == result
     assert one_call["tool_calls"] == CALLS
+    msg2_tokens = one_call["token_count"]
     assert one_call["role"] == "assistant"
     assert one_result["role"] == "tool"
     assert one_result["tool_call_id"] == "call_1"
     assert "tool_call_id" not in page[0] and "tool_calls" not in page[0]
-    assert exported == page
+    assert exported == page == included.json()["messages"]
     assert "tool call `call_1`: get_metrics" in markdown
     assert '"host":"db-1"' in markdown
     assert "result of tool call `call_1`" in markdown
+    assert f"· {msg2_tokens} tokens (estimated)" in markdown
     assert '{"p99_ms": 870}' in markdown
 
 

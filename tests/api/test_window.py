@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -307,6 +308,40 @@ async def test_the_window_of_an_unknown_or_foreign_session_is_404(
 
     assert foreign.status_code == unknown.status_code == 404
     assert foreign.json()["code"] == "session_not_found"
+
+
+async def test_windows_read_while_tool_groups_are_appended_never_split_a_group(
+    client: httpx.AsyncClient,
+) -> None:
+    sid = (await create_session(client))["session_id"]
+    writing = True
+
+    async def writer() -> None:
+        nonlocal writing
+        for g in range(15):
+            calls = [{"id": f"g{g}-{i}", "name": "f"} for i in range(2)]
+            await append(client, sid, role="assistant", tool_calls=calls, token_count=3)
+            for call in calls:
+                await append(client, sid, role="tool", content="r", tool_call_id=call["id"],
+                             token_count=2)  # fmt: skip
+            await append(client, sid, role="user", content="next", token_count=1)
+        writing = False
+
+    async def reader() -> list[dict[str, Any]]:
+        seen = []
+        while writing:
+            seen.append(await window(client, sid, 11))
+        return seen
+
+    _, windows = await asyncio.gather(writer(), reader())
+
+    assert windows
+    for data in [*windows, await window(client, sid, 11)]:
+        calls = {c["id"] for m in data["messages"] for c in m.get("tool_calls", ())}
+        results = {m["tool_call_id"] for m in data["messages"] if m["role"] == "tool"}
+        assert results <= calls, data
+        assert data["total_tokens"] == sum(m["token_count"] for m in data["messages"])
+        assert data["total_tokens"] <= 11
 
 
 # ---- the property: longest fitting suffix, whole groups, nothing summarized ---------------
