@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from session_service import errors
 from session_service.domain.legacy import LegacySession
 from session_service.domain.status import allowed_from
+from session_service.domain.text import search_fold
 from session_service.store import importing
 from session_service.store.base import StoreBase, count_expired, ok
 from session_service.store.codec import (
@@ -28,17 +29,27 @@ from session_service.store.protocol import (
     HeartbeatArgs,
     ListArgs,
     RestoreArgs,
+    UpdateArgs,
 )
 from session_service.store.records import (
+    UNSET,
     CreateResult,
     NewSession,
-    Patch,
     Tagged,
+    Unset,
+    canonical_pairs,
 )
 
 
 def _tagged(session_id: str, user_id: str, fields: dict[str, str]) -> Tagged:
     return Tagged(session_from_fields(session_id, user_id, fields), session_etag(fields))
+
+
+def _text_change(value: str | Unset | None) -> tuple[str, str]:
+    """update.lua's encoding of a text change: '0' untouched, '1' set, '2' clear."""
+    if value is UNSET:
+        return "0", ""
+    return ("1", value) if value else ("2", "")
 
 
 class SessionOps(StoreBase):
@@ -132,25 +143,45 @@ class SessionOps(StoreBase):
         return total, sessions
 
     async def update(
-        self, user_id: str, session_id: str, patch: Patch, if_match: str = ""
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        title: str | Unset | None = UNSET,
+        description: str | Unset | None = UNSET,
+        status: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        timeout_ms: int | None = None,
+        if_match: str = "",
     ) -> Tagged:
-        target = patch.status or ""
-        args: list[str | int] = [
-            session_id,
-            patch.title_op, patch.title, patch.title_folded,
-            patch.description_op, patch.description, patch.description_folded,
-            target,
-            ",".join(allowed_from(target)) if target else "",
-            self.limits.archived_ttl_ms,
-            self.limits.max_json_keys,
-            self.limits.max_json_bytes,
-            len(patch.metadata),
-            *[part for pair in patch.metadata for part in pair],
-            len(patch.context),
-            *[part for pair in patch.context for part in pair],
-            "" if patch.timeout_ms is None else patch.timeout_ms,
-            if_match,
-        ]  # fmt: skip
+        """Change what is given, atomically; the session as it is afterwards.
+
+        A title or description left UNSET stays, None or "" clears it. Metadata and
+        context merge: a key set to None is removed. The status follows the
+        transition rules; an archived session only takes an update that changes nothing.
+        """
+        target = status or ""
+        title_op, title_text = _text_change(title)
+        desc_op, desc_text = _text_change(description)
+        args = UpdateArgs(
+            sid=session_id,
+            title_op=title_op,
+            title=title_text,
+            title_folded=search_fold(title_text),
+            desc_op=desc_op,
+            desc=desc_text,
+            desc_folded=search_fold(desc_text),
+            status=target,
+            allowed_from=",".join(allowed_from(target)) if target else "",
+            archived_ttl_ms=self.limits.archived_ttl_ms,
+            max_keys=self.limits.max_json_keys,
+            max_bytes=self.limits.max_json_bytes,
+            metadata=canonical_pairs(metadata),
+            context=canonical_pairs(context),
+            timeout_ms=timeout_ms,
+            if_match=if_match,
+        )
         reply = ok(await self._write(self.scripts.update, user_id, args), target)
         return _tagged(session_id, user_id, pairs(reply[1]))
 

@@ -126,6 +126,27 @@ class CreateArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateArgs(ScriptArgs):
+    script = "update"
+    sid: str
+    title_op: str  # '0' untouched, '1' set, '2' clear
+    title: str
+    title_folded: str
+    desc_op: str
+    desc: str
+    desc_folded: str
+    status: str  # the target status, '' for none
+    allowed_from: str  # statuses the target may be reached from, comma-separated
+    archived_ttl_ms: int
+    max_keys: int
+    max_bytes: int
+    metadata: Pairs  # key, canonical JSON ('' removes the key)
+    context: Pairs
+    timeout_ms: int | None
+    if_match: str  # the session ETag the caller has, '' for none
+
+
+@dataclass(frozen=True, slots=True)
 class HeartbeatArgs(ScriptArgs):
     script = "heartbeat"
     sid: str
@@ -247,8 +268,9 @@ class ImportCommitArgs(ScriptArgs):
 CODECS: dict[str, type[ScriptArgs]] = {
     codec.script: codec
     for codec in (
-        CreateArgs, HeartbeatArgs, ArchiveArgs, RestoreArgs, DeleteArgs, ClearContextArgs,
-        LinkCaseArgs, UnlinkCaseArgs, ListArgs, DeleteAllArgs, EraseArgs, EraseStraysArgs,
-        PruneArgs, StatisticsArgs, WindowArgs, ImportStageArgs, ImportCommitArgs,
+        CreateArgs, UpdateArgs, HeartbeatArgs, ArchiveArgs, RestoreArgs, DeleteArgs,
+        ClearContextArgs, LinkCaseArgs, UnlinkCaseArgs, ListArgs, DeleteAllArgs, EraseArgs,
+        EraseStraysArgs, PruneArgs, StatisticsArgs, WindowArgs, ImportStageArgs,
+        ImportCommitArgs,
     )
 }  # fmt: skip

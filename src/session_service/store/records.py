@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from session_service.domain.text import search_fold
@@ -71,18 +72,14 @@ class Appended:
     etag: str = ""  # of the messages collection after the append
 
 
-@dataclass(frozen=True, slots=True)
-class Patch:
-    title_op: str = "0"  # '0' untouched, '1' set, '2' clear
-    title: str = ""
-    title_folded: str = ""
-    description_op: str = "0"
-    description: str = ""
-    description_folded: str = ""
-    status: str | None = None
-    metadata: tuple[tuple[str, str], ...] = ()  # (key, canonical json | '' to remove)
-    context: tuple[tuple[str, str], ...] = ()
-    timeout_ms: int | None = None  # a new inactivity timeout
+class Unset(Enum):
+    """The type of `UNSET`."""
+
+    UNSET = "UNSET"
+
+
+#: "Not given": an update leaves the field as it is (None clears it).
+UNSET = Unset.UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +105,7 @@ class Limits:
     max_json_bytes: int = 16 * 1024
 
 
-def canonical_pairs(obj: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
+def canonical_pairs(obj: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
     """A metadata/context patch as (key, canonical json | '' to remove) pairs."""
     if not obj:
         return ()

@@ -16,13 +16,14 @@ from session_service.store.lifecycle import SessionOps
 from session_service.store.maintenance import MaintenanceOps
 from session_service.store.messages import EXPORT_CHUNK, MessageOps
 from session_service.store.records import (
+    UNSET,
     Appended,
     CreateResult,
     Limits,
     NewSession,
-    Patch,
     SearchFilters,
     Tagged,
+    Unset,
     canonical_pairs,
 )
 from session_service.store.retries import retry_reads
@@ -30,15 +31,16 @@ from session_service.store.search import SearchOps
 
 __all__ = [
     "EXPORT_CHUNK",
+    "UNSET",
     "Appended",
     "CreateResult",
     "Limits",
     "NewSession",
-    "Patch",
     "SearchFilters",
     "SessionStore",
     "StoreBase",
     "Tagged",
+    "Unset",
     "canonical_pairs",
 ]
 

@@ -24,10 +24,9 @@ from session_service.config import Settings
 from session_service.domain import models
 from session_service.domain.ids import new_session_id
 from session_service.domain.status import ALL_STATUSES, RESUMABLE, UNARCHIVED, SessionStatus
-from session_service.domain.text import search_fold
 from session_service.observability import metrics
 from session_service.store.codec import dump_json
-from session_service.store.records import NewSession, Patch, SearchFilters, canonical_pairs
+from session_service.store.records import UNSET, NewSession, SearchFilters
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
@@ -246,22 +245,17 @@ async def get_session(
     return json_response(session, headers=tagged(session.etag))
 
 
-def _patch(body: models.SessionUpdate, settings: Settings) -> Patch:
+def _changes(body: models.SessionUpdate, settings: Settings) -> dict[str, Any]:
+    """The update as the store takes it: a title or description not sent is UNSET."""
     given = body.model_fields_set
-    title_op = "0" if "title" not in given else ("1" if body.title else "2")
-    desc_op = "0" if "description" not in given else ("1" if body.description else "2")
-    return Patch(
-        title_op=title_op,
-        title=body.title or "",
-        title_folded=search_fold(body.title or "") or "",
-        description_op=desc_op,
-        description=body.description or "",
-        description_folded=search_fold(body.description or "") or "",
-        status=body.status.value if body.status else None,
-        metadata=canonical_pairs(body.metadata),
-        context=canonical_pairs(body.context),
-        timeout_ms=_timeout_ms(settings, body.timeout_minutes),
-    )
+    return {
+        "title": body.title if "title" in given else UNSET,
+        "description": body.description if "description" in given else UNSET,
+        "status": body.status.value if body.status else None,
+        "metadata": body.metadata,
+        "context": body.context,
+        "timeout_ms": _timeout_ms(settings, body.timeout_minutes),
+    }
 
 
 _UPDATE_DOC: dict[str, Any] = {
@@ -296,7 +290,9 @@ async def patch_session(
     settings: SettingsDep,
     if_match: SessionIfMatchDep,
 ) -> Response:
-    session = await store.update(user.user_id, session_id, _patch(body, settings), if_match)
+    session = await store.update(
+        user.user_id, session_id, **_changes(body, settings), if_match=if_match
+    )
     return json_response(session, headers=tagged(session.etag))
 
 
@@ -309,7 +305,9 @@ async def put_session(
     settings: SettingsDep,
     if_match: SessionIfMatchDep,
 ) -> Response:
-    session = await store.update(user.user_id, session_id, _patch(body, settings), if_match)
+    session = await store.update(
+        user.user_id, session_id, **_changes(body, settings), if_match=if_match
+    )
     return json_response(session, headers=tagged(session.etag))
 
 

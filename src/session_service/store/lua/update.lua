@@ -1,24 +1,18 @@
 -- PATCH/PUT: fields, status (guarded) and merged metadata/context, atomically.
--- ARGV: sid, title_op, title, title_folded, desc_op, desc, desc_folded,
---       status|'', allowed_from_csv, archived_ttl_ms, max_keys, max_bytes,
---       n_meta, (key, json|'')*, n_ctx, (key, json|'')*, timeout_ms|'',
---       if_match (session ETag)
--- title_op/desc_op: '0' untouched, '1' set, '2' clear. json '' removes the key.
-local sid = ARGV[1]
+-- Arguments: protocol.UpdateArgs. title_op/desc_op: '0' untouched, '1' set,
+-- '2' clear. In metadata and context (flat key, json lists) json '' removes the key.
+local sid = A.sid
 local now = now_ms()
 local sk = k_session(sid)
 local cur = redis.call('HMGET', sk, 'st', 'to', 'ci', 'la')
 local st = cur[1]
 if not st then return {'err', 'session_not_found'} end
 
-local n_meta = tonumber(ARGV[13])
-local ctx_at = 14 + 2 * n_meta
-local n_ctx = tonumber(ARGV[ctx_at])
-local target = ARGV[8]
-local timeout = ARGV[ctx_at + 1 + 2 * n_ctx]
-local touches_fields = ARGV[2] ~= '0' or ARGV[5] ~= '0' or n_meta > 0 or n_ctx > 0
-  or timeout ~= ''
-local failed = precondition(sid, 's', ARGV[ctx_at + 2 + 2 * n_ctx])
+local target = A.status
+local timeout = A.timeout_ms
+local touches_fields = A.title_op ~= '0' or A.desc_op ~= '0' or #A.metadata > 0
+  or #A.context > 0 or timeout ~= nil
+local failed = precondition(sid, 's', A.if_match)
 if failed then return failed end
 
 if st == 'archived' then
@@ -30,43 +24,43 @@ if st == 'archived' then
 end
 
 local changing = target ~= '' and target ~= st
-if changing and not string.find(',' .. ARGV[9] .. ',', ',' .. st .. ',', 1, true) then
+if changing and not string.find(',' .. A.allowed_from .. ',', ',' .. st .. ',', 1, true) then
   return {'err', 'invalid_status_transition', st}
 end
 
 -- Check the merged objects' bounds before writing anything.
-local function check(prefix, count, at, name)
-  if count == 0 then return nil end
+local function check(prefix, changes, name)
+  if #changes == 0 then return nil end
   local sizes = {}
   local all = redis.call('HGETALL', sk)
   for i = 1, #all, 2 do
     local f = all[i]
     if string.sub(f, 1, 2) == prefix then sizes[string.sub(f, 3)] = #f + #all[i + 1] + 2 end
   end
-  for i = 0, count - 1 do
-    local key, val = ARGV[at + 2 * i], ARGV[at + 2 * i + 1]
+  for i = 1, #changes, 2 do
+    local key, val = changes[i], changes[i + 1]
     if val == '' then sizes[key] = nil else sizes[key] = #key + #val + 4 end
   end
   local n, bytes = 0, 2
   for _, size in pairs(sizes) do n = n + 1; bytes = bytes + size end
-  if n > tonumber(ARGV[11]) then return name .. ' would have more than ' .. ARGV[11] .. ' keys' end
-  if bytes > tonumber(ARGV[12]) then
-    return name .. ' would exceed ' .. ARGV[12] .. ' bytes when serialized'
+  if n > A.max_keys then return name .. ' would have more than ' .. I(A.max_keys) .. ' keys' end
+  if bytes > A.max_bytes then
+    return name .. ' would exceed ' .. I(A.max_bytes) .. ' bytes when serialized'
   end
   return nil
 end
-local problem = check('m:', n_meta, 14, 'metadata') or check('x:', n_ctx, ctx_at + 1, 'context')
+local problem = check('m:', A.metadata, 'metadata') or check('x:', A.context, 'context')
 if problem then return {'err', 'validation_error', problem} end
 
-local function apply(prefix, count, at)
-  for i = 0, count - 1 do
-    local key, val = ARGV[at + 2 * i], ARGV[at + 2 * i + 1]
+local function apply(prefix, changes)
+  for i = 1, #changes, 2 do
+    local key, val = changes[i], changes[i + 1]
     if val == '' then redis.call('HDEL', sk, prefix .. key)
     else redis.call('HSET', sk, prefix .. key, val) end
   end
 end
-apply('m:', n_meta, 14)
-apply('x:', n_ctx, ctx_at + 1)
+apply('m:', A.metadata)
+apply('x:', A.context)
 
 local function text(op, field, value, folded_field, folded)
   if op == '1' then
@@ -77,17 +71,17 @@ local function text(op, field, value, folded_field, folded)
     redis.call('HDEL', sk, field, folded_field)
   end
 end
-text(ARGV[2], 't', ARGV[3], 'tl', ARGV[4])
-text(ARGV[5], 'd', ARGV[6], 'dl', ARGV[7])
+text(A.title_op, 't', A.title, 'tl', A.title_folded)
+text(A.desc_op, 'd', A.desc, 'dl', A.desc_folded)
 
-if timeout ~= '' then
-  redis.call('HSET', sk, 'to', timeout)
+if timeout ~= nil then
+  redis.call('HSET', sk, 'to', I(timeout))
   cur[2] = timeout
 end
 local ea = now + tonumber(cur[2])
 redis.call('HSET', sk, 'ua', I(now), 'la', I(now))
 if changing and target == 'archived' then
-  local ttl = tonumber(ARGV[10])
+  local ttl = A.archived_ttl_ms
   ea = ttl > 0 and now + ttl or 0
   redis.call('HSET', sk, 'ps', st, 'ar', I(now), 'st', 'archived', 'ea', I(ea))
   set_status(sid, st, 'archived', I(now))
