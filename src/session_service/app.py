@@ -19,7 +19,7 @@ from session_service import __version__
 from session_service.api import handlers
 from session_service.api.fast import FastPathMiddleware
 from session_service.api.middleware import EdgeMiddleware, GuardMiddleware, OriginGate
-from session_service.api.routes import admin, cases, health, messages, prompt, sessions
+from session_service.api.routes import admin, branches, cases, health, messages, prompt, sessions
 from session_service.config import SessionLimitPolicy, Settings, load_settings
 from session_service.integrations.case_service import CaseServiceClient
 from session_service.observability import metrics
@@ -237,6 +237,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessions.router,
         messages.router,
         prompt.router,
+        branches.router,
         cases.router,
     ):
         app.include_router(router)

@@ -19,7 +19,8 @@
     │   ├── SessionLimitReached            409 session_limit_reached
     │   ├── ToolCallAlreadyAnswered        409 tool_call_already_answered
     │   ├── DuplicateToolCall              409 duplicate_tool_call
-    │   └── SummaryOutOfOrder              409 summary_out_of_order
+    │   ├── SummaryOutOfOrder              409 summary_out_of_order
+    │   └── SessionRewound                 409 session_rewound
     ├── PreconditionFailed                 412 precondition_failed (If-Match)
     ├── RequestError                       4xx  (the request itself)
     │   ├── RequestTimeout                 408 request_timeout
@@ -163,6 +164,13 @@ class SummaryOutOfOrder(Conflict):
     default_detail = "A summary must reach at least as far as the latest summary"
 
 
+class SessionRewound(Conflict):
+    code = "session_rewound"
+    default_detail = (
+        "The session was rewound again and again while this fork or rewind copied it; retry"
+    )
+
+
 class PreconditionFailed(ServiceError):
     status_code = 412
     code = "precondition_failed"
@@ -279,6 +287,7 @@ ALL_ERRORS: tuple[type[ServiceError], ...] = (
     ToolCallAlreadyAnswered,
     DuplicateToolCall,
     SummaryOutOfOrder,
+    SessionRewound,
     PreconditionFailed,
     RequestTimeout,
     RequestTooLarge,

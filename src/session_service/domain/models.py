@@ -181,6 +181,11 @@ class SearchRequest(Strict):
 # ---- responses (documentation only; built as dicts by the store) ----
 
 
+class ForkedFrom(BaseModel):
+    session_id: str
+    message_id: str | None = Field(description="The last message copied (null: none)")
+
+
 class Session(BaseModel):
     session_id: str
     user_id: str
@@ -197,6 +202,9 @@ class Session(BaseModel):
     expires_at: str | None = Field(description="null for an archived session kept forever")
     timeout_minutes: float
     message_count: int
+    forked_from: ForkedFrom | None = Field(
+        None, description="The session and message this one was forked from (null if not a fork)"
+    )
 
 
 class Message(BaseModel):

@@ -26,6 +26,8 @@ SCHEMA_VERSION = 1
 #   nt tool messages   tk total tokens  ku/ka/ks/kt tokens by role
 #   sy latest summary seq  sw what it covers (message seq)  sk its tokens  sq summaries written
 #   ev/mv versions of the session / its messages (ETags; bumped by lib.lua)
+#   li highest message id ever given (rewind keeps it)  rg rewinds so far
+#   fs/fi forked from: source session id / the last message copied (seq)
 #
 # Message stream entry fields (0-N is msg_N):
 #   r role  c content  t timestamp (ms)  m metadata JSON ('' = none)
@@ -92,6 +94,14 @@ def session_from_fields(session_id: str, user_id: str, f: dict[str, str]) -> dic
         "expires_at": iso_or_none(f.get("ea")),
         "timeout_minutes": int(f["to"]) / 60000,
         "message_count": int(f.get("mc", 0)),
+        "forked_from": (
+            {
+                "session_id": f["fs"],
+                "message_id": message_id(int(f["fi"])) if f["fi"] != "0" else None,
+            }
+            if "fs" in f
+            else None
+        ),
     }
 
 

@@ -24,6 +24,7 @@ _SCRIPT_ERRORS: dict[str, type[errors.ServiceError]] = {
     "duplicate_tool_call": errors.DuplicateToolCall,
     "summary_out_of_order": errors.SummaryOutOfOrder,
     "unknown_message": errors.UnknownMessage,
+    "message_not_found": errors.MessageNotFound,
 }
 
 

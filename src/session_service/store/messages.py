@@ -61,6 +61,8 @@ class MessageOps(StoreBase):
             )
         )  # fmt: skip
         if reply[0] == "replay":
+            if not reply[4]:  # the message went with a rewind; the key is spent
+                raise errors.IdempotencyKeyReused()
             entry_id, fields = reply[4][0]
             replayed = message_from_entry(entry_id, fields)
             return Appended(replayed, int(reply[2]), reply[3], True, reply[5])

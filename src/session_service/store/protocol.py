@@ -264,6 +264,65 @@ class ImportCommitArgs(ScriptArgs):
     fields: Pairs  # the stored record, without its deadline
 
 
+@dataclass(frozen=True, slots=True)
+class CopyArgs(ScriptArgs):
+    script = "copy"
+    src: str
+    dst: str  # an id with no session record: the fork's, or a rewind's staging id
+    what: str  # 'm' the messages, 'y' the summaries
+    through: int  # the last message seq copied
+    after: int  # exclusive cursor: the last seq copied so far (0 at the start)
+    count: int  # at most this many entries
+    generation: str  # the source's rewind generation when the copy began
+    ttl_ms: int  # the copy's keys expire after this, unless made visible
+
+
+@dataclass(frozen=True, slots=True)
+class ForkBeginArgs(ScriptArgs):
+    script = "fork_begin"
+    src: str
+    through: int | None  # None: the source's last message
+    idem: str  # digest of the Idempotency-Key, '' for none
+    fingerprint: str
+    max_sessions: int
+
+
+@dataclass(frozen=True, slots=True)
+class ForkArgs(ScriptArgs):
+    script = "fork"
+    src: str
+    dst: str
+    through: int
+    generation: str
+    idem: str
+    fingerprint: str
+    idem_ttl_ms: int
+    max_sessions: int
+    title_given: bool
+    title: str
+    title_folded: str
+    counters: Pairs  # the copied part's: mc, nu.., tk, ku.., fm, lm, sn, sy, sw, sk, sq
+
+
+@dataclass(frozen=True, slots=True)
+class RewindArgs(ScriptArgs):
+    script = "rewind"
+    sid: str
+    to: int  # the last message seq kept (0: none)
+    if_match: str  # the messages ETag the caller has, '' for none
+    max_inline: int  # a longer tail answers 'staged'
+
+
+@dataclass(frozen=True, slots=True)
+class RewindSwapArgs(ScriptArgs):
+    script = "rewind_swap"
+    sid: str
+    staging: str
+    if_match: str
+    generation: str
+    counters: Pairs  # the kept part's, as for ForkArgs
+
+
 #: The codec of every script converted so far, by script name.
 CODECS: dict[str, type[ScriptArgs]] = {
     codec.script: codec
@@ -272,5 +331,6 @@ CODECS: dict[str, type[ScriptArgs]] = {
         ClearContextArgs, LinkCaseArgs, UnlinkCaseArgs, ListArgs, DeleteAllArgs, EraseArgs,
         EraseStraysArgs, PruneArgs, StatisticsArgs, WindowArgs, ImportStageArgs,
         ImportCommitArgs,
+        CopyArgs, ForkBeginArgs, ForkArgs, RewindArgs, RewindSwapArgs,
     )
 }  # fmt: skip

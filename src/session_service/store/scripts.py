@@ -40,6 +40,11 @@ _NAMES = (
     "erase_strays",
     "window",
     "summarize",
+    "copy",
+    "fork_begin",
+    "fork",
+    "rewind",
+    "rewind_swap",
 )
 
 
@@ -110,6 +115,11 @@ class Scripts:
     erase_strays: Script
     window: Script
     summarize: Script
+    copy: Script
+    fork_begin: Script
+    fork: Script
+    rewind: Script
+    rewind_swap: Script
 
 
 @cache

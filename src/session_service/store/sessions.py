@@ -11,6 +11,7 @@ from session_service.observability.metrics import instrument_store
 from session_service.store.account import AccountOps
 from session_service.store.agents import AgentStore
 from session_service.store.base import StoreBase
+from session_service.store.branches import BranchOps
 from session_service.store.cases import CaseOps
 from session_service.store.lifecycle import SessionOps
 from session_service.store.maintenance import MaintenanceOps
@@ -51,6 +52,13 @@ __all__ = [
     "user_keys", "ping", "eviction_policy", "window", "summaries_page",
 )  # fmt: skip
 class SessionStore(
-    SessionOps, MessageOps, SearchOps, CaseOps, AccountOps, AgentStore, MaintenanceOps
+    SessionOps,
+    MessageOps,
+    SearchOps,
+    CaseOps,
+    AccountOps,
+    AgentStore,
+    MaintenanceOps,
+    BranchOps,
 ):
     """Every operation of the store; the API only ever sees this class."""

@@ -8,7 +8,7 @@
 local sid, role = ARGV[1], ARGV[2]
 local now = now_ms()
 local sk = k_session(sid)
-local cur = redis.call('HMGET', sk, 'st', 'mc', 'lm', 'to', 't', 'nu', 'ci', 'sn')
+local cur = redis.call('HMGET', sk, 'st', 'mc', 'lm', 'to', 't', 'nu', 'ci', 'sn', 'li')
 local st = cur[1]
 if not st then return {'err', 'session_not_found'} end
 
@@ -64,7 +64,8 @@ local estimated = ARGV[13] or '1'
 
 -- Timestamps never go backwards within a session, even if the clock does.
 local ts = math.max(now, tonumber(cur[3] or '0'))
-local n = mc + 1
+-- The id continues after the highest ever given (a rewind never lowers it).
+local n, count = last_id(cur[9], mc) + 1, mc + 1
 local entry = {'r', role, 'c', ARGV[3], 't', I(ts), 'm', ARGV[4], 'k', tokens, 'e', estimated}
 if (ARGV[14] or '') ~= '' then entry[#entry + 1] = 'tc'; entry[#entry + 1] = ARGV[14] end
 if call_seq then
@@ -76,7 +77,7 @@ for i = first_id, #ARGV do redis.call('HSET', tools, ARGV[i], I(n)) end
 redis.call('XADD', k_messages(sid), '0-' .. n, unpack(entry))
 
 local ea = now + tonumber(cur[4])
-local fields = {'mc', I(n), 'lm', I(ts), 'la', I(now), 'ea', I(ea)}
+local fields = {'mc', I(count), 'li', I(n), 'lm', I(ts), 'la', I(now), 'ea', I(ea)}
 if mc == 0 then fields[#fields + 1] = 'fm'; fields[#fields + 1] = I(ts) end
 if st == 'active' then
   set_status(sid, 'active', 'in_progress', I(now))
@@ -92,11 +93,11 @@ local r1 = string.sub(role, 1, 1)
 redis.call('HINCRBY', sk, 'n' .. r1, 1)
 redis.call('HINCRBY', sk, 'tk', tokens)
 redis.call('HINCRBY', sk, 'k' .. r1, tokens)
-count_messages(sid, n)
+count_messages(sid, count)
 redis.call('ZADD', k_status(st), I(now), sid)
 if idem ~= '' then
-  redis.call('HSET', k_idem(sid), idem, ARGV[8] .. '|' .. n .. '|' .. n .. '|' .. I(now))
+  redis.call('HSET', k_idem(sid), idem, ARGV[8] .. '|' .. n .. '|' .. count .. '|' .. I(now))
 end
 touch_messages(sid)
 expire_all(sid, ea, cur[7])
-return {'ok', n, ts, n, st, etag(sid, 'm')}
+return {'ok', n, ts, count, st, etag(sid, 'm')}

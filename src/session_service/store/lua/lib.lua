@@ -174,3 +174,46 @@ local function precondition(sid, kind, expected)
   end
   return {'err', 'precondition_failed', current}
 end
+
+-- Copying and cutting conversations (fork, rewind). A copy is built in slices
+-- (copy.lua) under the keys of an id that has no session hash yet, so nothing
+-- reads it; drop_staging removes what a copy built when it is abandoned.
+local function drop_staging(sid)
+  redis.call('DEL', k_messages(sid), k_tools(sid), k_summaries(sid))
+end
+
+-- The fields of a message (or summary) entry by name, its tokens k (the documented
+-- estimate for entries without a count), kc the tokens the session's counters hold
+-- for it (entries of earlier releases were never counted), and its size in bytes.
+local function entry_info(fields)
+  local f, bytes = {}, 0
+  for i = 1, #fields, 2 do
+    f[fields[i]] = fields[i + 1]
+    bytes = bytes + #fields[i + 1]
+  end
+  local stored = tonumber(f.k)
+  f.kc = stored or 0
+  f.k = stored or math.ceil(#(f.c or '') / 4)
+  f.bytes = bytes
+  return f
+end
+
+-- What message `seq` (an entry_info) adds to sid's tool-call hash: the calls an
+-- assistant message makes, or the answer a tool message gives.
+local function tools_of_entry(sid, seq, f)
+  if f.tc then
+    for _, call in ipairs(cjson.decode(f.tc)) do
+      if type(call) == 'table' and call.id then
+        redis.call('HSET', k_tools(sid), tostring(call.id), I(seq))
+      end
+    end
+  end
+  if f.ti and f.ta then redis.call('HSET', k_tools(sid), f.ti, f.ta .. ':' .. I(seq)) end
+end
+
+-- The id the next append takes: after the highest id ever given (li), which a
+-- rewind leaves where it was, so ids are never reused. Sessions written before
+-- rewind existed have no li; their highest id is their message count.
+local function last_id(cur_li, cur_mc)
+  return math.max(tonumber(cur_li or '0'), tonumber(cur_mc or '0'))
+end

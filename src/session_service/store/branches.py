@@ -1,0 +1,215 @@
+"""Fork and rewind: copying and cutting a conversation without blocking Redis.
+
+Both stay inside the 10 ms bound at 100,000 messages. A conversation is copied in
+slices (`copy.lua`: at most SLICE_MAX entries or about SLICE_BYTES per call, from
+an exclusive cursor) under the keys of an id that has no session record, so
+nothing reads it while it grows; one last script makes it visible atomically:
+`fork.lua` publishes it as a new session (so a fork is complete when its 201
+arrives), `rewind_swap.lua` swaps it in for the whole conversation (so a rewind
+is one step for every reader). A rewind that removes only a few entries is a
+single script (`rewind.lua`) and copies nothing.
+
+A source deleted or expired meanwhile is noticed by the next slice, which drops
+the copy (404); one rewound meanwhile makes the copy start again. A copy
+abandoned by a crash expires by itself (STAGING_TTL_MS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from session_service import errors
+from session_service.domain.ids import new_session_id
+from session_service.store.base import StoreBase
+from session_service.store.codec import pairs, session_etag, session_from_fields
+from session_service.store.errors import script_error
+from session_service.store.protocol import (
+    CopyArgs,
+    ForkArgs,
+    ForkBeginArgs,
+    Pairs,
+    RewindArgs,
+    RewindSwapArgs,
+)
+from session_service.store.records import Tagged
+
+SLICE_FIRST = 64  # entries in the first slice; later ones are sized from the bytes seen
+SLICE_MAX = 128
+SLICE_BYTES = 128 * 1024
+#: A rewind that removes at most this many messages (and summaries) is one script.
+INLINE_MAX = 64
+#: A copy abandoned half-way disappears after this long.
+STAGING_TTL_MS = 600_000
+#: Starts over when the source is rewound during the copy, at most this many times.
+ATTEMPTS = 3
+ROLES = ("u", "a", "s", "t")
+
+
+class _Restart(Exception):
+    """The source was rewound (or the copy expired) while copying: start over."""
+
+
+def _ok(reply: list[Any]) -> list[Any]:
+    if reply[0] == "err":
+        raise script_error(reply)
+    if reply[0] == "restart":
+        raise _Restart()
+    return reply
+
+
+@dataclass
+class Copied:
+    """What the copied part holds, for the counters of the session it becomes."""
+
+    last: int = 0
+    first_ts: str = ""
+    last_ts: str = ""
+    roles: dict[str, list[int]] = field(default_factory=lambda: {r: [0, 0] for r in ROLES})
+    summaries: int = 0
+    summary: tuple[int, str, str] | None = None  # (seq, covers_through, tokens) of the newest
+
+    def counters(self) -> Pairs:
+        """The session-hash counters (mc, n*, k*, tk, fm, lm, sn, sy/sw/sk, sq)."""
+        count = sum(n for n, _ in self.roles.values())
+        out: list[tuple[str, int | str]] = [
+            ("mc", count),
+            ("sn", self.summaries),
+            ("tk", sum(k for _, k in self.roles.values())),
+        ]
+        for role, (n, k) in self.roles.items():
+            out += [(f"n{role}", n), (f"k{role}", k)]
+        if self.first_ts:
+            out += [("fm", self.first_ts), ("lm", self.last_ts)]
+        if self.summary is not None:
+            seq, covers, tokens = self.summary
+            out += [("sy", seq), ("sw", covers), ("sk", tokens), ("sq", seq)]
+        return tuple((name, str(value)) for name, value in out)
+
+
+async def _copy(
+    store: StoreBase, user_id: str, src: str, dst: str, through: int, gen: str
+) -> Copied:
+    """Copy src's messages through `through`, and the summaries within them, to dst."""
+    copied = Copied()
+    after, count, done = 0, SLICE_FIRST, through == 0
+    while not done:
+        args = CopyArgs(src, dst, "m", through, after, count, gen, STAGING_TTL_MS)
+        reply = _ok(await store._write(store.scripts.copy, user_id, args))
+        last, done, nbytes = int(reply[1]), reply[2] == 1, int(reply[3])
+        if last > after:
+            copied.first_ts = copied.first_ts or str(reply[4])
+            copied.last_ts = str(reply[5])
+        for i, role in enumerate(ROLES):
+            copied.roles[role][0] += int(reply[6 + 2 * i])
+            copied.roles[role][1] += int(reply[7 + 2 * i])
+        count = _next_count(count, last - after, nbytes)
+        after = last
+    after, count, done = 0, SLICE_FIRST, False
+    while not done:
+        args = CopyArgs(src, dst, "y", through, after, count, gen, STAGING_TTL_MS)
+        reply = _ok(await store._write(store.scripts.copy, user_id, args))
+        last, done, nbytes, n = int(reply[1]), reply[2] == 1, int(reply[3]), int(reply[4])
+        if n:
+            copied.summaries += n
+            copied.summary = (last, str(reply[5]), str(reply[6]))
+        count = _next_count(count, n, nbytes)
+        after = last
+    return copied
+
+
+async def _drop(store: StoreBase, user_id: str, staging: str) -> None:
+    """Remove an abandoned copy now rather than at its expiry (best effort)."""
+    keys = (store.keys.messages, store.keys.tool_calls, store.keys.summaries)
+    try:
+        await asyncio.shield(store.client.delete(*(key(user_id, staging) for key in keys)))
+    except Exception:  # it expires anyway (STAGING_TTL_MS)
+        return
+
+
+def _tagged(session_id: str, user_id: str, flat: list[str]) -> Tagged:
+    fields = pairs(flat)
+    return Tagged(session_from_fields(session_id, user_id, fields), session_etag(fields))
+
+
+class BranchOps(StoreBase):
+    async def fork(
+        self,
+        user_id: str,
+        source_id: str,
+        through: int | None,
+        title: tuple[str, str] | None,
+        idempotency_key: str,
+        fingerprint: str,
+    ) -> Tagged:
+        """A new session of the same user with a copy of the source through `through`
+        (default: its last message). Complete when it returns."""
+        for _ in range(ATTEMPTS):
+            begin = _ok(
+                await self._write(
+                    self.scripts.fork_begin,
+                    user_id,
+                    ForkBeginArgs(
+                        source_id, through, idempotency_key, fingerprint,
+                        self.limits.max_sessions_per_user,
+                    ),
+                )
+            )  # fmt: skip
+            if begin[0] == "replay":
+                return _tagged(begin[1], user_id, begin[2])
+            upto, gen, new_id = int(begin[1]), str(begin[2]), new_session_id()
+            try:
+                copied = await _copy(self, user_id, source_id, new_id, upto, gen)
+            except _Restart:
+                continue
+            except BaseException:
+                await _drop(self, user_id, new_id)
+                raise
+            # Not dropped if this fails: its reply may be lost after it published.
+            reply = await self._write(
+                self.scripts.fork,
+                user_id,
+                ForkArgs(
+                    source_id, new_id, upto, gen, idempotency_key, fingerprint,
+                    self.limits.idempotency_ttl_ms, self.limits.max_sessions_per_user,
+                    title is not None, title[0] if title else "", title[1] if title else "",
+                    copied.counters(),
+                ),
+            )  # fmt: skip
+            if reply[0] == "restart":  # the copy was dropped by the script
+                continue
+            reply = _ok(reply)
+            return _tagged(reply[1], user_id, reply[2])
+        raise errors.SessionRewound()
+
+    async def rewind(
+        self, user_id: str, session_id: str, to: int, if_match: str
+    ) -> tuple[int, str]:
+        """(messages removed, the messages ETag after)."""
+        for _ in range(ATTEMPTS):
+            args = RewindArgs(session_id, to, if_match, INLINE_MAX)
+            reply = _ok(await self._write(self.scripts.rewind, user_id, args))
+            if reply[0] == "ok":
+                return int(reply[1]), str(reply[2])
+            gen, staging = str(reply[1]), new_session_id()
+            try:
+                copied = await _copy(self, user_id, session_id, staging, to, gen)
+                swap = RewindSwapArgs(session_id, staging, if_match, gen, copied.counters())
+                reply = _ok(await self._write(self.scripts.rewind_swap, user_id, swap))
+            except _Restart:
+                continue
+            except BaseException:
+                # Harmless after a swap whose reply was lost: the staging keys are gone.
+                await _drop(self, user_id, staging)
+                raise
+            return int(reply[1]), str(reply[2])
+        raise errors.SessionRewound()
+
+
+def _next_count(count: int, entries: int, nbytes: int) -> int:
+    """The next slice's size: about SLICE_BYTES, within [1, SLICE_MAX] entries."""
+    if entries <= 0 or nbytes <= 0:
+        return min(SLICE_MAX, count * 2)
+    per_entry = nbytes / entries
+    return max(1, min(SLICE_MAX, int(SLICE_BYTES / per_entry)))

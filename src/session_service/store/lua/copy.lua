@@ -1,0 +1,65 @@
+-- One bounded slice of copying a conversation for fork and rewind: src's messages
+-- with seq in (after, through] ('m'), or its summaries that cover at most through
+-- ('y'), appended to dst's keys with the same ids. dst's tool-call bookkeeping is
+-- rebuilt from the copied entries. dst has no session hash, so nothing reads it,
+-- and its keys live ttl_ms at most: a copy that dies leaves nothing for long.
+-- Arguments: protocol.CopyArgs.
+-- Reply 'm': {'ok', last seq, done, bytes, first ts|'', last ts|'', role counts}
+--   role counts: n, tokens for u, a, s, t (user, assistant, system, tool)
+-- Reply 'y': {'ok', last seq, done, bytes, copied, last covers_through|'', last tokens|''}
+-- {'err', 'session_not_found'} or {'restart'} (src was rewound): dst is deleted.
+local src, dst, what = A.src, A.dst, A.what
+local through, after, count = A.through, A.after, A.count
+local cur = redis.call('HMGET', k_session(src), 'st', 'rg')
+if not cur[1] then drop_staging(dst); return {'err', 'session_not_found'} end
+if (cur[2] or '0') ~= A.generation then drop_staging(dst); return {'restart'} end
+
+local key = what == 'm' and k_messages(dst) or k_summaries(dst)
+-- The staging must still hold every entry copied so far (it may have expired).
+local tail = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+local tail_seq = tail[1] and tonumber(string.match(tail[1][1], '%-(%d+)$')) or 0
+if tail_seq ~= after then drop_staging(dst); return {'restart'} end
+
+local done, last, bytes = 0, after, 0
+local out
+if what == 'm' then
+  local entries = redis.call('XRANGE', k_messages(src), '0-' .. I(after + 1), '0-' .. I(through),
+    'COUNT', count)
+  local roles = {u = {0, 0}, a = {0, 0}, s = {0, 0}, t = {0, 0}}
+  local first_ts, last_ts = '', ''
+  for _, e in ipairs(entries) do
+    local seq = tonumber(string.match(e[1], '%-(%d+)$'))
+    redis.call('XADD', key, e[1], unpack(e[2]))
+    local f = entry_info(e[2])
+    local r = roles[string.sub(f.r, 1, 1)]
+    if r then r[1] = r[1] + 1; r[2] = r[2] + f.kc end
+    tools_of_entry(dst, seq, f)
+    bytes = bytes + f.bytes
+    if first_ts == '' then first_ts = f.t end
+    last_ts, last = f.t, seq
+  end
+  if #entries < count or last >= through then done = 1 end
+  out = {'ok', last, done, bytes, first_ts, last_ts}
+  for _, name in ipairs({'u', 'a', 's', 't'}) do
+    out[#out + 1] = roles[name][1]; out[#out + 1] = roles[name][2]
+  end
+else
+  local entries = redis.call('XRANGE', k_summaries(src), '0-' .. I(after + 1), '+', 'COUNT', count)
+  local copied, last_w, last_k = 0, '', ''
+  if #entries < count then done = 1 end
+  for _, e in ipairs(entries) do
+    local f = entry_info(e[2])
+    -- Summaries never cover less than the one before (summarize.lua), so the first
+    -- one past `through` ends the copy.
+    if tonumber(f.w) > through then done = 1; break end
+    redis.call('XADD', key, e[1], unpack(e[2]))
+    copied, last_w, last_k = copied + 1, f.w, I(f.k)
+    last = tonumber(string.match(e[1], '%-(%d+)$'))
+    bytes = bytes + f.bytes
+  end
+  out = {'ok', last, done, bytes, copied, last_w, last_k}
+end
+for _, k in ipairs({k_messages(dst), k_tools(dst), k_summaries(dst)}) do
+  redis.call('PEXPIRE', k, A.ttl_ms)
+end
+return out

@@ -1,0 +1,57 @@
+-- Fork, step 3 of 3: make the copied conversation (built by copy.lua under dst's
+-- keys) a session of the same user, atomically, if the source still exists, was
+-- not rewound meanwhile, and the user has room. Anything refused drops the copy.
+-- Arguments: protocol.ForkArgs.
+local src, dst, through = A.src, A.dst, I(A.through)
+local idem, fp = A.idem, A.fingerprint
+local idem_key = base .. K_CREATE_IDEM .. idem
+local now = now_ms()
+if idem ~= '' then
+  local rec = redis.call('GET', idem_key)
+  if rec then
+    local rfp, _, rsid = string.match(rec, '^([^|]*)|(%d+)|(.*)$')
+    if rsid and redis.call('EXISTS', k_session(rsid)) == 1 then
+      drop_staging(dst)
+      if rfp ~= fp then return {'err', 'idempotency_key_reused'} end
+      return {'replay', rsid, redis.call('HGETALL', k_session(rsid))}
+    end
+  end
+end
+local flat = redis.call('HGETALL', k_session(src))
+if #flat == 0 then drop_staging(dst); return {'err', 'session_not_found'} end
+local s = {}
+for i = 1, #flat, 2 do s[flat[i]] = flat[i + 1] end
+if (s.rg or '0') ~= A.generation then drop_staging(dst); return {'restart'} end
+local pruned = prune(now)
+if redis.call('ZCOUNT', k_expiry(), I(now), '+inf') >= A.max_sessions then
+  drop_staging(dst)
+  return {'err', 'session_limit_reached'}
+end
+
+local sk = k_session(dst)
+local ea = now + tonumber(s.to)
+local fields = {'v', s.v or '1', 'ca', I(now), 'ua', I(now), 'la', I(now), 'ea', I(ea),
+  'to', s.to, 'ty', s.ty or 'troubleshooting', 'li', through, 'fs', src, 'fi', through}
+local function copy(name) if s[name] then fields[#fields + 1] = name; fields[#fields + 1] = s[name] end end
+copy('d'); copy('dl')
+if A.title_given then
+  if A.title ~= '' then
+    fields[#fields + 1] = 't'; fields[#fields + 1] = A.title
+    if A.title_folded ~= '' then fields[#fields + 1] = 'tl'; fields[#fields + 1] = A.title_folded end
+  end
+else
+  copy('t'); copy('tl')
+end
+for name, value in pairs(s) do
+  if string.sub(name, 1, 2) == 'm:' then fields[#fields + 1] = name; fields[#fields + 1] = value end
+end
+redis.call('HSET', sk, unpack(fields))
+redis.call('HSET', sk, unpack(A.counters))
+local mc = tonumber(redis.call('HGET', sk, 'mc') or '0')
+local st = mc > 0 and 'in_progress' or 'active'
+redis.call('HSET', sk, 'st', st)
+redis.call('ZADD', k_status(st), I(now), dst)
+expire_all(dst, ea, nil)
+count_messages(dst, mc)
+if idem ~= '' then redis.call('SET', idem_key, fp .. '|201|' .. dst, 'PX', A.idem_ttl_ms) end
+return {'created', dst, redis.call('HGETALL', sk), pruned}
