@@ -180,7 +180,7 @@ async def _with_store(settings: Settings, command: argparse.Namespace) -> int:
                 return 1
             session = await store.get(command.user, command.session_id)
             out = sys.stdout.buffer
-            upto = session["message_count"]
+            upto = session.last_seq
             async for piece in json_transcript(store, command.user, session, upto):
                 out.write(piece)
             out.write(b"\n")

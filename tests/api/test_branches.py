@@ -275,3 +275,18 @@ async def test_a_keyspace_walk_after_deleting_forks_finds_nothing_of_them(
     per_session = [k for k in keys if ":sess_" in k]
     assert per_session and all(sid in k for k in per_session), per_session
     assert (await _get(client, f"{S}/{sid}"))["message_count"] == len(TURNS)
+
+
+async def test_an_export_after_a_rewind_and_an_append_has_every_message(
+    client: httpx.AsyncClient,
+) -> None:
+    sid = await _conversation(client)
+    await _rewind(client, sid, _mid(4))
+    await client.post(
+        f"{S}/{sid}/messages", json={"role": "user", "content": "after"}, headers=user()
+    )
+    exported = (await client.get(f"{S}/{sid}/export", headers=user())).json()
+    ids = [m["message_id"] for m in exported["messages"]]
+    assert ids == [_mid(1), _mid(2), _mid(3), _mid(4), _mid(7)]
+    markdown = (await client.get(f"{S}/{sid}/export?format=markdown", headers=user())).text
+    assert "after" in markdown

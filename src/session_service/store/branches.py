@@ -23,7 +23,7 @@ from typing import Any
 from session_service import errors
 from session_service.domain.ids import new_session_id
 from session_service.store.base import StoreBase
-from session_service.store.codec import pairs, session_etag, session_from_fields
+from session_service.store.codec import last_seq, pairs, session_etag, session_from_fields
 from session_service.store.errors import script_error
 from session_service.store.protocol import (
     CopyArgs,
@@ -130,7 +130,8 @@ async def _drop(store: StoreBase, user_id: str, staging: str) -> None:
 
 def _tagged(session_id: str, user_id: str, flat: list[str]) -> Tagged:
     fields = pairs(flat)
-    return Tagged(session_from_fields(session_id, user_id, fields), session_etag(fields))
+    body = session_from_fields(session_id, user_id, fields)
+    return Tagged(body, session_etag(fields), last_seq(fields))
 
 
 class BranchOps(StoreBase):

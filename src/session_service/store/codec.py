@@ -70,6 +70,11 @@ def messages_etag(f: dict[str, str]) -> str:
     return f'"{f.get("ca", "0")}.m{f.get("mv", "0")}"'
 
 
+def last_seq(f: dict[str, str]) -> int:
+    """The highest message id ever given (li; sessions older than rewind: their count)."""
+    return max(int(f.get("li") or 0), int(f.get("mc") or 0))
+
+
 def session_from_fields(session_id: str, user_id: str, f: dict[str, str]) -> dict[str, Any]:
     metadata: dict[str, Any] = {}
     context: dict[str, Any] = {}

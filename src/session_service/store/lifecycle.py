@@ -14,6 +14,7 @@ from session_service.store.base import StoreBase, count_expired, ok
 from session_service.store.codec import (
     iso,
     iso_or_none,
+    last_seq,
     message_from_entry,
     messages_etag,
     pairs,
@@ -42,7 +43,8 @@ from session_service.store.records import (
 
 
 def _tagged(session_id: str, user_id: str, fields: dict[str, str]) -> Tagged:
-    return Tagged(session_from_fields(session_id, user_id, fields), session_etag(fields))
+    body = session_from_fields(session_id, user_id, fields)
+    return Tagged(body, session_etag(fields), last_seq(fields))
 
 
 def _text_change(value: str | Unset | None) -> tuple[str, str]:

@@ -49,11 +49,14 @@ class NewSession:
 class Tagged(dict[str, Any]):
     """A representation and the ETag of the state it shows (serialized as the plain dict)."""
 
-    __slots__ = ("etag",)
+    __slots__ = ("etag", "last_seq")
 
-    def __init__(self, body: dict[str, Any], etag: str) -> None:
+    def __init__(self, body: dict[str, Any], etag: str, last_seq: int = 0) -> None:
         super().__init__(body)
         self.etag = etag
+        # A session's highest message id (seq): after a rewind it is above message_count,
+        # so a snapshot read (export) bounds itself by this, not by the count.
+        self.last_seq = last_seq
 
 
 @dataclass(frozen=True, slots=True)

@@ -227,7 +227,7 @@ async def export(
     format: Literal["json", "markdown"] = "json",
 ) -> Response:
     session = await store.get(user.user_id, session_id)
-    upto = session["message_count"]
+    upto = session.last_seq
     if format == "markdown":
         body = markdown_transcript(store, user.user_id, session, upto)
         media, ext = "text/markdown; charset=utf-8", "md"
