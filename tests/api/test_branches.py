@@ -4,6 +4,9 @@ messages; If-Match, archived, deleted and limits answered like every write."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -290,3 +293,35 @@ async def test_an_export_after_a_rewind_and_an_append_has_every_message(
     assert ids == [_mid(1), _mid(2), _mid(3), _mid(4), _mid(7)]
     markdown = (await client.get(f"{S}/{sid}/export?format=markdown", headers=user())).text
     assert "after" in markdown
+
+
+async def test_deleted_or_expired_means_gone_for_forks_rewinds_and_conditional_writes(
+    make_client: ClientFactory, redis: Redis
+) -> None:
+    async with make_client(default_session_ttl=2) as client:
+        deleted = await _conversation(client, timeout_minutes=10)
+        expired = await _conversation(client)
+        assert (await client.delete(f"{S}/{deleted}", headers=user())).status_code == 204
+        expires = (await _get(client, f"{S}/{expired}"))["expires_at"]
+        wait = datetime.fromisoformat(expires.replace("Z", "+00:00")).timestamp() - time.time()
+        await asyncio.sleep(max(0.0, wait + 0.15))
+        star = {"If-Match": "*"}
+        for sid in (deleted, expired):
+            attempts = [
+                await _fork(client, sid),
+                await _rewind(client, sid, _mid(1)),
+                await _rewind(client, sid, _mid(1), **star),
+                await client.patch(f"{S}/{sid}", json={"title": "x"}, headers=user(**star)),
+                await client.post(f"{S}/{sid}/archive", headers=user(**star)),
+                await client.post(f"{S}/{sid}/cleanup", headers=user(**star)),
+                await client.post(
+                    f"{S}/{sid}/messages", json={"role": "user", "content": "late"},
+                    headers=user(**star),
+                ),
+                await client.post(
+                    f"{S}/{sid}/summaries", json={"content": "s", "covers_through": _mid(1)},
+                    headers=user(**star),
+                ),
+            ]  # fmt: skip
+            assert [r.status_code for r in attempts] == [404] * len(attempts)
+            assert [k async for k in redis.scan_iter(match=f"*{sid}*")] == [], sid
