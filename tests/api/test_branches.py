@@ -325,3 +325,29 @@ async def test_deleted_or_expired_means_gone_for_forks_rewinds_and_conditional_w
             ]  # fmt: skip
             assert [r.status_code for r in attempts] == [404] * len(attempts)
             assert [k async for k in redis.scan_iter(match=f"*{sid}*")] == [], sid
+
+
+async def test_a_long_rewind_keeps_summary_ids_and_message_ids_unused(
+    client: httpx.AsyncClient,
+) -> None:
+    sid = await _conversation(client)  # 6 messages, sum_0000000001 covers msg_3
+    for i in range(70):
+        await client.post(
+            f"{S}/{sid}/messages", json={"role": "user", "content": f"x{i}"}, headers=user()
+        )
+    late = {"content": "late", "covers_through": _mid(70)}
+    assert (await client.post(f"{S}/{sid}/summaries", json=late, headers=user())).json()[
+        "summary_id"
+    ] == "sum_0000000002"
+    rewound = await _rewind(client, sid, _mid(4))  # 72 removed: copied and swapped
+    assert rewound.json() == {"removed": 72, "last_message_id": _mid(4)}
+    listed = await _get(client, f"{S}/{sid}/summaries")
+    assert [s["summary_id"] for s in listed["summaries"]] == ["sum_0000000001"]
+    again = {"content": "again", "covers_through": _mid(4)}
+    stored = await client.post(f"{S}/{sid}/summaries", json=again, headers=user())
+    assert stored.json()["summary_id"] == "sum_0000000003", "summary ids are never reused"
+    appended = await client.post(
+        f"{S}/{sid}/messages", json={"role": "user", "content": "n"}, headers=user()
+    )
+    assert appended.json()["message"]["message_id"] == _mid(77)
+    assert (await _get(client, f"{S}/{sid}/stats"))["message_count"] == 5

@@ -70,8 +70,11 @@ class Copied:
     summaries: int = 0
     summary: tuple[int, str, str] | None = None  # (seq, covers_through, tokens) of the newest
 
-    def counters(self) -> Pairs:
-        """The session-hash counters (mc, n*, k*, tk, fm, lm, sn, sy/sw/sk, sq)."""
+    def counters(self, fork: bool) -> Pairs:
+        """The session-hash counters (mc, n*, k*, tk, fm, lm, sn, sy/sw/sk; a fork's sq).
+
+        A rewound session keeps its sq (summaries written): summary ids, like message
+        ids, are never given twice within one session."""
         count = sum(n for n, _ in self.roles.values())
         out: list[tuple[str, int | str]] = [
             ("mc", count),
@@ -84,7 +87,8 @@ class Copied:
             out += [("fm", self.first_ts), ("lm", self.last_ts)]
         if self.summary is not None:
             seq, covers, tokens = self.summary
-            out += [("sy", seq), ("sw", covers), ("sk", tokens), ("sq", seq)]
+            out += [("sy", seq), ("sw", covers), ("sk", tokens)]
+            out += [("sq", seq)] if fork else []
         return tuple((name, str(value)) for name, value in out)
 
 
@@ -175,7 +179,7 @@ class BranchOps(StoreBase):
                     source_id, new_id, upto, gen, idempotency_key, fingerprint,
                     self.limits.idempotency_ttl_ms, self.limits.max_sessions_per_user,
                     title is not None, title[0] if title else "", title[1] if title else "",
-                    copied.counters(),
+                    copied.counters(fork=True),
                 ),
             )  # fmt: skip
             if reply[0] == "restart":  # the copy was dropped by the script
@@ -196,7 +200,8 @@ class BranchOps(StoreBase):
             gen, staging = str(reply[1]), new_session_id()
             try:
                 copied = await _copy(self, user_id, session_id, staging, to, gen)
-                swap = RewindSwapArgs(session_id, staging, if_match, gen, copied.counters())
+                counters = copied.counters(fork=False)
+                swap = RewindSwapArgs(session_id, staging, if_match, gen, counters)
                 reply = _ok(await self._write(self.scripts.rewind_swap, user_id, swap))
             except _Restart:
                 continue
