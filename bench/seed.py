@@ -49,7 +49,7 @@ async def seed_sessions(
 
 
 async def append_one(store: SessionStore, user: str, sid: str, role: str, content: str) -> None:
-    await store.append(user, sid, role, content, None, None, None, "")
+    await store.append(user, sid, role, content)
 
 
 async def current_etags(store: SessionStore, user: str, sids: list[str], kind: str) -> list[str]:

@@ -10,6 +10,8 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from session_service.domain.tokens import estimate_tokens
+from session_service.store.protocol import AppendArgs
 from session_service.store.sessions import EXPORT_CHUNK, SessionStore
 from tests.conftest import create_session, user
 
@@ -149,20 +151,25 @@ async def fill(store: SessionStore, redis: Redis, user_id: str, sid: str, count:
     for start in range(0, count, 2000):
         pipe = redis.pipeline(transaction=False)
         for n in range(start, min(start + 2000, count)):
-            role = "user" if n % 2 == 0 else "assistant"
-            args: list[str | int] = [
-                sid,
-                role,
-                f"message {n + 1}",
-                "",
-                "",
-                "",
-                "",
-                "",
-                count,
-                86_400_000,
-            ]
-            pipe.evalsha(script.sha, 1, base, *args)
+            args = AppendArgs(
+                sid=sid,
+                role="user" if n % 2 == 0 else "assistant",
+                content=f"message {n + 1}",
+                metadata="",
+                title="",
+                title_folded="",
+                idem="",
+                fingerprint="",
+                max_messages=count,
+                idem_ttl_ms=86_400_000,
+                if_match="",
+                tokens=estimate_tokens(f"message {n + 1}"),
+                estimated=True,
+                tool_calls="",
+                tool_call_id="",
+                call_ids=(),
+            )
+            pipe.evalsha(script.sha, 1, base, *args.argv())
         for reply in await pipe.execute():
             assert reply[0] == "ok", reply
 

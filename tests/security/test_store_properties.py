@@ -85,7 +85,7 @@ async def test_isolation_holds_for_any_user_ids(
     with pytest.raises(errors.SessionNotFound):
         await store.get(other, sid)
     with pytest.raises(errors.SessionNotFound):
-        await store.append(other, sid, "user", "hi", None, None, None, "")
+        await store.append(other, sid, "user", "hi")
     with pytest.raises(errors.SessionNotFound):
         await store.delete(other, sid)
     _, listed = await store.list_sessions(other, list(UNARCHIVED), 0, 1000)
@@ -119,7 +119,7 @@ async def test_documents_and_messages_round_trip_exactly(
     assert patched["context"] == context
     assert patched["metadata"] == metadata
 
-    appended = await store.append(user_id, sid, "user", content, message_meta, None, None, "")
+    appended = await store.append(user_id, sid, "user", content, message_meta)
     assert appended.message["content"] == content
     stored = await store.message(user_id, sid, appended.message["message_id"])
     assert stored["content"] == content

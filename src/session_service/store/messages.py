@@ -7,6 +7,7 @@ from typing import Any
 
 from session_service import errors
 from session_service.domain.ids import message_id, message_seq
+from session_service.domain.text import search_fold, title_from_message
 from session_service.domain.tokens import estimate_tokens
 from session_service.store.base import StoreBase, ok
 from session_service.store.codec import (
@@ -17,6 +18,7 @@ from session_service.store.codec import (
     messages_etag,
 )
 from session_service.store.keys import digest
+from session_service.store.protocol import AppendArgs
 from session_service.store.records import (
     Appended,
 )
@@ -31,35 +33,47 @@ class MessageOps(StoreBase):
         session_id: str,
         role: str,
         content: str,
-        metadata: dict[str, Any] | None,
-        title: tuple[str, str] | None,
-        idempotency_key: str | None,
-        fingerprint: str,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
         *,
         tool_calls: list[dict[str, Any]] | None = None,
         tool_call_id: str | None = None,
         token_count: int | None = None,
         if_match: str = "",
     ) -> Appended:
-        metadata_json = dump_json(metadata) if metadata else ""
+        """Append one message. The first user message titles an untitled session.
+
+        With an idempotency key, a retry of the same message answers what the first
+        one did; the same key with another message is refused.
+        """
         estimated = token_count is None
         tokens = estimate_tokens(content, tool_calls) if token_count is None else token_count
-        reply = ok(
-            await self._write(
-                self.scripts.append,
-                user_id,
-                [
-                    session_id, role, content, metadata_json,
-                    title[0] if title else "", title[1] if title else "",
-                    digest(idempotency_key) if idempotency_key else "", fingerprint,
-                    self.limits.max_messages_per_session, self.limits.idempotency_ttl_ms,
-                    if_match,
-                    tokens, "1" if estimated else "0",
-                    dump_json(tool_calls) if tool_calls else "", tool_call_id or "",
-                    *[call["id"] for call in tool_calls or ()],
-                ],
-            )
-        )  # fmt: skip
+        title = title_from_message(content) if role == "user" else ""
+        fingerprint = ""
+        if idempotency_key:
+            parts: list[object] = [role, content, metadata or {}]
+            if tool_calls or tool_call_id or token_count is not None:
+                parts += [tool_calls, tool_call_id, token_count]
+            fingerprint = digest(dump_json(parts))
+        args = AppendArgs(
+            sid=session_id,
+            role=role,
+            content=content,
+            metadata=dump_json(metadata) if metadata else "",
+            title=title,
+            title_folded=search_fold(title),
+            idem=digest(idempotency_key) if idempotency_key else "",
+            fingerprint=fingerprint,
+            max_messages=self.limits.max_messages_per_session,
+            idem_ttl_ms=self.limits.idempotency_ttl_ms,
+            if_match=if_match,
+            tokens=tokens,
+            estimated=estimated,
+            tool_calls=dump_json(tool_calls) if tool_calls else "",
+            tool_call_id=tool_call_id or "",
+            call_ids=tuple(call["id"] for call in tool_calls or ()),
+        )
+        reply = ok(await self._write(self.scripts.append, user_id, args))
         if reply[0] == "replay":
             if not reply[4]:  # the message went with a rewind; the key is spent
                 raise errors.IdempotencyKeyReused()

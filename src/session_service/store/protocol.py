@@ -147,6 +147,27 @@ class UpdateArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True)
+class AppendArgs(ScriptArgs):
+    script = "append"
+    sid: str
+    role: str
+    content: str
+    metadata: str  # canonical JSON, '' for none
+    title: str  # the title an untitled session takes from its first user message
+    title_folded: str
+    idem: str  # digest of the idempotency key, '' for none
+    fingerprint: str  # of the message the key answers
+    max_messages: int
+    idem_ttl_ms: int
+    if_match: str  # the messages ETag the caller has, '' for none
+    tokens: int
+    estimated: bool  # the token count is the service's estimate
+    tool_calls: str  # canonical JSON, '' for none
+    tool_call_id: str  # the call a tool result answers, '' for none
+    call_ids: tuple[str, ...]  # the ids of tool_calls
+
+
+@dataclass(frozen=True, slots=True)
 class HeartbeatArgs(ScriptArgs):
     script = "heartbeat"
     sid: str
@@ -327,7 +348,7 @@ class RewindSwapArgs(ScriptArgs):
 CODECS: dict[str, type[ScriptArgs]] = {
     codec.script: codec
     for codec in (
-        CreateArgs, UpdateArgs, HeartbeatArgs, ArchiveArgs, RestoreArgs, DeleteArgs,
+        CreateArgs, AppendArgs, UpdateArgs, HeartbeatArgs, ArchiveArgs, RestoreArgs, DeleteArgs,
         ClearContextArgs, LinkCaseArgs, UnlinkCaseArgs, ListArgs, DeleteAllArgs, EraseArgs,
         EraseStraysArgs, PruneArgs, StatisticsArgs, WindowArgs, ImportStageArgs,
         ImportCommitArgs,

@@ -21,10 +21,7 @@ from session_service.api.deps import (
 from session_service.api.responses import error_responses, json_response, tagged_responses
 from session_service.domain import models
 from session_service.domain.ids import MESSAGE_ID_RE, message_seq
-from session_service.domain.text import search_fold, title_from_message
 from session_service.observability import metrics
-from session_service.store.codec import dump_json
-from session_service.store.keys import digest
 from session_service.transcript import json_transcript, markdown_transcript
 
 router = APIRouter(prefix="/api/v1/sessions/{session_id}", tags=["messages"])
@@ -78,21 +75,11 @@ async def append_message(
         raise errors.MessageTooLarge(
             f"Message content exceeds {settings.max_message_bytes} bytes (MAX_MESSAGE_BYTES)"
         )
-    title = None
-    if body.role == "user":
-        derived = title_from_message(body.content)
-        title = (derived, search_fold(derived) or "") if derived else None
     calls = [call.model_dump() for call in body.tool_calls] if body.tool_calls else None
-    fingerprint = ""
-    if idem:
-        parts: list[object] = [body.role, body.content, body.metadata or {}]
-        if calls or body.tool_call_id or body.token_count is not None:
-            parts += [calls, body.tool_call_id, body.token_count]
-        fingerprint = digest(dump_json(parts))
     result = await store.append(
-        user.user_id, session_id, body.role, body.content, body.metadata, title, idem,
-        fingerprint, tool_calls=calls, tool_call_id=body.tool_call_id,
-        token_count=body.token_count, if_match=if_match,
+        user.user_id, session_id, body.role, body.content, body.metadata, idem,
+        tool_calls=calls, tool_call_id=body.tool_call_id, token_count=body.token_count,
+        if_match=if_match,
     )  # fmt: skip
     if not result.replayed:
         metrics.MESSAGES.labels(body.role).inc()

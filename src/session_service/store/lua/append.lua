@@ -1,46 +1,43 @@
 -- Append one message: O(1) whatever the conversation's length.
--- ARGV: sid, role, content, metadata_json|'', title|'', title_folded|'',
---       idem|'', fingerprint, max_messages, idem_ttl_ms, if_match (messages ETag),
---       tokens, estimated ('1'|'0'), tool_calls_json|'', tool_call_id|'', call id, ...
+-- Arguments: protocol.AppendArgs.
 -- The per-session structures it keeps (tool calls, token counters) are described
--- in lib.lua; fork and rewind must keep them in step. Without ARGV 12-15 (the
--- layout before token counts) the message is a plain one with an estimated count.
-local sid, role = ARGV[1], ARGV[2]
+-- in lib.lua; fork and rewind must keep them in step.
+local sid, role = A.sid, A.role
 local now = now_ms()
 local sk = k_session(sid)
 local cur = redis.call('HMGET', sk, 'st', 'mc', 'lm', 'to', 't', 'nu', 'ci', 'sn', 'li')
 local st = cur[1]
 if not st then return {'err', 'session_not_found'} end
 
-local idem = ARGV[7]
+local idem = A.idem
 if idem ~= '' then
   local prev = redis.call('HGET', k_idem(sid), idem)
   if prev then
     local pfp, pn, ptotal, pat = string.match(prev, '^([^|]*)|(%d+)|(%d+)|(%d+)$')
     -- A retry replays even though its own append moved the ETag on.
-    if pat and now - tonumber(pat) <= tonumber(ARGV[10]) and pfp == ARGV[8] then
+    if pat and now - tonumber(pat) <= A.idem_ttl_ms and pfp == A.fingerprint then
       local entry = redis.call('XRANGE', k_messages(sid), '0-' .. pn, '0-' .. pn)
       return {'replay', tonumber(pn), tonumber(ptotal), st, entry, etag(sid, 'm')}
     end
-    if pat and now - tonumber(pat) <= tonumber(ARGV[10]) then
-      return precondition(sid, 'm', ARGV[11]) or {'err', 'idempotency_key_reused'}
+    if pat and now - tonumber(pat) <= A.idem_ttl_ms then
+      return precondition(sid, 'm', A.if_match) or {'err', 'idempotency_key_reused'}
     end
   end
 end
 
-local failed = precondition(sid, 'm', ARGV[11])
+local failed = precondition(sid, 'm', A.if_match)
 if failed then return failed end
 
 if st == 'archived' then return {'err', 'session_archived'} end
 local mc = tonumber(cur[2] or '0')
-local max = tonumber(ARGV[9])
+local max = A.max_messages
 -- Summaries count toward the bound like messages.
 if mc + tonumber(cur[8] or '0') >= max then
   return {'err', 'session_full'}
 end
 
 -- Tool bookkeeping, checked before anything is written.
-local tools, tcid, first_id = k_tools(sid), ARGV[15] or '', 16
+local tools, tcid, ids = k_tools(sid), A.tool_call_id, A.call_ids
 local call_seq
 if tcid ~= '' then
   local ref = redis.call('HGET', tools, tcid)
@@ -48,32 +45,32 @@ if tcid ~= '' then
   if string.find(ref, ':', 1, true) then return {'err', 'tool_call_already_answered'} end
   call_seq = ref
 end
-if #ARGV >= first_id then
-  if redis.call('HLEN', tools) + #ARGV - first_id + 1 > max then
+if #ids > 0 then
+  if redis.call('HLEN', tools) + #ids > max then
     return {'err', 'session_full'}
   end
-  for i = first_id, #ARGV do
-    if redis.call('HEXISTS', tools, ARGV[i]) == 1 then
-      return {'err', 'duplicate_tool_call', ARGV[i]}
+  for _, id in ipairs(ids) do
+    if redis.call('HEXISTS', tools, id) == 1 then
+      return {'err', 'duplicate_tool_call', id}
     end
   end
 end
 
-local tokens = ARGV[12] or I(math.ceil(#ARGV[3] / 4))
-local estimated = ARGV[13] or '1'
+local tokens = I(A.tokens)
+local estimated = A.estimated and '1' or '0'
 
 -- Timestamps never go backwards within a session, even if the clock does.
 local ts = math.max(now, tonumber(cur[3] or '0'))
 -- The id continues after the highest ever given (a rewind never lowers it).
 local n, count = last_id(cur[9], mc) + 1, mc + 1
-local entry = {'r', role, 'c', ARGV[3], 't', I(ts), 'm', ARGV[4], 'k', tokens, 'e', estimated}
-if (ARGV[14] or '') ~= '' then entry[#entry + 1] = 'tc'; entry[#entry + 1] = ARGV[14] end
+local entry = {'r', role, 'c', A.content, 't', I(ts), 'm', A.metadata, 'k', tokens, 'e', estimated}
+if A.tool_calls ~= '' then entry[#entry + 1] = 'tc'; entry[#entry + 1] = A.tool_calls end
 if call_seq then
   entry[#entry + 1] = 'ti'; entry[#entry + 1] = tcid
   entry[#entry + 1] = 'ta'; entry[#entry + 1] = call_seq
   redis.call('HSET', tools, tcid, call_seq .. ':' .. n)
 end
-for i = first_id, #ARGV do redis.call('HSET', tools, ARGV[i], I(n)) end
+for _, id in ipairs(ids) do redis.call('HSET', tools, id, I(n)) end
 redis.call('XADD', k_messages(sid), '0-' .. n, unpack(entry))
 
 local ea = now + tonumber(cur[4])
@@ -84,9 +81,9 @@ if st == 'active' then
   st = 'in_progress'
   fields[#fields + 1] = 'st'; fields[#fields + 1] = st
 end
-if role == 'user' and not cur[6] and (not cur[5] or cur[5] == '') and ARGV[5] ~= '' then
-  fields[#fields + 1] = 't'; fields[#fields + 1] = ARGV[5]
-  if ARGV[6] ~= '' then fields[#fields + 1] = 'tl'; fields[#fields + 1] = ARGV[6] end
+if role == 'user' and not cur[6] and (not cur[5] or cur[5] == '') and A.title ~= '' then
+  fields[#fields + 1] = 't'; fields[#fields + 1] = A.title
+  if A.title_folded ~= '' then fields[#fields + 1] = 'tl'; fields[#fields + 1] = A.title_folded end
 end
 redis.call('HSET', sk, unpack(fields))
 local r1 = string.sub(role, 1, 1)
@@ -96,7 +93,7 @@ redis.call('HINCRBY', sk, 'k' .. r1, tokens)
 count_messages(sid, count)
 redis.call('ZADD', k_status(st), I(now), sid)
 if idem ~= '' then
-  redis.call('HSET', k_idem(sid), idem, ARGV[8] .. '|' .. n .. '|' .. count .. '|' .. I(now))
+  redis.call('HSET', k_idem(sid), idem, A.fingerprint .. '|' .. n .. '|' .. count .. '|' .. I(now))
 end
 touch_messages(sid)
 expire_all(sid, ea, cur[7])
