@@ -92,11 +92,25 @@ class EmbeddedServer:
         if link_dir is not None:
             shutil.rmtree(link_dir, ignore_errors=True)
 
+    def _serving(self, patience: float = 3.0) -> bool:
+        """Whether a server answers on the socket. A socket that exists gets a few
+        tries: with several workers the parent's server is there, and on a busy
+        machine one PING may miss its half second; starting a second server on the
+        same DATA_DIR would fail the worker."""
+        if server_answers(self.socket_path):
+            return True
+        deadline = time.monotonic() + patience
+        while self.socket_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+            if server_answers(self.socket_path):
+                return True
+        return False
+
     def start(self, timeout: float = 10.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self._link_dir is None:
             self._shorten()
-        if server_answers(self.socket_path):
+        if self._serving():
             logger.info("reusing the embedded server already serving %s", self.socket_path)
             return self.url
         try:
