@@ -83,7 +83,7 @@ class InvalidIdentity(IdentityError):
 
 class AmbiguousIdentity(IdentityError):
     code = "ambiguous_identity"
-    default_detail = "More than one X-User-ID header was sent"
+    default_detail = "More than one X-User-ID, X-User-Email or X-User-Roles header was sent"
 
 
 class InvalidRoles(IdentityError):

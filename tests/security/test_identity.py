@@ -58,13 +58,25 @@ def test_single_user_id_over_socket_is_accepted(live_server: ServerFactory) -> N
         assert json.loads(body)["sessions"] == []
 
 
-def test_duplicate_roles_headers_are_rejected(live_server: ServerFactory) -> None:
-    # A client-supplied roles header next to the gateway's must not grant admin.
+@pytest.mark.parametrize(
+    ("name", "gateway", "client"),
+    [("X-User-Roles", "user", "admin"), ("X-User-Email", "alice@example.com", "root@example.com")],
+)
+def test_a_duplicated_identity_header_is_ambiguous(
+    live_server: ServerFactory, name: str, gateway: str, client: str
+) -> None:
+    # Issue 12: the gateway forwards the client's own X-User-* next to its own; a client's
+    # roles header must not grant admin, and no header is ever picked from two.
     with live_server() as server:
-        headers = [("X-User-ID", "alice"), ("X-User-Roles", "user"), ("x-user-roles", "admin")]
+        headers = [("X-User-ID", "alice"), (name, gateway), (name.lower(), client)]
         status, _, body = server.raw(request_bytes("DELETE", "/api/v1/users/bob/sessions", headers))
         assert status == 400
-        assert json.loads(body)["code"] == "invalid_roles_header"
+        assert json.loads(body) == {
+            "detail": f"More than one {name} header was sent",
+            "code": "ambiguous_identity",
+        }
+        status, _, body = server.raw(request_bytes("GET", LIST, headers))
+        assert (status, json.loads(body)["code"]) == (400, "ambiguous_identity")
 
 
 ERASE = "/api/v1/users/someone/sessions"

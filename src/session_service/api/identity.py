@@ -75,22 +75,26 @@ def check_gateway(headers: list[tuple[bytes, bytes]], secret: bytes) -> None:
 
 def principal_from_headers(headers: list[tuple[bytes, bytes]]) -> Principal:
     user: list[bytes] = []
-    email: str | None = None
+    emails: list[str] = []
     roles_raw: list[str] = []
     for name, value in headers:
         if name == b"x-user-id":
             user.append(value)
         elif name == b"x-user-email":
-            email = value.decode("latin-1")
+            emails.append(value.decode("latin-1"))
         elif name == b"x-user-roles":
             roles_raw.append(value.decode("latin-1"))
     if not user:
         raise errors.MissingIdentity()
-    if len(user) > 1:
-        raise errors.AmbiguousIdentity()
+    # FaultMaven's gateway forwards a client's own X-User-* headers next to its own:
+    # any of them twice is 400 ambiguous_identity (issue 12), never a pick.
+    for header, values in (
+        ("X-User-ID", user),
+        ("X-User-Email", emails),
+        ("X-User-Roles", roles_raw),
+    ):
+        if len(values) > 1:
+            raise errors.AmbiguousIdentity(f"More than one {header} header was sent")
     user_id = _user_id(user[0])
-    if len(roles_raw) > 1:
-        # A client's own roles header next to the gateway's: never pick one.
-        raise errors.InvalidRoles("More than one X-User-Roles header was sent")
     roles = parse_roles(roles_raw[0]) if roles_raw else frozenset[str]()
-    return Principal(user_id, email, roles)
+    return Principal(user_id, emails[0] if emails else None, roles)
