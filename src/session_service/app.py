@@ -259,7 +259,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_credentials=not settings.wildcard_cors,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["X-Request-ID", "Retry-After"],
+            # ETag too: a web client needs it for If-Match / If-None-Match (issue 14).
+            expose_headers=["X-Request-ID", "Retry-After", "ETag"],
         )
         return EdgeMiddleware(
             OriginGate(cors, guarded),

@@ -101,3 +101,33 @@ async def test_simple_cross_site_bodies_are_not_json(
         session = listed.json()["sessions"][0]
         assert session["title"] is None
         assert session["message_count"] == 0
+
+
+async def test_a_browser_can_read_the_etag_and_send_conditional_headers(
+    make_client: ClientFactory,
+) -> None:
+    # ETag is not a CORS-safelisted response header: unless exposed, a web client sees no
+    # ETag and cannot send If-Match / If-None-Match (issue 14's polling and conditional writes).
+    async with make_client(cors_origins=APP) as client:
+        headers = {"Origin": APP, "X-User-ID": "a"}
+        created = await client.post(LIST, headers=headers, json={})
+        assert created.status_code == 201
+        exposed = created.headers["access-control-expose-headers"].lower().split(", ")
+        assert "etag" in exposed
+        asked = "x-user-id,if-match,if-none-match,idempotency-key,content-type"
+        response = await client.options(
+            f"{LIST}/{created.json()['session_id']}",
+            headers={
+                "Origin": APP,
+                "Access-Control-Request-Method": "PATCH",
+                "Access-Control-Request-Headers": asked,
+            },
+        )
+        assert response.status_code == 200
+        assert response.headers["access-control-allow-headers"].lower() == asked
+        polled = await client.get(
+            f"{LIST}/{created.json()['session_id']}",
+            headers={**headers, "If-None-Match": created.headers["etag"]},
+        )
+        assert polled.status_code == 304
+        assert "etag" in polled.headers["access-control-expose-headers"].lower().split(", ")
