@@ -26,7 +26,7 @@ from session_service.store.scripts import load_scripts
 
 SCRIPTS = sorted(protocol.CODECS)
 #: Scripts that still read ARGV by position (their codecs are still to write).
-UNCONVERTED = {"search", "summarize"}
+UNCONVERTED: set[str] = set()
 FIELD = re.compile(r"\bA\.([A-Za-z_][A-Za-z0-9_]*)")
 
 

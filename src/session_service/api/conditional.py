@@ -17,7 +17,7 @@ from starlette.responses import Response
 from session_service import errors
 
 if TYPE_CHECKING:
-    from session_service.store.sessions import SessionStore
+    from session_service.store import SessionStore
 
 Kind = Literal["s", "m"]  # the session's ETag, or its messages collection's
 

@@ -17,7 +17,7 @@ from session_service.api.identity import Principal
 from session_service.config import Settings
 from session_service.domain.ids import is_session_id
 from session_service.integrations.case_service import CaseServiceClient
-from session_service.store.sessions import SessionStore
+from session_service.store import SessionStore
 
 # Printable ASCII; no leading or trailing space, which HTTP would strip anyway.
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$")

@@ -46,7 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from session_service import errors
 from session_service.api.handlers import error_response, refused
-from session_service.store.errors import translate
+from session_service.store import translate
 
 
 class _Unsupported(Exception):

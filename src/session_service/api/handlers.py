@@ -16,7 +16,7 @@ from session_service import errors
 from session_service.api.conditional import precondition_failure
 from session_service.api.responses import json_response
 from session_service.domain.ids import is_session_id
-from session_service.store.errors import translate
+from session_service.store import translate
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 

@@ -25,7 +25,7 @@ from session_service import errors
 from session_service.api.identity import check_gateway, principal_from_headers
 from session_service.observability import metrics
 from session_service.observability.logging import request_id_var, user_ref, write_access_line
-from session_service.store.errors import translate
+from session_service.store import translate
 
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 # Label values must stay few: an unknown method is reported as OTHER.

@@ -1,1 +1,32 @@
-"""Storage: keys, Lua scripts, connections and the SessionStore."""
+"""Storage: keys, Lua scripts, connections and the SessionStore.
+
+The names below are the store's public interface: the API imports nothing else
+from `store/`. They speak domain values; how they reach Redis (key names, script
+arguments, stored encodings, fingerprints) stays inside.
+"""
+
+from session_service.store.errors import translate
+from session_service.store.records import (
+    UNSET,
+    Appended,
+    CreateResult,
+    Limits,
+    NewSession,
+    SearchFilters,
+    Tagged,
+    Unset,
+)
+from session_service.store.sessions import SessionStore
+
+__all__ = [
+    "UNSET",
+    "Appended",
+    "CreateResult",
+    "Limits",
+    "NewSession",
+    "SearchFilters",
+    "SessionStore",
+    "Tagged",
+    "Unset",
+    "translate",
+]

@@ -19,7 +19,7 @@ from session_service.domain.tokens import (
 from session_service.store.codec import dump_json, iso, message_from_entry, summary_from_entry
 from session_service.store.errors import script_error
 from session_service.store.keys import Keys, digest
-from session_service.store.protocol import ScriptArgs, WindowArgs
+from session_service.store.protocol import ScriptArgs, SummarizeArgs, WindowArgs
 from session_service.store.records import Limits, Tagged
 from session_service.store.scripts import Script, Scripts
 
@@ -81,7 +81,6 @@ class AgentStore:
         token_count: int | None,
         metadata: dict[str, Any] | None,
         idempotency_key: str | None = None,
-        fingerprint: str = "",
         if_match: str = "",
     ) -> tuple[Tagged, bool]:
         """(the summary up to message seq `covers_through` with the messages ETag after,
@@ -89,18 +88,23 @@ class AgentStore:
         tokens = estimate_tokens(content) if token_count is None else token_count
         # Scoped to the session: the same key may name a create or another session's summary.
         idem = digest(f"summary\0{session_id}\0{idempotency_key}") if idempotency_key else ""
-        reply = _checked(
-            await self._write(
-                self.scripts.summarize,
-                user_id,
-                [
-                    session_id, content, tokens, "1" if token_count is None else "0",
-                    covers_through, dump_json(metadata) if metadata else "",
-                    self.limits.max_messages_per_session,
-                    idem, fingerprint, self.limits.idempotency_ttl_ms, if_match,
-                ],
-            )
-        )  # fmt: skip
+        fingerprint = ""
+        if idempotency_key:
+            fingerprint = digest(dump_json([content, covers_through, token_count, metadata]))
+        args = SummarizeArgs(
+            sid=session_id,
+            content=content,
+            tokens=tokens,
+            estimated=token_count is None,
+            covers_through=covers_through,
+            metadata=dump_json(metadata) if metadata else "",
+            max_messages=self.limits.max_messages_per_session,
+            idem=idem,
+            fingerprint=fingerprint,
+            idem_ttl_ms=self.limits.idempotency_ttl_ms,
+            if_match=if_match,
+        )
+        reply = _checked(await self._write(self.scripts.summarize, user_id, args))
         if reply[0] == "replay":
             if not reply[1]:  # the summary went with a rewind; the key is spent
                 raise errors.IdempotencyKeyReused()

@@ -22,9 +22,17 @@ from typing import Any
 
 from session_service import errors
 from session_service.domain.ids import new_session_id
+from session_service.domain.text import search_fold
 from session_service.store.base import StoreBase
-from session_service.store.codec import last_seq, pairs, session_etag, session_from_fields
+from session_service.store.codec import (
+    dump_json,
+    last_seq,
+    pairs,
+    session_etag,
+    session_from_fields,
+)
 from session_service.store.errors import script_error
+from session_service.store.keys import digest
 from session_service.store.protocol import (
     CopyArgs,
     ForkArgs,
@@ -144,19 +152,26 @@ class BranchOps(StoreBase):
         user_id: str,
         source_id: str,
         through: int | None,
-        title: tuple[str, str] | None,
-        idempotency_key: str,
-        fingerprint: str,
+        title: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Tagged:
         """A new session of the same user with a copy of the source through `through`
-        (default: its last message). Complete when it returns."""
+        (default: its last message), titled `title` if given. Complete when it returns.
+
+        With an idempotency key, a retry of the same fork answers the first one's copy.
+        """
+        fingerprint = ""
+        if idempotency_key:
+            fingerprint = digest(dump_json(["fork", source_id, through, title]))
+        key = digest(idempotency_key) if idempotency_key else ""
+        folded = search_fold(title) if title else ""
         for _ in range(ATTEMPTS):
             begin = _ok(
                 await self._write(
                     self.scripts.fork_begin,
                     user_id,
                     ForkBeginArgs(
-                        source_id, through, idempotency_key, fingerprint,
+                        source_id, through, key, fingerprint,
                         self.limits.max_sessions_per_user,
                     ),
                 )
@@ -176,9 +191,9 @@ class BranchOps(StoreBase):
                 self.scripts.fork,
                 user_id,
                 ForkArgs(
-                    source_id, new_id, upto, gen, idempotency_key, fingerprint,
+                    source_id, new_id, upto, gen, key, fingerprint,
                     self.limits.idempotency_ttl_ms, self.limits.max_sessions_per_user,
-                    title is not None, title[0] if title else "", title[1] if title else "",
+                    bool(title), title or "", folded,
                     copied.counters(fork=True),
                 ),
             )  # fmt: skip

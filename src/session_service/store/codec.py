@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
-import time
 from typing import Any
 
 import orjson
 
 from session_service import errors
 from session_service.domain.ids import message_id, summary_id
+from session_service.domain.timestamps import iso as iso
 from session_service.domain.tokens import estimate_tokens
 
 SCHEMA_VERSION = 1
@@ -36,17 +35,6 @@ SCHEMA_VERSION = 1
 #
 # Summary stream entry fields (0-N is sum_N):
 #   c content  w covers_through (message seq)  k tokens  e estimated  t created (ms)  m metadata
-
-
-@functools.lru_cache(maxsize=4096)
-def _second(seconds: int) -> str:
-    # A response formats several timestamps from the same few seconds.
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-
-
-def iso(ms: int) -> str:
-    seconds, millis = divmod(ms, 1000)
-    return f"{_second(seconds)}.{millis:03d}Z"
 
 
 def iso_or_none(raw: str | None) -> str | None:

@@ -168,6 +168,39 @@ class AppendArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True)
+class SearchArgs(ScriptArgs):
+    script = "search"
+    prune: bool  # the first slice prunes expired sessions
+    budget: int
+    status_pos: int  # where the previous slice stopped: status index and rank
+    rank: int
+    statuses: tuple[str, ...]
+    query: str  # folded, '' for none
+    session_type: str  # '' for any
+    created_after: int | None
+    created_before: int | None
+    updated_after: int | None
+    updated_before: int | None
+    metadata: Pairs  # stored field (m:<key>), canonical JSON
+
+
+@dataclass(frozen=True, slots=True)
+class SummarizeArgs(ScriptArgs):
+    script = "summarize"
+    sid: str
+    content: str
+    tokens: int
+    estimated: bool  # the token count is the service's estimate
+    covers_through: int  # the message seq the summary stands in for, and all before it
+    metadata: str  # canonical JSON, '' for none
+    max_messages: int
+    idem: str  # digest of the idempotency key (scoped to the session), '' for none
+    fingerprint: str
+    idem_ttl_ms: int
+    if_match: str  # the messages ETag the caller has, '' for none
+
+
+@dataclass(frozen=True, slots=True)
 class HeartbeatArgs(ScriptArgs):
     script = "heartbeat"
     sid: str
@@ -348,10 +381,10 @@ class RewindSwapArgs(ScriptArgs):
 CODECS: dict[str, type[ScriptArgs]] = {
     codec.script: codec
     for codec in (
-        CreateArgs, AppendArgs, UpdateArgs, HeartbeatArgs, ArchiveArgs, RestoreArgs, DeleteArgs,
-        ClearContextArgs, LinkCaseArgs, UnlinkCaseArgs, ListArgs, DeleteAllArgs, EraseArgs,
-        EraseStraysArgs, PruneArgs, StatisticsArgs, WindowArgs, ImportStageArgs,
-        ImportCommitArgs,
-        CopyArgs, ForkBeginArgs, ForkArgs, RewindArgs, RewindSwapArgs,
+        CreateArgs, AppendArgs, UpdateArgs, SearchArgs, HeartbeatArgs, ArchiveArgs,
+        RestoreArgs, DeleteArgs, ClearContextArgs, LinkCaseArgs, UnlinkCaseArgs, ListArgs,
+        DeleteAllArgs, EraseArgs, EraseStraysArgs, PruneArgs, StatisticsArgs, WindowArgs,
+        ImportStageArgs, ImportCommitArgs, CopyArgs, ForkBeginArgs, ForkArgs, RewindArgs,
+        RewindSwapArgs, SummarizeArgs,
     )
 }  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -87,14 +88,16 @@ UNSET = Unset.UNSET
 
 @dataclass(frozen=True, slots=True)
 class SearchFilters:
+    """What a search asks for, as the caller said it; the store folds and encodes."""
+
     statuses: Sequence[str]
-    query: str = ""
+    query: str = ""  # case-insensitive substring of title or description
     session_type: str = ""
-    created_after: int | None = None
-    created_before: int | None = None
-    updated_after: int | None = None
-    updated_before: int | None = None
-    metadata: tuple[tuple[str, str], ...] = ()
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+    metadata: Mapping[str, Any] | None = None  # exact values
 
 
 @dataclass(frozen=True, slots=True)

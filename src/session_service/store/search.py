@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
+from session_service.domain.text import search_fold
 from session_service.store.base import StoreBase, count_expired
 from session_service.store.codec import (
     decode_cursor,
+    dump_json,
     encode_cursor,
     session_from_fields,
 )
+from session_service.store.protocol import SearchArgs
 from session_service.store.records import (
     SearchFilters,
 )
@@ -17,36 +22,42 @@ from session_service.store.records import (
 SEARCH_CHUNK = 2000
 
 
+def ms(value: datetime | None) -> int | None:
+    """A datetime as stored: milliseconds since the epoch (naive means UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp() * 1000)
+
+
 class SearchOps(StoreBase):
     async def search(
         self, user_id: str, filters: SearchFilters, limit: int, cursor: str | None
     ) -> tuple[int, list[dict[str, Any]], str | None]:
         """Every match counted (exact total), one page returned, newest activity first."""
-        statuses = list(filters.statuses)
-        fixed: list[str | int] = [
-            len(statuses),
-            *statuses,
-            filters.query,
-            filters.session_type,
-            *("" if v is None else v for v in (
-                filters.created_after, filters.created_before,
-                filters.updated_after, filters.updated_before,
-            )),
-            len(filters.metadata),
-            *[part for key, value in filters.metadata for part in (f"m:{key}", value)],
-        ]  # fmt: skip
+        args = SearchArgs(
+            prune=True,
+            budget=SEARCH_CHUNK,
+            status_pos=1,
+            rank=0,
+            statuses=tuple(filters.statuses),
+            query=search_fold(filters.query),
+            session_type=filters.session_type,
+            created_after=ms(filters.created_after),
+            created_before=ms(filters.created_before),
+            updated_after=ms(filters.updated_after),
+            updated_before=ms(filters.updated_before),
+            metadata=tuple((f"m:{k}", dump_json(v)) for k, v in (filters.metadata or {}).items()),
+        )
         matches: list[tuple[float, str]] = []
-        pos, rank, first = 1, 0, True
-        while pos:
-            reply = await self._read(
-                self.scripts.search,
-                user_id,
-                ["1" if first else "0", SEARCH_CHUNK, pos, rank, *fixed],
-            )
-            first = False
-            pos, rank = int(reply[0]), int(reply[1])
+        while True:
+            reply = await self._read(self.scripts.search, user_id, args)
             count_expired(reply[2])
             matches.extend((float(reply[i + 1]), reply[i]) for i in range(3, len(reply), 2))
+            if int(reply[0]) == 0:
+                break
+            args = replace(args, prune=False, status_pos=int(reply[0]), rank=int(reply[1]))
         matches.sort(reverse=True)
         page_start = 0
         if cursor:

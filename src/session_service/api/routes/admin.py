@@ -12,8 +12,8 @@ from session_service import errors
 from session_service.api.deps import StoreDep, UserDep
 from session_service.api.responses import error_responses, json_response
 from session_service.domain import models
+from session_service.domain.timestamps import iso
 from session_service.observability import metrics
-from session_service.store.codec import iso
 
 router = APIRouter(prefix="/api/v1", tags=["maintenance"])
 

@@ -19,10 +19,7 @@ from session_service.api.deps import (
 from session_service.api.responses import error_responses, json_response, tagged_responses
 from session_service.domain import branches, models
 from session_service.domain.ids import message_id
-from session_service.domain.text import search_fold
 from session_service.observability import metrics
-from session_service.store.codec import dump_json
-from session_service.store.keys import digest
 
 router = APIRouter(prefix="/api/v1/sessions/{session_id}", tags=["branches"])
 NOT_FOUND = errors.SessionNotFound
@@ -65,13 +62,7 @@ async def fork(
 ) -> Response:
     body = body or branches.ForkRequest()
     through = branches.seq_of(body.through_message_id) if body.through_message_id else None
-    title = (body.title, search_fold(body.title) or "") if body.title else None
-    fingerprint = ""
-    if idem:
-        fingerprint = digest(dump_json(["fork", session_id, body.model_dump(mode="json")]))
-    session = await store.fork(
-        user.user_id, session_id, through, title, digest(idem) if idem else "", fingerprint
-    )
+    session = await store.fork(user.user_id, session_id, through, body.title, idem)
     metrics.SESSIONS.labels("created").inc()
     return json_response(session, 201, tagged(session.etag))
 

@@ -25,8 +25,6 @@ from session_service.domain.tokens import (
     WINDOW_MAX_BYTES,
     WINDOW_MAX_MESSAGES,
 )
-from session_service.store.codec import dump_json
-from session_service.store.keys import digest
 
 router = APIRouter(prefix="/api/v1/sessions/{session_id}", tags=["prompt"])
 NOT_FOUND = errors.SessionNotFound
@@ -113,10 +111,9 @@ async def create_summary(
     if seq is None:  # msg_0000000000: well-formed, but never a message
         await precheck(store, user.user_id, session_id, "m", if_match)
         raise errors.UnknownMessage()
-    fingerprint = digest(dump_json(body.model_dump(mode="json"))) if idem else ""
     summary, _ = await store.summarize(
         user.user_id, session_id, body.content, seq, body.token_count, body.metadata,
-        idem, fingerprint, if_match,
+        idem, if_match,
     )  # fmt: skip
     return json_response(summary, 201, tagged(summary.etag))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
@@ -25,8 +24,7 @@ from session_service.domain import models
 from session_service.domain.ids import new_session_id
 from session_service.domain.status import ALL_STATUSES, RESUMABLE, UNARCHIVED, SessionStatus
 from session_service.observability import metrics
-from session_service.store.codec import dump_json
-from session_service.store.records import UNSET, NewSession, SearchFilters
+from session_service.store import UNSET, NewSession, SearchFilters
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
@@ -38,14 +36,6 @@ def _statuses(status: list[SessionStatus] | None, include_archived: bool) -> lis
     if status:
         return sorted({s.value for s in status})
     return [*UNARCHIVED, SessionStatus.ARCHIVED.value] if include_archived else list(UNARCHIVED)
-
-
-def _ms(value: datetime | None) -> int | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return int(value.timestamp() * 1000)
 
 
 def _timeout_ms(settings: Settings, minutes: int | None) -> int | None:
@@ -146,13 +136,13 @@ async def search_sessions(body: models.SearchRequest, user: UserDep, store: Stor
     )
     filters = SearchFilters(
         statuses=_statuses(status, body.include_archived),
-        query=(body.query or "").lower(),
+        query=body.query or "",
         session_type=body.session_type or "",
-        created_after=_ms(body.created_after),
-        created_before=_ms(body.created_before),
-        updated_after=_ms(body.updated_after),
-        updated_before=_ms(body.updated_before),
-        metadata=tuple((k, dump_json(v)) for k, v in (body.metadata or {}).items()),
+        created_after=body.created_after,
+        created_before=body.created_before,
+        updated_after=body.updated_after,
+        updated_before=body.updated_before,
+        metadata=body.metadata,
     )
     total, sessions, cursor = await store.search(user.user_id, filters, body.limit, body.cursor)
     return json_response(

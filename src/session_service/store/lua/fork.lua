@@ -9,7 +9,7 @@ local now = now_ms()
 if idem ~= '' then
   local rec = redis.call('GET', idem_key)
   if rec then
-    local rfp, _, rsid = string.match(rec, '^([^|]*)|(%d+)|(.*)$')
+    local rfp, _, rsid = string.match(rec, '^([^|]*)|([^|]*)|(.*)$')
     if rsid and redis.call('EXISTS', k_session(rsid)) == 1 then
       drop_staging(dst)
       if rfp ~= fp then return {'err', 'idempotency_key_reused'} end
@@ -53,5 +53,5 @@ redis.call('HSET', sk, 'st', st)
 redis.call('ZADD', k_status(st), I(now), dst)
 expire_all(dst, ea, nil)
 count_messages(dst, mc)
-if idem ~= '' then redis.call('SET', idem_key, fp .. '|201|' .. dst, 'PX', A.idem_ttl_ms) end
+if idem ~= '' then redis.call('SET', idem_key, fp .. '|created|' .. dst, 'PX', A.idem_ttl_ms) end
 return {'created', dst, redis.call('HGETALL', sk), pruned}

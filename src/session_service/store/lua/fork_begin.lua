@@ -7,7 +7,7 @@ local reused = false
 if idem ~= '' then
   local rec = redis.call('GET', base .. K_CREATE_IDEM .. idem)
   if rec then
-    local rfp, _, rsid = string.match(rec, '^([^|]*)|(%d+)|(.*)$')
+    local rfp, _, rsid = string.match(rec, '^([^|]*)|([^|]*)|(.*)$')
     if rsid and redis.call('EXISTS', k_session(rsid)) == 1 then
       if rfp == fp then return {'replay', rsid, redis.call('HGETALL', k_session(rsid))} end
       reused = true

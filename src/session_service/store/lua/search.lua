@@ -1,22 +1,17 @@
 -- Search one bounded slice of the user's sessions; the caller loops until done.
 -- Scanning in slices keeps each call short, so Redis is never blocked for long.
--- ARGV: prune(0|1), budget, status_pos, rank, n_status, status*,
---       query_lower|'', session_type|'', created_after|'', created_before|'',
---       updated_after|'', updated_before|'', n_meta, (field, json)*
+-- Arguments: protocol.SearchArgs.
 -- Returns {next_status_pos (0 = done), next_rank, pruned, sid, score, sid, score, ...}
 local pruned = 0
-if ARGV[1] == '1' then pruned = prune(now_ms()) end
-local budget, pos, rank = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local n_status = tonumber(ARGV[5])
-local statuses = {}
-for i = 1, n_status do statuses[i] = ARGV[5 + i] end
-local f0 = 6 + n_status
-local q, ty = ARGV[f0], ARGV[f0 + 1]
-local function num(v) if v == '' then return nil end return tonumber(v) end
-local ca_after, ca_before = num(ARGV[f0 + 2]), num(ARGV[f0 + 3])
-local ua_after, ua_before = num(ARGV[f0 + 4]), num(ARGV[f0 + 5])
-local n_meta = tonumber(ARGV[f0 + 6])
-local m0 = f0 + 7
+if A.prune then pruned = prune(now_ms()) end
+local budget, pos, rank = A.budget, A.status_pos, A.rank
+local statuses = A.statuses
+local n_status = #statuses
+local q, ty = A.query, A.session_type
+local ca_after, ca_before = A.created_after, A.created_before
+local ua_after, ua_before = A.updated_after, A.updated_before
+local meta = A.metadata
+local n_meta = #meta / 2
 
 local others = ty ~= '' or ca_after or ca_before or ua_after or ua_before or n_meta > 0
 
@@ -42,8 +37,8 @@ local function matches(sid)
   if ca_before and not (ca < ca_before) then return false end
   if ua_after and not (ua > ua_after) then return false end
   if ua_before and not (ua < ua_before) then return false end
-  for m = 0, n_meta - 1 do
-    if redis.call('HGET', sk, ARGV[m0 + 2 * m]) ~= ARGV[m0 + 2 * m + 1] then return false end
+  for m = 1, #meta, 2 do
+    if redis.call('HGET', sk, meta[m]) ~= meta[m + 1] then return false end
   end
   return q == '' or text_matches(sk)
 end
