@@ -338,3 +338,26 @@ async def test_a_summary_moves_the_messages_etag_and_honours_if_match(
     # An append prepared before the summary is refused: the conversation moved on.
     _failed(await _append(client, sid, **{"If-Match": current}), after)
     assert (await _append(client, sid, **{"If-Match": after})).status_code == 201
+
+
+@pytest.mark.parametrize("endpoint", ["messages", "summaries"])
+async def test_a_stale_if_match_is_412_before_a_malformed_idempotency_key(
+    client: httpx.AsyncClient, endpoint: str
+) -> None:
+    sid = (await create_session(client))["session_id"]
+    stale = await _messages_etag(client, sid)
+    current = (await _append(client, sid)).headers["etag"]
+    body: dict[str, str] = {"role": "user", "content": "x"}
+    if endpoint == "summaries":
+        body = {"content": "x", "covers_through": "msg_0000000001"}
+    bad_key = {"Idempotency-Key": "k" * 300}
+
+    refused = await client.post(
+        f"{S}/{sid}/{endpoint}", json=body, headers=_h(**{"If-Match": stale, **bad_key})
+    )
+    _failed(refused, current)
+    invalid = await client.post(
+        f"{S}/{sid}/{endpoint}", json=body, headers=_h(**{"If-Match": current, **bad_key})
+    )
+    assert (invalid.status_code, invalid.json()["field"]) == (422, "Idempotency-Key")
+    assert await _messages_etag(client, sid) == current

@@ -68,8 +68,10 @@ async def append_message(
     user: UserDep,
     store: StoreDep,
     settings: SettingsDep,
-    idem: IdempotencyKeyDep,
+    # If-Match before Idempotency-Key: dependencies resolve in this order, and a stale
+    # If-Match must answer 412 before a malformed key's 422 (issue 14's error order).
     if_match: MessagesIfMatchDep,
+    idem: IdempotencyKeyDep,
 ) -> Response:
     if len(body.content.encode("utf-8")) > settings.max_message_bytes:
         raise errors.MessageTooLarge(

@@ -99,8 +99,10 @@ async def create_summary(
     user: UserDep,
     store: StoreDep,
     settings: SettingsDep,
-    idem: IdempotencyKeyDep,
+    # If-Match before Idempotency-Key: dependencies resolve in this order, and a stale
+    # If-Match must answer 412 before a malformed key's 422 (issue 14's error order).
     if_match: MessagesIfMatchDep,
+    idem: IdempotencyKeyDep,
 ) -> Response:
     if len(body.content.encode("utf-8")) > settings.max_message_bytes:
         await precheck(store, user.user_id, session_id, "m", if_match)  # 404, 412 first
