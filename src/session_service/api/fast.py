@@ -24,21 +24,14 @@ import email.message
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from functools import lru_cache
-from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any
 
 import orjson
-from fastapi import params
-from fastapi._compat import ModelField
-from fastapi.dependencies.models import Dependant
-from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic_core import PydanticUndefined
 from redis.exceptions import RedisError
-from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
@@ -46,29 +39,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from session_service import errors
 from session_service.api.handlers import error_response, refused
+from session_service.api.solver import Context, Plan, Unsupported, check
 from session_service.store import translate
-
-
-class _Unsupported(Exception):
-    """A route uses something the lean solver does not do exactly like FastAPI."""
-
-
-def _check(dependant: Dependant) -> None:
-    if dependant.call is None or not inspect.iscoroutinefunction(dependant.call):
-        raise _Unsupported("only async callables (no generators, no thread pool)")
-    special = (
-        dependant.cookie_params,
-        dependant.websocket_param_name,
-        dependant.http_connection_param_name,
-        dependant.response_param_name,
-        dependant.background_tasks_param_name,
-        dependant.security_scopes_param_name,
-        getattr(dependant, "concurrency", None),
-    )
-    if any(special):
-        raise _Unsupported("cookies, websockets, responses, background tasks, security")
-    for sub in dependant.dependencies:
-        _check(sub)
 
 
 def _returns_response(endpoint: Callable[..., Any]) -> bool:
@@ -84,7 +56,7 @@ def _flag(value: Any) -> bool:
 @dataclass(frozen=True, slots=True)
 class Served:
     route: APIRoute
-    plan: _Plan
+    plan: Plan
     has_body: bool
     strict_content_type: bool
 
@@ -94,12 +66,12 @@ def servable(route: BaseRoute) -> Served | None:
     if not isinstance(route, APIRoute) or not _returns_response(route.endpoint):
         return None
     try:
-        _check(route.dependant)
-    except _Unsupported:
+        check(route.dependant)
+    except Unsupported:
         return None
     return Served(
         route=route,
-        plan=_Plan(route.dependant, bool(getattr(route, "_embed_body_fields", False))),
+        plan=Plan(route.dependant, bool(getattr(route, "_embed_body_fields", False))),
         has_body=route.body_field is not None,
         strict_content_type=_flag(getattr(route, "strict_content_type", False)),
     )
@@ -118,181 +90,6 @@ def _is_json(content_type: str) -> bool:
 
 class _Forward(Exception):
     """FastAPI answers this request (with its body replayed)."""
-
-
-@dataclass(slots=True)
-class _Context:
-    scope: Scope
-    request: Request
-    path_params: dict[str, Any]
-    body: Any
-    cache: dict[Any, Any]
-
-
-_ATOMIC = (str, int, float, bool, type(None))
-
-
-def _request_key(field: ModelField) -> str | None:
-    """The one name FastAPI looks the parameter up by, or None when it has choices."""
-    try:
-        from fastapi.dependencies.utils import _get_param_aliases
-    except ImportError:  # older FastAPI: the alias is the only name
-        return str(field.alias)
-    aliases = _get_param_aliases(field)
-    return str(aliases[0][1]) if len(aliases) == 1 else None
-
-
-def _is_scalar(annotation: Any) -> bool:
-    if annotation in _ATOMIC or (isinstance(annotation, type) and issubclass(annotation, Enum)):
-        return True
-    origin = get_origin(annotation)
-    if origin is Literal:
-        return all(isinstance(arg, _ATOMIC) for arg in get_args(annotation))
-    if origin in (Union, UnionType):
-        return all(_is_scalar(arg) for arg in get_args(annotation))
-    return False
-
-
-@dataclass(frozen=True, slots=True)
-class _Param:
-    field: ModelField
-    key: str
-    loc: tuple[str, str]
-    default: Any  # PydanticUndefined when required or not a plain value
-
-
-def _simple_params(fields: Sequence[ModelField]) -> list[_Param] | None:
-    """Scalar parameters looked up by one name; None sends the group to FastAPI's code."""
-    simple = []
-    for field in fields:
-        key = _request_key(field)
-        info = field.field_info
-        if key is None or not _is_scalar(info.annotation):
-            return None
-        plain = not info.is_required() and not info.validate_default
-        default = info.default if plain and isinstance(info.default, _ATOMIC) else PydanticUndefined
-        simple.append(_Param(field, key, (info.in_.value, key), default))  # type: ignore[attr-defined]
-    return simple
-
-
-class _Plan:
-    """One dependant, compiled: what to solve and how, in FastAPI's order."""
-
-    __slots__ = (
-        "body",
-        "body_simple",
-        "call",
-        "groups",
-        "leaf",
-        "name",
-        "request_name",
-        "subs",
-        "use_cache",
-    )
-
-    def __init__(self, dependant: Dependant, embed_body: bool) -> None:
-        self.call = dependant.call
-        self.name = dependant.name
-        self.use_cache = dependant.use_cache
-        self.subs = [_Plan(sub, embed_body) for sub in dependant.dependencies]
-        self.groups = [
-            (fields, _simple_params(fields), where)
-            for fields, where in (
-                (dependant.path_params, "path"),
-                (dependant.query_params, "query"),
-                (dependant.header_params, "header"),
-            )
-            if fields
-        ]
-        self.body = (dependant.body_params, embed_body) if dependant.body_params else None
-        first = dependant.body_params[0].field_info if dependant.body_params else None
-        self.body_simple = (
-            first is not None
-            and len(dependant.body_params) == 1
-            and not embed_body
-            and not getattr(first, "embed", False)
-            and not isinstance(first, params.Form)
-        )
-        self.request_name = dependant.request_param_name
-        self.leaf = not self.subs and not self.groups and self.body is None
-
-    async def solve(self, ctx: _Context) -> tuple[dict[str, Any], list[Any]]:
-        """FastAPI's `solve_dependencies` for the subset `_check` admits, in its order.
-
-        Valid values are validated by each field as FastAPI does; as soon as a
-        group has a problem, FastAPI's own function redoes that group, so error
-        lists are FastAPI's by construction.
-        """
-        values: dict[str, Any] = {}
-        problems: list[Any] = []
-        for sub in self.subs:
-            if sub.leaf:  # only (at most) the request: skip a coroutine per dependency
-                sub_values = {sub.request_name: ctx.request} if sub.request_name else {}
-            else:
-                sub_values, sub_problems = await sub.solve(ctx)
-                if sub_problems:
-                    problems.extend(sub_problems)
-                    continue
-            call = sub.call
-            if sub.use_cache and call in ctx.cache:
-                solved = ctx.cache[call]
-            else:
-                assert call is not None
-                solved = await call(**sub_values)
-            if sub.name is not None:
-                values[sub.name] = solved
-            ctx.cache.setdefault(call, solved)
-        for fields, simple, where in self.groups:
-            source = _source(ctx, where)
-            found = _simple_values(simple, source) if simple is not None else None
-            if found is None:
-                found, wrong = request_params_to_args(fields, source)
-                problems.extend(wrong)
-            values.update(found)
-        if self.body is not None:
-            fields, embed = self.body
-            found = None
-            if self.body_simple and ctx.body is not PydanticUndefined:
-                value, wrong = fields[0].validate(ctx.body, {}, loc=("body",))
-                found = None if wrong else {fields[0].name: value}
-            if found is None:
-                found, wrong = await request_body_to_args(
-                    body_fields=fields, received_body=ctx.body, embed_body_fields=embed
-                )
-                problems.extend(wrong)
-            values.update(found)
-        if self.request_name:
-            values[self.request_name] = ctx.request
-        return values, problems
-
-
-_NO_QUERY: dict[str, str] = {}
-
-
-def _source(ctx: _Context, where: str) -> Any:
-    if where == "path":
-        return ctx.path_params
-    if where == "query":
-        query = ctx.scope["query_string"]
-        return QueryParams(query) if query else _NO_QUERY
-    return Headers(scope=ctx.scope)
-
-
-def _simple_values(params: list[_Param], source: Any) -> dict[str, Any] | None:
-    """The values when every parameter is valid, else None (FastAPI's code answers)."""
-    values: dict[str, Any] = {}
-    for param in params:
-        value = source.get(param.key)
-        if value is None:
-            if param.default is PydanticUndefined:
-                return None
-            values[param.field.name] = param.default
-            continue
-        valid, wrong = param.field.validate(value, values, loc=param.loc)
-        if wrong:
-            return None
-        values[param.field.name] = valid
-    return values
 
 
 _Candidate = tuple[BaseRoute, Any, dict[str, Any], Served | None]
@@ -367,7 +164,7 @@ class FastPathMiddleware:
 async def _respond(
     scope: Scope, receive: Receive, served: Served, params: dict[str, Any], body: Any
 ) -> Response:
-    ctx = _Context(scope, Request(scope, receive), params, body, {})
+    ctx = Context(scope, Request(scope, receive), params, body, {})
     try:
         values, problems = await served.plan.solve(ctx)
         if problems:

@@ -81,11 +81,6 @@ def decode_user(tag: str) -> str:
     return base64.urlsafe_b64decode(padded).decode("utf-8", "surrogateescape")
 
 
-def client_ref(client_id: str) -> str:
-    """Key-safe form of a client_id; Lua computes the same with `hex()`."""
-    return client_id.encode("utf-8").hex()
-
-
 def digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
 
@@ -119,9 +114,6 @@ class Keys:
     def expiry(self, user_id: str) -> str:
         return f"{self.base(user_id)}{EXPIRY}"
 
-    def status_index(self, user_id: str, status: str) -> str:
-        return f"{self.base(user_id)}{STATUS_INDEX}{status}"
-
     def user_counters(self, user_id: str) -> str:
         return f"{self.base(user_id)}{USER_COUNTERS}"
 
@@ -148,7 +140,3 @@ class Keys:
 
     def base_from_expiry_key(self, key: str) -> str:
         return key[: -len(EXPIRY)]
-
-    def user_from_base(self, base: str) -> str:
-        tag = base[len(self.prefix) + 2 : -2]
-        return decode_user(tag)

@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from session_service.domain.models import MAX_JSON_BYTES, MAX_JSON_KEYS
 from session_service.domain.text import search_fold
 from session_service.store.codec import dump_json
 from session_service.store.keys import digest
@@ -107,8 +108,10 @@ class Limits:
     archived_ttl_ms: int
     idempotency_ttl_ms: int
     evict_oldest: bool = False  # SESSION_LIMIT_POLICY=evict_oldest
-    max_json_keys: int = 64
-    max_json_bytes: int = 16 * 1024
+    # The request bounds pydantic checks, passed on to the script that merges metadata
+    # and context: one definition (domain/models.py), enforced on both sides.
+    max_json_keys: int = MAX_JSON_KEYS
+    max_json_bytes: int = MAX_JSON_BYTES
 
 
 def canonical_pairs(obj: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:

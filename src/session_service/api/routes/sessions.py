@@ -19,35 +19,17 @@ from session_service.api.deps import (
     UserDep,
 )
 from session_service.api.responses import error_responses, json_response, tagged_responses
-from session_service.config import Settings
+from session_service.api.routes import inputs
 from session_service.domain import models
 from session_service.domain.ids import new_session_id
-from session_service.domain.status import ALL_STATUSES, RESUMABLE, UNARCHIVED, SessionStatus
+from session_service.domain.status import ALL_STATUSES, RESUMABLE, SessionStatus
 from session_service.observability import metrics
-from session_service.store import UNSET, NewSession, SearchFilters
+from session_service.store import NewSession, SearchFilters
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
 NOT_FOUND = errors.SessionNotFound
 PRECONDITION = errors.PreconditionFailed
-
-
-def _statuses(status: list[SessionStatus] | None, include_archived: bool) -> list[str]:
-    if status:
-        return sorted({s.value for s in status})
-    return [*UNARCHIVED, SessionStatus.ARCHIVED.value] if include_archived else list(UNARCHIVED)
-
-
-def _timeout_ms(settings: Settings, minutes: int | None) -> int | None:
-    """`timeout_minutes` within the configured bounds, in ms; None when not given."""
-    if minutes is None:
-        return None
-    low, high = settings.session_min_timeout_minutes, settings.session_max_timeout_minutes
-    if not low <= minutes <= high:
-        raise errors.InvalidRequest(
-            f"timeout_minutes: must be between {low} and {high}", field="timeout_minutes"
-        )
-    return minutes * 60_000
 
 
 @router.post(
@@ -77,7 +59,7 @@ async def create_session(
     body: Annotated[models.SessionCreate | None, Body()] = None,
 ) -> Response:
     body = body or models.SessionCreate()  # every field is optional, so is the body
-    timeout_ms = _timeout_ms(settings, body.timeout_minutes)
+    timeout_ms = inputs.timeout_ms(settings, body.timeout_minutes)
     new = NewSession.build(
         new_session_id(),
         settings.default_session_ttl * 1000 if timeout_ms is None else timeout_ms,
@@ -113,7 +95,7 @@ async def list_sessions(
     offset: Annotated[int, Query(ge=0, le=10000)] = 0,
 ) -> Response:
     total, sessions = await store.list_sessions(
-        user.user_id, _statuses(status, include_archived), offset, limit
+        user.user_id, inputs.statuses(status, include_archived), offset, limit
     )
     return json_response({"sessions": sessions, "total": total, "limit": limit, "offset": offset})
 
@@ -135,7 +117,7 @@ async def search_sessions(body: models.SearchRequest, user: UserDep, store: Stor
         body.status if isinstance(body.status, list) else ([body.status] if body.status else None)
     )
     filters = SearchFilters(
-        statuses=_statuses(status, body.include_archived),
+        statuses=inputs.statuses(status, body.include_archived),
         query=body.query or "",
         session_type=body.session_type or "",
         created_after=body.created_after,
@@ -235,19 +217,6 @@ async def get_session(
     return json_response(session, headers=tagged(session.etag))
 
 
-def _changes(body: models.SessionUpdate, settings: Settings) -> dict[str, Any]:
-    """The update as the store takes it: a title or description not sent is UNSET."""
-    given = body.model_fields_set
-    return {
-        "title": body.title if "title" in given else UNSET,
-        "description": body.description if "description" in given else UNSET,
-        "status": body.status.value if body.status else None,
-        "metadata": body.metadata,
-        "context": body.context,
-        "timeout_ms": _timeout_ms(settings, body.timeout_minutes),
-    }
-
-
 _UPDATE_DOC: dict[str, Any] = {
     "description": (
         "Updates title, description, status, metadata, context and timeout_minutes. A null "
@@ -281,7 +250,7 @@ async def patch_session(
     if_match: SessionIfMatchDep,
 ) -> Response:
     session = await store.update(
-        user.user_id, session_id, **_changes(body, settings), if_match=if_match
+        user.user_id, session_id, **inputs.changes(body, settings), if_match=if_match
     )
     return json_response(session, headers=tagged(session.etag))
 
@@ -296,7 +265,7 @@ async def put_session(
     if_match: SessionIfMatchDep,
 ) -> Response:
     session = await store.update(
-        user.user_id, session_id, **_changes(body, settings), if_match=if_match
+        user.user_id, session_id, **inputs.changes(body, settings), if_match=if_match
     )
     return json_response(session, headers=tagged(session.etag))
 
