@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import ClientFactory, make_settings, running_app
+from tests.conftest import ClientFactory, client_settings, running_app
 
 
 @pytest.fixture(params=[True, False], ids=["fast", "router"])
@@ -26,6 +26,6 @@ def make_client(redis: Redis, redis_url: str, fast_path: bool) -> ClientFactory:
     """The root `make_client`, with FAST_PATH set by the parametrization (unless overridden)."""
 
     def factory(**overrides: Any) -> Any:
-        return running_app(make_settings(redis_url, **{"fast_path": fast_path, **overrides}))
+        return running_app(client_settings(redis_url, **{"fast_path": fast_path, **overrides}))
 
     return factory
