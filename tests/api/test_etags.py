@@ -361,3 +361,37 @@ async def test_a_stale_if_match_is_412_before_a_malformed_idempotency_key(
     )
     assert (invalid.status_code, invalid.json()["field"]) == (422, "Idempotency-Key")
     assert await _messages_etag(client, sid) == current
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kind"),
+    [
+        ("POST", "/messages", "m"),
+        ("POST", "/summaries", "m"),
+        ("POST", "/rewind", "m"),
+        ("PATCH", "", "s"),
+        ("PUT", "", "s"),
+    ],
+)
+async def test_a_stale_if_match_is_412_before_an_unparsable_json_body(
+    client: httpx.AsyncClient, method: str, path: str, kind: str
+) -> None:
+    # FastAPI refuses a body it cannot parse before any dependency runs.
+    sid = (await create_session(client))["session_id"]
+    stale = await _messages_etag(client, sid) if kind == "m" else await _etag(client, sid)
+    await _append(client, sid)
+    current = await _messages_etag(client, sid) if kind == "m" else await _etag(client, sid)
+    headers = _h(**{"Content-Type": "application/json"})
+
+    refused = await client.request(
+        method, f"{S}/{sid}{path}", content=b"{bad", headers={**headers, "If-Match": stale}
+    )
+    _failed(refused, current)
+    invalid = await client.request(
+        method, f"{S}/{sid}{path}", content=b"{bad", headers={**headers, "If-Match": current}
+    )
+    assert (invalid.status_code, invalid.json()["code"]) == (422, "validation_error")
+    unconditional = await client.request(
+        method, f"{S}/{sid}{path}", content=b"{bad", headers=headers
+    )
+    assert unconditional.status_code == 422

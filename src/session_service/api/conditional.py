@@ -10,6 +10,7 @@ after the read is exact.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from starlette.responses import Response
@@ -24,6 +25,8 @@ Kind = Literal["s", "m"]  # the session's ETag, or its messages collection's
 _TAG = re.compile(r'(W/)?("[^"]*")')
 # Never one of ours: a header that names no strong tag can match nothing.
 _NOTHING = '"-"'
+# The If-Match dependencies (api/deps.py registers them) and the ETag each compares with.
+IF_MATCH_KINDS: dict[Callable[..., Any], Kind] = {}
 
 
 def if_match_arg(header: str | None) -> str:
@@ -81,7 +84,7 @@ async def precheck(
 async def precondition_failure(
     scope: Any, user_id: str, session_id: str
 ) -> errors.ServiceError | None:
-    noted = scope.get("state", {}).get("precondition")
+    noted = scope.get("state", {}).get("precondition") or _from_route(scope)
     if noted is None:
         return None
     kind, arg = noted
@@ -89,4 +92,17 @@ async def precondition_failure(
         await precheck(scope["app"].state.store, user_id, session_id, kind, arg)
     except errors.ServiceError as exc:
         return exc
+    return None
+
+
+def _from_route(scope: Any) -> tuple[Kind, str] | None:
+    """A JSON body FastAPI cannot parse is refused before any dependency runs, so the
+    If-Match dependency noted nothing: find it on the route and read the header here."""
+    dependant = getattr(scope.get("route"), "dependant", None)
+    for sub in getattr(dependant, "dependencies", ()):
+        kind = IF_MATCH_KINDS.get(sub.call)
+        if kind is not None:
+            value = next((v for n, v in scope.get("headers", ()) if n == b"if-match"), None)
+            arg = if_match_arg(value.decode("latin-1") if value is not None else None)
+            return (kind, arg) if arg else None
     return None

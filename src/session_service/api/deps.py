@@ -113,6 +113,9 @@ async def messages_if_match(
     return arg
 
 
+conditional.IF_MATCH_KINDS.update({session_if_match: "s", messages_if_match: "m"})
+
+
 async def if_none_match(
     value: Annotated[
         str | None,
