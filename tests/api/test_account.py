@@ -287,3 +287,21 @@ async def test_statistics_are_exact_with_more_expired_sessions_than_one_prune_ta
         await _sleep_past(doomed["expires_at"])
         stats = await _stats(client)
     assert (stats["total_sessions"], stats["total_messages"]) == (1, 1)
+
+
+async def test_statistics_message_total_follows_fork_and_rewind(client: httpx.AsyncClient) -> None:
+    sid = (await create_session(client))["session_id"]
+    await _append(client, sid, 5)
+    fork = await client.post(
+        f"{API}/{sid}/fork", json={"through_message_id": "msg_0000000003"}, headers=user()
+    )
+    assert fork.status_code == 201, fork.text
+    assert (await _stats(client))["total_messages"] == 8
+    rewound = await client.post(
+        f"{API}/{sid}/rewind", json={"to_message_id": "msg_0000000002"}, headers=user()
+    )
+    assert rewound.status_code == 200, rewound.text
+    assert (await _stats(client))["total_messages"] == 5
+    await client.delete(f"{API}/{fork.json()['session_id']}", headers=user())
+    stats = await _stats(client)
+    assert (stats["total_sessions"], stats["total_messages"]) == (1, 2)
