@@ -12,7 +12,9 @@ import re
 from importlib import resources
 
 WRITES = re.compile(r"redis\.call\('(?:HSET|HINCRBY|HDEL|XADD|XDEL|ZADD|RENAME|UNLINK|DEL)'")
-TOUCHES = re.compile(r"\btouch_(?:session|messages)\(")
+# touch_*(), or writing the version field itself in the record's one HSET (append and
+# heartbeat fold the bump into it to save Redis calls).
+TOUCHES = re.compile(r"\btouch_(?:session|messages)\(|'ev'; fields\[|'ev', I\(ev\)")
 #: Scripts that write without moving an existing session's ETag, and why.
 EXEMPT = {
     "create": "a new session starts at its first ETag (a resume does touch)",

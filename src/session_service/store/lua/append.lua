@@ -5,7 +5,11 @@
 local sid, role = A.sid, A.role
 local now = now_ms()
 local sk = k_session(sid)
-local cur = redis.call('HMGET', sk, 'st', 'mc', 'lm', 'to', 't', 'nu', 'ci', 'sn', 'li')
+local r1 = string.sub(role, 1, 1)
+-- Read with the record what the append adds to (messages and tokens by role, all
+-- tokens, the ETag versions): one HSET writes it all back.
+local cur = redis.call('HMGET', sk, 'st', 'mc', 'lm', 'to', 't', 'nu', 'ci', 'sn', 'li',
+  'n' .. r1, 'k' .. r1, 'tk', 'ca', 'mv', 'ev')
 local st = cur[1]
 if not st then return {'err', 'session_not_found'} end
 
@@ -85,16 +89,18 @@ if role == 'user' and not cur[6] and (not cur[5] or cur[5] == '') and A.title ~=
   fields[#fields + 1] = 't'; fields[#fields + 1] = A.title
   if A.title_folded ~= '' then fields[#fields + 1] = 'tl'; fields[#fields + 1] = A.title_folded end
 end
+local mv = tonumber(cur[14] or '0') + 1  -- touch_messages, folded into the HSET
+fields[#fields + 1] = 'n' .. r1; fields[#fields + 1] = I(tonumber(cur[10] or '0') + 1)
+fields[#fields + 1] = 'k' .. r1; fields[#fields + 1] = I(tonumber(cur[11] or '0') + A.tokens)
+fields[#fields + 1] = 'tk'; fields[#fields + 1] = I(tonumber(cur[12] or '0') + A.tokens)
+fields[#fields + 1] = 'mv'; fields[#fields + 1] = I(mv)
+fields[#fields + 1] = 'ev'; fields[#fields + 1] = I(tonumber(cur[15] or '0') + 1)
 redis.call('HSET', sk, unpack(fields))
-local r1 = string.sub(role, 1, 1)
-redis.call('HINCRBY', sk, 'n' .. r1, 1)
-redis.call('HINCRBY', sk, 'tk', tokens)
-redis.call('HINCRBY', sk, 'k' .. r1, tokens)
-count_messages(sid, count)
+count_one_more(sid, count)
 redis.call('ZADD', k_status(st), I(now), sid)
 if idem ~= '' then
   redis.call('HSET', k_idem(sid), idem, A.fingerprint .. '|' .. n .. '|' .. count .. '|' .. I(now))
 end
-touch_messages(sid)
 expire_all(sid, ea, cur[7])
-return {'ok', n, ts, count, st, etag(sid, 'm')}
+-- etag(sid, 'm') from what was just written (the record always has 'ca').
+return {'ok', n, ts, count, st, '"' .. (cur[13] or '0') .. '.m' .. mv .. '"'}
