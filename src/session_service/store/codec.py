@@ -138,14 +138,22 @@ def dump_json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def encode_cursor(score: float, session_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{int(score)}:{session_id}".encode()).decode().rstrip("=")
+def encode_cursor(walk: str, score: str, session_id: str) -> str:
+    """A search cursor: the walk's snapshot and the exclusive (activity, id) to resume after."""
+    raw = f"{walk}:{score}:{session_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[int, str]:
+def decode_cursor(cursor: str) -> tuple[str, str, str]:
+    """(walk, score, session id); a cursor from before walks had snapshots has no walk."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        score, _, sid = raw.partition(":")
-        return int(score), sid
+        parts = raw.split(":")
+        if len(parts) == 2:
+            parts.insert(0, "")
+        walk, score, sid = parts
+        if walk and not walk.isalnum():
+            raise ValueError(walk)
+        return walk, str(int(score)), sid
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise errors.InvalidRequest("cursor is not valid", field="cursor") from None

@@ -21,6 +21,8 @@ another user's id as a prefix of the whole tag)::
     P:{U}:j:<sid>        stream  messages staged by import-legacy, renamed to m:<sid>
     P:{U}:l:<sid>        string  marks a session import-legacy imported (never again)
     P:lease:<name>       string  a lease held by one process (the background cleanup)
+    P:{U}:w:<walk>       zset    one search walk's matches, sid -> last activity (ms)
+    P:{U}:ws             zset    the user's live search walks, walk id -> started (ms)
 
 Every key of a user carries the same hash tag ``{U}``, so all of them live in
 one Cluster slot and every script or transaction touches one slot. Lua scripts
@@ -50,6 +52,8 @@ IMPORTED = "l:"
 LEASE = "lease:"
 TOOL_CALLS = "t:"
 SUMMARIES = "y:"
+SEARCH_SNAPSHOT = "w:"
+SEARCH_SNAPSHOTS = "ws"
 
 LUA_PRELUDE = f"""
 local K_SESSION = '{SESSION}'
@@ -67,6 +71,8 @@ local K_IMPORT = '{IMPORT_STAGING}'
 local K_IMPORTED = '{IMPORTED}'
 local K_TOOLS = '{TOOL_CALLS}'
 local K_SUMMARIES = '{SUMMARIES}'
+local K_SNAPSHOT = '{SEARCH_SNAPSHOT}'
+local K_SNAPSHOTS = '{SEARCH_SNAPSHOTS}'
 """
 
 

@@ -13,9 +13,17 @@ from session_service.store.protocol import PruneArgs
 class MaintenanceOps(StoreBase):
     async def cleanup_user(self, user_id: str) -> tuple[int, int]:
         """(expired sessions removed from the indexes, index entries scanned)."""
-        removed, scanned = await self._read(self.scripts.prune, user_id, PruneArgs())
-        count_expired(removed)
-        return int(removed), int(scanned)
+        return await self._prune(self.keys.base(user_id))
+
+    async def _prune(self, base: str) -> tuple[int, int]:
+        """Prune one user in bounded batches, so no single script runs long."""
+        removed = 0
+        while True:
+            r, scanned, more = await self.scripts.prune(self.client, [base], PruneArgs())
+            count_expired(r)
+            removed += int(r)
+            if not int(more):
+                return removed, int(scanned)
 
     async def cleanup_all(
         self, progress: Callable[[int, int, int], None] | None = None
@@ -27,10 +35,9 @@ class MaintenanceOps(StoreBase):
         removed = scanned = users = 0
         async for key in self._scan(self.keys.expiry_pattern()):
             base = self.keys.base_from_expiry_key(key)
-            r, s = await self.scripts.prune(self.client, [base], PruneArgs())
-            count_expired(r)
-            removed += int(r)
-            scanned += int(s)
+            r, s = await self._prune(base)
+            removed += r
+            scanned += s
             users += 1
             if progress is not None:
                 progress(users, scanned, removed)

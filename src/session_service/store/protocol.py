@@ -170,10 +170,14 @@ class AppendArgs(ScriptArgs):
 @dataclass(frozen=True, slots=True)
 class SearchArgs(ScriptArgs):
     script = "search"
-    prune: bool  # the first slice prunes expired sessions
-    budget: int
-    status_pos: int  # where the previous slice stopped: status index and rank
-    rank: int
+    mode: str  # 'scan' (add matches to the walk's snapshot) or 'page' (read it)
+    walk: str  # the snapshot's id
+    budget: int  # index rows a call reads at most
+    want: int  # sessions a page call returns at most
+    cursor_score: str  # the exclusive cursor: activity as Redis spells it, '' at the start
+    cursor_sid: str
+    ttl_ms: int  # a snapshot lives this long after its last call
+    max_walks: int  # snapshots a user keeps; a new walk drops the oldest
     statuses: tuple[str, ...]
     query: str  # folded, '' for none
     session_type: str  # '' for any

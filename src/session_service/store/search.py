@@ -1,7 +1,18 @@
-"""Search: every match of a user's sessions counted exactly, one page returned."""
+"""Search walks: a snapshot of the matches per walk, read page by page from cursors.
+
+The first page scans the user's status indexes in bounded slices into a snapshot
+(see lua/search.lua); its cursor names that snapshot, so the pages after it walk
+one fixed order (last activity at the scan, newest first) however sessions are
+created, heartbeated or deleted meanwhile. A cursor whose snapshot has expired
+or was evicted by newer walks continues from its (activity, id) in a fresh
+snapshot: a session already shown has activity at or after the cursor there,
+so it is never shown twice.
+"""
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -12,14 +23,19 @@ from session_service.store.codec import (
     decode_cursor,
     dump_json,
     encode_cursor,
+    pairs,
     session_from_fields,
 )
 from session_service.store.protocol import SearchArgs
-from session_service.store.records import (
-    SearchFilters,
-)
+from session_service.store.records import SearchFilters
 
-SEARCH_CHUNK = 2000
+# Sessions examined per scan call and snapshot rows per page call: a few ms each.
+SCAN_BUDGET = 500
+PAGE_BUDGET = 500
+SNAPSHOT_TTL_MS = 10 * 60 * 1000
+SNAPSHOTS_PER_USER = 4
+
+Run = Callable[[SearchArgs], Awaitable[Any]]
 
 
 def ms(value: datetime | None) -> int | None:
@@ -31,56 +47,82 @@ def ms(value: datetime | None) -> int | None:
     return int(value.timestamp() * 1000)
 
 
+def search_args(filters: SearchFilters) -> SearchArgs:
+    """The filter part of every call of one walk; the walk fills in the rest."""
+    return SearchArgs(
+        mode="scan", walk="", budget=SCAN_BUDGET, want=0, cursor_score="", cursor_sid="",
+        ttl_ms=SNAPSHOT_TTL_MS, max_walks=SNAPSHOTS_PER_USER,
+        statuses=tuple(filters.statuses),
+        query=search_fold(filters.query),
+        session_type=filters.session_type,
+        created_after=ms(filters.created_after),
+        created_before=ms(filters.created_before),
+        updated_after=ms(filters.updated_after),
+        updated_before=ms(filters.updated_before),
+        metadata=tuple((f"m:{k}", dump_json(v)) for k, v in (filters.metadata or {}).items()),
+    )  # fmt: skip
+
+
+class Walk:
+    """One search request: scan a snapshot if needed, then read one page of it."""
+
+    def __init__(self, run: Run, filters: SearchFilters, count_expired: Callable[[Any], None]):
+        self.run = run
+        self.fixed = search_args(filters)
+        self.count_expired = count_expired
+
+    def _args(self, mode: str, walk: str, want: int, score: str, sid: str) -> SearchArgs:
+        budget = SCAN_BUDGET if mode == "scan" else PAGE_BUDGET
+        return replace(
+            self.fixed, mode=mode, walk=walk, budget=budget, want=want,
+            cursor_score=score, cursor_sid=sid,
+        )  # fmt: skip
+
+    async def scan(self) -> str:
+        walk = secrets.token_hex(8)
+        score = sid = ""
+        while True:
+            reply = await self.run(self._args("scan", walk, 0, score, sid))
+            if reply[0] == "gone":  # evicted by other walks while scanning: start over
+                return await self.scan()
+            self.count_expired(reply[3])
+            if int(reply[0]):
+                return walk
+            score, sid = reply[1], reply[2]
+
+    async def page(
+        self, user_id: str, limit: int, cursor: str | None, decode: Callable[..., dict[str, Any]]
+    ) -> tuple[int, list[dict[str, Any]], str | None]:
+        walk, score, sid = decode_cursor(cursor) if cursor else ("", "", "")
+        if not walk:
+            walk = await self.scan()
+        sessions: list[dict[str, Any]] = []
+        while True:
+            reply = await self.run(self._args("page", walk, limit - len(sessions), score, sid))
+            if reply[0] == "gone":
+                walk = await self.scan()
+                continue
+            done, score, sid, total = int(reply[0]), reply[1], reply[2], int(reply[3])
+            sessions += [
+                decode(reply[i], user_id, pairs(reply[i + 1])) for i in range(4, len(reply), 2)
+            ]
+            if done:
+                return total, sessions, None
+            if len(sessions) >= limit:
+                return total, sessions, encode_cursor(walk, score, sid)
+
+
 class SearchOps(StoreBase):
     async def search(
         self, user_id: str, filters: SearchFilters, limit: int, cursor: str | None
     ) -> tuple[int, list[dict[str, Any]], str | None]:
-        """Every match counted (exact total), one page returned, newest activity first."""
-        args = SearchArgs(
-            prune=True,
-            budget=SEARCH_CHUNK,
-            status_pos=1,
-            rank=0,
-            statuses=tuple(filters.statuses),
-            query=search_fold(filters.query),
-            session_type=filters.session_type,
-            created_after=ms(filters.created_after),
-            created_before=ms(filters.created_before),
-            updated_after=ms(filters.updated_after),
-            updated_before=ms(filters.updated_before),
-            metadata=tuple((f"m:{k}", dump_json(v)) for k, v in (filters.metadata or {}).items()),
-        )
-        matches: list[tuple[float, str]] = []
-        while True:
-            reply = await self._read(self.scripts.search, user_id, args)
-            count_expired(reply[2])
-            matches.extend((float(reply[i + 1]), reply[i]) for i in range(3, len(reply), 2))
-            if int(reply[0]) == 0:
-                break
-            args = replace(args, prune=False, status_pos=int(reply[0]), rank=int(reply[1]))
-        matches.sort(reverse=True)
-        page_start = 0
-        if cursor:
-            position = decode_cursor(cursor)
-            page_start = next(
-                (i for i, (score, sid) in enumerate(matches) if (score, sid) < position),
-                len(matches),
-            )
-        page = matches[page_start : page_start + limit]
-        sessions = await self._get_many(user_id, [sid for _, sid in page])
-        more = page_start + limit < len(matches)
-        next_cursor = encode_cursor(page[-1][0], page[-1][1]) if more and page else None
-        return len(matches), sessions, next_cursor
+        """One page of a walk over a snapshot of the matches (see the module docstring)."""
 
-    async def _get_many(self, user_id: str, session_ids: list[str]) -> list[dict[str, Any]]:
-        if not session_ids:
-            return []
-        pipe = self.client.pipeline(transaction=False)
-        for sid in session_ids:
-            pipe.hgetall(self.keys.session(user_id, sid))
-        results = await pipe.execute()
-        return [
-            session_from_fields(sid, user_id, fields)
-            for sid, fields in zip(session_ids, results, strict=True)
-            if fields
-        ]
+        async def run(args: SearchArgs) -> Any:
+            # Safe to run again: a scan slice re-adds the same members, and a page whose
+            # snapshot a first run deleted continues from the same cursor in a new one.
+            return await self._read(self.scripts.search, user_id, args)
+
+        return await Walk(run, filters, count_expired).page(
+            user_id, limit, cursor, session_from_fields
+        )

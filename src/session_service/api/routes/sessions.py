@@ -106,7 +106,9 @@ async def list_sessions(
     description=(
         "Filters combine (AND): status, case-insensitive `query` on title or description, exact "
         "metadata values, session_type and created/updated ranges. Most recent activity first; "
-        "`next_cursor` continues the walk. Archived sessions only when `status` names them or "
+        "`next_cursor` continues the walk over the matches as they were when it started, so a "
+        "session that lives through the walk appears exactly once and no id repeats; `total` "
+        "counts those matches. Archived sessions only when `status` names them or "
         "`include_archived` is true."
     ),
     response_model=models.SearchResult,

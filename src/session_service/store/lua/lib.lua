@@ -116,12 +116,19 @@ local function drop_session(sid)
   redis.call('ZREM', k_expiry(), sid)
 end
 
--- Remove every session whose deadline has passed from the indexes, so counts
--- and lists are exact the instant a session expires, not after a sweep.
+-- Remove up to PRUNE_BATCH sessions whose deadline has passed from the indexes.
+-- The bound keeps every script short however many sessions expired at once;
+-- reads that must be exact check expired_pending() and are called again.
+local PRUNE_BATCH = 100
 local function prune(now)
-  local expired = redis.call('ZRANGEBYSCORE', k_expiry(), '-inf', '(' .. I(now))
+  local expired = redis.call('ZRANGE', k_expiry(), '-inf', '(' .. I(now), 'BYSCORE',
+    'LIMIT', 0, PRUNE_BATCH)
   for _, sid in ipairs(expired) do drop_session(sid) end
   return #expired
+end
+
+local function expired_pending(now)
+  return redis.call('ZCOUNT', k_expiry(), '-inf', '(' .. I(now)) > 0
 end
 
 local function set_status(sid, from, to, score)

@@ -1,17 +1,30 @@
--- Search one bounded slice of the user's sessions; the caller loops until done.
--- Scanning in slices keeps each call short, so Redis is never blocked for long.
+-- Search, one bounded call at a time, so Redis is never blocked for long.
+-- A walk (a first page and the cursor pages after it) reads one snapshot of
+-- its matches, a zset of session id -> last activity:
+--   'scan' calls walk the status indexes in ascending (activity, id) order from
+--     an exclusive cursor and add every match to the snapshot. Activity only
+--     grows, so a session a heartbeat moves during the scan is met again
+--     further on (a zset holds it once), never skipped.
+--   'page' calls read the snapshot newest first from an exclusive (activity, id)
+--     cursor. The snapshot never changes, so a walk never repeats or skips an
+--     id; a session deleted or no longer matching since is left out.
+-- The snapshot ends with a sentinel member '' at -inf, so an empty snapshot
+-- still exists; a missing one ('gone') was expired or evicted: scan again.
 -- Arguments: protocol.SearchArgs.
--- Returns {next_status_pos (0 = done), next_rank, pruned, sid, score, sid, score, ...}
-local pruned = 0
-if A.prune then pruned = prune(now_ms()) end
-local budget, pos, rank = A.budget, A.status_pos, A.rank
-local statuses = A.statuses
-local n_status = #statuses
+-- scan -> {done, cursor_score, cursor_sid, pruned}
+-- page -> {done, cursor_score, cursor_sid, total, sid, fields, sid, fields, ...} | {'gone'}
+local mode, snap_id = A.mode, A.walk
+local budget, want = A.budget, A.want
+local cs, csid, ttl = A.cursor_score, A.cursor_sid, A.ttl_ms
+local statuses, wanted = A.statuses, {}
+for i = 1, #statuses do wanted[statuses[i]] = true end
 local q, ty = A.query, A.session_type
 local ca_after, ca_before = A.created_after, A.created_before
 local ua_after, ua_before = A.updated_after, A.updated_before
 local meta = A.metadata
 local n_meta = #meta / 2
+local snap = base .. K_SNAPSHOT .. snap_id
+local snaps = base .. K_SNAPSHOTS
 
 local others = ty ~= '' or ca_after or ca_before or ua_after or ua_before or n_meta > 0
 
@@ -43,22 +56,121 @@ local function matches(sid)
   return q == '' or text_matches(sk)
 end
 
-local out = {0, 0, pruned}
-while pos <= n_status and budget > 0 do
-  local rows = redis.call('ZRANGE', k_status(statuses[pos]), rank, rank + budget - 1, 'WITHSCORES')
-  for j = 1, #rows, 2 do
-    if matches(rows[j]) then
-      out[#out + 1] = rows[j]
-      out[#out + 1] = rows[j + 1]
+local function before(a, b, rev)
+  if a[1] ~= b[1] then
+    if rev then return a[1] > b[1] end
+    return a[1] < b[1]
+  end
+  if rev then return a[2] > b[2] end
+  return a[2] < b[2]
+end
+
+-- Up to n rows of zset k strictly after the cursor (cs, csid) in walk order
+-- (ascending, or descending when rev), plus the rows sharing the cursor's
+-- millisecond. When the cursor's member still sits at the cursor's score, its
+-- rank resolves the cursor exactly in O(log N); else the rows of that
+-- millisecond are compared one by one. Returns rows, and whether it stopped at n.
+local function after(k, n, rev)
+  local rows, raw = {}, nil
+  if cs == '' then
+    raw = redis.call(rev and 'ZREVRANGE' or 'ZRANGE', k, 0, n - 1, 'WITHSCORES')
+  elseif redis.call('ZSCORE', k, csid) == cs then
+    local r = redis.call(rev and 'ZREVRANK' or 'ZRANK', k, csid)
+    raw = redis.call(rev and 'ZREVRANGE' or 'ZRANGE', k, r + 1, r + n, 'WITHSCORES')
+  else
+    local c, ties = tonumber(cs), redis.call('ZRANGE', k, cs, cs, 'BYSCORE')
+    local from, to, step = 1, #ties, 1
+    if rev then from, to, step = #ties, 1, -1 end
+    for j = from, to, step do
+      local m = ties[j]
+      if (rev and m < csid) or (not rev and m > csid) then rows[#rows + 1] = {c, m} end
+    end
+    if rev then
+      raw = redis.call('ZRANGE', k, '(' .. cs, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, n,
+        'WITHSCORES')
+    else
+      raw = redis.call('ZRANGE', k, '(' .. cs, '+inf', 'BYSCORE', 'LIMIT', 0, n, 'WITHSCORES')
     end
   end
-  local got = #rows / 2
-  budget = budget - got
-  if got == 0 or budget > 0 then
-    pos, rank = pos + 1, 0
-  else
-    rank = rank + got
+  for j = 1, #raw, 2 do rows[#rows + 1] = {tonumber(raw[j + 1]), raw[j]} end
+  return rows, #raw == 2 * n
+end
+
+local function score_str(v)
+  if v == -math.huge then return '-inf' end
+  return I(v)
+end
+
+if mode == 'scan' then
+  local pruned = 0
+  if cs == '' then
+    pruned = prune(now_ms())
+    redis.call('ZADD', snap, '-inf', '')
+    redis.call('ZADD', snaps, I(now_ms()), snap_id)
+    local excess = redis.call('ZCARD', snaps) - A.max_walks
+    if excess > 0 then
+      for i, old in ipairs(redis.call('ZPOPMIN', snaps, excess)) do
+        if i % 2 == 1 then redis.call('UNLINK', base .. K_SNAPSHOT .. old) end
+      end
+    end
+    redis.call('PEXPIRE', snaps, ttl)
+  elseif redis.call('EXISTS', snap) == 0 then
+    return {'gone'}
+  end
+  -- Each index gives its next rows (sorted); every row up to the earliest last
+  -- row of an index that stopped short is in walk order across all of them.
+  local lists, bound, filled = {}, nil, {}
+  for _, st in ipairs(statuses) do
+    if redis.call('EXISTS', k_status(st)) == 1 then filled[#filled + 1] = st end
+  end
+  local per = math.max(100, math.floor(budget / math.max(1, #filled)))
+  for _, st in ipairs(filled) do
+    local rows, cut = after(k_status(st), per, false)
+    lists[#lists + 1] = rows
+    if cut and (not bound or before(rows[#rows], bound, false)) then bound = rows[#rows] end
+  end
+  local last = nil
+  for _, rows in ipairs(lists) do
+    for _, row in ipairs(rows) do
+      if bound and before(bound, row, false) then break end
+      if matches(row[2]) then redis.call('ZADD', snap, I(row[1]), row[2]) end
+      if not last or before(last, row, false) then last = row end
+    end
+  end
+  redis.call('PEXPIRE', snap, ttl)
+  if not bound then return {1, '', '', pruned} end
+  return {0, I(last[1]), last[2], pruned}
+end
+
+-- page
+if redis.call('EXISTS', snap) == 0 then return {'gone'} end
+local rows, cut = after(snap, budget, true)
+local out = {0, cs, csid, redis.call('ZCARD', snap) - 1}
+local got, last = 0, nil
+for j = 1, #rows do
+  local sid = rows[j][2]
+  if sid == '' then
+    last = nil
+    out[1] = 1
+    break
+  end
+  last = rows[j]
+  if wanted[redis.call('HGET', k_session(sid), 'st')] and matches(sid) then
+    out[#out + 1] = sid
+    out[#out + 1] = redis.call('HGETALL', k_session(sid))
+    got = got + 1
+    if got == want then
+      if rows[j + 1] and rows[j + 1][2] == '' then out[1] = 1 end
+      break
+    end
   end
 end
-if pos <= n_status then out[1], out[2] = pos, rank end
+if not cut and got < want then out[1] = 1 end
+if last then out[2], out[3] = score_str(last[1]), last[2] end
+if out[1] == 1 then
+  redis.call('UNLINK', snap)
+  redis.call('ZREM', snaps, snap_id)
+else
+  redis.call('PEXPIRE', snap, ttl)
+end
 return out
