@@ -182,6 +182,26 @@ async def test_an_append_key_is_forgotten_after_the_idempotency_ttl(
         assert await stored_messages(redis, sid) == 2
 
 
+async def test_expired_append_records_are_dropped_so_the_records_never_grow(
+    make_client: ClientFactory, redis: Redis
+) -> None:
+    async with make_client(idempotency_ttl_seconds=1) as client:
+        sid = (await create_session(client))["session_id"]
+        for i in range(25):
+            assert (await append(client, sid, f"old-{i}")).status_code == 201
+        assert await redis.hlen(KEYS.base("u1") + f"i:{sid}") == 25
+        await asyncio.sleep(1.1)  # past the TTL of every record above (a lower bound)
+        for i in range(3):
+            assert (await append(client, sid, f"new-{i}")).status_code == 201
+        # Each keyed append drops up to 10 expired records, so three drop all 25.
+        fields = set(await redis.hkeys(KEYS.base("u1") + f"i:{sid}"))
+        assert len(fields) == 3
+        assert await redis.zcard(KEYS.base("u1") + f"g:{sid}") == 3
+        replay = await append(client, sid, "new-0")
+        assert replay.status_code == 201
+        assert replay.json()["message"]["message_id"] == "msg_0000000026"
+
+
 # ---- creates ------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ another user's id as a prefix of the whole tag)::
     P:{U}:s:<sid>        hash    the session record
     P:{U}:m:<sid>        stream  its messages, entry ids 0-1, 0-2, ...
     P:{U}:i:<sid>        hash    idempotency records of its message appends
+    P:{U}:g:<sid>        zset    the same Idempotency-Keys by time, to drop expired records
     P:{U}:k:<sid>        zset    linked case ids, scored by link time
     P:{U}:t:<sid>        hash    tool-call id -> "<call seq>" or "<call seq>:<result seq>"
     P:{U}:y:<sid>        stream  its summaries, entry ids 0-1, 0-2, ...
@@ -38,6 +39,7 @@ import hashlib
 SESSION = "s:"
 MESSAGES = "m:"
 IDEMPOTENCY = "i:"
+IDEMPOTENCY_AGE = "g:"
 CASES = "k:"
 CLIENT = "c:"
 EXPIRY = "x"
@@ -59,6 +61,7 @@ LUA_PRELUDE = f"""
 local K_SESSION = '{SESSION}'
 local K_MESSAGES = '{MESSAGES}'
 local K_IDEM = '{IDEMPOTENCY}'
+local K_IDEM_AGE = '{IDEMPOTENCY_AGE}'
 local K_CASES = '{CASES}'
 local K_CLIENT = '{CLIENT}'
 local K_EXPIRY = '{EXPIRY}'

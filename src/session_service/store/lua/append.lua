@@ -99,7 +99,8 @@ redis.call('HSET', sk, unpack(fields))
 count_one_more(sid, count)
 redis.call('ZADD', k_status(st), I(now), sid)
 if idem ~= '' then
-  redis.call('HSET', k_idem(sid), idem, A.fingerprint .. '|' .. n .. '|' .. count .. '|' .. I(now))
+  remember_append(sid, idem, A.fingerprint .. '|' .. n .. '|' .. count .. '|' .. I(now), now,
+    A.idem_ttl_ms)
 end
 expire_all(sid, ea, cur[7])
 -- etag(sid, 'm') from what was just written (the record always has 'ca').

@@ -31,6 +31,7 @@ end
 local function k_session(sid) return base .. K_SESSION .. sid end
 local function k_messages(sid) return base .. K_MESSAGES .. sid end
 local function k_idem(sid) return base .. K_IDEM .. sid end
+local function k_idem_age(sid) return base .. K_IDEM_AGE .. sid end
 local function k_cases(sid) return base .. K_CASES .. sid end
 local function k_tools(sid) return base .. K_TOOLS .. sid end
 local function k_summaries(sid) return base .. K_SUMMARIES .. sid end
@@ -64,8 +65,8 @@ local function k_client(ci) return base .. K_CLIENT .. hex(ci) end
 -- Give every key of a session the same deadline (ea = 0 keeps them forever)
 -- and record it in the user's expiry index, which is what reads trust.
 local function expire_all(sid, ea, ci)
-  local keys = {k_session(sid), k_messages(sid), k_idem(sid), k_cases(sid), k_tools(sid),
-    k_summaries(sid)}
+  local keys = {k_session(sid), k_messages(sid), k_idem(sid), k_idem_age(sid), k_cases(sid),
+    k_tools(sid), k_summaries(sid)}
   if ci and ci ~= '' then
     -- A session whose client_id was freed (its successor deleted) takes it back.
     local owner = redis.call('GET', k_client(ci))
@@ -110,8 +111,8 @@ local function drop_session(sid)
   local ci = redis.call('HGET', k_session(sid), 'ci')
   if ci and redis.call('GET', k_client(ci)) == sid then redis.call('DEL', k_client(ci)) end
   -- UNLINK: a stream of 100,000 messages is freed in the background, not in the script.
-  redis.call('UNLINK', k_session(sid), k_messages(sid), k_idem(sid), k_cases(sid),
-    k_tools(sid), k_summaries(sid))
+  redis.call('UNLINK', k_session(sid), k_messages(sid), k_idem(sid), k_idem_age(sid),
+    k_cases(sid), k_tools(sid), k_summaries(sid))
   for _, st in ipairs(STATUSES) do redis.call('ZREM', k_status(st), sid) end
   redis.call('ZREM', k_expiry(), sid)
 end
@@ -187,6 +188,22 @@ local function precondition(sid, kind, expected)
     if tag == current then return nil end
   end
   return {'err', 'precondition_failed', current}
+
+-- Remember an append's idempotency record for ttl ms. Valkey 8.1 has no per-field
+-- TTL, so a zset orders the keys by time and each keyed append drops up to
+-- IDEM_TRIM expired records: the hash never holds more than a TTL's worth plus a
+-- backlog that only shrinks. A record past its TTL is never honoured either way.
+local IDEM_TRIM = 10
+local function remember_append(sid, idem, record, now, ttl)
+  local age = k_idem_age(sid)
+  local old = redis.call('ZRANGE', age, '-inf', '(' .. I(now - ttl), 'BYSCORE',
+    'LIMIT', 0, IDEM_TRIM)
+  if #old > 0 then
+    redis.call('HDEL', k_idem(sid), unpack(old))
+    redis.call('ZREM', age, unpack(old))
+  end
+  redis.call('HSET', k_idem(sid), idem, record)
+  redis.call('ZADD', age, I(now), idem)
 end
 
 -- Copying and cutting conversations (fork, rewind). A copy is built in slices
