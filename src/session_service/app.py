@@ -42,6 +42,7 @@ def build_store(settings: Settings, url: str | None) -> SessionStore:
         archived_ttl_ms=settings.archived_session_ttl * 1000,
         idempotency_ttl_ms=settings.idempotency_ttl_seconds * 1000,
         evict_oldest=settings.session_limit_policy is SessionLimitPolicy.EVICT_OLDEST,
+        max_cases_per_session=settings.max_cases_per_session,
     )
     return SessionStore(
         build_client(settings, url),

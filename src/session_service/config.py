@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     archived_session_ttl: int = Field(7776000, ge=0)
     max_sessions_per_user: int = Field(1000, ge=1)
     session_limit_policy: SessionLimitPolicy = SessionLimitPolicy.REJECT
+    max_cases_per_session: int = Field(100, ge=1)
     cleanup_interval_seconds: int = Field(300, ge=0)
 
     # Messages

@@ -20,7 +20,8 @@
     │   ├── ToolCallAlreadyAnswered        409 tool_call_already_answered
     │   ├── DuplicateToolCall              409 duplicate_tool_call
     │   ├── SummaryOutOfOrder              409 summary_out_of_order
-    │   └── SessionRewound                 409 session_rewound
+    │   ├── SessionRewound                 409 session_rewound
+    │   └── TooManyCases                   409 too_many_cases
     ├── PreconditionFailed                 412 precondition_failed (If-Match)
     ├── RequestError                       4xx  (the request itself)
     │   ├── RequestTimeout                 408 request_timeout
@@ -169,6 +170,11 @@ class SessionRewound(Conflict):
     default_detail = (
         "The session was rewound again and again while this fork or rewind copied it; retry"
     )
+
+
+class TooManyCases(Conflict):
+    code = "too_many_cases"
+    default_detail = "The session has MAX_CASES_PER_SESSION linked cases; unlink one first"
 
 
 class PreconditionFailed(ServiceError):

@@ -154,6 +154,25 @@ async def test_unlink_answers_204_and_removes_only_that_link(client: httpx.Async
     assert [c["case_id"] for c in (await _cases(client, sid))["cases"]] == ["case-2"]
 
 
+async def test_one_link_over_max_cases_per_session_is_409_too_many_cases(
+    make_client: ClientFactory,
+) -> None:
+    async with make_client(max_cases_per_session=3) as client:
+        sid = (await create_session(client))["session_id"]
+        for i in range(3):
+            assert (await _link(client, sid, f"case-{i}")).status_code == 200
+        over = await _link(client, sid, "case-3")
+        assert over.status_code == 409
+        assert over.json()["code"] == "too_many_cases"
+        assert "MAX_CASES_PER_SESSION" in over.json()["detail"]
+        assert (await _link(client, sid, "case-0")).status_code == 200  # relinking stays idempotent
+        assert [c["case_id"] for c in (await _cases(client, sid))["cases"]] == [
+            "case-0", "case-1", "case-2"
+        ]  # fmt: skip
+        await client.delete(f"{API}/{sid}/cases/case-1", headers=user())
+        assert (await _link(client, sid, "case-3")).status_code == 200
+
+
 async def test_unlinking_a_case_that_is_not_linked_is_a_no_op(client: httpx.AsyncClient) -> None:
     sid = (await create_session(client))["session_id"]
     response = await client.delete(f"{API}/{sid}/cases/never-linked", headers=user())

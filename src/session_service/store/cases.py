@@ -12,9 +12,8 @@ from session_service.store.protocol import LinkCaseArgs, UnlinkCaseArgs
 
 class CaseOps(StoreBase):
     async def link_case(self, user_id: str, session_id: str, case_id: str) -> str:
-        reply = ok(
-            await self._write(self.scripts.link_case, user_id, LinkCaseArgs(session_id, case_id))
-        )
+        args = LinkCaseArgs(session_id, case_id, self.limits.max_cases_per_session)
+        reply = ok(await self._write(self.scripts.link_case, user_id, args))
         return iso(int(reply[1]))
 
     async def unlink_case(self, user_id: str, session_id: str, case_id: str) -> bool:

@@ -16,6 +16,7 @@ _SCRIPT_ERRORS: dict[str, type[errors.ServiceError]] = {
     "session_archived": errors.SessionArchived,
     "session_full": errors.SessionFull,
     "session_limit_reached": errors.SessionLimitReached,
+    "too_many_cases": errors.TooManyCases,
     "idempotency_key_reused": errors.IdempotencyKeyReused,
     "not_archived": errors.NotArchived,
     "validation_error": errors.InvalidRequest,

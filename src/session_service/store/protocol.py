@@ -244,6 +244,7 @@ class LinkCaseArgs(ScriptArgs):
     script = "link_case"
     sid: str
     case_id: str
+    max_cases: int  # MAX_CASES_PER_SESSION
 
 
 @dataclass(frozen=True, slots=True)

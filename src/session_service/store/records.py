@@ -108,6 +108,7 @@ class Limits:
     archived_ttl_ms: int
     idempotency_ttl_ms: int
     evict_oldest: bool = False  # SESSION_LIMIT_POLICY=evict_oldest
+    max_cases_per_session: int = 100
     # The request bounds pydantic checks, passed on to the script that merges metadata
     # and context: one definition (domain/models.py), enforced on both sides.
     max_json_keys: int = MAX_JSON_KEYS

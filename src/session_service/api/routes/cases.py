@@ -20,9 +20,10 @@ NOT_FOUND = errors.SessionNotFound
     "",
     summary="Link a case",
     description="Links a case to the session. Idempotent: linking again keeps the first link "
-    "time. Works on archived sessions too.",
+    "time. Works on archived sessions too. A session holds at most MAX_CASES_PER_SESSION links "
+    "(409 `too_many_cases` for one more).",
     response_model=models.CaseLinkResult,
-    responses=error_responses(NOT_FOUND, body=True),
+    responses=error_responses(NOT_FOUND, errors.TooManyCases, body=True),
 )
 async def link_case(
     session_id: SessionIdDep, body: models.CaseLinkRequest, user: UserDep, store: StoreDep

@@ -188,6 +188,7 @@ local function precondition(sid, kind, expected)
     if tag == current then return nil end
   end
   return {'err', 'precondition_failed', current}
+end
 
 -- Remember an append's idempotency record for ttl ms. Valkey 8.1 has no per-field
 -- TTL, so a zset orders the keys by time and each keyed append drops up to
