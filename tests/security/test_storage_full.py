@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys
 from tests.conftest import make_settings, running_app, user
+from tests.paging import all_messages
 from tests.servers import RedisProcess, redis_server
 
 LIST = "/api/v1/sessions"
@@ -148,11 +149,9 @@ async def test_appends_stop_cleanly_when_full(
     assert accepted > 0
     session = (await full_client.get(f"{LIST}/{sid}", headers=user("talker"))).json()
     assert session["message_count"] == accepted
-    page = (await full_client.get(f"{url}?limit=500", headers=user("talker"))).json()
-    assert page["total"] == accepted
-    assert [m["content"].split(" ")[0] for m in page["messages"]] == [
-        str(i) for i in range(accepted)
-    ][-len(page["messages"]) :]
+    total, messages = await all_messages(full_client, sid, "talker")
+    assert total == accepted
+    assert [m["content"].split(" ")[0] for m in messages] == [str(i) for i in range(accepted)]
     await assert_consistent(full_client, small_redis, "talker")
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from session_service.store.keys import Keys
 from tests.conftest import create_session, make_settings, running_app, user
+from tests.paging import all_messages
 from tests.servers import RedisProcess, free_port
 from tests.topology.servers import ClusterTopology, SentinelTopology, sentinel_topology
 
@@ -76,11 +77,9 @@ class AppendLoad:
 
 
 async def stored_contents(client: httpx.AsyncClient, session_id: str) -> list[str]:
-    page = await client.get(f"/api/v1/sessions/{session_id}/messages?limit=500", headers=user())
-    assert page.status_code == 200, page.text
-    body = page.json()
-    assert body["total"] == len(body["messages"]), "message_count disagrees with the stream"
-    return [m["content"] for m in body["messages"]]
+    total, messages = await all_messages(client, session_id)
+    assert total == len(messages), "message_count disagrees with the stream"
+    return [m["content"] for m in messages]
 
 
 async def run_load(load: AppendLoad, writers: int) -> list[asyncio.Task[None]]:

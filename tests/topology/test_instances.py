@@ -19,6 +19,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import user
+from tests.paging import all_messages
 from tests.servers import free_port
 
 pytestmark = pytest.mark.slow
@@ -114,8 +115,7 @@ async def test_concurrent_appends_through_two_instances_are_exact(
     for client in clients:
         stats = (await client.get(f"/api/v1/sessions/{sid}/stats", headers=user())).json()
         assert stats["message_count"] == total
-        page = await client.get(f"/api/v1/sessions/{sid}/messages?limit=500", headers=user())
-        contents = [m["content"] for m in page.json()["messages"]]
+        contents = [m["content"] for m in (await all_messages(client, sid))[1]]
         assert len(contents) == len(set(contents)) == total
 
 

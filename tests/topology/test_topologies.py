@@ -14,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import ClientFactory, create_session, user
+from tests.paging import all_messages
 from tests.topology.conftest import Topology
 
 pytestmark = pytest.mark.topology
@@ -70,8 +71,7 @@ async def test_concurrent_appends_are_neither_lost_nor_duplicated(app: httpx.Asy
 
     total = WRITERS * MESSAGES_EACH
     assert sorted(ids) == [f"msg_{n:010d}" for n in range(1, total + 1)]
-    page = (await app.get(f"/api/v1/sessions/{sid}/messages?limit=500", headers=user())).json()
-    contents = [m["content"] for m in page["messages"]]
+    contents = [m["content"] for m in (await all_messages(app, sid))[1]]
     assert sorted(contents) == sorted(
         f"w{w}-m{m}" for w in range(WRITERS) for m in range(MESSAGES_EACH)
     )
