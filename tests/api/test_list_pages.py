@@ -153,3 +153,32 @@ async def test_sessions_expired_beyond_one_prune_batch_are_never_listed_or_count
         assert body["total"] == 5
         assert sorted(s["session_id"] for s in body["sessions"]) == sorted(live)
         assert await redis.zcard(KEYS.expiry("u1")) == 5
+
+
+async def test_pages_and_walks_stay_exact_when_many_sessions_share_one_millisecond(
+    make_client: ClientFactory, redis: Redis
+) -> None:
+    async with make_client(max_sessions_per_user=5_000) as client:
+        ids = await _mixed_user(_store(client), 600)
+        # A bulk load can give hundreds of sessions the same activity time (and a legacy
+        # import a fractional one): rewrite two thirds of the index scores that way.
+        for status in ALL_STATUSES:
+            key = KEYS.status_index("u1", status)
+            rows = await redis.zrange(key, 0, -1)
+            if rows:
+                await redis.zadd(key, {sid: 1_700_000_000_000 + (i % 3) * 0.5 for i, sid in
+                                       enumerate(rows) if i % 3})  # fmt: skip
+        for params in FILTERS:
+            expected = await _reference(redis, _statuses(params))
+            assert await _pages(client, params, 13) == expected, params
+        walked: list[str] = []
+        cursor = None
+        while True:
+            body = {"limit": 11, "include_archived": True, "cursor": cursor}
+            page = (await client.post(f"{API}/search", json=body, headers=user())).json()
+            walked += [s["session_id"] for s in page["sessions"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert walked == await _reference(redis, list(ALL_STATUSES))
+        assert sorted(walked) == sorted(ids)

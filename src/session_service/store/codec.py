@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
 import orjson
@@ -138,6 +139,9 @@ def dump_json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
+_SCORE = re.compile(r"[-+]?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+
+
 def encode_cursor(walk: str, score: str, session_id: str) -> str:
     """A search cursor: the walk's snapshot and the exclusive (activity, id) to resume after."""
     raw = f"{walk}:{score}:{session_id}".encode()
@@ -154,6 +158,8 @@ def decode_cursor(cursor: str) -> tuple[str, str, str]:
         walk, score, sid = parts
         if walk and not walk.isalnum():
             raise ValueError(walk)
-        return walk, str(int(score)), sid
+        if not _SCORE.fullmatch(score):
+            raise ValueError(score)
+        return walk, score, sid
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise errors.InvalidRequest("cursor is not valid", field="cursor") from None

@@ -29,25 +29,25 @@ local function union_page()
   for _, k in ipairs(idx) do
     local first = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
     if first[2] then
-      local a = tonumber(first[2])
-      local b = tonumber(redis.call('ZRANGE', k, -1, -1, 'WITHSCORES')[2])
+      local a = math.floor(tonumber(first[2]))
+      local b = math.floor(tonumber(redis.call('ZRANGE', k, -1, -1, 'WITHSCORES')[2]))
       if not lo or a < lo then lo = a end
       if not hi or b > hi then hi = b end
     end
   end
-  -- The activity time of the row at `offset`: the latest s with more than offset rows since s.
+  -- The millisecond of the row at `offset`: the latest s with more than offset rows since s.
   while lo < hi do
     local mid = lo + math.floor((hi - lo + 1) / 2)
     if since(I(mid)) > offset then lo = mid else hi = mid - 1 end
   end
-  local skip = offset - since('(' .. I(lo))
+  -- Rows of that millisecond: skip the ones before the offset; then the older rows.
+  local skip = offset - since(I(lo + 1))
   local rows = {}
   for _, k in ipairs(idx) do
-    for _, sid in ipairs(redis.call('ZRANGE', k, I(lo), I(lo), 'BYSCORE', 'REV',
-      'LIMIT', 0, skip + limit)) do
-      rows[#rows + 1] = {lo, sid}
-    end
-    local r = redis.call('ZRANGE', k, '(' .. I(lo), '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, limit,
+    local r = redis.call('ZRANGE', k, '(' .. I(lo + 1), I(lo), 'BYSCORE', 'REV',
+      'LIMIT', 0, skip + limit, 'WITHSCORES')
+    for j = 1, #r, 2 do rows[#rows + 1] = {tonumber(r[j + 1]), r[j]} end
+    r = redis.call('ZRANGE', k, '(' .. I(lo), '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, limit,
       'WITHSCORES')
     for j = 1, #r, 2 do rows[#rows + 1] = {tonumber(r[j + 1]), r[j]} end
   end

@@ -83,7 +83,7 @@ local function after(k, n, rev)
     if rev then from, to, step = #ties, 1, -1 end
     for j = from, to, step do
       local m = ties[j]
-      if (rev and m < csid) or (not rev and m > csid) then rows[#rows + 1] = {c, m} end
+      if (rev and m < csid) or (not rev and m > csid) then rows[#rows + 1] = {c, m, cs} end
     end
     if rev then
       raw = redis.call('ZRANGE', k, '(' .. cs, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, n,
@@ -92,13 +92,9 @@ local function after(k, n, rev)
       raw = redis.call('ZRANGE', k, '(' .. cs, '+inf', 'BYSCORE', 'LIMIT', 0, n, 'WITHSCORES')
     end
   end
-  for j = 1, #raw, 2 do rows[#rows + 1] = {tonumber(raw[j + 1]), raw[j]} end
+  -- {score, member, score as Redis wrote it}: the cursor keeps Redis' exact spelling.
+  for j = 1, #raw, 2 do rows[#rows + 1] = {tonumber(raw[j + 1]), raw[j], raw[j + 1]} end
   return rows, #raw == 2 * n
-end
-
-local function score_str(v)
-  if v == -math.huge then return '-inf' end
-  return I(v)
 end
 
 if mode == 'scan' then
@@ -133,13 +129,13 @@ if mode == 'scan' then
   for _, rows in ipairs(lists) do
     for _, row in ipairs(rows) do
       if bound and before(bound, row, false) then break end
-      if matches(row[2]) then redis.call('ZADD', snap, I(row[1]), row[2]) end
+      if matches(row[2]) then redis.call('ZADD', snap, row[3], row[2]) end
       if not last or before(last, row, false) then last = row end
     end
   end
   redis.call('PEXPIRE', snap, ttl)
   if not bound then return {1, '', '', pruned} end
-  return {0, I(last[1]), last[2], pruned}
+  return {0, last[3], last[2], pruned}
 end
 
 -- page
@@ -166,7 +162,7 @@ for j = 1, #rows do
   end
 end
 if not cut and got < want then out[1] = 1 end
-if last then out[2], out[3] = score_str(last[1]), last[2] end
+if last then out[2], out[3] = last[3], last[2] end
 if out[1] == 1 then
   redis.call('UNLINK', snap)
   redis.call('ZREM', snaps, snap_id)
