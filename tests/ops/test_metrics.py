@@ -4,6 +4,7 @@ metrics; aggregated across workers in multiprocess mode."""
 from __future__ import annotations
 
 import asyncio
+import mmap
 import shutil
 import time
 from pathlib import Path
@@ -171,6 +172,9 @@ def health_count_per_worker(metrics_dir: Path, scratch: Path) -> dict[str, float
     counts = {}
     for db in metrics_dir.glob("counter_*.db"):
         pid = db.stem.rsplit("_", 1)[1]
+        if db.stat().st_size < mmap.PAGESIZE:
+            counts[pid] = 0.0  # a worker still creating its file (it starts empty)
+            continue
         alone = scratch / pid
         alone.mkdir(parents=True, exist_ok=True)
         shutil.copy(db, alone / db.name)
