@@ -41,12 +41,13 @@ TOOL_CALL_IDS = ["*", "{x}:y", "a:1", "]]", "'--", "%s", "t" * 128]
 META_KEYS = ["a:b", "{x}", "*", "m:", "x:", "\u0000", "s:sess_", "ключ", "k" * 128]
 CASE_IDS = ["a:b:c", "..", "_x_", "fms:x", "c" * 128]
 SESSION_SUFFIX = re.compile(
-    r"(?:[smikty]:sess_[0-9a-f]{32}"
+    r"(?:[smiktyg]:sess_[0-9a-f]{32}"
     r"|c:[0-9a-f]+"
     r"|x"
     r"|[nu]"
     r"|z:(?:active|in_progress|completed|abandoned|archived)"
     r"|q:[0-9a-f]{64}"
+    r"|w:[0-9a-f]{16}|ws"
     r"|r:[0-9]+)"
 )
 
