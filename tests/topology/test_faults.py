@@ -76,6 +76,21 @@ class AppendLoad:
                 await asyncio.sleep(0.02)
 
 
+async def create_acked(client: httpx.AsyncClient) -> str:
+    """A session whose create a replica confirmed. Right after a flush or a failover the
+    replica can take longer than REDIS_REPLICA_ACK_TIMEOUT_MS on a busy machine: the
+    503 says to retry with the same Idempotency-Key, as a client would."""
+    headers = user(**{"Idempotency-Key": "first-session"})
+    async with asyncio.timeout(30):
+        while True:
+            response = await client.post("/api/v1/sessions", json={}, headers=headers)
+            if response.status_code in (200, 201):
+                sid: str = response.json()["session_id"]
+                return sid
+            assert response.status_code == 503, response.text
+            await asyncio.sleep(0.05)
+
+
 async def stored_contents(client: httpx.AsyncClient, session_id: str) -> list[str]:
     total, messages = await all_messages(client, session_id)
     assert total == len(messages), "message_count disagrees with the stream"
@@ -113,7 +128,7 @@ async def test_sentinel_failover_keeps_every_acknowledged_message(tmp_path: Path
             redis_min_replicas_ack=1,
         )
         async with running_app(settings) as client:
-            sid = (await create_session(client))["session_id"]
+            sid = await create_acked(client)
             load = AppendLoad(client, sid)
             tasks = await run_load(load, writers=4)
             old_master = topology.master
@@ -214,7 +229,7 @@ async def test_cluster_failover_is_followed_without_losing_acknowledged_messages
         None, redis_mode="cluster", redis_cluster_nodes=cluster.seeds, redis_min_replicas_ack=1
     )
     async with running_app(settings) as client:
-        sid = (await create_session(client))["session_id"]
+        sid = await create_acked(client)
         primary, replica = cluster.shard_of(Keys("fms").base("u1"))
         load = AppendLoad(client, sid)
         tasks = await run_load(load, writers=4)
@@ -273,7 +288,7 @@ async def test_without_its_replica_a_write_answers_503_and_a_retry_does_not_dupl
         None, redis_mode="sentinel", redis_sentinel_hosts=sentinel.hosts, redis_min_replicas_ack=1
     )
     async with running_app(settings) as client:
-        sid = (await create_session(client))["session_id"]
+        sid = await create_acked(client)
         append = {"role": "user", "content": "unconfirmed"}
         retry = user(**{"Idempotency-Key": "append-1"})
         replica = sentinel.replicas[0]
