@@ -294,6 +294,7 @@ ALL_ERRORS: tuple[type[ServiceError], ...] = (
     DuplicateToolCall,
     SummaryOutOfOrder,
     SessionRewound,
+    TooManyCases,
     PreconditionFailed,
     RequestTimeout,
     RequestTooLarge,
