@@ -100,7 +100,7 @@ def _steps(store: SessionStore, ids: list[str], conv: tuple[str, str], quick: bo
         await store.restore(BIG, sid)
         await store.clear_context(BIG, sid)
         await store.unlink_case(BIG, sid, "case-1")
-        await store.create(BIG, NewSession.build(new_session_id(), 86_400_000), None, "")
+        await store.create(BIG, NewSession.build(new_session_id(), 86_400_000))
 
     async def long_appends() -> None:
         for _ in range(5):
@@ -113,7 +113,7 @@ def _steps(store: SessionStore, ids: list[str], conv: tuple[str, str], quick: bo
 
     async def prune_expired() -> None:
         # More expired sessions than one prune batch: the create prunes 100, the list the rest.
-        await store.create(BIG, NewSession.build(new_session_id(), 86_400_000), None, "")
+        await store.create(BIG, NewSession.build(new_session_id(), 86_400_000))
         await store.list_sessions(BIG, list(UNARCHIVED), 0, 100)
 
     steps += [

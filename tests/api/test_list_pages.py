@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from session_service.domain.ids import new_session_id
 from session_service.domain.status import ALL_STATUSES
 from session_service.store.keys import Keys
+from session_service.store.protocol import PruneArgs
 from session_service.store.records import Patch
 from session_service.store.sessions import NewSession, SessionStore
 from tests.conftest import ClientFactory, user
@@ -147,7 +148,7 @@ async def test_sessions_expired_beyond_one_prune_batch_are_never_listed_or_count
         pending = await redis.zcount(KEYS.expiry("u1"), "-inf", f"({int(time.time() * 1000)}")
         assert pending > 100
         # One script call prunes a bounded batch, never everything at once.
-        removed, _, more = await store.scripts.prune(redis, [KEYS.base("u1")], [])
+        removed, _, more = await store.scripts.prune(redis, [KEYS.base("u1")], PruneArgs())
         assert (int(removed), int(more)) == (100, 1)
         body = await _page(client, {"limit": 100})
         assert body["total"] == 5

@@ -12,6 +12,7 @@ import random
 from typing import Any
 
 import httpx
+import pytest
 
 from session_service.domain.ids import new_session_id
 from session_service.store.sessions import NewSession, SessionStore
@@ -20,6 +21,13 @@ from tests.conftest import ClientFactory, user
 API = "/api/v1/sessions"
 SEARCH = f"{API}/search"
 N = 50_000
+
+
+@pytest.fixture
+def fast_path() -> bool:
+    """One dispatcher for these walks: their cost is in Redis and in the number of
+    requests, and tests/api/test_fast_path.py proves both dispatchers answer alike."""
+    return True
 
 
 async def _walk(client: httpx.AsyncClient, body: dict[str, Any], between: Any) -> tuple[
