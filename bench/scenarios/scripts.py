@@ -22,7 +22,7 @@ from bench.registry import scenario
 from bench.report import Row
 from session_service.domain.ids import new_session_id
 from session_service.domain.status import ALL_STATUSES, UNARCHIVED
-from session_service.store.records import Patch, SearchFilters
+from session_service.store.records import SearchFilters
 from session_service.store.sessions import NewSession, SessionStore
 
 BIG = "bench-scripts-50k"
@@ -47,7 +47,7 @@ async def _seed(store: SessionStore, sessions: int) -> list[str]:
     moves = [(sid, ("completed", "abandoned", "archived")[i % 3]) for i, sid in enumerate(ids[::8])]
     for start in range(0, len(moves), 200):
         await asyncio.gather(
-            *(store.update(BIG, sid, Patch(status=st)) for sid, st in moves[start : start + 200])
+            *(store.update(BIG, sid, status=st) for sid, st in moves[start : start + 200])
         )
     return ids
 
@@ -93,9 +93,9 @@ def _steps(store: SessionStore, ids: list[str], conv: tuple[str, str], quick: bo
     async def writes() -> None:
         sid = rng.choice(ids)
         await store.heartbeat(BIG, sid)
-        await store.append(BIG, sid, "user", "hello", None, None, "k-" + sid, "fp")
+        await store.append(BIG, sid, "user", "hello", None, "k-" + sid)
         await store.link_case(BIG, sid, "case-1")
-        await store.update(BIG, sid, Patch(title_op="1", title="renamed", title_folded="renamed"))
+        await store.update(BIG, sid, title="renamed")
         await store.archive(BIG, sid)
         await store.restore(BIG, sid)
         await store.clear_context(BIG, sid)
@@ -104,7 +104,7 @@ def _steps(store: SessionStore, ids: list[str], conv: tuple[str, str], quick: bo
 
     async def long_appends() -> None:
         for _ in range(5):
-            await store.append(conv[0], conv[1], "assistant", "y" * 250, None, None, None, "")
+            await store.append(conv[0], conv[1], "assistant", "y" * 250)
 
     async def expire_150() -> None:
         news = [NewSession.build(new_session_id(), 200) for _ in range(150)]

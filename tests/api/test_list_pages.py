@@ -12,9 +12,8 @@ from redis.asyncio import Redis
 
 from session_service.domain.ids import new_session_id
 from session_service.domain.status import ALL_STATUSES
-from session_service.store.keys import Keys
+from session_service.store.keys import STATUS_INDEX, Keys
 from session_service.store.protocol import PruneArgs
-from session_service.store.records import Patch
 from session_service.store.sessions import NewSession, SessionStore
 from tests.conftest import ClientFactory, user
 
@@ -59,7 +58,7 @@ async def _reference(redis: Redis, statuses: list[str]) -> list[str]:
         rows += [
             (score, sid)
             for sid, score in await redis.zrange(
-                KEYS.status_index("u1", status), 0, -1, withscores=True
+                KEYS.base("u1") + STATUS_INDEX + status, 0, -1, withscores=True
             )
         ]
     return [sid for _, sid in sorted(rows, reverse=True)]
@@ -81,7 +80,7 @@ async def _mixed_user(store: SessionStore, n: int) -> list[str]:
     for start in range(0, n, 200):
         await asyncio.gather(
             *(
-                store.update("u1", sid, Patch(status=targets[i % 5 - 1]))
+                store.update("u1", sid, status=targets[i % 5 - 1])
                 for i, sid in enumerate(ids[start : start + 200], start)
                 if i % 5
             )
@@ -126,9 +125,9 @@ async def test_writes_to_sessions_outside_the_filter_never_move_its_pages(
         outside = [sid for i, sid in enumerate(ids) if i % 5 in (1, 2)]  # in_progress, completed
         for sid in outside:
             await store.heartbeat("u1", sid)
-            await store.append("u1", sid, "user", "hello", None, None, None, "")
+            await store.append("u1", sid, "user", "hello")
         for sid in outside[::2]:
-            await store.update("u1", sid, Patch(status="archived"))
+            await store.update("u1", sid, status="archived")
         assert [await _pages(client, params, 9) for params in filters] == before
 
 
@@ -164,7 +163,7 @@ async def test_pages_and_walks_stay_exact_when_many_sessions_share_one_milliseco
         # A bulk load can give hundreds of sessions the same activity time (and a legacy
         # import a fractional one): rewrite two thirds of the index scores that way.
         for status in ALL_STATUSES:
-            key = KEYS.status_index("u1", status)
+            key = KEYS.base("u1") + STATUS_INDEX + status
             rows = await redis.zrange(key, 0, -1)
             if rows:
                 await redis.zadd(key, {sid: 1_700_000_000_000 + (i % 3) * 0.5 for i, sid in
