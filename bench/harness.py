@@ -198,6 +198,9 @@ class Bench:
             redis_url=self.redis_url,
             max_sessions_per_user=50000,
             cleanup_interval_seconds=0,
+            # The bench's own store seeds 50,000 sessions 64 at a time on a busy machine:
+            # a slow reply must not abort the run (the service keeps its own default).
+            redis_timeout_seconds=30,
         )
 
     @contextlib.asynccontextmanager
