@@ -26,6 +26,7 @@ EXEMPT = {
     "delete_all": "the sessions are gone",
     "erase": "the sessions are gone",
     "erase_strays": "removes keys of sessions that are gone",
+    "search": "writes only the walk's snapshot of matches, never a session",
     "link_case": "case links are not part of a session's representation",
     "unlink_case": "case links are not part of a session's representation",
 }
