@@ -60,6 +60,12 @@ class Topology:
         return counts
 
 
+# These tests are about every write reaching a replica, not about how fast: with
+# both cores busy a replica can take longer than the 500 ms default to acknowledge.
+# The tests of a missing replica (test_faults.py) build their own settings.
+REPLICA_ACK_TIMEOUT_MS = 10_000
+
+
 def _topology(mode: str, request: pytest.FixtureRequest) -> Topology:
     if mode == "sentinel":
         s: SentinelTopology = request.getfixturevalue("sentinel")
@@ -70,6 +76,7 @@ def _topology(mode: str, request: pytest.FixtureRequest) -> Topology:
                 "redis_sentinel_hosts": s.hosts,
                 "redis_url": None,
                 "redis_min_replicas_ack": 1,
+                "redis_replica_ack_timeout_ms": REPLICA_ACK_TIMEOUT_MS,
             },
             lambda: [f"redis://127.0.0.1:{s.master_port()}/0"],
         )
@@ -82,6 +89,7 @@ def _topology(mode: str, request: pytest.FixtureRequest) -> Topology:
                 "redis_cluster_nodes": c.seeds,
                 "redis_url": None,
                 "redis_min_replicas_ack": 1,
+                "redis_replica_ack_timeout_ms": REPLICA_ACK_TIMEOUT_MS,
             },
             lambda: [f"redis://127.0.0.1:{port}/0" for port in c.primaries()],
         )
