@@ -6,6 +6,7 @@ short, stable hash for correlating one user's requests.
 
 from __future__ import annotations
 
+import abc
 import functools
 import hashlib
 import logging
@@ -37,13 +38,14 @@ def _second(seconds: int, fmt: str, utc: bool) -> str:
     return time.strftime(fmt, time.gmtime(seconds) if utc else time.localtime(seconds))
 
 
-class LineFormatter(logging.Formatter):
+class LineFormatter(logging.Formatter, abc.ABC):
     """Renders one line from its parts; `format` and the access line both use `line`."""
 
+    @abc.abstractmethod
     def line(
         self, created: float, level: str, name: str, message: str, extra: dict[str, Any]
     ) -> str:
-        raise NotImplementedError
+        """One log line in this formatter's format (JSON or text)."""
 
     def format(self, record: logging.LogRecord) -> str:
         extra = {
