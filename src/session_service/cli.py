@@ -123,6 +123,9 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int) 
         "log_config": None,
         "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
         "server_header": False,
+        # Identity comes from the gateway's headers; the client address is never read,
+        # so uvicorn's X-Forwarded-For rewriting would be work for nothing.
+        "proxy_headers": False,
     }
     if workers <= 1:
         app = create_app(settings)

@@ -3,6 +3,7 @@ route template and request id; never message content, never a raw user id."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,23 @@ async def test_json_access_line_has_method_route_status_duration_and_request_id(
     assert line["request_id"] == "rid-json"
     assert line["level"] == "INFO"
     assert line["ts"].endswith("Z")
+
+
+async def test_concurrent_requests_each_write_one_access_line_in_the_same_turn(
+    make_client: ClientFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Lines of requests that finish while others are in flight share one write."""
+    async with make_client(log_format="json", log_level="INFO") as client:
+        session = await create_session(client)
+        capsys.readouterr()
+        path = f"/api/v1/sessions/{session['session_id']}"
+        answers = await asyncio.gather(
+            *(client.get(path, headers={**user(), "X-Request-ID": f"rid-{n}"}) for n in range(40))
+        )
+        assert [a.status_code for a in answers] == [200] * 40
+        await asyncio.sleep(0)  # the turn in which batched lines are written
+        lines = access_lines(capsys.readouterr().err)
+    assert sorted(line["request_id"] for line in lines) == sorted(f"rid-{n}" for n in range(40))
 
 
 async def test_logs_never_hold_message_content_or_the_raw_user_id(

@@ -63,6 +63,7 @@ class EdgeMiddleware:
         self.app = app
         self.access_log_enabled = access_log_enabled
         self.metrics_on = metrics_on
+        self.in_flight = 0  # requests of this app being served now (one event loop)
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def _record(self, method: str, template: str, status: int, elapsed: float) -> None:
@@ -95,7 +96,7 @@ class EdgeMiddleware:
         # disconnects before its answer is not a server error and must not page anyone.
         status = 499
         started = time.perf_counter()
-
+        self.in_flight += 1
         responded = False
 
         async def send_with_id(message: Message) -> None:
@@ -114,6 +115,7 @@ class EdgeMiddleware:
             if not responded:
                 await send_error(send_with_id, errors.ServiceError())
         finally:
+            self.in_flight -= 1
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
@@ -123,7 +125,9 @@ class EdgeMiddleware:
             if self.access_log_enabled:
                 principal = scope.get("state", {}).get("principal")
                 user = user_ref(principal.user_id) if principal else None
-                write_access_line(method, template, status, elapsed * 1000, user)
+                write_access_line(
+                    method, template, status, elapsed * 1000, user, alone=not self.in_flight
+                )
             request_id_var.reset(token)
 
 

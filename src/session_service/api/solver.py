@@ -56,6 +56,7 @@ class Context:
     path_params: dict[str, Any]
     body: Any
     cache: dict[Any, Any]
+    headers: dict[str, str] | None = None
 
 
 _ATOMIC = (str, int, float, bool, type(None))
@@ -100,7 +101,10 @@ def _simple_params(fields: Sequence[ModelField]) -> list[_Param] | None:
             return None
         plain = not info.is_required() and not info.validate_default
         default = info.default if plain and isinstance(info.default, _ATOMIC) else PydanticUndefined
-        simple.append(_Param(field, key, (info.in_.value, key), default))  # type: ignore[attr-defined]
+        where = info.in_.value  # type: ignore[attr-defined]
+        # Headers are looked up case-insensitively, by their lowercase name (_lookup).
+        lookup = key.lower() if where == "header" else key
+        simple.append(_Param(field, lookup, (where, key), default))
     return simple
 
 
@@ -172,10 +176,9 @@ class Plan:
                 values[sub.name] = solved
             ctx.cache.setdefault(call, solved)
         for fields, simple, where in self.groups:
-            source = _source(ctx, where)
-            found = _simple_values(simple, source) if simple is not None else None
+            found = _simple_values(simple, _lookup(ctx, where)) if simple is not None else None
             if found is None:
-                found, wrong = request_params_to_args(fields, source)
+                found, wrong = request_params_to_args(fields, _source(ctx, where))
                 problems.extend(wrong)
             values.update(found)
         if self.body is not None:
@@ -205,6 +208,23 @@ def _source(ctx: Context, where: str) -> Any:
         query = ctx.scope["query_string"]
         return QueryParams(query) if query else _NO_QUERY
     return Headers(scope=ctx.scope)
+
+
+def _lookup(ctx: Context, where: str) -> Any:
+    """`_source` for `_simple_values`: headers as a plain dict, built once per request.
+
+    Starlette's `Headers.get` scans the header list and raises KeyError for every
+    absent header (a conditional header is absent on most requests). ASGI header
+    names are lowercase and the first of repeated headers wins, as in `Headers`.
+    """
+    if where != "header":
+        return _source(ctx, where)
+    if ctx.headers is None:
+        headers: dict[str, str] = {}
+        for name, value in ctx.scope["headers"]:
+            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        ctx.headers = headers
+    return ctx.headers
 
 
 def _simple_values(params: list[_Param], source: Any) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ short, stable hash for correlating one user's requests.
 from __future__ import annotations
 
 import abc
+import asyncio
 import functools
 import hashlib
 import logging
@@ -105,22 +106,72 @@ def _service_handler() -> ServiceHandler | None:
     return None
 
 
+class _AccessLines:
+    """Access lines waiting for one write, at most until the event loop's next turn.
+
+    A line written on its own costs a write system call per request (~5 µs of
+    a get's ~115 µs). Under load several requests finish in one turn of the
+    loop, so their lines share one write; with no other request in flight the
+    line is written at once, so a quiet service (and a test) sees it immediately.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[str] = []
+        self.scheduled = False
+
+    def add(self, handler: logging.StreamHandler, line: str, alone: bool) -> None:  # type: ignore[type-arg]
+        self.pending.append(line)
+        if alone:
+            self.flush(handler)
+            return
+        if not self.scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush(handler)
+                return
+            self.scheduled = True
+            loop.call_soon(self.flush, handler)
+
+    def flush(self, handler: logging.StreamHandler) -> None:  # type: ignore[type-arg]
+        self.scheduled = False
+        if not self.pending:
+            return
+        text = "\n".join(self.pending) + "\n"
+        self.pending.clear()
+        handler.acquire()
+        try:
+            handler.stream.write(text)
+            handler.flush()
+        finally:
+            handler.release()
+
+
+_access_lines = _AccessLines()
+_access_logger = logging.getLogger(ACCESS_LOGGER)
+
+
 def write_access_line(
-    method: str, route: str, status: int, duration_ms: float, user: str | None
+    method: str,
+    route: str,
+    status: int,
+    duration_ms: float,
+    user: str | None,
+    alone: bool = True,
 ) -> None:
     """The access line of one request, in the configured format.
 
     It is the one line every request writes, so it skips the LogRecord and
     filter machinery: the configured formatter renders it from its parts and it
-    goes straight to the handler's stream.
+    goes to the handler's stream, batched with other requests' lines when
+    `alone` is false (other requests are in flight; see `_AccessLines`).
     """
     message = f"{method} {route} {status} {duration_ms:.1f}ms"
-    logger = logging.getLogger(ACCESS_LOGGER)
-    if not logger.isEnabledFor(logging.INFO):
+    if not _access_logger.isEnabledFor(logging.INFO):
         return
     handler = _service_handler()
     if handler is None or not isinstance(handler.formatter, LineFormatter):
-        logger.info(message)  # logging not configured by us: go through logging
+        _access_logger.info(message)  # logging not configured by us: go through logging
         return
     extra: dict[str, Any] = {
         "request_id": request_id_var.get(),
@@ -132,12 +183,7 @@ def write_access_line(
     if user is not None:
         extra["user"] = user
     line = handler.formatter.line(time.time(), "INFO", ACCESS_LOGGER, message, extra)
-    handler.acquire()
-    try:
-        handler.stream.write(line + "\n")
-        handler.flush()
-    finally:
-        handler.release()
+    _access_lines.add(handler, line, alone)
 
 
 def configure_logging(level: str, fmt: str) -> None:
