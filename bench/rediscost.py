@@ -19,7 +19,7 @@ _OURS = frozenset(
     {
         "info", "config|set", "config|get", "config|resetstat", "slowlog|get", "slowlog|reset",
         "slowlog|len", "client|setinfo", "client|list", "hello", "ping", "script|load",
-        "flushall", "select", "command|docs", "command",
+        "flushall", "select", "command|docs", "command", "bgrewriteaof",
     }
 )  # fmt: skip
 _SCRIPTS = frozenset({"evalsha", "eval", "evalsha_ro", "eval_ro", "fcall", "fcall_ro"})
