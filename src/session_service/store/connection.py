@@ -18,6 +18,7 @@ from redis.backoff import NoBackoff
 
 from session_service.config import RedisMode, Settings
 from session_service.store.retries import again_on_connection_error, never_resend
+from session_service.store.wire import cluster_nodes_pack_with_hiredis, hiredis_packing
 
 RedisClient = Redis | RedisCluster
 
@@ -33,6 +34,7 @@ class WaitForRelease(ConnectionPool):
 
     def __init__(self, *args: Any, wait_timeout: float = 1.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.connection_class = hiredis_packing(self.connection_class)
         self._wait_timeout = wait_timeout
         self._waiters: deque[asyncio.Future[None]] = deque()
 
@@ -173,6 +175,10 @@ class ServiceCluster(RedisCluster):
     node is reachable or a slot is uncovered (a Cluster down at start, a shard
     lost); every caller here treats `RedisError` as the storage being unavailable.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cluster_nodes_pack_with_hiredis(self.nodes_manager)
 
     async def initialize(self, *args: Any, **kwargs: Any) -> ServiceCluster:
         try:
