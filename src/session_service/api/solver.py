@@ -89,6 +89,12 @@ class _Param:
     key: str
     loc: tuple[str, str]
     default: Any  # PydanticUndefined when required or not a plain value
+    # A plain `str` (or `str | None`) with no constraints: a received str validates to
+    # itself, so validating it again would only cost time.
+    passthrough: bool = False
+
+
+_PLAIN_STR = (str, str | None)
 
 
 def _simple_params(fields: Sequence[ModelField]) -> list[_Param] | None:
@@ -104,7 +110,8 @@ def _simple_params(fields: Sequence[ModelField]) -> list[_Param] | None:
         where = info.in_.value  # type: ignore[attr-defined]
         # Headers are looked up case-insensitively, by their lowercase name (_lookup).
         lookup = key.lower() if where == "header" else key
-        simple.append(_Param(field, lookup, (where, key), default))
+        passthrough = info.annotation in _PLAIN_STR and not info.metadata
+        simple.append(_Param(field, lookup, (where, key), default, passthrough))
     return simple
 
 
@@ -236,6 +243,9 @@ def _simple_values(params: list[_Param], source: Any) -> dict[str, Any] | None:
             if param.default is PydanticUndefined:
                 return None
             values[param.field.name] = param.default
+            continue
+        if param.passthrough and type(value) is str:
+            values[param.field.name] = value
             continue
         valid, wrong = param.field.validate(value, values, loc=param.loc)
         if wrong:

@@ -68,10 +68,12 @@ def session_from_fields(session_id: str, user_id: str, f: dict[str, str]) -> dic
     metadata: dict[str, Any] = {}
     context: dict[str, Any] = {}
     for name, value in f.items():
-        if name.startswith("m:"):
-            metadata[name[2:]] = orjson.loads(value)
-        elif name.startswith("x:"):
-            context[name[2:]] = orjson.loads(value)
+        # Every other field name is one or two letters: the ':' test is one comparison.
+        if name[1:2] == ":":
+            if name[0] == "m":
+                metadata[name[2:]] = orjson.loads(value)
+            elif name[0] == "x":
+                context[name[2:]] = orjson.loads(value)
     return {
         "session_id": session_id,
         "user_id": user_id,

@@ -34,6 +34,7 @@ keys from it with the same suffixes (see `LUA_PRELUDE`).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 
 SESSION = "s:"
@@ -79,8 +80,12 @@ local K_SNAPSHOTS = '{SEARCH_SNAPSHOTS}'
 """
 
 
+@functools.lru_cache(maxsize=4096)
 def encode_user(user_id: str) -> str:
-    """Injective, tag-safe encoding of a user id (base64url, no padding)."""
+    """Injective, tag-safe encoding of a user id (base64url, no padding).
+
+    Cached: every request builds keys for its user, and active users are few.
+    """
     raw = user_id.encode("utf-8", "surrogateescape")
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 

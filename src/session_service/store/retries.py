@@ -39,10 +39,12 @@ def never_resend() -> Retry:
     return Retry(NoBackoff(), 0, supported_errors=(rx.ConnectionError,))
 
 
-async def again_on_connection_error(call: Callable[[], Awaitable[T]]) -> T:
+async def again_on_connection_error(
+    call: Callable[[], Awaitable[T]], pauses: tuple[float, ...] = PAUSES
+) -> T:
     """`call()`, retried after a dropped or refused connection; only for calls that
     cannot apply anything twice."""
-    for pause in PAUSES:
+    for pause in pauses:
         try:
             return await call()
         except rx.ConnectionError:
@@ -53,7 +55,12 @@ async def again_on_connection_error(call: Callable[[], Awaitable[T]]) -> T:
 def _retrying(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     @functools.wraps(method)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return await again_on_connection_error(lambda: method(*args, **kwargs))
+        # The first try without building a retry loop: reads are hot, failures rare.
+        try:
+            return await method(*args, **kwargs)
+        except rx.ConnectionError:
+            await asyncio.sleep(PAUSES[0])
+        return await again_on_connection_error(lambda: method(*args, **kwargs), PAUSES[1:])
 
     return wrapper
 

@@ -37,7 +37,7 @@ class HiredisPacking:
             and encoder.encoding_errors == "strict"
             and type(args[0]) is str
             and " " not in args[0]
-            and all(type(arg) in _PLAIN for arg in args)
+            and _PLAIN.issuperset(map(type, args))
         ):
             return [_pack(args)]
         packed: list[bytes] = super().pack_command(*args)  # type: ignore[misc]
