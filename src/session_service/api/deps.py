@@ -14,6 +14,7 @@ from fastapi import Depends, Header, Path, Request
 from session_service import errors
 from session_service.api import conditional
 from session_service.api.identity import Principal
+from session_service.api.solver import SCOPE_READERS
 from session_service.config import Settings
 from session_service.domain.ids import is_session_id
 from session_service.integrations.case_service import CaseServiceClient
@@ -127,6 +128,17 @@ async def if_none_match(
 ) -> str | None:
     return value
 
+
+# The fast path reads these from the scope without a coroutine (api/solver.py); each
+# reader is its dependency's body, spelled on the scope.
+SCOPE_READERS.update(
+    {
+        get_principal: lambda scope: scope["state"]["principal"],
+        get_store: lambda scope: scope["app"].state.store,
+        get_settings: lambda scope: scope["app"].state.settings,
+        get_case_service: lambda scope: scope["app"].state.case_service,
+    }
+)
 
 UserDep = Annotated[Principal, Depends(get_principal)]
 StoreDep = Annotated[SessionStore, Depends(get_store)]

@@ -32,7 +32,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic_core import PydanticUndefined
 from redis.exceptions import RedisError
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -164,7 +163,7 @@ class FastPathMiddleware:
 async def _respond(
     scope: Scope, receive: Receive, served: Served, params: dict[str, Any], body: Any
 ) -> Response:
-    ctx = Context(scope, Request(scope, receive), params, body, {})
+    ctx = Context(scope, receive, params, body, {})
     try:
         values, problems = await served.plan.solve(ctx)
         if problems:

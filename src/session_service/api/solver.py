@@ -11,7 +11,7 @@ path then leaves the route to FastAPI).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from types import UnionType
@@ -24,7 +24,7 @@ from fastapi.dependencies.utils import request_body_to_args, request_params_to_a
 from pydantic_core import PydanticUndefined
 from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
-from starlette.types import Scope
+from starlette.types import Receive, Scope
 
 
 class Unsupported(Exception):
@@ -52,11 +52,25 @@ def check(dependant: Dependant) -> None:
 @dataclass(slots=True)
 class Context:
     scope: Scope
-    request: Request
+    receive: Receive
     path_params: dict[str, Any]
     body: Any
     cache: dict[Any, Any]
     headers: dict[str, str] | None = None
+    _request: Request | None = None
+
+    @property
+    def request(self) -> Request:
+        """One Request per request, as FastAPI makes, built only when something takes it."""
+        if self._request is None:
+            self._request = Request(self.scope, self.receive)
+        return self._request
+
+
+#: Dependencies that only read the scope (`request.scope[...]`, `request.app.state...`),
+#: by their function: the solver reads the value directly instead of building a
+#: Request and running a coroutine for it. Filled by the module defining them (deps.py).
+SCOPE_READERS: dict[Callable[..., Any], Callable[[Scope], Any]] = {}
 
 
 _ATOMIC = (str, int, float, bool, type(None))
@@ -125,6 +139,7 @@ class Plan:
         "groups",
         "leaf",
         "name",
+        "reader",
         "request_name",
         "subs",
         "use_cache",
@@ -155,6 +170,7 @@ class Plan:
         )
         self.request_name = dependant.request_param_name
         self.leaf = not self.subs and not self.groups and self.body is None
+        self.reader = SCOPE_READERS.get(self.call) if self.leaf else None  # type: ignore[arg-type]
 
     async def solve(self, ctx: Context) -> tuple[dict[str, Any], list[Any]]:
         """FastAPI's `solve_dependencies` for the subset `check` admits, in its order.
@@ -166,22 +182,14 @@ class Plan:
         values: dict[str, Any] = {}
         problems: list[Any] = []
         for sub in self.subs:
-            if sub.leaf:  # only (at most) the request: skip a coroutine per dependency
-                sub_values = {sub.request_name: ctx.request} if sub.request_name else {}
+            if sub.reader is not None:
+                solved = sub.reader(ctx.scope)
             else:
-                sub_values, sub_problems = await sub.solve(ctx)
-                if sub_problems:
-                    problems.extend(sub_problems)
+                solved = await sub.run(ctx, problems)
+                if solved is _FAILED:
                     continue
-            call = sub.call
-            if sub.use_cache and call in ctx.cache:
-                solved = ctx.cache[call]
-            else:
-                assert call is not None
-                solved = await call(**sub_values)
             if sub.name is not None:
                 values[sub.name] = solved
-            ctx.cache.setdefault(call, solved)
         for fields, simple, where in self.groups:
             found = _simple_values(simple, _lookup(ctx, where)) if simple is not None else None
             if found is None:
@@ -203,6 +211,28 @@ class Plan:
         if self.request_name:
             values[self.request_name] = ctx.request
         return values, problems
+
+    async def run(self, ctx: Context, problems: list[Any]) -> Any:
+        """This dependency's value (cached per request as FastAPI does), or `_FAILED`
+        after adding its parameters' problems to `problems`."""
+        if self.leaf:  # only (at most) the request: skip a coroutine per dependency
+            sub_values = {self.request_name: ctx.request} if self.request_name else {}
+        else:
+            sub_values, sub_problems = await self.solve(ctx)
+            if sub_problems:
+                problems.extend(sub_problems)
+                return _FAILED
+        call = self.call
+        if self.use_cache and call in ctx.cache:
+            solved = ctx.cache[call]
+        else:
+            assert call is not None
+            solved = await call(**sub_values)
+        ctx.cache.setdefault(call, solved)
+        return solved
+
+
+_FAILED = object()
 
 
 _NO_QUERY: dict[str, str] = {}
