@@ -4,14 +4,21 @@ route template and request id; never message content, never a raw user id."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from session_service.observability.logging import user_ref
+from session_service.observability.logging import (
+    JsonFormatter,
+    ServiceHandler,
+    user_ref,
+    write_access_line,
+)
 from tests.conftest import ClientFactory, create_session, user
 from tests.ops.service import running_service
 from tests.servers import free_port
@@ -149,3 +156,27 @@ def test_the_real_process_writes_only_json_lines_and_one_access_line_per_request
         ("session_service.access", f"rid-real-{n}") for n in range(3)
     ]
     assert any("Started server process" in e["msg"] for e in lines)
+
+
+def test_a_line_batched_on_a_loop_that_closed_is_written_with_the_next_one() -> None:
+    """A loop closed before its flush ran (a test's) must not hold lines back for good."""
+    stream = io.StringIO()
+    handler = ServiceHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    try:
+
+        async def in_flight_request(n: int) -> None:
+            write_access_line("GET", "/health", 200, 1.0, None, alone=False)
+
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(in_flight_request(1))
+        loop.close()  # the flush it scheduled never ran
+        asyncio.run(in_flight_request(2))  # its own flush runs before the loop ends
+        assert [e["route"] for e in access_lines(stream.getvalue())] == ["/health"] * 2
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)

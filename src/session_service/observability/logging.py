@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import atexit
 import functools
 import hashlib
 import logging
@@ -117,25 +118,32 @@ class _AccessLines:
 
     def __init__(self) -> None:
         self.pending: list[str] = []
-        self.scheduled = False
+        self.handler: logging.StreamHandler | None = None  # type: ignore[type-arg]
+        # The loop a flush is scheduled on: a loop closed before running it (a test's)
+        # must not stop the next loop from scheduling its own.
+        self.scheduled_on: asyncio.AbstractEventLoop | None = None
 
     def add(self, handler: logging.StreamHandler, line: str, alone: bool) -> None:  # type: ignore[type-arg]
+        if handler is not self.handler:
+            self.flush()
+            self.handler = handler
         self.pending.append(line)
         if alone:
-            self.flush(handler)
+            self.flush()
             return
-        if not self.scheduled:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.flush(handler)
-                return
-            self.scheduled = True
-            loop.call_soon(self.flush, handler)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        if self.scheduled_on is not loop:
+            self.scheduled_on = loop
+            loop.call_soon(self.flush)
 
-    def flush(self, handler: logging.StreamHandler) -> None:  # type: ignore[type-arg]
-        self.scheduled = False
-        if not self.pending:
+    def flush(self) -> None:
+        self.scheduled_on = None
+        handler = self.handler
+        if not self.pending or handler is None:
             return
         text = "\n".join(self.pending) + "\n"
         self.pending.clear()
@@ -148,6 +156,7 @@ class _AccessLines:
 
 
 _access_lines = _AccessLines()
+atexit.register(_access_lines.flush)
 _access_logger = logging.getLogger(ACCESS_LOGGER)
 
 
