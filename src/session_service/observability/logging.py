@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import atexit
+import contextlib
 import functools
 import hashlib
 import logging
@@ -156,7 +157,15 @@ class _AccessLines:
 
 
 _access_lines = _AccessLines()
-atexit.register(_access_lines.flush)
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    # Lines batched by a loop that closed before its flush ran; the stream may be closed.
+    with contextlib.suppress(ValueError, OSError):
+        _access_lines.flush()
+
+
 _access_logger = logging.getLogger(ACCESS_LOGGER)
 
 
