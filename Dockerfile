@@ -1,12 +1,16 @@
 # fm-session-service image: `docker build -t fm-session-service .`
-# The builder stage turns the project and its dependencies into wheels; the final
+# The builder stage turns the project and its locked dependencies into wheels; the final
 # stage installs only those wheels (no compiler, no sources) and runs as a non-root user.
 
+# Dependencies come from uv.lock, hash-checked: the image holds what `make test` tested.
 FROM python:3.11-slim AS builder
 WORKDIR /build
-COPY pyproject.toml README.md ./
+RUN pip install --no-cache-dir "uv==0.13.9"
+COPY pyproject.toml uv.lock README.md ./
 COPY src ./src
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN uv export --frozen --no-dev --no-emit-project --format requirements-txt -o requirements.txt \
+    && pip wheel --no-cache-dir --require-hashes --wheel-dir /wheels -r requirements.txt \
+    && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \

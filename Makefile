@@ -1,18 +1,29 @@
 # Two commands on a fresh machine: `make run` and `make test`. Everything else is optional.
+# Every install comes from a lock file: uv.lock for the service and its tools,
+# requirements/minimums.txt for the declared minimums. `make lock` updates both.
 PYTHON ?= python3
+UV_VERSION := 0.13.9
+# uv itself, pinned, in a venv of its own (it installs the others in seconds).
+UV_VENV ?= .venv-uv
+UV := $(UV_VENV)/bin/uv
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The declared minimum of every runtime dependency (.ci/minimums.py), installed once.
 MIN_VENV ?= .venv-min
 MIN_STAMP := $(MIN_VENV)/.installed
+# The newest versions the declared ranges allow, resolved afresh (not locked).
+LATEST_VENV ?= .venv-latest
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test test-min check lint typecheck fmt docs docs-check bench clean
+.PHONY: run test test-min test-latest lock check lint typecheck fmt docs docs-check bench clean
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+$(UV):
+	@test -x $(UV_VENV)/bin/python || $(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(STAMP): uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --quiet --extra dev --python $(PYTHON)
 	@touch $(STAMP)
 
 run: $(STAMP)
@@ -21,17 +32,35 @@ run: $(STAMP)
 test: $(STAMP) lint typecheck docs-check test-min
 	$(BIN)/python -m pytest
 
-$(MIN_STAMP): pyproject.toml .ci/minimums.py
-	@test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
-	$(MIN_VENV)/bin/python -m pip install -q --upgrade pip
-	$(MIN_VENV)/bin/python .ci/minimums.py > $(MIN_VENV)/constraints.txt
-	$(MIN_VENV)/bin/python -m pip install -q -c $(MIN_VENV)/constraints.txt -e . \
-		pytest pytest-asyncio pytest-timeout
+$(MIN_STAMP): requirements/minimums.txt | $(UV)
+	@test -x $(MIN_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(MIN_VENV)
+	$(UV) pip sync --quiet --python $(MIN_VENV)/bin/python --require-hashes requirements/minimums.txt
+	$(UV) pip install --quiet --python $(MIN_VENV)/bin/python --no-deps -e .
 	@touch $(MIN_STAMP)
 
 # The store tests against the declared minimums: redis-py internals move between releases.
 test-min: $(MIN_STAMP)
 	$(MIN_VENV)/bin/python -m pytest tests/store -q -p no:cacheprovider
+
+# The whole suite against the newest releases the ranges in pyproject.toml allow, so an
+# upstream release is noticed before it reaches the lock. Not part of `make test`.
+test-latest: | $(UV)
+	rm -rf $(LATEST_VENV)
+	$(UV) venv --quiet --python $(PYTHON) $(LATEST_VENV)
+	$(UV) pip install --quiet --python $(LATEST_VENV)/bin/python --refresh -e ".[dev]"
+	$(UV) pip list --python $(LATEST_VENV)/bin/python --outdated >/dev/null || true
+	$(LATEST_VENV)/bin/ruff check src tests bench
+	$(LATEST_VENV)/bin/mypy
+	$(LATEST_VENV)/bin/python -m pytest -p no:cacheprovider
+
+# Update both lock files to the newest versions the ranges allow.
+lock: | $(UV)
+	$(UV) lock --upgrade
+	$(PYTHON) .ci/minimums.py > $(MIN_VENV).constraints
+	$(UV) pip compile --quiet --generate-hashes --no-header --python-version 3.11 \
+		pyproject.toml requirements/minimums-tools.in -c $(MIN_VENV).constraints \
+		-o requirements/minimums.txt
+	rm -f $(MIN_VENV).constraints
 
 check: test
 
@@ -56,4 +85,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(MIN_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(MIN_VENV) $(LATEST_VENV) $(UV_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -261,9 +261,7 @@ def build_client(settings: Settings, url: str | None) -> RedisClient:
         if settings.redis_sentinel_password:
             sentinel_kwargs["password"] = settings.redis_sentinel_password
         extra = _credentials(url, "username", "password", "db")
-        sentinel = StableSentinel(  # type: ignore[no-untyped-call]
-            hosts, sentinel_kwargs=sentinel_kwargs, **common, **extra
-        )
+        sentinel = StableSentinel(hosts, sentinel_kwargs=sentinel_kwargs, **common, **extra)
         master: Redis = sentinel.master_for(
             settings.redis_master_set,
             redis_class=SentinelMaster,
