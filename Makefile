@@ -16,7 +16,7 @@ MIN_STAMP := $(MIN_VENV)/.installed
 LATEST_VENV ?= .venv-latest
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test test-min test-latest lock check lint typecheck fmt docs docs-check bench clean
+.PHONY: run test test-min test-latest lock check lint typecheck fmt docs docs-check docs-site bench clean
 
 $(UV):
 	@test -x $(UV_VENV)/bin/python || $(PYTHON) -m venv $(UV_VENV)
@@ -80,9 +80,14 @@ docs: $(STAMP)
 
 docs-check: $(STAMP)
 	$(BIN)/python -m session_service.docs --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $$(mktemp -d)
+
+# The manual (docs/) as a static site in site/.
+docs-site: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(MIN_VENV) $(LATEST_VENV) $(UV_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(MIN_VENV) $(LATEST_VENV) $(UV_VENV) site .pytest_cache .mypy_cache .ruff_cache build *.egg-info

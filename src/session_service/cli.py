@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="fm-session-service",
         description="FaultMaven session service: serves the HTTP API (the default command) "
         "and runs admin tasks.\nConfiguration comes from the environment and .env (see the "
-        "README); flags override HOST, PORT\nand the worker count.",
+        "docs/configuration.md); flags override HOST, PORT\nand the worker count.",
         epilog="examples:\n"
         "  fm-session-service                               serve on HOST:PORT\n"
         "  fm-session-service serve --port 8001 --workers 2\n"

@@ -1,7 +1,8 @@
-"""Documentation generated from the code: the OpenAPI documents and the README's
-generated sections.
+"""Documentation generated from the code: the OpenAPI documents and the generated
+sections of README.md and the manual's pages under docs/.
 
-    python -m session_service.docs           # (re)write docs/api/openapi.{json,yaml}, README.md
+    python -m session_service.docs           # (re)write docs/api/openapi.{json,yaml} and the
+                                             # generated sections of README.md and docs/*.md
     python -m session_service.docs --check   # exit 1 when that would change a file, or when an
                                              # endpoint lacks a summary, description or errors
 
@@ -69,8 +70,11 @@ BADGES = (
     "[![Python](https://img.shields.io/badge/python-3.11%2B-blue.svg)](pyproject.toml)",
     "[![OpenAPI](https://img.shields.io/badge/OpenAPI-{openapi}-green.svg)](docs/api/openapi.yaml)",
     "[![Docs](https://img.shields.io/badge/docs-generated%20from%20code-success.svg)]"
-    "(#development)",
+    "(docs/index.md)",
 )
+
+#: The page whose configuration table must list every setting with its default.
+CONFIGURATION_PAGE = "docs/configuration.md"
 
 
 class _DefaultsOnly(Settings):
@@ -131,7 +135,7 @@ def render_yaml(spec: dict[str, Any]) -> str:
     return yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100)
 
 
-# ---- README sections -----------------------------------------------------
+# ---- generated sections ----------------------------------------------------
 
 
 def _cell(text: str) -> str:
@@ -203,25 +207,28 @@ def stats(spec: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def fill(readme: str, sections: dict[str, str]) -> str:
-    """The README with each `<!-- GENERATED:NAME -->` … `<!-- /GENERATED:NAME -->` refilled."""
+def fill(text: str, sections: dict[str, str], name_of_file: str = "README.md") -> str:
+    """`text` with each `<!-- GENERATED:NAME -->` … `<!-- /GENERATED:NAME -->` refilled."""
     for name, body in sections.items():
         pattern = re.compile(
             rf"(<!-- GENERATED:{name} -->\n).*?(<!-- /GENERATED:{name} -->)", re.DOTALL
         )
-        match = pattern.search(readme)
+        match = pattern.search(text)
         if match is None:
-            raise ValueError(f"README.md lacks the markers of GENERATED:{name}")
-        readme = readme[: match.end(1)] + body + "\n" + readme[match.start(2) :]
-    return readme
+            raise ValueError(f"{name_of_file} lacks the markers of GENERATED:{name}")
+        text = text[: match.end(1)] + body + "\n" + text[match.start(2) :]
+    return text
 
 
-def readme_sections(spec: dict[str, Any]) -> dict[str, str]:
+def generated_sections(spec: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """For each file (relative to the repository), the sections `make docs` fills in it."""
     return {
-        "BADGE_LINE": badge_line(spec),
-        "API_TABLE": api_table(spec),
-        "RESPONSE_CODES": response_codes(spec),
-        "STATS": stats(spec),
+        "README.md": {
+            "BADGE_LINE": badge_line(spec),
+            "API_TABLE": api_table(spec),
+            "STATS": stats(spec),
+        },
+        "docs/api.md": {"RESPONSE_CODES": response_codes(spec)},
     }
 
 
@@ -262,12 +269,12 @@ def problems(spec: dict[str, Any]) -> list[str]:
     return out
 
 
-#: Settings whose default is derived from another one; the README explains it.
+#: Settings whose default is derived from another one; the configuration page explains it.
 DERIVED_DEFAULTS = frozenset({"LOG_FORMAT"})
 
 
 def _default_token(value: Any) -> str:
-    """How the README's configuration table writes a default."""
+    """How a configuration table writes a default."""
     if value is None or value == []:
         return "unset"
     if isinstance(value, bool):
@@ -281,33 +288,39 @@ def _default_token(value: Any) -> str:
     return f"`{getattr(value, 'value', value)}`"
 
 
-def settings_problems(readme: str) -> list[str]:
-    """Settings the README's configuration table misses, or shows with a wrong default."""
+def settings_problems(
+    text: str, page: str = CONFIGURATION_PAGE, complete: bool = True
+) -> list[str]:
+    """Settings a configuration table misses (when it must be `complete`), or shows with a
+    wrong default. The configuration page lists them all; the README's key settings only
+    have to be right."""
     rows: dict[str, str] = {}
-    for line in readme.splitlines():
+    for line in text.splitlines():
         cells = [cell.strip() for cell in line.split("|")]
         if len(cells) == 5 and re.fullmatch(r"`[A-Z0-9_]+`", cells[1]):
             rows[cells[1].strip("`")] = cells[3]
     out = []
     for name, field in Settings.model_fields.items():
         env = name.upper()
-        if f"`{env}`" not in readme:
-            out.append(f"README.md does not document the setting {env}")
+        if complete and f"`{env}`" not in text:
+            out.append(f"{page} does not document the setting {env}")
         elif env in rows and env not in DERIVED_DEFAULTS:
             token = _default_token(field.default)
             if token not in rows[env]:
-                out.append(f"README.md shows {env}'s default as {rows[env]}; the code says {token}")
+                out.append(f"{page} shows {env}'s default as {rows[env]}; the code says {token}")
     return out
 
 
 def outputs(root: Path, spec: dict[str, Any]) -> dict[Path, str]:
     """Every generated file and the content it should have."""
-    readme = (root / "README.md").read_text(encoding="utf-8")
-    return {
+    out = {
         root / "docs/api/openapi.json": render_json(spec),
         root / "docs/api/openapi.yaml": render_yaml(spec),
-        root / "README.md": fill(readme, readme_sections(spec)),
     }
+    for name, sections in generated_sections(spec).items():
+        text = (root / name).read_text(encoding="utf-8")
+        out[root / name] = fill(text, sections, name)
+    return out
 
 
 def _diff(current: str, wanted: str, name: str, limit: int = 30) -> list[str]:
@@ -326,7 +339,8 @@ def _diff(current: str, wanted: str, name: str, limit: int = 30) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m session_service.docs",
-        description="Generate docs/api/openapi.{json,yaml} and README.md's generated sections.",
+        description="Generate docs/api/openapi.{json,yaml} and the generated sections of "
+        "README.md and docs/*.md.",
     )
     parser.add_argument(
         "--check", action="store_true", help="change nothing; exit 1 when anything is stale"
@@ -342,7 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"docs: {exc}", file=sys.stderr)
         return 1
-    failures = problems(spec) + settings_problems(wanted[root / "README.md"])
+    configuration = (root / CONFIGURATION_PAGE).read_text(encoding="utf-8")
+    failures = problems(spec) + settings_problems(configuration)
+    failures += settings_problems(wanted[root / "README.md"], "README.md", complete=False)
     for path, content in wanted.items():
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current == content:

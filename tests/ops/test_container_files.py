@@ -134,7 +134,7 @@ def test_compose_sets_only_variables_the_code_reads(compose: dict[str, Any]) -> 
 def test_compose_variables_are_in_the_readme_configuration_table(
     compose: dict[str, Any],
 ) -> None:
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs/configuration.md").read_text()
     for name in service(compose)["environment"]:
         assert f"| `{name}`" in readme or f"`{name}`," in readme, name
 

@@ -30,8 +30,9 @@ def _docs(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
 
 
 def _fresh_docs(root: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    """A copy of the README in `root`, with every generated file written there."""
+    """A copy of the README and the manual in `root`, with every generated file written there."""
     shutil.copy(ROOT / "README.md", root / "README.md")
+    shutil.copytree(ROOT / "docs", root / "docs", ignore=shutil.ignore_patterns("api"))
     code, err = _docs("--root", str(root), capsys=capsys)
     assert code == 0, err
     return root
@@ -42,8 +43,8 @@ def _committed_spec() -> dict[str, Any]:
     return spec
 
 
-def _section(name: str) -> str:
-    readme = (ROOT / "README.md").read_text()
+def _section(name: str, page: str = "README.md") -> str:
+    readme = (ROOT / page).read_text()
     start = readme.index(f"<!-- GENERATED:{name} -->")
     return readme[start : readme.index(f"<!-- /GENERATED:{name} -->")]
 
@@ -159,7 +160,7 @@ def test_readme_api_table_lists_every_operation_of_the_spec() -> None:
 
 
 def test_readme_lists_every_error_code_the_service_answers_with() -> None:
-    codes = _section("RESPONSE_CODES")
+    codes = _section("RESPONSE_CODES", "docs/api.md")
     answered = {cls.code for cls in errors.ALL_ERRORS} | {"validation_error", "internal_error"}
     answered |= set(handlers._HTTP_CODES.values())
     for code in sorted(answered):
@@ -205,28 +206,29 @@ async def test_markdown_export_media_type_is_documented_as_served(
     assert media_type in path["get"]["responses"]["200"]["content"]
 
 
-def test_check_fails_when_a_setting_is_missing_from_the_readme(
+def test_check_fails_when_a_setting_is_missing_from_the_configuration_page(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    readme = _fresh_docs(tmp_path, capsys) / "README.md"
-    readme.write_text(readme.read_text().replace("`MAX_MESSAGE_BYTES`", "MAX_MESSAGE_BYTES"))
+    page = _fresh_docs(tmp_path, capsys) / "docs/configuration.md"
+    page.write_text(page.read_text().replace("`MAX_MESSAGE_BYTES`", "MAX_MESSAGE_BYTES"))
     code, err = _docs("--check", "--root", str(tmp_path), capsys=capsys)
     assert code == 1
-    assert "README.md does not document the setting MAX_MESSAGE_BYTES" in err
+    assert "docs/configuration.md does not document the setting MAX_MESSAGE_BYTES" in err
 
 
-def test_check_fails_when_the_readme_shows_a_wrong_default(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("page", ["README.md", "docs/configuration.md"])
+def test_check_fails_when_a_page_shows_a_wrong_default(
+    page: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    readme = _fresh_docs(tmp_path, capsys) / "README.md"
-    readme.write_text(readme.read_text().replace("| Port | `8001` |", "| Port | `8080` |"))
+    path = _fresh_docs(tmp_path, capsys) / page
+    path.write_text(path.read_text().replace("| Port | `8001` |", "| Port | `8080` |"))
     code, err = _docs("--check", "--root", str(tmp_path), capsys=capsys)
     assert code == 1
-    assert "README.md shows PORT's default as `8080`; the code says `8001`" in err
+    assert f"{page} shows PORT's default as `8080`; the code says `8001`" in err
 
 
 def test_readme_configuration_table_matches_every_default_in_the_code() -> None:
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs/configuration.md").read_text()
     assert docs.settings_problems(readme) == []
     wrong = readme.replace("| `1.5` |", "| `2.5` |").replace("| `true` |", "| `false` |")
     # REDIS_TIMEOUT_SECONDS, and every setting whose default is `true` (metrics, access log...)

@@ -142,7 +142,7 @@ class MessageCreate(Strict):
         None, description="tool only (and required): the id of an earlier assistant tool call"
     )
     token_count: TokenCount | None = Field(
-        None, description="The caller's own count; absent = estimated (see the README)"
+        None, description="The caller's own count; absent = estimated (see docs/data-model.md)"
     )
 
     @model_validator(mode="after")

@@ -60,7 +60,7 @@ _NO_SUCH_USER_PATH: dict[int | str, dict[str, Any]] = {
     description=(
         "Deletes every session, message, case link, idempotency record and index entry of the "
         "user. Requires the `admin` role. Redis AOF files keep deleted data until the next "
-        "rewrite (see the README)."
+        "rewrite (see docs/security.md)."
     ),
     response_model=models.ErasureReport,
     responses={**error_responses(errors.Forbidden, body=True), **_NO_SUCH_USER_PATH},
