@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import fastapi
 import orjson
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -40,6 +41,17 @@ from session_service import errors
 from session_service.api.handlers import error_response, refused
 from session_service.api.solver import Context, Plan, Unsupported, check
 from session_service.store import translate
+
+
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+
+
+#: What FastAPI's own handler validates an empty body as. Before 0.151 it is `None`
+#: (a missing body is one error at `['body']`); from 0.151 on it is `Undefined` (one error
+#: per required field, at `['body', name]`). The fast path hands validation the same value,
+#: so both paths answer alike on every FastAPI release the declared range admits.
+EMPTY_BODY: Any = None if _release(fastapi.__version__) < (0, 151) else PydanticUndefined
 
 
 def _returns_response(endpoint: Callable[..., Any]) -> bool:
@@ -210,7 +222,7 @@ def _parse(scope: Scope, raw: bytes, strict_content_type: bool) -> Any:
     parses it with `json.loads` and answers for it.
     """
     if not raw:
-        return PydanticUndefined
+        return EMPTY_BODY
     content_type = None
     for name, value in scope["headers"]:
         if name == b"content-type":
