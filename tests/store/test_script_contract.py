@@ -25,8 +25,6 @@ from session_service.store.keys import LUA_PRELUDE
 from session_service.store.scripts import load_scripts
 
 SCRIPTS = sorted(protocol.CODECS)
-#: Scripts that still read ARGV by position (their codecs are still to write).
-UNCONVERTED: set[str] = set()
 FIELD = re.compile(r"\bA\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -35,17 +33,46 @@ def _lua(name: str) -> str:
     return re.sub(r"--[^\n]*", "", source)  # comments may name anything
 
 
-def test_every_script_has_a_codec_but_the_unconverted_ones() -> None:
+def test_every_script_file_has_exactly_one_codec_and_is_loaded() -> None:
     files = {
         path.name.removesuffix(".lua")
         for path in resources.files("session_service.store").joinpath("lua").iterdir()
         if path.name.endswith(".lua")
     }
-    assert files - {"lib"} == set(protocol.CODECS) | UNCONVERTED
-    assert set(load_scripts().by_name) == set(protocol.CODECS) | UNCONVERTED
-    assert not UNCONVERTED & set(protocol.CODECS)
-    for name in UNCONVERTED:
-        assert not FIELD.findall(_lua(name)), f"{name}.lua reads A.<field> without a codec"
+    assert files - {"lib"} == set(protocol.CODECS)
+    assert set(load_scripts().by_name) == set(protocol.CODECS)
+    for name, codec in protocol.CODECS.items():
+        assert codec.script == name
+        assert getattr(load_scripts(), name).name == name
+
+
+def test_a_codec_registers_its_script_and_two_codecs_cannot_claim_one() -> None:
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True, slots=True)
+    class ProbeArgs(protocol.ScriptArgs):
+        script = "probe_only_in_this_test"
+        sid: str
+
+    try:
+        assert protocol.CODECS["probe_only_in_this_test"] is ProbeArgs
+        with pytest.raises(TypeError, match="both claim"):
+
+            @dataclass(frozen=True, slots=True)
+            class OtherArgs(protocol.ScriptArgs):
+                script = "probe_only_in_this_test"
+
+        with pytest.raises(TypeError, match="must name its script"):
+
+            class NamelessArgs(protocol.ScriptArgs):
+                pass
+    finally:
+        del protocol.CODECS["probe_only_in_this_test"]
+
+
+def test_a_script_refuses_another_scripts_codec() -> None:
+    with pytest.raises(TypeError, match=r"is not the codec of append\.lua"):
+        load_scripts().append.argv(protocol.HeartbeatArgs("sess_x"))
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

@@ -33,13 +33,9 @@ class _Store(Protocol):
     limits: Limits
     scripts: Scripts
 
-    async def _read(
-        self, script: Script, user_id: str, args: ScriptArgs | list[str | int]
-    ) -> Any: ...
+    async def _read(self, script: Script, user_id: str, args: ScriptArgs) -> Any: ...
 
-    async def _write(
-        self, script: Script, user_id: str, args: ScriptArgs | list[str | int]
-    ) -> Any: ...
+    async def _write(self, script: Script, user_id: str, args: ScriptArgs) -> Any: ...
 
 
 def _checked(reply: list[Any]) -> list[Any]:

@@ -55,7 +55,7 @@ class StoreBase:
         self.replica_ack_timeout_ms = replica_ack_timeout_ms
         self.is_cluster = isinstance(client, RedisCluster)
 
-    async def _read(self, script: Script, user_id: str, args: ScriptArgs | list[str | int]) -> Any:
+    async def _read(self, script: Script, user_id: str, args: ScriptArgs) -> Any:
         """Run a script that reads, and at most prunes expired index entries.
 
         It never waits for replicas: losing a prune loses nothing, and listing must
@@ -63,7 +63,7 @@ class StoreBase:
         """
         return await script(self.client, [self.keys.base(user_id)], args)
 
-    async def _write(self, script: Script, user_id: str, args: ScriptArgs | list[str | int]) -> Any:
+    async def _write(self, script: Script, user_id: str, args: ScriptArgs) -> Any:
         """Run a writing script; with REDIS_MIN_REPLICAS_ACK, WAIT in the same round trip."""
         if self.min_replicas_ack == 0:
             return await script(self.client, [self.keys.base(user_id)], args)

@@ -5,8 +5,11 @@ script's ARGV layout: `argv()` flattens an instance for EVALSHA, and
 `lua_binding()` generates the Lua lines, prepended to the script, that read ARGV
 back into the table `A` under the same names. Scripts read `A.<field>`, never
 `ARGV[n]`, so no position is ever written by hand on either side.
-tests/store/test_script_contract.py checks, for every script with a codec, that
-the fields the Lua reads are exactly the codec's and that values arrive intact.
+tests/store/test_script_contract.py checks, for every script, that the fields the
+Lua reads are exactly the codec's and that values arrive intact.
+
+Declaring a codec registers its script: a new script is its `lua/<name>.lua` file and
+one `ScriptArgs` subclass naming it, nothing else (`CODECS`, `scripts.Scripts`).
 
 Field types and how they travel:
 
@@ -36,11 +39,32 @@ _KINDS: dict[Any, str] = {
 }
 
 
+#: Every script's codec, by script name, filled as the codecs below are declared.
+CODECS: dict[str, type[ScriptArgs]] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class ScriptArgs:
     """One script's arguments; subclasses name the script and declare the fields."""
 
     script: ClassVar[str]
+
+    def __init_subclass__(cls) -> None:
+        """Register the codec under its script's name (one declaration per script).
+
+        No `super()` call: slots=True rebuilds this class, which breaks the zero-argument
+        form, and `object.__init_subclass__` does nothing."""
+        name = cls.__dict__.get("script")
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{cls.__name__} must name its script: script = '<name>'")
+        known = CODECS.get(name)
+        # dataclass(slots=True) builds a second class of the same name: it replaces the first.
+        if known is not None and (known.__module__, known.__name__) != (
+            cls.__module__,
+            cls.__name__,
+        ):
+            raise TypeError(f"{cls.__name__} and {known.__name__} both claim {name}.lua")
+        CODECS[name] = cls
 
     @classmethod
     def layout(cls) -> list[tuple[str, str]]:
@@ -380,16 +404,3 @@ class RewindSwapArgs(ScriptArgs):
     if_match: str
     generation: str
     counters: Pairs  # the kept part's, as for ForkArgs
-
-
-#: The codec of every script converted so far, by script name.
-CODECS: dict[str, type[ScriptArgs]] = {
-    codec.script: codec
-    for codec in (
-        CreateArgs, AppendArgs, UpdateArgs, SearchArgs, HeartbeatArgs, ArchiveArgs,
-        RestoreArgs, DeleteArgs, ClearContextArgs, LinkCaseArgs, UnlinkCaseArgs, ListArgs,
-        DeleteAllArgs, EraseArgs, EraseStraysArgs, PruneArgs, StatisticsArgs, WindowArgs,
-        ImportStageArgs, ImportCommitArgs, CopyArgs, ForkBeginArgs, ForkArgs, RewindArgs,
-        RewindSwapArgs, SummarizeArgs,
-    )
-}  # fmt: skip
