@@ -133,9 +133,9 @@ async def _copy(
 
 async def _drop(store: StoreBase, user_id: str, staging: str) -> None:
     """Remove an abandoned copy now rather than at its expiry (best effort)."""
-    keys = (store.keys.messages, store.keys.tool_calls, store.keys.summaries)
+    keys = store.keys.conversation(user_id, staging)
     try:
-        await asyncio.shield(store.client.delete(*(key(user_id, staging) for key in keys)))
+        await asyncio.shield(store.client.delete(*keys))
     except Exception:  # it expires anyway (STAGING_TTL_MS)
         return
 

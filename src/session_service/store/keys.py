@@ -28,7 +28,11 @@ another user's id as a prefix of the whole tag)::
 Every key of a user carries the same hash tag ``{U}``, so all of them live in
 one Cluster slot and every script or transaction touches one slot. Lua scripts
 receive the user's base ``P:{U}:`` in ``KEYS[1]`` and derive the per-session
-keys from it with the same suffixes (see `LUA_PRELUDE`).
+keys from it with the same suffixes.
+
+This module is the one source of the names the Lua scripts share with Python:
+`LUA_PRELUDE`, generated from the declarations below and from the status sets of
+`domain.status`, is prepended to every script.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+
+from session_service.domain.status import ALL_STATUSES, UNARCHIVED
 
 SESSION = "s:"
 MESSAGES = "m:"
@@ -58,26 +64,62 @@ SUMMARIES = "y:"
 SEARCH_SNAPSHOT = "w:"
 SEARCH_SNAPSHOTS = "ws"
 
-LUA_PRELUDE = f"""
-local K_SESSION = '{SESSION}'
-local K_MESSAGES = '{MESSAGES}'
-local K_IDEM = '{IDEMPOTENCY}'
-local K_IDEM_AGE = '{IDEMPOTENCY_AGE}'
-local K_CASES = '{CASES}'
-local K_CLIENT = '{CLIENT}'
-local K_EXPIRY = '{EXPIRY}'
-local K_ERASE = '{ERASE}'
-local K_STATUS = '{STATUS_INDEX}'
-local K_CREATE_IDEM = '{CREATE_IDEMPOTENCY}'
-local K_COUNTS = '{MESSAGE_COUNTS}'
-local K_COUNTERS = '{USER_COUNTERS}'
-local K_IMPORT = '{IMPORT_STAGING}'
-local K_IMPORTED = '{IMPORTED}'
-local K_TOOLS = '{TOOL_CALLS}'
-local K_SUMMARIES = '{SUMMARIES}'
-local K_SNAPSHOT = '{SEARCH_SNAPSHOT}'
-local K_SNAPSHOTS = '{SEARCH_SNAPSHOTS}'
-"""
+#: Every key a session owns, by suffix: what expires with it, and what deleting it removes.
+SESSION_KEYS: tuple[str, ...] = (
+    SESSION,
+    MESSAGES,
+    IDEMPOTENCY,
+    IDEMPOTENCY_AGE,
+    CASES,
+    TOOL_CALLS,
+    SUMMARIES,
+)
+
+#: The keys of a conversation: what a fork or a staged rewind copies under a new id.
+CONVERSATION_KEYS: tuple[str, ...] = (MESSAGES, TOOL_CALLS, SUMMARIES)
+
+#: The Lua name of each suffix (`K_<NAME>`), in the prelude.
+_LUA_KEY_NAMES: dict[str, str] = {
+    "SESSION": SESSION,
+    "MESSAGES": MESSAGES,
+    "IDEM": IDEMPOTENCY,
+    "IDEM_AGE": IDEMPOTENCY_AGE,
+    "CASES": CASES,
+    "CLIENT": CLIENT,
+    "EXPIRY": EXPIRY,
+    "ERASE": ERASE,
+    "STATUS": STATUS_INDEX,
+    "CREATE_IDEM": CREATE_IDEMPOTENCY,
+    "COUNTS": MESSAGE_COUNTS,
+    "COUNTERS": USER_COUNTERS,
+    "IMPORT": IMPORT_STAGING,
+    "IMPORTED": IMPORTED,
+    "TOOLS": TOOL_CALLS,
+    "SUMMARIES": SUMMARIES,
+    "SNAPSHOT": SEARCH_SNAPSHOT,
+    "SNAPSHOTS": SEARCH_SNAPSHOTS,
+}
+
+
+def _lua_list(values: tuple[str, ...]) -> str:
+    return "{" + ", ".join(f"'{value}'" for value in values) + "}"
+
+
+def _lua_prelude() -> str:
+    lines = [f"local K_{name} = '{suffix}'" for name, suffix in _LUA_KEY_NAMES.items()]
+    lines += [
+        "-- Every key a session owns; the keys of its conversation (keys.py).",
+        f"local SESSION_KEYS = {_lua_list(SESSION_KEYS)}",
+        f"local CONVERSATION_KEYS = {_lua_list(CONVERSATION_KEYS)}",
+        "-- Every status, and those an evict_oldest create may evict (domain/status.py).",
+        f"local STATUSES = {_lua_list(ALL_STATUSES)}",
+        f"local EVICTABLE = {_lua_list(UNARCHIVED)}",
+    ]
+    return "\n" + "\n".join(lines) + "\n"
+
+
+#: Prepended to every script: key suffixes, key lists and status sets, all from Python.
+LUA_PRELUDE = _lua_prelude()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -124,6 +166,16 @@ class Keys:
 
     def summaries(self, user_id: str, session_id: str) -> str:
         return f"{self.base(user_id)}{SUMMARIES}{session_id}"
+
+    def conversation(self, user_id: str, session_id: str) -> list[str]:
+        """The keys of a session's conversation (`CONVERSATION_KEYS`)."""
+        base = self.base(user_id)
+        return [f"{base}{suffix}{session_id}" for suffix in CONVERSATION_KEYS]
+
+    def of_session(self, user_id: str, session_id: str) -> list[str]:
+        """Every key a session owns (`SESSION_KEYS`)."""
+        base = self.base(user_id)
+        return [f"{base}{suffix}{session_id}" for suffix in SESSION_KEYS]
 
     def expiry(self, user_id: str) -> str:
         return f"{self.base(user_id)}{EXPIRY}"

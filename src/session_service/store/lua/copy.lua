@@ -59,7 +59,7 @@ else
   end
   out = {'ok', last, done, bytes, copied, last_w, last_k}
 end
-for _, k in ipairs({k_messages(dst), k_tools(dst), k_summaries(dst)}) do
+for _, k in ipairs(keys_of(dst, CONVERSATION_KEYS)) do
   redis.call('PEXPIRE', k, A.ttl_ms)
 end
 return out

@@ -20,8 +20,7 @@ for i = 1, #rows, 2 do
   local sid = rows[i]
   local ea = rows[i + 1]
   if ea == 'inf' or tonumber(ea) >= now then live = live + 1 end
-  keys = keys + redis.call('EXISTS', k_session(sid), k_messages(sid), k_idem(sid),
-    k_idem_age(sid), k_cases(sid), k_tools(sid), k_summaries(sid))
+  keys = keys + redis.call('EXISTS', unpack(keys_of(sid, SESSION_KEYS)))
   drop_session(sid)
   redis.call('ZREM', queue, sid)
   dropped = dropped + 1

@@ -19,7 +19,6 @@
 --   The ETag strings are built here and by store/codec.py (session_etag,
 --   messages_etag) from the same fields: ca, ev (session), mv (messages).
 local base = KEYS[1]
-local STATUSES = {'active', 'in_progress', 'completed', 'archived', 'abandoned'}
 
 local function I(n) return string.format('%d', n) end
 
@@ -35,6 +34,13 @@ local function k_idem_age(sid) return base .. K_IDEM_AGE .. sid end
 local function k_cases(sid) return base .. K_CASES .. sid end
 local function k_tools(sid) return base .. K_TOOLS .. sid end
 local function k_summaries(sid) return base .. K_SUMMARIES .. sid end
+
+-- The keys of session sid named by a list of suffixes (SESSION_KEYS, CONVERSATION_KEYS).
+local function keys_of(sid, suffixes)
+  local out = {}
+  for i, suffix in ipairs(suffixes) do out[i] = base .. suffix .. sid end
+  return out
+end
 
 -- Per-session structures of a conversation (agents, issue 13). Anything that
 -- copies or cuts a conversation (fork, rewind) must keep all of them in step:
@@ -65,8 +71,7 @@ local function k_client(ci) return base .. K_CLIENT .. hex(ci) end
 -- Give every key of a session the same deadline (ea = 0 keeps them forever)
 -- and record it in the user's expiry index, which is what reads trust.
 local function expire_all(sid, ea, ci)
-  local keys = {k_session(sid), k_messages(sid), k_idem(sid), k_idem_age(sid), k_cases(sid),
-    k_tools(sid), k_summaries(sid)}
+  local keys = keys_of(sid, SESSION_KEYS)
   if ci and ci ~= '' then
     -- A session whose client_id was freed (its successor deleted) takes it back.
     local owner = redis.call('GET', k_client(ci))
@@ -111,8 +116,7 @@ local function drop_session(sid)
   local ci = redis.call('HGET', k_session(sid), 'ci')
   if ci and redis.call('GET', k_client(ci)) == sid then redis.call('DEL', k_client(ci)) end
   -- UNLINK: a stream of 100,000 messages is freed in the background, not in the script.
-  redis.call('UNLINK', k_session(sid), k_messages(sid), k_idem(sid), k_idem_age(sid),
-    k_cases(sid), k_tools(sid), k_summaries(sid))
+  redis.call('UNLINK', unpack(keys_of(sid, SESSION_KEYS)))
   for _, st in ipairs(STATUSES) do redis.call('ZREM', k_status(st), sid) end
   redis.call('ZREM', k_expiry(), sid)
 end
@@ -142,7 +146,6 @@ end
 -- Returns the evicted ids, or nil (nothing deleted) when fewer than `need` such
 -- sessions exist. The indexes must hold no expired session (prune first), so every
 -- entry is live; archived sessions are never evicted.
-local EVICTABLE = {'active', 'in_progress', 'completed', 'abandoned'}
 local function evict_oldest(need, max)
   local evictable = 0
   for _, st in ipairs(EVICTABLE) do evictable = evictable + redis.call('ZCARD', k_status(st)) end
@@ -211,7 +214,7 @@ end
 -- (copy.lua) under the keys of an id that has no session hash yet, so nothing
 -- reads it; drop_staging removes what a copy built when it is abandoned.
 local function drop_staging(sid)
-  redis.call('DEL', k_messages(sid), k_tools(sid), k_summaries(sid))
+  redis.call('DEL', unpack(keys_of(sid, CONVERSATION_KEYS)))
 end
 
 -- The fields of a message (or summary) entry by name, its tokens k (the documented
