@@ -16,26 +16,7 @@ from session_service.domain.tokens import estimate_tokens
 
 SCHEMA_VERSION = 1
 
-# Stored field -> meaning. Short names keep an empty session well under 1 KiB.
-#   v schema version   st status        ty session_type  ci client_id
-#   t title            d description    tl/dl lowered title/description (search)
-#   ca created_at      ua updated_at    la last_activity_at  ea expires_at (0 = never)
-#   to timeout (ms)    mc message_count nu/na/ns messages by role
-#   fm/lm first/last message at         ps status before archiving  ar archived_at
-#   m:<key> metadata value (JSON)       x:<key> context value (JSON)
-#   nt tool messages   tk total tokens  ku/ka/ks/kt tokens by role
-#   sy latest summary seq  sw what it covers (message seq)  sk its tokens  sq summaries written
-#   ev/mv versions of the session / its messages (ETags; bumped by lib.lua)
-#   li highest message id ever given (rewind keeps it)  rg rewinds so far
-#   fs/fi forked from: source session id / the last message copied (seq)
-#
-# Message stream entry fields (0-N is msg_N):
-#   r role  c content  t timestamp (ms)  m metadata JSON ('' = none)
-#   k token count  e '1' when estimated      (absent on entries of earlier releases)
-#   tc tool calls JSON (assistant)  ti tool_call_id, ta seq of its assistant message (tool)
-#
-# Summary stream entry fields (0-N is sum_N):
-#   c content  w covers_through (message seq)  k tokens  e estimated  t created (ms)  m metadata
+# The stored field names and what they mean: fields.py.
 
 
 def iso_or_none(raw: str | None) -> str | None:

@@ -43,21 +43,15 @@ local function keys_of(sid, suffixes)
 end
 
 -- Per-session structures of a conversation (agents, issue 13). Anything that
--- copies or cuts a conversation (fork, rewind) must keep all of them in step:
---   k_messages(sid)  stream 0-N = msg_N; fields r c t m, and since token counts
---                    k (tokens) e ('1' estimated); tool messages add ti (tool_call_id)
---                    and ta (seq of the assistant message that made the call);
---                    assistant messages with calls add tc (tool calls JSON).
---                    Entries of earlier releases have only r c t m (tokens are then
---                    estimated as ceil(#c / 4), in Lua and in Python alike).
+-- copies or cuts a conversation (fork, rewind) must keep all of them in step
+-- (CONVERSATION_KEYS). The fields of the session hash and of message and summary
+-- entries are declared, with their meanings, in store/fields.py (and checked there).
+--   k_messages(sid)  stream 0-N = msg_N. Entries of earlier releases have no token
+--                    count (estimated as ceil(#c / 4), in Lua and in Python alike).
 --   k_tools(sid)     hash tool-call id -> '<assistant seq>' while unanswered,
 --                    '<assistant seq>:<tool message seq>' once answered. At most
 --                    max_messages entries; it shares the session's deadline.
---   k_summaries(sid) stream 0-N = sum_N; fields c w (covers_through seq) k e t m.
---   session hash     mc messages, nu/na/ns/nt by role, tk total tokens, ku/ka/ks/kt
---                    tokens by role, sy latest summary seq, sw its covers_through
---                    seq, sk its tokens, sq summaries written (counts toward
---                    max_messages with mc).
+--   k_summaries(sid) stream 0-N = sum_N.
 local function k_status(st) return base .. K_STATUS .. st end
 local function k_expiry() return base .. K_EXPIRY end
 local function k_counts() return base .. K_COUNTS end
