@@ -298,18 +298,6 @@ async def test_a_missing_or_out_of_bounds_budget_is_422(
     assert response.json()["code"] == "validation_error"
 
 
-async def test_the_window_of_an_unknown_or_foreign_session_is_404(
-    client: httpx.AsyncClient,
-) -> None:
-    sid = (await create_session(client, "owner"))["session_id"]
-
-    foreign = await client.get(f"{API}/{sid}/window?max_tokens=5", headers=user("intruder"))
-    unknown = await client.get(f"{API}/sess_{'0' * 32}/window?max_tokens=5", headers=user())
-
-    assert foreign.status_code == unknown.status_code == 404
-    assert foreign.json()["code"] == "session_not_found"
-
-
 async def test_windows_read_while_tool_groups_are_appended_never_split_a_group(
     client: httpx.AsyncClient,
 ) -> None:
