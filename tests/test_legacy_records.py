@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from session_service.domain.legacy import LegacySession, Skip, Unreadable, read_record
+from session_legacy.records import LegacySession, Skip, Unreadable, read_record
 from tests.legacy import at, message, record
 from tests.store.test_importing import BOUNDS
 

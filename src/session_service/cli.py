@@ -16,19 +16,11 @@ from typing import Any
 import orjson
 import uvicorn
 
+from session_legacy import DEFAULT_DB
 from session_service import __version__
 from session_service.app import build_store, create_app
 from session_service.config import Settings, load_settings
 from session_service.domain.ids import is_session_id
-from session_service.legacy_import import (
-    DEFAULT_DB,
-    SourceError,
-    Summary,
-    bounds_from,
-    describe_source,
-    import_legacy,
-    source_client,
-)
 from session_service.observability.logging import configure_logging
 from session_service.store.embedded import EmbeddedServer
 from session_service.store.probe import classify, unusable_setting
@@ -200,6 +192,16 @@ async def _with_store(settings: Settings, command: argparse.Namespace) -> int:
 
 
 async def _import_legacy(settings: Settings, store: SessionStore, command: Any) -> int:
+    # Imported here: the one-time import is its own package, never loaded to serve.
+    from session_legacy.run import (
+        SourceError,
+        Summary,
+        bounds_from,
+        describe_source,
+        import_legacy,
+        source_client,
+    )
+
     source = source_client(command.source, command.db, settings.redis_timeout_seconds)
     summary = Summary(describe_source(command.source, command.db), command.dry_run)
 

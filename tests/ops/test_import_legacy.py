@@ -5,6 +5,8 @@ the HTTP API with the ids the clients hold."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -354,3 +356,21 @@ async def test_an_admin_command_names_a_refused_redis_password(tmp_path: Path) -
     [line] = err.strip().splitlines()
     assert line.startswith("fm-session-service: invalid REDIS_PASSWORD")
     assert out == ""
+
+
+def test_serving_never_loads_the_import() -> None:
+    """The one-time import is its own package; the app and the CLI's parser leave it out."""
+    probe = (
+        "import sys\n"
+        "from session_service.app import create_app\n"
+        "from session_service.cli import _parser\n"
+        "from session_service.config import Settings\n"
+        "create_app(Settings(_env_file=None, log_level='ERROR'))\n"
+        "_parser()\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('session_legacy'))\n"
+        "print(','.join(loaded))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "session_legacy"  # the package's constants, nothing more

@@ -15,8 +15,10 @@ import pytest
 
 from session_service.store import fields
 
-LUA = resources.files("session_service.store").joinpath("lua")
-SCRIPTS = sorted(p.name for p in LUA.iterdir() if p.name.endswith(".lua"))
+FOLDERS = [resources.files(package).joinpath("lua") for package in ("session_service.store",
+           "session_legacy")]  # fmt: skip
+LUA = {p.name: p for folder in FOLDERS for p in folder.iterdir() if p.name.endswith(".lua")}
+SCRIPTS = sorted(LUA)
 CALL = re.compile(r"redis\.call\(\s*'([A-Z]+)'")
 LITERAL = re.compile(r"^'([^']*)'$")
 #: For each hash command, which of its arguments after the key are field names.
@@ -32,7 +34,7 @@ FIELD_ARGS = {
 
 
 def _source(name: str) -> str:
-    return re.sub(r"--[^\n]*", "", LUA.joinpath(name).read_text())
+    return re.sub(r"--[^\n]*", "", LUA[name].read_text())
 
 
 def _arguments(source: str, start: int) -> list[str]:

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from session_legacy import writer as importing
+from session_legacy.codecs import ImportStageArgs
+from session_legacy.records import Bounds, LegacySession, read_record
 from session_service import errors
-from session_service.domain.legacy import Bounds, LegacySession, read_record
-from session_service.store import importing
-from session_service.store.protocol import ImportStageArgs
 from session_service.store.sessions import SessionStore
 from tests.conftest import user
 from tests.legacy import at, message, record

@@ -20,6 +20,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+import session_legacy.codecs  # noqa: F401  (its codecs register the import's scripts)
 from session_service.store import protocol
 from session_service.store.keys import LUA_PRELUDE
 from session_service.store.scripts import load_scripts
@@ -29,14 +30,18 @@ FIELD = re.compile(r"\bA\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def _lua(name: str) -> str:
-    source = resources.files("session_service.store").joinpath("lua", f"{name}.lua").read_text()
+    package = protocol.CODECS[name].lua_package if name != "lib" else "session_service.store"
+    source = resources.files(package).joinpath("lua", f"{name}.lua").read_text()
     return re.sub(r"--[^\n]*", "", source)  # comments may name anything
 
 
 def test_every_script_file_has_exactly_one_codec_and_is_loaded() -> None:
+    packages = {codec.lua_package for codec in protocol.CODECS.values()}
+    assert packages == {"session_service.store", "session_legacy"}
     files = {
         path.name.removesuffix(".lua")
-        for path in resources.files("session_service.store").joinpath("lua").iterdir()
+        for package in packages
+        for path in resources.files(package).joinpath("lua").iterdir()
         if path.name.endswith(".lua")
     }
     assert files - {"lib"} == set(protocol.CODECS)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from session_service.store import importing
+from session_legacy import writer as importing
 from session_service.store.sessions import SessionStore
 from tests.conftest import user
 from tests.store.test_importing import legacy
@@ -21,8 +21,8 @@ async def test_an_imported_session_reads_back_whole_on_every_topology(
     monkeypatch.setattr(importing, "CHUNK_MESSAGES", 7)  # several chunks, few messages
     store: SessionStore = app.app.state.store  # type: ignore[attr-defined]
     session = legacy("u-topology", 20)
-    assert await store.import_legacy(session, 3_600_000) is None
-    assert await store.import_legacy(session, 3_600_000) == "already imported"
+    assert await importing.import_session(store, session, 3_600_000) is None
+    assert await importing.import_session(store, session, 3_600_000) == "already imported"
     sid = session.session_id
     got = await app.get(f"/api/v1/sessions/{sid}", headers=user("u-topology"))
     assert got.json()["message_count"] == 20

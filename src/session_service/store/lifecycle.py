@@ -6,10 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from session_service import errors
-from session_service.domain.legacy import LegacySession
 from session_service.domain.status import allowed_from
 from session_service.domain.text import search_fold
-from session_service.store import importing
 from session_service.store.base import StoreBase, count_expired, ok
 from session_service.store.codec import (
     iso,
@@ -139,14 +137,6 @@ class SessionOps(StoreBase):
 
     async def exists(self, user_id: str, session_id: str) -> bool:
         return bool(await self.client.exists(self.keys.session(user_id, session_id)))
-
-    async def import_legacy(self, session: LegacySession, ttl_ms: int) -> str | None:
-        """Write a session of the original service (import-legacy); None, or why skipped."""
-        return await importing.import_session(self, session, ttl_ms)
-
-    async def legacy_state(self, user_id: str, session_id: str) -> str | None:
-        """Why import-legacy would skip this session, or None (a read, for --dry-run)."""
-        return await importing.imported_state(self, user_id, session_id)
 
     async def list_sessions(
         self, user_id: str, statuses: Sequence[str], offset: int, limit: int

@@ -48,6 +48,8 @@ class ScriptArgs:
     """One script's arguments; subclasses name the script and declare the fields."""
 
     script: ClassVar[str]
+    #: The package whose `lua/` folder holds the script (lib.lua is always the store's).
+    lua_package: ClassVar[str] = "session_service.store"
 
     def __init_subclass__(cls) -> None:
         """Register the codec under its script's name (one declaration per script).
@@ -323,28 +325,6 @@ class WindowArgs(ScriptArgs):
     max_messages: int
     largest_chunk: int
     max_bytes: int
-
-
-@dataclass(frozen=True, slots=True)
-class ImportStageArgs(ScriptArgs):
-    script = "import_stage"
-    sid: str
-    first_seq: int
-    staging_ttl_ms: int
-    messages: tuple[str, ...]  # role, content, timestamp_ms, metadata JSON|'', tokens per message
-
-
-@dataclass(frozen=True, slots=True)
-class ImportCommitArgs(ScriptArgs):
-    script = "import_commit"
-    sid: str
-    status: str
-    last_activity_ms: int
-    remaining_ttl_ms: int  # -1: kept forever
-    client_id: str
-    message_count: int
-    max_sessions: int
-    fields: Pairs  # the stored record, without its deadline
 
 
 @dataclass(frozen=True, slots=True)

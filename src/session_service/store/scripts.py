@@ -20,8 +20,8 @@ from session_service.store.keys import LUA_PRELUDE
 from session_service.store.protocol import CODECS, ScriptArgs, lua_binding
 
 
-def _read(name: str) -> str:
-    return resources.files("session_service.store").joinpath("lua", f"{name}.lua").read_text()
+def _read(name: str, package: str = "session_service.store") -> str:
+    return resources.files(package).joinpath("lua", f"{name}.lua").read_text()
 
 
 class Script:
@@ -48,20 +48,37 @@ class Script:
 
 def script_source(name: str) -> str:
     """What runs: key names, lib.lua, the codec's ARGV binding, then the script."""
-    return f"{LUA_PRELUDE}{_read('lib')}\n{lua_binding(CODECS[name])}{_read(name)}"
+    codec = CODECS[name]
+    return f"{LUA_PRELUDE}{_read('lib')}\n{lua_binding(codec)}{_read(name, codec.lua_package)}"
 
 
 class Scripts:
-    """Every script of the store, by name (`scripts.append`), one per codec."""
+    """Every script, by name (`scripts.append`), one per codec.
+
+    Built on first use, so a codec declared outside the store (the legacy import's)
+    is found even when it was imported after the store was made.
+    """
 
     def __init__(self) -> None:
-        self.by_name = {name: Script(name, script_source(name)) for name in sorted(CODECS)}
+        self._built: dict[str, Script] = {}
+
+    def script(self, name: str) -> Script:
+        built = self._built.get(name)
+        if built is None:
+            if name not in CODECS:
+                raise AttributeError(f"no script {name}.lua has a declared codec")
+            built = self._built[name] = Script(name, script_source(name))
+        return built
+
+    @property
+    def by_name(self) -> dict[str, Script]:
+        """Every script declared so far (for preloading and for the tests)."""
+        return {name: self.script(name) for name in sorted(CODECS)}
 
     def __getattr__(self, name: str) -> Script:
-        try:
-            return self.__dict__["by_name"][name]  # type: ignore[no-any-return]
-        except KeyError:
-            raise AttributeError(f"no script {name}.lua has a codec in protocol.py") from None
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.script(name)
 
 
 @cache

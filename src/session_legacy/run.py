@@ -1,8 +1,8 @@
 """`fm-session-service import-legacy`: move the original service's sessions over.
 
 The original's keys are read with SCAN (``session:*``, never KEYS) and a
-pipelined GET + PTTL per batch; each record is read by `domain.legacy` and
-written through the store (`SessionStore.import_legacy`). A record that cannot
+pipelined GET + PTTL per batch; each record is read by `records` and
+written through the store's scripts (`writer`). A record that cannot
 be read is reported under `failed`, one that must not be imported under
 `skipped`, each with its reason; a second run skips everything the first
 imported, so it changes nothing.
@@ -17,8 +17,8 @@ from typing import Any
 from redis import exceptions as rx
 from redis.asyncio import Redis
 
-from session_service.config import Settings
-from session_service.domain.legacy import (
+from session_legacy import DEFAULT_DB as DEFAULT_DB
+from session_legacy.records import (
     KEY_PREFIX,
     Bounds,
     LegacySession,
@@ -26,11 +26,12 @@ from session_service.domain.legacy import (
     Unreadable,
     read_record,
 )
+from session_legacy.writer import import_session, imported_state
+from session_service.config import Settings
 from session_service.errors import ServiceError
 from session_service.store.sessions import SessionStore
 
 SCAN_COUNT = 500
-DEFAULT_DB = 1  # where the original kept its sessions
 Progress = Callable[[int, int, int, int], None]
 
 
@@ -153,9 +154,9 @@ async def _write(
 ) -> None:
     try:
         if summary.dry_run:
-            reason = await store.legacy_state(record.user_id, record.session_id)
+            reason = await imported_state(store, record.user_id, record.session_id)
         else:
-            reason = await store.import_legacy(record, ttl)
+            reason = await import_session(store, record, ttl)
     except (rx.RedisError, ServiceError) as exc:
         summary.failed.append({"key": key, "reason": f"write failed: {type(exc).__name__}: {exc}"})
         return

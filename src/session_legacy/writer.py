@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from session_legacy.codecs import ImportCommitArgs, ImportStageArgs
+from session_legacy.records import LegacyMessage, LegacySession
 from session_service import errors
-from session_service.domain.legacy import LegacyMessage, LegacySession
 from session_service.domain.text import search_fold
 from session_service.domain.tokens import estimate_tokens
 from session_service.observability.metrics import SESSIONS
 from session_service.store.codec import SCHEMA_VERSION, dump_json
-from session_service.store.protocol import ImportCommitArgs, ImportStageArgs
 
 if TYPE_CHECKING:
     from session_service.store.base import StoreBase as SessionStore

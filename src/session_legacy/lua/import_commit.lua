@@ -1,7 +1,7 @@
 -- Make an imported session visible in one step (import-legacy): its staged
 -- messages, its record, every index, its client_id and the mark that keeps a
 -- second run (or a run after the user deleted it) from importing it again.
--- Arguments: protocol.ImportCommitArgs (remaining_ttl_ms -1: kept forever).
+-- Arguments: codecs.ImportCommitArgs (remaining_ttl_ms -1: kept forever).
 local sid, st, la, ttl, ci = A.sid, A.status, A.last_activity_ms, A.remaining_ttl_ms, A.client_id
 local mc, max_sessions = A.message_count, A.max_sessions
 local now = now_ms()

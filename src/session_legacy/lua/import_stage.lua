@@ -1,7 +1,7 @@
 -- Stage one chunk of an imported session's messages (import-legacy). The session
 -- appears only when import_commit renames the staged stream into place, so an
 -- interrupted import leaves nothing visible; the staging key expires on its own.
--- Arguments: protocol.ImportStageArgs: messages is role, content, ts_ms, metadata|'',
+-- Arguments: codecs.ImportStageArgs: messages is role, content, ts_ms, metadata|'',
 -- tokens per message (the original had no token counts: they are estimates, e = '1')
 local sid, first, ttl = A.sid, A.first_seq, A.staging_ttl_ms
 local msgs = A.messages
