@@ -110,8 +110,9 @@ async def import_legacy(
             raise SourceError(f"{type(exc).__name__}: {exc}") from exc
         for index, raw_key in enumerate(fresh):
             value, ttl = replies[2 * index], replies[2 * index + 1]
-            await _one(store, summary, bounds, raw_key.decode("utf-8", "backslashreplace"),
-                       value, ttl)  # fmt: skip
+            await _one(
+                store, summary, bounds, raw_key.decode("utf-8", "backslashreplace"), value, ttl
+            )
         if progress is not None:
             progress(summary.scanned, summary.imported, len(summary.skipped), len(summary.failed))
     return summary

@@ -35,34 +35,38 @@ def _count_expired(pruned: object) -> None:
         SESSIONS.labels("expired").inc(int(str(pruned)))
 
 
-def session_fields(session: LegacySession) -> list[str]:
+def session_fields(session: LegacySession) -> list[tuple[str, str]]:
     """The stored record (without `ea`, which the commit derives from the server clock)."""
     messages = session.messages
     fields = [
-        "v", str(SCHEMA_VERSION), "st", session.status, "ty", session.session_type,
-        "ca", str(session.created_ms), "ua", str(session.updated_ms),
-        "la", str(session.last_activity_ms), "to", str(session.timeout_ms),
-        "mc", str(len(messages)),
-    ]  # fmt: skip
+        ("v", str(SCHEMA_VERSION)),
+        ("st", session.status),
+        ("ty", session.session_type),
+        ("ca", str(session.created_ms)),
+        ("ua", str(session.updated_ms)),
+        ("la", str(session.last_activity_ms)),
+        ("to", str(session.timeout_ms)),
+        ("mc", str(len(messages))),
+    ]
     counts: dict[str, int] = {}
     tokens: dict[str, int] = {}
     for message in messages:
         counts[message.role] = counts.get(message.role, 0) + 1
         tokens[message.role] = tokens.get(message.role, 0) + estimate_tokens(message.content)
     for role, count in sorted(counts.items()):
-        fields += [f"n{role[0]}", str(count), f"k{role[0]}", str(tokens[role])]
+        fields += [(f"n{role[0]}", str(count)), (f"k{role[0]}", str(tokens[role]))]
     if messages:
-        fields += ["tk", str(sum(tokens.values()))]
-    if messages:
-        fields += ["fm", str(messages[0].timestamp_ms), "lm", str(messages[-1].timestamp_ms)]
+        fields += [
+            ("tk", str(sum(tokens.values()))),
+            ("fm", str(messages[0].timestamp_ms)),
+            ("lm", str(messages[-1].timestamp_ms)),
+        ]
     if session.title:
-        fields += ["t", session.title, "tl", search_fold(session.title)]
+        fields += [("t", session.title), ("tl", search_fold(session.title))]
     if session.client_id:
-        fields += ["ci", session.client_id]
-    for key, value in session.metadata.items():
-        fields += [f"m:{key}", dump_json(value)]
-    for key, value in session.context.items():
-        fields += [f"x:{key}", dump_json(value)]
+        fields.append(("ci", session.client_id))
+    fields += [(f"m:{key}", dump_json(value)) for key, value in session.metadata.items()]
+    fields += [(f"x:{key}", dump_json(value)) for key, value in session.context.items()]
     return fields
 
 
@@ -93,13 +97,12 @@ async def import_session(store: SessionStore, session: LegacySession, ttl_ms: in
 async def stage_messages(store: SessionStore, session: LegacySession) -> bool:
     """Stage every message in bounded chunks; False when the session is already there."""
     for first, piece in chunks(session.messages):
-        messages = [
-            str(part)
+        # Five arguments per message, in the order import_stage.lua reads them.
+        per_message = (
+            (m.role, m.content, m.timestamp_ms, m.metadata_json, estimate_tokens(m.content))
             for m in piece
-            for part in (
-                m.role, m.content, m.timestamp_ms, m.metadata_json, estimate_tokens(m.content)
-            )
-        ]  # fmt: skip
+        )
+        messages = [str(part) for parts in per_message for part in parts]
         args = ImportStageArgs(session.session_id, first, STAGING_TTL_MS, tuple(messages))
         reply = await store._write(store.scripts.import_stage, session.user_id, args)
         if reply[0] == "exists":
@@ -123,7 +126,7 @@ async def commit(store: SessionStore, session: LegacySession, ttl_ms: int) -> st
         client_id=session.client_id or "",
         message_count=len(session.messages),
         max_sessions=store.limits.max_sessions_per_user,
-        fields=tuple(zip(fields[::2], fields[1::2], strict=True)),
+        fields=tuple(fields),
     )
     reply = await store._write(store.scripts.import_commit, session.user_id, args)
     if reply[0] == "err":

@@ -71,13 +71,17 @@ def _parser() -> argparse.ArgumentParser:
         "server), keeping its id. A second run changes nothing. Ends with a JSON summary.",
     )
     legacy.add_argument(
-        "--source", required=True, metavar="REDIS_URL",
+        "--source",
+        required=True,
+        metavar="REDIS_URL",
         help="the original's Redis, e.g. redis://:password@redis:6379",
-    )  # fmt: skip
+    )
     legacy.add_argument(
-        "--db", type=int, default=DEFAULT_DB,
+        "--db",
+        type=int,
+        default=DEFAULT_DB,
         help="its database (default: 1, the original's; wins over a db in the URL)",
-    )  # fmt: skip
+    )
     legacy.add_argument(
         "--dry-run", action="store_true", help="read and check everything, write nothing"
     )

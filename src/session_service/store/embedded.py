@@ -118,20 +118,20 @@ class EmbeddedServer:
         except EmbeddedServerError:
             self._drop_link()
             raise
-        args = [
-            binary,
-            "--port", "0",
-            "--unixsocket", str(self.socket_path),
-            "--unixsocketperm", "700",
-            "--dir", str(self.data_dir),
-            "--appendonly", "yes",
-            "--appendfsync", self.appendfsync,
-            "--save", "",
-            "--maxmemory-policy", "noeviction",
-            "--daemonize", "no",
-            "--logfile", str(self.data_dir / "valkey.log"),
-            "--pidfile", str(self.data_dir / "valkey.pid"),
-        ]  # fmt: skip
+        options = {
+            "--port": "0",
+            "--unixsocket": str(self.socket_path),
+            "--unixsocketperm": "700",
+            "--dir": str(self.data_dir),
+            "--appendonly": "yes",
+            "--appendfsync": self.appendfsync,
+            "--save": "",
+            "--maxmemory-policy": "noeviction",
+            "--daemonize": "no",
+            "--logfile": str(self.data_dir / "valkey.log"),
+            "--pidfile": str(self.data_dir / "valkey.pid"),
+        }
+        args = [binary, *(part for option in options.items() for part in option)]
         self.process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
         )

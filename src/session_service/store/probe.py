@@ -27,8 +27,13 @@ AUTH_REFUSED = (
 DB_REFUSED = ("DB index is out of range", "invalid DB index")
 #: TLS handshakes that fail the same way on every attempt: an untrusted or mismatched
 #: certificate, or TLS spoken to a server that does not speak it.
-TLS_REFUSED = ("CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "wrong version number",
-               "record layer failure", "UNEXPECTED_EOF_WHILE_READING")  # fmt: skip
+TLS_REFUSED = (
+    "CERTIFICATE_VERIFY_FAILED",
+    "WRONG_VERSION_NUMBER",
+    "wrong version number",
+    "record layer failure",
+    "UNEXPECTED_EOF_WHILE_READING",
+)
 
 
 def _credential_settings(settings: Settings) -> str:

@@ -48,9 +48,19 @@ __all__ = [
 
 @instrument_store
 @retry_reads(
-    "get", "get_with_messages", "exists", "messages_page", "message", "stats", "linked_cases",
-    "user_keys", "ping", "eviction_policy", "window", "summaries_page",
-)  # fmt: skip
+    "get",
+    "get_with_messages",
+    "exists",
+    "messages_page",
+    "message",
+    "stats",
+    "linked_cases",
+    "user_keys",
+    "ping",
+    "eviction_policy",
+    "window",
+    "summaries_page",
+)
 class SessionStore(
     SessionOps,
     MessageOps,

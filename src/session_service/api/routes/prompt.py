@@ -114,9 +114,15 @@ async def create_summary(
         await precheck(store, user.user_id, session_id, "m", if_match)
         raise errors.UnknownMessage()
     summary, _ = await store.summarize(
-        user.user_id, session_id, body.content, seq, body.token_count, body.metadata,
-        idem, if_match,
-    )  # fmt: skip
+        user.user_id,
+        session_id,
+        body.content,
+        seq,
+        body.token_count,
+        body.metadata,
+        idem,
+        if_match,
+    )
     return json_response(summary, 201, tagged(summary.etag))
 
 
