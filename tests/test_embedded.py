@@ -159,7 +159,8 @@ def _start(
         process = subprocess.Popen(
             [SCRIPT, *args], cwd=data_dir.parent, env=env, stdout=out, stderr=out
         )
-    deadline = time.monotonic() + 30
+    # Generous: two workers and an embedded server starting on a loaded 2-core machine.
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"service exited with {process.returncode}: {log.read_text()}")
