@@ -22,8 +22,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from session_service.domain.status import SessionStatus
+from session_service.domain.text import NOT_UNICODE, lone_surrogate, unencodable
 from session_service.domain.tokens import MAX_TOOL_CALLS, TokenCount, ToolCall, ToolCallId
 
 MAX_TITLE = 200
@@ -54,8 +56,7 @@ def check_json_object(value: dict[str, Any] | None) -> dict[str, Any] | None:
     try:
         size = len(orjson.dumps(value))
     except orjson.JSONEncodeError:
-        # e.g. an integer beyond 64 bits: it could not be stored or served back exactly.
-        raise ValueError("numbers must fit in 64 bits") from None
+        raise ValueError(unencodable(value)) from None
     if size > MAX_JSON_BYTES:
         raise ValueError(f"at most {MAX_JSON_BYTES} bytes when serialized")
     if _depth(value) > MAX_JSON_DEPTH:
@@ -82,7 +83,29 @@ DEFAULT_SESSION_TYPE = "troubleshooting"
 
 
 class Strict(BaseModel):
+    """A request body: no unknown fields, and text that is Unicode throughout."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unicode_text(cls, data: Any) -> Any:
+        # One check for every string of the body (keys, nested metadata, tool-call
+        # arguments), before any field validator can trip over it: orjson serializes
+        # the whole body in one C call and only refuses it when something is off.
+        try:
+            orjson.dumps(data)
+        except (orjson.JSONEncodeError, TypeError):
+            where = lone_surrogate(data)
+            if where is not None:
+                raise PydanticCustomError(
+                    "invalid_unicode", "{where}" + NOT_UNICODE, {"where": _prefix(where)}
+                ) from None
+        return data
+
+
+def _prefix(path: tuple[str, ...]) -> str:
+    return ".".join(path) + ": " if path else ""
 
 
 TimeoutMinutes = Annotated[

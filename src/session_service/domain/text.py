@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 TITLE_FROM_MESSAGE_CHARS = 60
 
 
@@ -24,3 +26,47 @@ def search_fold(text: str) -> str:
     more than the match itself; a stored copy is exact for any script and cheap.
     """
     return text.lower()
+
+
+def lone_surrogate(value: Any, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    """Where `value` (parsed JSON) holds a string that is not Unicode text, or None.
+
+    JSON may spell a lone surrogate (`"\\ud800"`) and `json.loads` accepts it, but no
+    UTF-8 encoder does: it could be neither stored nor served back. Object keys count
+    too. The path names the field the way validation errors do (`tool_calls.0.name`).
+    """
+    if isinstance(value, str):
+        return None if value.isascii() or _encodable(value) else path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and not _encodable(key):
+                return path
+            found = lone_surrogate(item, (*path, str(key)))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = lone_surrogate(item, (*path, str(index)))
+            if found is not None:
+                return found
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+NOT_UNICODE = "must be valid Unicode text (a lone surrogate such as \\ud800 is not)"
+
+
+def unencodable(value: Any) -> str:
+    """Why orjson could not serialize a parsed JSON value: text that is not Unicode,
+    else an integer beyond 64 bits (it could not be stored or served back exactly)."""
+    where = lone_surrogate(value)
+    if where is not None:
+        return ".".join(where) + ": " + NOT_UNICODE if where else NOT_UNICODE
+    return "numbers must fit in 64 bits"

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from session_service.domain.text import unencodable
+
 MAX_TOOL_CALLS = 32  # per assistant message
 MAX_TOOL_CALL_ID = 128
 MAX_TOOL_NAME = 128
@@ -46,7 +48,7 @@ def _check_arguments(value: dict[str, Any] | str) -> dict[str, Any] | str:
     try:
         size = len(orjson.dumps(value))
     except orjson.JSONEncodeError:
-        raise ValueError("numbers must fit in 64 bits") from None
+        raise ValueError(unencodable(value)) from None
     if size > MAX_TOOL_ARGUMENTS_BYTES:
         raise ValueError(f"at most {MAX_TOOL_ARGUMENTS_BYTES} bytes when serialized")
     if _depth(value) > MAX_TOOL_ARGUMENTS_DEPTH:
