@@ -28,6 +28,16 @@ if changing and not string.find(',' .. A.allowed_from .. ',', ',' .. st .. ',', 
   return {'err', 'invalid_status_transition', st}
 end
 
+-- A member's size in the object as served: its key as a JSON string (the service's
+-- serializer writes '"', '\\' and \b \t \n \f \r in two bytes, the other control
+-- characters as six-byte \u00XX, everything else as its UTF-8 bytes), ':', its
+-- value (stored serialized) and a ',' (one too many, taken back below).
+local function member_size(key, val)
+  local _, short = string.gsub(key, '[\b\t\n\f\r"\\]', '')
+  local _, long = string.gsub(key, '[%z\1-\7\11\14-\31]', '')
+  return #key + short + 5 * long + 2 + 1 + #val + 1
+end
+
 -- Check the merged objects' bounds before writing anything.
 local function check(prefix, changes, name)
   if #changes == 0 then return nil end
@@ -35,14 +45,18 @@ local function check(prefix, changes, name)
   local all = redis.call('HGETALL', sk)
   for i = 1, #all, 2 do
     local f = all[i]
-    if string.sub(f, 1, 2) == prefix then sizes[string.sub(f, 3)] = #f + #all[i + 1] + 2 end
+    if string.sub(f, 1, 2) == prefix then
+      local key = string.sub(f, 3)
+      sizes[key] = member_size(key, all[i + 1])
+    end
   end
   for i = 1, #changes, 2 do
     local key, val = changes[i], changes[i + 1]
-    if val == '' then sizes[key] = nil else sizes[key] = #key + #val + 4 end
+    if val == '' then sizes[key] = nil else sizes[key] = member_size(key, val) end
   end
-  local n, bytes = 0, 2
+  local n, bytes = 0, 1  -- '{' '}' and one ',' fewer than members; '{}' when empty
   for _, size in pairs(sizes) do n = n + 1; bytes = bytes + size end
+  if n == 0 then bytes = 2 end
   if n > A.max_keys then return name .. ' would have more than ' .. I(A.max_keys) .. ' keys' end
   if bytes > A.max_bytes then
     return name .. ' would exceed ' .. I(A.max_bytes) .. ' bytes when serialized'
