@@ -12,7 +12,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from session_service import __version__
@@ -20,6 +19,7 @@ from session_service.api import handlers
 from session_service.api.fast import FastPathMiddleware
 from session_service.api.middleware import EdgeMiddleware, GuardMiddleware, OriginGate
 from session_service.api.routes import admin, branches, cases, health, messages, prompt, sessions
+from session_service.api.routing import HeadMiddleware, routes_in_order
 from session_service.config import SessionLimitPolicy, Settings, load_settings
 from session_service.integrations.case_service import CaseServiceClient
 from session_service.observability import metrics
@@ -107,26 +107,6 @@ async def _cleanup_loop(store: SessionStore, interval: int) -> None:
                 logger.info("cleanup removed %d expired sessions from the indexes", removed)
         except Exception as exc:
             logger.warning("cleanup failed: %s", type(exc).__name__)
-
-
-def routes_in_order(app: FastAPI) -> list[BaseRoute]:
-    """Every route of the app, in the order its router tries them.
-
-    Recent FastAPI versions keep included routers as nested entries; their
-    effective routes are what the router matches. A route whose effective path
-    differs from its own (a prefix given at inclusion) is kept as the effective
-    context, which the fast path never serves but still matches in order.
-    """
-    try:
-        from fastapi.routing import iter_route_contexts
-    except ImportError:  # older FastAPI: included routes are flattened
-        return list(app.router.routes)
-    routes: list[BaseRoute] = []
-    for context in iter_route_contexts(app.router.routes):
-        original = context.original_route
-        same = getattr(original, "path", None) == context.path
-        routes.append(original if same else context)  # type: ignore[arg-type]
-    return routes
 
 
 class ServiceApp(FastAPI):
@@ -244,8 +224,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
 
     def edge(inner: ASGIApp) -> ASGIApp:
+        routes = routes_in_order(app)
         if settings.fast_path:
-            inner = FastPathMiddleware(inner, routes=routes_in_order(app))
+            inner = FastPathMiddleware(inner, routes=routes)
+        inner = HeadMiddleware(inner, routes)
         guarded = GuardMiddleware(
             inner,
             gateway_secret=settings.gateway_shared_secret,

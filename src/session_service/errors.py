@@ -181,7 +181,8 @@ class PreconditionFailed(ServiceError):
     status_code = 412
     code = "precondition_failed"
     default_detail = (
-        "If-Match does not match the current ETag: the resource changed since you read it"
+        "If-Match does not match the current ETag (the resource changed since you read it), "
+        "or If-None-Match does"
     )
 
     def __init__(self, etag: str, detail: str | None = None) -> None:

@@ -1,10 +1,13 @@
 """ETags on the wire: If-Match / If-None-Match, 304 answers, and the 412 check
-for requests refused before their script runs.
+for requests refused before their script runs (RFC 9110 §13.1-13.2).
 
 A conditional write is checked inside its Lua script (lib.lua `precondition`),
-atomically with the write; this module only turns the header into what the
-scripts take. If-None-Match guards reads, which write nothing, so comparing here
-after the read is exact.
+atomically with the write; this module only turns the headers into the one
+argument the scripts take: If-Match's strong tags (or `*`), and If-None-Match's
+tags each prefixed with `!` (`!*` for `*`): a write fails with 412 when an
+If-Match tag is given and none matches, or when an If-None-Match tag matches.
+Reads write nothing, so comparing here after the read is exact: a failed
+If-Match is a 412, then a matching If-None-Match a 304.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ if TYPE_CHECKING:
 
 Kind = Literal["s", "m"]  # the session's ETag, or its messages collection's
 
-_TAG = re.compile(r'(W/)?("[^"]*")')
+# An entity tag has no spaces (RFC 9110 §8.8.3): the scripts split the argument on them.
+_TAG = re.compile(r'(W/)?("[^"\s]*")')
 # Never one of ours: a header that names no strong tag can match nothing.
 _NOTHING = '"-"'
 # The If-Match dependencies (api/deps.py registers them) and the ETag each compares with.
@@ -43,9 +47,36 @@ def if_match_arg(header: str | None) -> str:
     return " ".join(tags) or _NOTHING
 
 
+def precondition_arg(if_match: str | None, if_none_match: str | None) -> str:
+    """The script argument for a write carrying both headers (see the module docstring).
+
+    If-None-Match compares weakly (RFC 9110 13.1.2): W/"x" and "x" both name "x".
+    """
+    arg = if_match_arg(if_match)
+    if if_none_match is None:
+        return arg
+    value = if_none_match.strip()
+    tags = ["*"] if value == "*" else [tag for _, tag in _TAG.findall(value)]
+    return " ".join([arg, *("!" + tag for tag in tags)]).strip()
+
+
 def if_match_holds(arg: str, current: str) -> bool:
-    """Python twin of lib.lua's `precondition` (for the error paths only)."""
-    return arg in ("", "*") or current in arg.split()
+    """Python twin of lib.lua's `precondition`: does the request's condition hold?"""
+    wanted = matched = False
+    for tag in arg.split():
+        if tag.startswith("!"):
+            if tag[1:] in ("*", current):
+                return False
+            continue
+        wanted = True
+        matched = matched or tag in ("*", current)
+    return matched or not wanted
+
+
+def check_read(arg: str, current: str) -> None:
+    """A read whose If-Match does not hold is a 412 (RFC 9110 13.1.1), before any 304."""
+    if not if_match_holds(arg, current):
+        raise errors.PreconditionFailed(current)
 
 
 def not_modified(header: str | None, current: str) -> bool:
@@ -102,7 +133,11 @@ def _from_route(scope: Any) -> tuple[Kind, str] | None:
     for sub in getattr(dependant, "dependencies", ()):
         kind = IF_MATCH_KINDS.get(sub.call)
         if kind is not None:
-            value = next((v for n, v in scope.get("headers", ()) if n == b"if-match"), None)
-            arg = if_match_arg(value.decode("latin-1") if value is not None else None)
+            arg = precondition_arg(_header(scope, b"if-match"), _header(scope, b"if-none-match"))
             return (kind, arg) if arg else None
     return None
+
+
+def _header(scope: Any, name: bytes) -> str | None:
+    value = next((v for n, v in scope.get("headers", ()) if n == name), None)
+    return value.decode("latin-1") if value is not None else None

@@ -84,6 +84,12 @@ _IF_MATCH_DOC = (
     "Write only if the {what} still has this ETag (or any of a comma-separated list); "
     "`*` means it exists. Otherwise 412 `precondition_failed` with the current ETag"
 )
+_IF_NONE_MATCH_DOC = (
+    "Write only if the {what} no longer has this ETag (nor any of a comma-separated list, "
+    "compared weakly); `*` always fails on an existing session. Otherwise 412 "
+    "`precondition_failed` with the current ETag"
+)
+_MESSAGES = "messages collection (the ETag of GET .../messages or of the last append)"
 
 
 async def session_if_match(
@@ -91,8 +97,12 @@ async def session_if_match(
     value: Annotated[
         str | None, Header(alias="If-Match", description=_IF_MATCH_DOC.format(what="session"))
     ] = None,
+    none: Annotated[
+        str | None,
+        Header(alias="If-None-Match", description=_IF_NONE_MATCH_DOC.format(what="session")),
+    ] = None,
 ) -> str:
-    arg = conditional.if_match_arg(value)
+    arg = conditional.precondition_arg(value, none)
     conditional.remember(request.scope, "s", arg)
     return arg
 
@@ -101,17 +111,30 @@ async def messages_if_match(
     request: Request,
     value: Annotated[
         str | None,
+        Header(alias="If-Match", description=_IF_MATCH_DOC.format(what=_MESSAGES)),
+    ] = None,
+    none: Annotated[
+        str | None,
+        Header(alias="If-None-Match", description=_IF_NONE_MATCH_DOC.format(what=_MESSAGES)),
+    ] = None,
+) -> str:
+    arg = conditional.precondition_arg(value, none)
+    conditional.remember(request.scope, "m", arg)
+    return arg
+
+
+async def read_if_match(
+    value: Annotated[
+        str | None,
         Header(
             alias="If-Match",
-            description=_IF_MATCH_DOC.format(
-                what="messages collection (the ETag of GET .../messages or of the last append)"
-            ),
+            description="412 `precondition_failed` (with the current ETag) unless the "
+            "resource still has this ETag (or any of a comma-separated list); `*` means it "
+            "exists. Checked before If-None-Match",
         ),
     ] = None,
 ) -> str:
-    arg = conditional.if_match_arg(value)
-    conditional.remember(request.scope, "m", arg)
-    return arg
+    return conditional.if_match_arg(value)
 
 
 conditional.IF_MATCH_KINDS.update({session_if_match: "s", messages_if_match: "m"})
@@ -149,3 +172,4 @@ IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]
 SessionIfMatchDep = Annotated[str, Depends(session_if_match)]
 MessagesIfMatchDep = Annotated[str, Depends(messages_if_match)]
 IfNoneMatchDep = Annotated[str | None, Depends(if_none_match)]
+ReadIfMatchDep = Annotated[str, Depends(read_if_match)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,12 +10,12 @@ from fastapi.exceptions import RequestValidationError
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.routing import Match
 from starlette.types import Scope
 
 from session_service import errors
 from session_service.api.conditional import precondition_failure
 from session_service.api.responses import json_response
+from session_service.api.routing import allowed_methods, routes_in_order
 from session_service.domain.ids import is_session_id
 from session_service.store import translate
 
@@ -104,19 +105,13 @@ async def _redis_error(request: Request, exc: Exception) -> Response:
     return error_response(translate(exc))
 
 
-def _allowed_methods(request: Request) -> str:
-    """Every method served on this path; Starlette's 405 names only the first route's."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if route.matches(request.scope)[0] is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return ", ".join(sorted(methods))
-
-
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    headers = {"Allow": _allowed_methods(request)} if exc.status_code == 405 else exc.headers
+    headers: Mapping[str, str] | None = exc.headers
+    if exc.status_code == 405:
+        # Every method served on this path; Starlette's 405 names only the first route's.
+        headers = {"Allow": allowed_methods(routes_in_order(request.app), request.scope)}
     return json_response(
         {"detail": str(exc.detail), "code": code}, exc.status_code, headers=headers
     )

@@ -8,11 +8,17 @@ from fastapi import APIRouter, Path, Query
 from starlette.responses import Response, StreamingResponse
 
 from session_service import errors
-from session_service.api.conditional import not_modified, not_modified_response, tagged
+from session_service.api.conditional import (
+    check_read,
+    not_modified,
+    not_modified_response,
+    tagged,
+)
 from session_service.api.deps import (
     IdempotencyKeyDep,
     IfNoneMatchDep,
     MessagesIfMatchDep,
+    ReadIfMatchDep,
     SessionIdDep,
     SettingsDep,
     StoreDep,
@@ -109,12 +115,16 @@ MessageCursor = Annotated[str | None, Query(max_length=14, pattern=MESSAGE_ID_RE
         "`If-None-Match` polls cheaply (304 with no body)."
     ),
     response_model=models.MessagePage,
-    responses={**tagged_responses(not_modified=True), **error_responses(NOT_FOUND)},
+    responses={
+        **tagged_responses(not_modified=True),
+        **error_responses(NOT_FOUND, errors.PreconditionFailed),
+    },
 )
 async def list_messages(
     session_id: SessionIdDep,
     user: UserDep,
     store: StoreDep,
+    if_match: ReadIfMatchDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     order: Literal["asc", "desc"] | None = None,
     after: MessageCursor = None,
@@ -134,6 +144,7 @@ async def list_messages(
     total, messages, has_more, etag = await store.messages_page(
         user.user_id, session_id, limit, order, after, before
     )
+    check_read(if_match, etag)
     if not_modified(if_none_match, etag):
         return not_modified_response(etag)
     if not messages:

@@ -8,10 +8,16 @@ from fastapi import APIRouter, Body, Query
 from starlette.responses import Response
 
 from session_service import errors
-from session_service.api.conditional import not_modified, not_modified_response, tagged
+from session_service.api.conditional import (
+    check_read,
+    not_modified,
+    not_modified_response,
+    tagged,
+)
 from session_service.api.deps import (
     IdempotencyKeyDep,
     IfNoneMatchDep,
+    ReadIfMatchDep,
     SessionIdDep,
     SessionIfMatchDep,
     SettingsDep,
@@ -178,13 +184,18 @@ async def user_statistics(user: UserDep, store: StoreDep) -> Response:
     response_class=Response,
     responses={
         **tagged_responses(description="The session is live", not_modified=True),
-        **error_responses(NOT_FOUND, body=True),
+        **error_responses(NOT_FOUND, errors.PreconditionFailed, body=True),
     },
 )
 async def head_session(
-    session_id: SessionIdDep, user: UserDep, store: StoreDep, if_none_match: IfNoneMatchDep = None
+    session_id: SessionIdDep,
+    user: UserDep,
+    store: StoreDep,
+    if_match: ReadIfMatchDep,
+    if_none_match: IfNoneMatchDep = None,
 ) -> Response:
     etag = await store.current_etag(user.user_id, session_id, "s")
+    check_read(if_match, etag)
     if not_modified(if_none_match, etag):
         return not_modified_response(etag)
     return Response(status_code=200, headers=tagged(etag))
@@ -200,12 +211,16 @@ async def head_session(
         "`If-None-Match` an unchanged session is a 304 with no body."
     ),
     response_model=models.SessionWithMessages,
-    responses={**tagged_responses(not_modified=True), **error_responses(NOT_FOUND)},
+    responses={
+        **tagged_responses(not_modified=True),
+        **error_responses(NOT_FOUND, errors.PreconditionFailed),
+    },
 )
 async def get_session(
     session_id: SessionIdDep,
     user: UserDep,
     store: StoreDep,
+    if_match: ReadIfMatchDep,
     include_messages: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     if_none_match: IfNoneMatchDep = None,
@@ -214,6 +229,7 @@ async def get_session(
         session = await store.get_with_messages(user.user_id, session_id, limit)
     else:
         session = await store.get(user.user_id, session_id)
+    check_read(if_match, session.etag)
     if not_modified(if_none_match, session.etag):
         return not_modified_response(session.etag)
     return json_response(session, headers=tagged(session.etag))

@@ -178,13 +178,24 @@ end
 
 -- nil when the write may go ahead, else the 412 reply naming the current ETag.
 -- The session must exist (the 404 comes first).
+-- `expected` (api/conditional.py): If-Match's tags or '*', and If-None-Match's each
+-- prefixed with '!' ('!*' for '*'). It fails when If-Match names tags and none is the
+-- current one, or when an If-None-Match tag is (the session exists when this runs).
 local function precondition(sid, kind, expected)
   if not expected or expected == '' or expected == '*' then return nil end
   local current = etag(sid, kind)
+  local wanted, matched = false, false
   for tag in string.gmatch(expected, '%S+') do
-    if tag == current then return nil end
+    if string.sub(tag, 1, 1) == '!' then
+      local none = string.sub(tag, 2)
+      if none == '*' or none == current then return {'err', 'precondition_failed', current} end
+    else
+      wanted = true
+      if tag == '*' or tag == current then matched = true end
+    end
   end
-  return {'err', 'precondition_failed', current}
+  if wanted and not matched then return {'err', 'precondition_failed', current} end
+  return nil
 end
 
 -- Remember an append's idempotency record for ttl ms. Valkey 8.1 has no per-field
