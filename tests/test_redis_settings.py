@@ -80,6 +80,12 @@ def test_sentinel_mode_takes_credentials_and_db_from_the_separate_settings() -> 
     assert built.redis_source == "REDIS_SENTINEL_HOSTS/REDIS_DB/REDIS_PASSWORD"
 
 
+def test_redis_ssl_in_sentinel_mode_asks_for_tls() -> None:
+    # TLS to the sentinels and their master (tests/topology/test_sentinel_tls.py).
+    built = settings(redis_mode="sentinel", redis_sentinel_hosts="s1:26379", redis_ssl=True)
+    assert (built.redis_connection_url or "").startswith("rediss://")
+
+
 @pytest.mark.parametrize(
     ("env", "named"),
     [
@@ -94,7 +100,6 @@ def test_sentinel_mode_takes_credentials_and_db_from_the_separate_settings() -> 
         ({"REDIS_SENTINEL_HOSTS": "s1:26379"}, "REDIS_SENTINEL_HOSTS"),
         ({"REDIS_CLUSTER_NODES": "n1:6379"}, "REDIS_CLUSTER_NODES"),
         ({"REDIS_MODE": "cluster", "REDIS_HOST": "redis", "REDIS_DB": "1"}, "REDIS_DB"),
-        ({"REDIS_MODE": "sentinel", "REDIS_SENTINEL_HOSTS": "s:1", "REDIS_SSL": "1"}, "REDIS_SSL"),
     ],
 )
 def test_an_unusable_setting_exits_with_one_line_naming_it(

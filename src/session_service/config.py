@@ -192,8 +192,6 @@ class Settings(BaseSettings):
             raise ValueError(
                 "REDIS_URL, REDIS_HOST or REDIS_CLUSTER_NODES is required when REDIS_MODE=cluster"
             )
-        if self.redis_mode is RedisMode.SENTINEL and not self.redis_url and self.redis_ssl:
-            raise ValueError("REDIS_SSL is not supported when REDIS_MODE=sentinel")
         if self.redis_mode is RedisMode.CLUSTER and not self.redis_url and self.redis_db:
             raise ValueError("REDIS_DB must be 0 when REDIS_MODE=cluster (a Cluster has one db)")
         if self.redis_mode is RedisMode.STANDALONE and not self.redis_url and not self.redis_host:

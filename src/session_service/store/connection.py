@@ -136,7 +136,9 @@ class StableSentinel(Sentinel):
             try:
                 masters = await sentinel.sentinel_masters()
             except (rx.ConnectionError, rx.TimeoutError) as exc:
-                failures.append(repr(exc))
+                # The text, not redis-py's repr (its category only): a TLS failure must
+                # reach the start-up check (store/probe.py) to be named there.
+                failures.append(f"{type(exc).__name__}: {exc}")
                 continue
             state = masters.get(service_name) if isinstance(masters, dict) else None
             if state and self.check_master_state(state, service_name):
@@ -261,6 +263,11 @@ def build_client(settings: Settings, url: str | None) -> RedisClient:
         if settings.redis_sentinel_password:
             sentinel_kwargs["password"] = settings.redis_sentinel_password
         extra = _credentials(url, "username", "password", "db")
+        if url and url.startswith("rediss://"):
+            # TLS to the sentinels and to the master they name, with the same
+            # REDIS_TLS_* settings: a password never crosses the network in clear.
+            sentinel_kwargs.update(ssl=True, **_tls(settings))
+            extra.update(ssl=True, **_tls(settings))
         sentinel = StableSentinel(hosts, sentinel_kwargs=sentinel_kwargs, **common, **extra)
         master: Redis = sentinel.master_for(
             settings.redis_master_set,
