@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -40,11 +41,39 @@ def fast_path() -> bool:
     return True
 
 
+ETAG = re.compile(r'^"(\d+)\.([sm]\d+)"$')
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 class Normaliser:
-    """Session ids become <sid:N> in order of first appearance; timestamps <ts>."""
+    """Session ids become <sid:N> in order of first appearance; timestamps <ts>.
+
+    An ETag (`"<created ms>.s<version>"`) is compared in full: its version as it is,
+    its creation time as the <sid:N> of the session created at that millisecond, which
+    must be the session the request is about. A tag of any other shape is kept as is.
+    """
 
     def __init__(self) -> None:
         self.ids: dict[str, str] = {}
+        self.created: dict[str, int] = {}  # session id -> its created_at in ms
+        self.about: str | None = None  # the session the response being read is about
+
+    def learn(self, body: Any) -> None:
+        """Note a session's creation time from any answer showing the session."""
+        if isinstance(body, dict) and isinstance(body.get("created_at"), str):
+            sid = body.get("session_id")
+            if isinstance(sid, str) and SID.fullmatch(sid):
+                created = datetime.fromisoformat(body["created_at"].replace("Z", "+00:00"))
+                self.created.setdefault(sid, (created - EPOCH) // timedelta(milliseconds=1))
+
+    def etag(self, value: str, about: str | None) -> str:
+        found = ETAG.match(value)
+        if found is None:
+            return value
+        ms, version = int(found[1]), found[2]
+        if about is not None and self.created.get(about) == ms:
+            return f'"{self.text(about)}.{version}"'
+        return f'"<not the ETag of {about}: {ms}>.{version}"'  # differs run to run
 
     def text(self, value: str) -> str:
         value = SID.sub(lambda m: self.ids.setdefault(m[0], f"<sid:{len(self.ids)}>"), value)
@@ -53,6 +82,8 @@ class Normaliser:
     def value(self, value: Any, key: str = "") -> Any:
         if key in CLOCK_FIELDS:
             return "<clock>"
+        if key == "etag" and isinstance(value, str):  # a 412's body names the current ETag
+            return self.etag(value, self.about)
         if isinstance(value, dict):
             return {self.text(k): self.value(v, k) for k, v in value.items()}
         if isinstance(value, list):
@@ -61,16 +92,26 @@ class Normaliser:
             return self.text(value)
         return value
 
-    def response(self, response: httpx.Response) -> dict[str, Any]:
+    def response(self, response: httpx.Response, url: str = "") -> dict[str, Any]:
+        try:
+            raw: Any = response.json()
+        except ValueError:
+            raw = None
+        self.learn(raw)
+        named = SID.findall(url)
+        about = raw.get("session_id") if isinstance(raw, dict) else None
+        about = about if isinstance(about, str) and about in self.created else None
+        about = self.about = about or (named[0] if named else None)
         headers = {
-            name: (self.text(response.headers[name]) if name != "etag" else "<etag>")
+            name: (
+                self.etag(response.headers[name], about)
+                if name == "etag"
+                else self.text(response.headers[name])
+            )
             for name in HEADERS
             if name in response.headers
         }
-        try:
-            body: Any = self.value(response.json())
-        except ValueError:
-            body = self.text(response.text)
+        body = self.value(raw) if raw is not None else self.text(response.text)
         return {"status": response.status_code, "headers": headers, "body": body}
 
 
@@ -128,6 +169,20 @@ def corpus() -> list[Step]:
         ("GET", f"{API}?status=active&limit=1", {}),
         ("GET", f"{API}?status=nope", {}),
         ("HEAD", f"{API}/{{s0}}", {}),
+        ("HEAD", f"{API}/{{s0}}/messages", {}),
+        ("HEAD", f"{API}/{{x}}/export", {}),
+        ("GET", f"{API}/{{s0}}", {"headers": {**user(), "If-Match": '"stale"'}}),
+        (
+            "PATCH",
+            f"{API}/{{s0}}",
+            {"json": {"title": "t"}, "headers": {**user(), "If-None-Match": "*"}},
+        ),
+        ("POST", API, {"content": b'{"title": "\\ud800"}', "headers": {**user(), **JSON}}),
+        (
+            "POST",
+            f"{API}/{{s0}}/messages",
+            {"content": b'{"role": "user", "content": "\\udfff"}', "headers": {**user(), **JSON}},
+        ),
         ("OPTIONS", f"{API}/{{s0}}", {}),
         ("TRACE", f"{API}/{{s0}}", {}),
         # appends
@@ -236,10 +291,12 @@ def _counts() -> dict[tuple[str, ...], float]:
 
 
 async def _replay(client: httpx.AsyncClient) -> list[dict[str, Any]]:
-    other = (await client.post(API, json={}, headers=user("someone-else"))).json()["session_id"]
+    answer = (await client.post(API, json={}, headers=user("someone-else"))).json()
+    other = answer["session_id"]
     created: list[str] = []
     normalise = Normaliser()
     normalise.text(other)
+    normalise.learn(answer)
     answers = []
     for method, path, kwargs in corpus():
         names = {f"s{i}": sid for i, sid in enumerate(created)}
@@ -251,7 +308,7 @@ async def _replay(client: httpx.AsyncClient) -> list[dict[str, Any]]:
         if method == "POST" and path == API and response.status_code == 201:
             created.append(response.json()["session_id"])
         answers.append({"request": f"{method} {path}", "counted": counted})
-        answers[-1].update(normalise.response(response))
+        answers[-1].update(normalise.response(response, url))
     return answers
 
 
@@ -267,8 +324,28 @@ async def test_the_corpus_gets_the_same_answers_both_ways(
     assert len(fast) == len(router) == len(corpus())
     for one, other in zip(fast, router, strict=True):
         assert one == other
+    etags = [answer["headers"]["etag"] for answer in fast if "etag" in answer["headers"]]
+    assert len(etags) >= 20 and all(tag.startswith('"<sid:') for tag in etags), etags
     statuses = {answer["status"] for answer in fast}
     assert {200, 201, 204, 307, 404, 405, 409, 413, 422} <= statuses  # the corpus covers them
+
+
+def _tagged(etag: str, created: str = "2026-01-01T00:00:00.123Z") -> httpx.Response:
+    body = {"session_id": "sess_" + "a" * 32, "created_at": created}
+    return httpx.Response(200, json=body, headers={"ETag": etag})
+
+
+def test_etags_are_compared_in_full() -> None:
+    """Same state on two runs: equal; another version or another session's tag: not."""
+    one, two = Normaliser(), Normaliser()
+    here, there = "2026-01-01T00:00:00.123Z", "2026-01-01T00:00:07.456Z"
+    same = one.response(_tagged('"1767225600123.s2"', here))
+    assert same == two.response(_tagged('"1767225607456.s2"', there))
+    assert same["headers"]["etag"] == '"<sid:0>.s2"'
+    assert one.response(_tagged('"1767225600123.s3"', here)) != same
+    assert one.response(_tagged('"1767225600123.m2"', here)) != same
+    assert Normaliser().response(_tagged('"1767225600999.s2"', here)) != same
+    assert Normaliser().response(_tagged('W/"x"', here))["headers"]["etag"] == 'W/"x"'
 
 
 async def _asgi(app: Any, method: str, path: str, body: bytes = b"") -> tuple[int, Scope]:
