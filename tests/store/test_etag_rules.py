@@ -1,63 +1,190 @@
-"""Every Lua script that writes follows lib.lua's ETag rules, or says why it need not.
+"""Each ETag moves exactly when the state it covers changes, checked write by write.
 
-A script added later that changes a session without calling touch_session or
-touch_messages would leave clients with a stale ETag (a 304 for a changed
-session, an If-Match that passes over a change); this fails until it does, or
-until it is listed below with the reason it changes nothing a client sees.
+The session's ETag covers what `GET /sessions/{id}` shows; the messages ETag what
+`GET .../messages` and `GET .../summaries` show. Every writing operation of the API
+runs in turn against a real server (and the refused, replayed and read-only ones
+beside them); after each, an ETag that stayed put over a changed state would give
+a client a 304 for a changed session or let an If-Match pass over a change, and one
+that moved over an unchanged state would fail a conditional write for nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
+from typing import Any
 
-WRITES = re.compile(r"redis\.call\('(?:HSET|HINCRBY|HDEL|XADD|XDEL|ZADD|RENAME|UNLINK|DEL)'")
-# touch_*(), or writing the version field itself in the record's one HSET (append and
-# heartbeat fold the bump into it to save Redis calls).
-TOUCHES = re.compile(r"\btouch_(?:session|messages)\(|'ev'; fields\[|'ev', I\(ev\)")
-#: Scripts that write without moving an existing session's ETag, and why.
-EXEMPT = {
-    "create": "a new session starts at its first ETag (a resume does touch)",
-    "fork": "publishes a new session",
-    "import_commit": "publishes a new (imported) session",
-    "import_stage": "stages messages no session shows yet",
-    "copy": "builds a copy no session shows yet",
-    "delete": "the session is gone",
-    "delete_all": "the sessions are gone",
-    "erase": "the sessions are gone",
-    "erase_strays": "removes keys of sessions that are gone",
-    "search": "writes only the walk's snapshot of matches, never a session",
-    "link_case": "case links are not part of a session's representation",
-    "unlink_case": "case links are not part of a session's representation",
-}
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from tests.conftest import create_session, user
+
+API = "/api/v1/sessions"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    session_etag: str
+    session: Any
+    messages_etag: str
+    messages: Any
+
+
+async def snapshot(client: httpx.AsyncClient, sid: str) -> Snapshot:
+    session = await client.get(f"{API}/{sid}", headers=user())
+    messages = await client.get(f"{API}/{sid}/messages", params={"limit": 500}, headers=user())
+    summaries = await client.get(f"{API}/{sid}/summaries", headers=user())
+    assert session.status_code == messages.status_code == summaries.status_code == 200
+    return Snapshot(
+        session.headers["etag"],
+        session.json(),
+        messages.headers["etag"],
+        (messages.json(), summaries.json()),
+    )
+
+
+async def clock_past(redis: Redis, state: dict[str, Any]) -> None:
+    """Wait (polling, with a deadline) until the server's clock is past the session's
+    latest timestamp, so that a write that touches the session shows a new one."""
+    latest = max(
+        datetime.fromisoformat(state[name].replace("Z", "+00:00")).timestamp() * 1000
+        for name in ("updated_at", "last_activity_at")
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        seconds, micros = await redis.time()
+        if seconds * 1000 + micros // 1000 > latest:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("the server clock did not move")
+
+
+Op = Callable[[httpx.AsyncClient, str], Awaitable[httpx.Response]]
+
+
+def call(method: str, suffix: str, body: Any = None, **headers: str) -> Op:
+    async def run(client: httpx.AsyncClient, sid: str) -> httpx.Response:
+        return await client.request(
+            method, f"{API}/{sid}{suffix}", json=body, headers=user(**headers)
+        )
+
+    return run
+
+
+def stale(method: str, suffix: str, body: Any = None) -> Op:
+    return call(method, suffix, body, **{"If-Match": '"0.s0"'})
+
+
+MESSAGE = {"role": "user", "content": "the disk is full again"}
+#: (name, operation, expected status): every write the API offers, in an order that
+#: keeps each one possible, with refused, replayed and read-only requests among them.
+OPERATIONS: list[tuple[str, Op, int]] = [
+    ("patch title", call("PATCH", "", {"title": "t1"}), 200),
+    ("patch same title", call("PATCH", "", {"title": "t1"}), 200),
+    ("put description", call("PUT", "", {"description": "d"}), 200),
+    ("patch metadata", call("PATCH", "", {"metadata": {"a": 1}}), 200),
+    ("patch context", call("PATCH", "", {"context": {"c": [1]}}), 200),
+    ("patch timeout", call("PATCH", "", {"timeout_minutes": 90}), 200),
+    ("patch invalid", call("PATCH", "", {"title": 3}), 422),
+    ("patch stale if-match", stale("PATCH", "", {"title": "t2"}), 412),
+    ("patch if-none-match *", call("PATCH", "", {"title": "t2"}, **{"If-None-Match": "*"}), 412),
+    ("heartbeat", call("POST", "/heartbeat"), 200),
+    ("clear context", call("POST", "/cleanup"), 200),
+    ("append", call("POST", "/messages", MESSAGE, **{"Idempotency-Key": "k1"}), 201),
+    ("append replay", call("POST", "/messages", MESSAGE, **{"Idempotency-Key": "k1"}), 201),
+    (
+        "append reused key",
+        call("POST", "/messages", {**MESSAGE, "content": "x"}, **{"Idempotency-Key": "k1"}),
+        422,
+    ),
+    ("append stale if-match", stale("POST", "/messages", MESSAGE), 412),
+    ("append invalid", call("POST", "/messages", {"role": "robot", "content": "x"}), 422),
+    ("append 2", call("POST", "/messages", {"role": "assistant", "content": "df -h"}), 201),
+    ("append 3", call("POST", "/messages", {"role": "user", "content": "/var is 100%"}), 201),
+    (
+        "summary",
+        call("POST", "/summaries", {"content": "s", "covers_through": "msg_0000000001"}),
+        201,
+    ),
+    (
+        "summary stale if-match",
+        stale("POST", "/summaries", {"content": "s", "covers_through": "msg_0000000002"}),
+        412,
+    ),
+    ("fork", call("POST", "/fork", {}), 201),
+    ("link case", call("POST", "/cases", {"case_id": "c1"}), 200),
+    ("unlink case", call("DELETE", "/cases/c1"), 204),
+    ("rewind", call("POST", "/rewind", {"to_message_id": "msg_0000000002"}), 200),
+    ("rewind stale if-match", stale("POST", "/rewind", {"to_message_id": "msg_0000000001"}), 412),
+    ("get", call("GET", ""), 200),
+    ("head", call("HEAD", ""), 200),
+    ("head messages", call("HEAD", "/messages"), 200),
+    ("window", call("GET", "/window?max_tokens=1000"), 200),
+    ("export", call("GET", "/export"), 200),
+    ("stats", call("GET", "/stats"), 200),
+    ("recovery info", call("GET", "/recovery-info"), 200),
+    ("patch status", call("PATCH", "", {"status": "completed"}), 200),
+    ("patch same status", call("PATCH", "", {"status": "completed"}), 200),
+    ("archive", call("POST", "/archive"), 200),
+    ("patch archived, no change", call("PATCH", "", {"status": "archived"}), 200),
+    ("patch archived", call("PATCH", "", {"title": "no"}), 409),
+    ("append archived", call("POST", "/messages", MESSAGE), 409),
+    ("restore", call("POST", "/restore"), 200),
+    ("restore again", call("POST", "/restore"), 409),
+]
+
+
+async def test_each_write_moves_each_etag_iff_the_state_it_covers_changed(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    sid = (await create_session(client, title="t0", metadata={"m": 1}))["session_id"]
+    search = await client.post(f"{API}/search", json={"query": "t"}, headers=user())
+    assert search.status_code == 200
+    moved: dict[str, tuple[bool, bool]] = {}
+    before = await snapshot(client, sid)
+
+    for name, operation, status in OPERATIONS:
+        await clock_past(redis, before.session)
+        response = await operation(client, sid)
+        assert response.status_code == status, (name, response.status_code, response.text[:200])
+        after = await snapshot(client, sid)
+
+        session_changed = after.session != before.session
+        messages_changed = after.messages != before.messages
+        assert (after.session_etag != before.session_etag) == session_changed, name
+        assert (after.messages_etag != before.messages_etag) == messages_changed, name
+        moved[name] = (session_changed, messages_changed)
+        before = after
+
+    # The run exercised both directions for both tags (it could have failed either way).
+    assert moved["heartbeat"] == (True, False)
+    assert moved["append"] == (True, True)
+    assert moved["summary"][1] is True
+    assert moved["append replay"] == moved["patch invalid"] == moved["get"] == (False, False)
 
 
 def _scripts() -> dict[str, str]:
     folder = resources.files("session_service.store").joinpath("lua")
     return {
-        path.name.removesuffix(".lua"): re.sub(r"--[^\n]*", "", path.read_text())
+        path.name.removesuffix(".lua"): path.read_text()
         for path in folder.iterdir()
         if path.name.endswith(".lua") and path.name != "lib.lua"
     }
 
 
-def test_every_writing_script_moves_the_etag_or_is_exempt_for_a_reason() -> None:
-    scripts = _scripts()
-    unexplained = [
-        name
-        for name, source in scripts.items()
-        if WRITES.search(source) and not TOUCHES.search(source) and name not in EXEMPT
-    ]
-    assert unexplained == [], "call touch_session/touch_messages (lib.lua) or explain in EXEMPT"
-    assert [name for name in EXEMPT if name not in scripts] == [], "exempt scripts that are gone"
-
-
-def test_every_conditional_script_checks_the_precondition_before_it_writes() -> None:
-    for name, source in _scripts().items():
-        if "if_match" not in source:
-            continue
-        check = source.find("precondition(")
-        first_write = WRITES.search(source)
-        assert check >= 0, f"{name} takes If-Match but never checks it"
-        if first_write is not None:
-            assert check < first_write.start(), f"{name} writes before checking If-Match"
+@pytest.mark.parametrize("name", sorted(n for n, s in _scripts().items() if "if_match" in s))
+def test_every_conditional_script_checks_the_precondition_before_it_writes(name: str) -> None:
+    """The static half: a script that takes If-Match checks it before its first write."""
+    source = re.sub(r"--[^\n]*", "", _scripts()[name])
+    writes = re.compile(r"redis\.call\('(?:HSET|HINCRBY|HDEL|XADD|XDEL|ZADD|RENAME|UNLINK|DEL)'")
+    check = source.find("precondition(")
+    first_write = writes.search(source)
+    assert check >= 0, f"{name} takes If-Match but never checks it"
+    if first_write is not None:
+        assert check < first_write.start(), f"{name} writes before checking If-Match"
