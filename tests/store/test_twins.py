@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis import Redis
 
-from session_service.api.conditional import if_match_arg, if_match_holds
+from session_service.api.conditional import if_match_arg, if_match_holds, precondition_arg
 from session_service.domain.status import ALL_STATUSES, UNARCHIVED
 from session_service.domain.tokens import estimate_tokens
 from session_service.store import keys
@@ -92,17 +92,35 @@ tags = st.one_of(
     kind=st.sampled_from(["s", "m"]),
     header=st.one_of(st.none(), st.lists(tags, max_size=4).map(", ".join)),
     include_current=st.sampled_from([None, "strong", "weak"]),
+    none_header=st.one_of(st.none(), st.lists(tags, max_size=3).map(", ".join)),
+    none_current=st.sampled_from([None, "strong", "weak"]),
 )
 def test_the_if_match_check_agrees(
-    server: Redis, ca: int, ev: int, kind: str, header: str | None, include_current: str | None
+    server: Redis,
+    ca: int,
+    ev: int,
+    kind: str,
+    header: str | None,
+    include_current: str | None,
+    none_header: str | None,
+    none_current: str | None,
 ) -> None:
+    """If-Match and If-None-Match, as one script argument (api/conditional.py)."""
     fields = {"ca": str(ca), "ev": str(ev), "mv": str(ev)}
     store_session(server, fields)
     current = session_etag(fields) if kind == "s" else messages_etag(fields)
-    if include_current is not None:
-        prefix = "W/" if include_current == "weak" else ""
-        header = f"{header}, {prefix}{current}" if header else f"{prefix}{current}"
-    arg = if_match_arg(header)
+
+    def with_current(value: str | None, how: str | None) -> str | None:
+        if how is None:
+            return value
+        tag = ("W/" if how == "weak" else "") + current
+        return f"{value}, {tag}" if value else tag
+
+    header = with_current(header, include_current)
+    none_header = with_current(none_header, none_current)
+    arg = precondition_arg(header, none_header)
+    if none_header is None:
+        assert arg == if_match_arg(header)
     refused = lua(server, "return precondition(ARGV[1], ARGV[2], ARGV[3])", SID, kind, arg)
     assert (refused is None) == if_match_holds(arg, current)
     if refused is not None:
