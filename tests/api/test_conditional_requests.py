@@ -17,6 +17,13 @@ from tests.conftest import create_session, user
 S = "/api/v1/sessions"
 
 
+@pytest.fixture(params=[True, False], ids=["fast", "router"])
+def fast_path(request: pytest.FixtureRequest) -> bool:
+    """Both dispatch paths: the issue was seen on each (tests/api/conftest.py runs one)."""
+    value: bool = request.param
+    return value
+
+
 async def etag_of(client: httpx.AsyncClient, path: str) -> str:
     response = await client.get(path, headers=user())
     assert response.status_code == 200, response.text[:200]

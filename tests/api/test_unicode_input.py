@@ -16,6 +16,15 @@ import pytest
 from tests.conftest import create_session, user
 
 API = "/api/v1/sessions"
+
+
+@pytest.fixture(params=[True, False], ids=["fast", "router"])
+def fast_path(request: pytest.FixtureRequest) -> bool:
+    """Both dispatch paths: the issue was seen on each (tests/api/conftest.py runs one)."""
+    value: bool = request.param
+    return value
+
+
 LONE = "\ud800"
 
 
