@@ -11,6 +11,10 @@ fault for that chunk's reply:
   closes the connection; it is never delivered.
 
 No fault depends on time: a stalled reply waits for the client, not for a clock.
+
+`hold(chunk)` delays commands instead: a chunk for which it answers true is kept
+from Redis until `release()`, so a test can act between two commands of one
+client (`held` is set once such a chunk waits).
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ class FaultProxy:
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.choose: Callable[[bytes], str | None] = lambda chunk: None
+        self.hold: Callable[[bytes], bool] = lambda chunk: False
+        self.held = asyncio.Event()
+        self._released = asyncio.Event()
         self.injected: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -81,6 +88,16 @@ class FaultProxy:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
+
+    def release(self) -> None:
+        """Forward the held chunks, and every later one, without holding again."""
+        self.hold = lambda chunk: False
+        self._released.set()
+
+    async def _wait_if_held(self, chunk: bytes) -> None:
+        if self.hold(chunk):
+            self.held.set()
+            await self._released.wait()
 
     async def sever_all(self) -> None:
         """Close every connection the clients hold (as a restarted server would)."""
@@ -109,6 +126,7 @@ class FaultProxy:
         async def upstream() -> None:
             try:
                 while chunk := await creader.read(65536):
+                    await self._wait_if_held(chunk)
                     fault = self.choose(chunk)
                     if fault is not None:
                         armed.append(fault)

@@ -3,6 +3,7 @@ background cleanup runs once per CLEANUP_INTERVAL_SECONDS across all of them."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from redis.asyncio import Redis
 from session_service.store.keys import Keys
 from session_service.store.lease import Lease
 from tests.ops.service import running_service
+from tests.proxy import FaultProxy
+from tests.servers import RedisProcess
 
 INTERVAL = 1
 RUNS = "fm_session_cleanup_runs_total"
@@ -63,3 +66,42 @@ async def test_the_lease_has_one_holder_until_it_expires(redis: Redis) -> None:
     await redis.delete(key)  # as when it expires
     assert await second.acquire() is True
     assert await first.renew() is False
+
+
+async def test_a_stale_holder_never_extends_the_lease_another_process_took(
+    redis: Redis, redis_process: RedisProcess
+) -> None:
+    """Whatever a renewal sends after its first command waits at a proxy while the
+    lease expires and another process takes it: the renewal must not extend the
+    newcomer's lease (issue 20, defect 12)."""
+    key = Keys("fms").lease("test")
+    proxy = await FaultProxy(redis_process.port).start()
+    stale_client = Redis.from_url(proxy.url, decode_responses=True)
+    try:
+        await stale_client.ping()  # the connection is open: its next chunk is the renewal
+        stale = Lease(stale_client, key, 600_000)
+        assert await stale.acquire() is True
+        chunks: list[bytes] = []
+
+        def after_the_first(chunk: bytes) -> bool:
+            chunks.append(chunk)
+            return len(chunks) > 1
+
+        proxy.hold = after_the_first
+        renewal = asyncio.create_task(stale.renew())
+        held = asyncio.create_task(proxy.held.wait())
+        done, _ = await asyncio.wait({renewal, held}, timeout=30, return_when="FIRST_COMPLETED")
+        assert done, "the renewal neither finished nor sent a second command"
+        await redis.delete(key)  # as when the stale holder's lease expires
+        newcomer = Lease(redis, key, 60_000)
+        assert await newcomer.acquire() is True
+        proxy.release()
+        await asyncio.wait_for(renewal, 30)
+        held.cancel()
+
+        assert await redis.get(key) == newcomer.token
+        ttl = await redis.pttl(key)
+        assert 0 < ttl <= 60_000, f"the stale holder extended the newcomer's lease to {ttl} ms"
+    finally:
+        await stale_client.aclose()
+        await proxy.stop()
