@@ -95,6 +95,17 @@ def test_lib_reads_no_arguments() -> None:
     assert not FIELD.findall(_lua("lib"))
 
 
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_every_replay_is_answered_through_lib_replay(name: str) -> None:
+    """lib.lua's replay() rewrites the record first, so that the WAIT after it
+    confirms the original write on a replica (tests/topology/test_replayed_writes.py
+    shows why); a script that builds a 'replay' answer itself skips that."""
+    source = _lua(name)
+    assert "'replay'" not in source and '"replay"' not in source, (
+        f"{name}.lua answers 'replay' without replay()"
+    )
+
+
 def _sample(codec: type[protocol.ScriptArgs], variant: int) -> protocol.ScriptArgs:
     """Values of every kind, including the awkward ones (empty, None, '|', unicode)."""
     values: dict[str, Any] = {}

@@ -64,7 +64,12 @@ class StoreBase:
         return await script(self.client, [self.keys.base(user_id)], args)
 
     async def _write(self, script: Script, user_id: str, args: ScriptArgs) -> Any:
-        """Run a writing script; with REDIS_MIN_REPLICAS_ACK, WAIT in the same round trip."""
+        """Run a writing script; with REDIS_MIN_REPLICAS_ACK, WAIT in the same round trip.
+
+        WAIT counts only this connection's writes. An idempotent replay writes nothing
+        of its own, so every script answers 'replay' through lib.lua's replay(), which
+        rewrites the record: a replica that confirms that write holds the original.
+        """
         if self.min_replicas_ack == 0:
             return await script(self.client, [self.keys.base(user_id)], args)
         return await self._write_acked(script, self.keys.base(user_id), script.argv(args))

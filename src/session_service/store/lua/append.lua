@@ -21,7 +21,8 @@ if idem ~= '' then
     -- A retry replays even though its own append moved the ETag on.
     if pat and now - tonumber(pat) <= A.idem_ttl_ms and pfp == A.fingerprint then
       local entry = redis.call('XRANGE', k_messages(sid), '0-' .. pn, '0-' .. pn)
-      return {'replay', tonumber(pn), tonumber(ptotal), st, entry, etag(sid, 'm')}
+      return replay(k_idem(sid), idem, prev, tonumber(pn), tonumber(ptotal), st, entry,
+        etag(sid, 'm'))
     end
     if pat and now - tonumber(pat) <= A.idem_ttl_ms then
       return precondition(sid, 'm', A.if_match) or {'err', 'idempotency_key_reused'}

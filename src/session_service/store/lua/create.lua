@@ -15,7 +15,7 @@ if idem ~= '' then
     local rfp, outcome, rsid = string.match(rec, '^([^|]*)|([^|]*)|(.*)$')
     if rsid and redis.call('EXISTS', k_session(rsid)) == 1 then
       if rfp ~= fp then return {'err', 'idempotency_key_reused'} end
-      return {'replay', outcome, rsid, redis.call('HGETALL', k_session(rsid))}
+      return replay(idem_key, nil, rec, outcome, rsid, redis.call('HGETALL', k_session(rsid)))
     end
   end
 end

@@ -13,7 +13,7 @@ if idem ~= '' then
     if rsid and redis.call('EXISTS', k_session(rsid)) == 1 then
       drop_staging(dst)
       if rfp ~= fp then return {'err', 'idempotency_key_reused'} end
-      return {'replay', rsid, redis.call('HGETALL', k_session(rsid))}
+      return replay(idem_key, nil, rec, rsid, redis.call('HGETALL', k_session(rsid)))
     end
   end
 end

@@ -1,15 +1,18 @@
 -- Fork, step 1 of 3 (then copy.lua slices, then fork.lua): what can be refused
--- before anything is copied. Writes nothing.
+-- before anything is copied. Writes nothing but a replay's confirmation (lib.lua).
 -- Arguments: protocol.ForkBeginArgs.
 -- Reply: {'replay', sid, fields} | {'ok', through seq, rewind generation} | {'err', code}
 local src, idem, fp = A.src, A.idem, A.fingerprint
 local reused = false
 if idem ~= '' then
-  local rec = redis.call('GET', base .. K_CREATE_IDEM .. idem)
+  local idem_key = base .. K_CREATE_IDEM .. idem
+  local rec = redis.call('GET', idem_key)
   if rec then
     local rfp, _, rsid = string.match(rec, '^([^|]*)|([^|]*)|(.*)$')
     if rsid and redis.call('EXISTS', k_session(rsid)) == 1 then
-      if rfp == fp then return {'replay', rsid, redis.call('HGETALL', k_session(rsid))} end
+      if rfp == fp then
+        return replay(idem_key, nil, rec, rsid, redis.call('HGETALL', k_session(rsid)))
+      end
       reused = true
     end
   end

@@ -198,6 +198,21 @@ local function precondition(sid, kind, expected)
   return nil
 end
 
+-- Every answer 'replay' (an idempotent retry answered from its record) is built
+-- here. A replay finds the original write done and writes nothing, but the WAIT
+-- the store sends after it (REDIS_MIN_REPLICAS_ACK) counts only the writes of its
+-- own connection: on another connection than the original's it would confirm
+-- nothing. So replay() first rewrites the record unchanged (same value, same
+-- expiry): a write that follows the original in the replication stream, which a
+-- replica applies in order, so a replica that acknowledges it holds the original
+-- too. `field` names the record's field in a hash (append records), nil for a
+-- string record (creates, forks, summaries).
+local function replay(key, field, record, ...)
+  if field then redis.call('HSET', key, field, record)
+  else redis.call('SET', key, record, 'KEEPTTL') end
+  return {'replay', ...}
+end
+
 -- Remember an append's idempotency record for ttl ms. Valkey 8.1 has no per-field
 -- TTL, so a zset orders the keys by time and each keyed append drops up to
 -- IDEM_TRIM expired records: the hash never holds more than a TTL's worth plus a

@@ -21,8 +21,8 @@ if idem_key then
     if fp ~= A.fingerprint then
       return precondition(sid, 'm', A.if_match) or {'err', 'idempotency_key_reused'}
     end
-    return {'replay', redis.call('XRANGE', k_summaries(sid), '0-' .. rseq, '0-' .. rseq),
-      etag(sid, 'm')}
+    return replay(idem_key, nil, rec,
+      redis.call('XRANGE', k_summaries(sid), '0-' .. rseq, '0-' .. rseq), etag(sid, 'm'))
   end
 end
 local failed = precondition(sid, 'm', A.if_match)
