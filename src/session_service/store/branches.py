@@ -6,7 +6,9 @@ an exclusive cursor) under the keys of an id that has no session record, so
 nothing reads it while it grows; one last script makes it visible atomically:
 `fork.lua` publishes it as a new session (so a fork is complete when its 201
 arrives), `rewind_swap.lua` swaps it in for the whole conversation (so a rewind
-is one step for every reader). A rewind that removes only a few entries is a
+is one step for every reader). Summaries are written without moving the rewind
+generation, so the swap carries over those written since the copy that cover
+only kept messages. A rewind that removes only a few entries is a
 single script (`rewind.lua`) and copies nothing.
 
 A source deleted or expired meanwhile is noticed by the next slice, which drops
@@ -118,7 +120,16 @@ async def _copy(
             copied.roles[role][1] += int(reply[7 + 2 * i])
         count = _next_count(count, last - after, nbytes)
         after = last
-    after, count, done = 0, SLICE_FIRST, False
+    await _copy_summaries(store, user_id, src, dst, through, gen, copied)
+    return copied
+
+
+async def _copy_summaries(
+    store: StoreBase, user_id: str, src: str, dst: str, through: int, gen: str,
+    copied: Copied, after: int = 0,
+) -> None:  # fmt: skip
+    """Copy src's summaries after seq `after` that cover at most `through` to dst."""
+    count, done = SLICE_FIRST, False
     while not done:
         args = CopyArgs(src, dst, "y", through, after, count, gen, STAGING_TTL_MS)
         reply = _ok(await store._write(store.scripts.copy, user_id, args))
@@ -128,7 +139,6 @@ async def _copy(
             copied.summary = (last, str(reply[5]), str(reply[6]))
         count = _next_count(count, n, nbytes)
         after = last
-    return copied
 
 
 async def _drop(store: StoreBase, user_id: str, staging: str) -> None:
@@ -216,8 +226,15 @@ class BranchOps(StoreBase):
             try:
                 copied = await _copy(self, user_id, session_id, staging, to, gen)
                 counters = copied.counters(fork=False)
-                swap = RewindSwapArgs(session_id, staging, if_match, gen, counters)
+                swap = RewindSwapArgs(session_id, staging, if_match, gen, to, counters)
                 reply = _ok(await self._write(self.scripts.rewind_swap, user_id, swap))
+                while reply[0] == "behind":
+                    # More summaries were written during the copy than the swap
+                    # carries over in one script: copy them in slices, swap again.
+                    await _copy_summaries(
+                        self, user_id, session_id, staging, to, gen, Copied(), int(reply[1])
+                    )
+                    reply = _ok(await self._write(self.scripts.rewind_swap, user_id, swap))
             except _Restart:
                 continue
             except BaseException:

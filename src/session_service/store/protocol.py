@@ -383,4 +383,5 @@ class RewindSwapArgs(ScriptArgs):
     staging: str
     if_match: str
     generation: str
+    to: int  # the last message seq kept: summaries covering at most it survive
     counters: Pairs  # the kept part's, as for ForkArgs

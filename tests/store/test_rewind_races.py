@@ -1,0 +1,134 @@
+"""A long (staged) rewind meets the writes made while it copies (issue 20, defects 3, 8).
+
+A rewind that removes more than INLINE_MAX messages copies the kept part in slices
+and swaps it in with one last script. The app talks to Redis through a proxy that
+holds that swap, so a test can write while the copy is done and not yet swapped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from session_service.store.branches import INLINE_MAX
+from session_service.store.scripts import load_scripts
+from tests.conftest import client_settings, create_session, running_app, user
+from tests.proxy import FaultProxy
+from tests.servers import RedisProcess
+
+S = "/api/v1/sessions"
+LONG = INLINE_MAX + 16  # messages after the rewind point: more than one script removes
+
+
+def mid(n: int) -> str:
+    return f"msg_{n:010d}"
+
+
+@pytest.fixture
+async def proxy(redis_process: RedisProcess, redis: Redis) -> AsyncIterator[FaultProxy]:
+    proxy = await FaultProxy(redis_process.port).start()
+    yield proxy
+    await proxy.stop()
+
+
+@pytest.fixture
+async def client(proxy: FaultProxy) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_app(client_settings(proxy.url)) as app:
+        yield app
+
+
+async def _get(client: httpx.AsyncClient, path: str) -> Any:
+    response = await client.get(path, headers=user())
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def _conversation(client: httpx.AsyncClient, count: int) -> str:
+    sid: str = (await create_session(client))["session_id"]
+    for n in range(1, count + 1):
+        body = {"role": "user" if n % 2 else "assistant", "content": f"m{n}"}
+        response = await client.post(f"{S}/{sid}/messages", json=body, headers=user())
+        assert response.status_code == 201, response.text
+    return sid
+
+
+async def _summary(client: httpx.AsyncClient, sid: str, through: int) -> str:
+    body = {"content": f"up to {through}", "covers_through": mid(through)}
+    response = await client.post(f"{S}/{sid}/summaries", json=body, headers=user())
+    assert response.status_code == 201, response.text
+    summary_id: str = response.json()["summary_id"]
+    return summary_id
+
+
+async def _held_swap(
+    proxy: FaultProxy, client: httpx.AsyncClient, sid: str, to: int
+) -> asyncio.Task[httpx.Response]:
+    """Start a rewind to `to`; return once its copy is done and its swap is held."""
+    swap = load_scripts().rewind_swap.sha.encode()
+    proxy.hold = lambda chunk: swap in chunk
+    body = {"to_message_id": mid(to)}
+    rewind = asyncio.create_task(client.post(f"{S}/{sid}/rewind", json=body, headers=user()))
+    async with asyncio.timeout(60):
+        await proxy.held.wait()
+    return rewind
+
+
+async def test_a_summary_written_during_the_copy_that_covers_kept_messages_survives(
+    proxy: FaultProxy, client: httpx.AsyncClient
+) -> None:
+    sid = await _conversation(client, 10 + LONG)
+    first = await _summary(client, sid, 5)
+    rewind = await _held_swap(proxy, client, sid, 10)
+
+    during = await _summary(client, sid, 8)  # written after the copy, before the swap
+    proxy.release()
+    rewound = await rewind
+
+    assert rewound.status_code == 200, rewound.text
+    assert rewound.json() == {"removed": LONG, "last_message_id": mid(10)}
+    listed = await _get(client, f"{S}/{sid}/summaries")
+    assert [s["summary_id"] for s in listed["summaries"]] == [during, first]
+    window = await _get(client, f"{S}/{sid}/window?max_tokens=100000")
+    assert window["summary"]["summary_id"] == during
+    later = await _summary(client, sid, 9)
+    assert later == "sum_0000000003", "summary ids are never reused"
+    assert len((await _get(client, f"{S}/{sid}/summaries"))["summaries"]) == 3
+
+
+async def test_a_summary_written_during_the_copy_that_covers_a_removed_message_goes(
+    proxy: FaultProxy, client: httpx.AsyncClient
+) -> None:
+    sid = await _conversation(client, 10 + LONG)
+    first = await _summary(client, sid, 5)
+    rewind = await _held_swap(proxy, client, sid, 10)
+
+    await _summary(client, sid, 50)
+    proxy.release()
+    assert (await rewind).status_code == 200
+
+    listed = await _get(client, f"{S}/{sid}/summaries")
+    assert [s["summary_id"] for s in listed["summaries"]] == [first]
+    window = await _get(client, f"{S}/{sid}/window?max_tokens=100000")
+    assert window["summary"]["summary_id"] == first
+
+
+async def test_more_summaries_during_the_copy_than_one_swap_carries_all_survive(
+    proxy: FaultProxy, client: httpx.AsyncClient
+) -> None:
+    sid = await _conversation(client, 10 + LONG)
+    first = await _summary(client, sid, 5)
+    rewind = await _held_swap(proxy, client, sid, 10)
+
+    during = [await _summary(client, sid, 8 + n // 30) for n in range(80)]  # > CARRY_MAX
+    proxy.release()
+    assert (await rewind).status_code == 200
+
+    listed = await _get(client, f"{S}/{sid}/summaries?limit=100")
+    assert [s["summary_id"] for s in listed["summaries"]] == [*reversed(during), first]
+    window = await _get(client, f"{S}/{sid}/window?max_tokens=100000")
+    assert window["summary"]["summary_id"] == during[-1]
