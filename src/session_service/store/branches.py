@@ -141,9 +141,25 @@ async def _copy_summaries(
         after = last
 
 
+async def _copy_records(
+    store: StoreBase, user_id: str, src: str, dst: str, through: int, gen: str
+) -> None:
+    """A rewind's copy of the append idempotency records of the messages it keeps
+    (the others go with their messages): by seq ('i'), then an earlier release's by
+    time ('l')."""
+    for what in ("i", "l"):
+        after, count, done = 0, SLICE_FIRST, False
+        while not done:
+            args = CopyArgs(src, dst, what, through, after, count, gen, STAGING_TTL_MS)
+            reply = _ok(await store._write(store.scripts.copy, user_id, args))
+            last, done, nbytes, n = int(reply[1]), reply[2] == 1, int(reply[3]), int(reply[4])
+            count = _next_count(count, n, nbytes)
+            after = last
+
+
 async def _drop(store: StoreBase, user_id: str, staging: str) -> None:
     """Remove an abandoned copy now rather than at its expiry (best effort)."""
-    keys = store.keys.conversation(user_id, staging)
+    keys = store.keys.staging(user_id, staging)
     try:
         await asyncio.shield(store.client.delete(*keys))
     except Exception:  # it expires anyway (STAGING_TTL_MS)
@@ -225,6 +241,7 @@ class BranchOps(StoreBase):
             gen, staging = str(reply[1]), new_session_id()
             try:
                 copied = await _copy(self, user_id, session_id, staging, to, gen)
+                await _copy_records(self, user_id, session_id, staging, to, gen)
                 counters = copied.counters(fork=False)
                 swap = RewindSwapArgs(session_id, staging, if_match, gen, to, counters)
                 reply = _ok(await self._write(self.scripts.rewind_swap, user_id, swap))

@@ -7,7 +7,8 @@ another user's id as a prefix of the whole tag)::
     P:{U}:s:<sid>        hash    the session record
     P:{U}:m:<sid>        stream  its messages, entry ids 0-1, 0-2, ...
     P:{U}:i:<sid>        hash    idempotency records of its message appends
-    P:{U}:g:<sid>        zset    the same Idempotency-Keys by time, to drop expired records
+    P:{U}:g:<sid>        zset    the same Idempotency-Keys by their message's seq (by time
+                                 before issue 20), to drop expired and rewound records
     P:{U}:k:<sid>        zset    linked case ids, scored by link time
     P:{U}:t:<sid>        hash    tool-call id -> "<call seq>" or "<call seq>:<result seq>"
     P:{U}:y:<sid>        stream  its summaries, entry ids 0-1, 0-2, ...
@@ -78,6 +79,10 @@ SESSION_KEYS: tuple[str, ...] = (
 #: The keys of a conversation: what a fork or a staged rewind copies under a new id.
 CONVERSATION_KEYS: tuple[str, ...] = (MESSAGES, TOOL_CALLS, SUMMARIES)
 
+#: What a copy may build under a staging id, and a staged rewind swaps in: the
+#: conversation, and for a rewind the append idempotency records of the kept messages.
+STAGING_KEYS: tuple[str, ...] = (*CONVERSATION_KEYS, IDEMPOTENCY, IDEMPOTENCY_AGE)
+
 #: The Lua name of each suffix (`K_<NAME>`), in the prelude.
 _LUA_KEY_NAMES: dict[str, str] = {
     "SESSION": SESSION,
@@ -111,6 +116,7 @@ def _lua_prelude() -> str:
         "-- Every key a session owns; the keys of its conversation (keys.py).",
         f"local SESSION_KEYS = {_lua_list(SESSION_KEYS)}",
         f"local CONVERSATION_KEYS = {_lua_list(CONVERSATION_KEYS)}",
+        f"local STAGING_KEYS = {_lua_list(STAGING_KEYS)}",
         "-- Every status, and those an evict_oldest create may evict (domain/status.py).",
         f"local STATUSES = {_lua_list(ALL_STATUSES)}",
         f"local EVICTABLE = {_lua_list(UNARCHIVED)}",
@@ -171,6 +177,11 @@ class Keys:
         """The keys of a session's conversation (`CONVERSATION_KEYS`)."""
         base = self.base(user_id)
         return [f"{base}{suffix}{session_id}" for suffix in CONVERSATION_KEYS]
+
+    def staging(self, user_id: str, staging_id: str) -> list[str]:
+        """The keys a copy may build under a staging id (`STAGING_KEYS`)."""
+        base = self.base(user_id)
+        return [f"{base}{suffix}{staging_id}" for suffix in STAGING_KEYS]
 
     def of_session(self, user_id: str, session_id: str) -> list[str]:
         """Every key a session owns (`SESSION_KEYS`)."""

@@ -75,7 +75,9 @@ class MessageOps(StoreBase):
         )
         reply = ok(await self._write(self.scripts.append, user_id, args))
         if reply[0] == "replay":
-            if not reply[4]:  # the message went with a rewind; the key is spent
+            # The message went with a rewind that an earlier release made (a rewind
+            # now forgets the keys of the appends it removes): the key is spent.
+            if not reply[4]:
                 raise errors.IdempotencyKeyReused()
             entry_id, fields = reply[4][0]
             replayed = message_from_entry(entry_id, fields)

@@ -332,7 +332,7 @@ class CopyArgs(ScriptArgs):
     script = "copy"
     src: str
     dst: str  # an id with no session record: the fork's, or a rewind's staging id
-    what: str  # 'm' the messages, 'y' the summaries
+    what: str  # 'm' the messages, 'y' the summaries; a rewind's 'i', 'l' append records
     through: int  # the last message seq copied
     after: int  # exclusive cursor: the last seq copied so far (0 at the start)
     count: int  # at most this many entries

@@ -101,7 +101,7 @@ count_one_more(sid, count)
 redis.call('ZADD', k_status(st), I(now), sid)
 if idem ~= '' then
   remember_append(sid, idem, A.fingerprint .. '|' .. n .. '|' .. count .. '|' .. I(now), now,
-    A.idem_ttl_ms)
+    A.idem_ttl_ms, n)
 end
 expire_all(sid, ea, cur[7])
 -- etag(sid, 'm') from what was just written (the record always has 'ca').

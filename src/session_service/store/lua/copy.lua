@@ -7,6 +7,10 @@
 -- Reply 'm': {'ok', last seq, done, bytes, first ts|'', last ts|'', role counts}
 --   role counts: n, tokens for u, a, s, t (user, assistant, system, tool)
 -- Reply 'y': {'ok', last seq, done, bytes, copied, last covers_through|'', last tokens|''}
+-- For a rewind only, the append idempotency records of the kept messages (lib.lua):
+-- 'i' those scored by seq in (after, through]; 'l' those an earlier release scored
+-- by time (all kept), after the score `after`.
+-- Reply 'i', 'l': {'ok', last score, done, bytes, entries read}
 -- {'err', 'session_not_found'} or {'restart'} (src was rewound): dst is deleted.
 local src, dst, what = A.src, A.dst, A.what
 local through, after, count = A.through, A.after, A.count
@@ -16,9 +20,19 @@ if (cur[2] or '0') ~= A.generation then drop_staging(dst); return {'restart'} en
 
 local key = what == 'm' and k_messages(dst) or k_summaries(dst)
 -- The staging must still hold every entry copied so far (it may have expired).
-local tail = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
-local tail_seq = tail[1] and tonumber(string.match(tail[1][1], '%-(%d+)$')) or 0
-if tail_seq ~= after then drop_staging(dst); return {'restart'} end
+local function staged_tail()
+  if what == 'i' or what == 'l' then
+    local top = what == 'i'
+      and redis.call('ZRANGE', k_idem_age(dst), '(' .. I(TIME_SCORES), '-inf', 'BYSCORE', 'REV',
+        'LIMIT', 0, 1, 'WITHSCORES')
+      or redis.call('ZRANGE', k_idem_age(dst), '+inf', I(TIME_SCORES), 'BYSCORE', 'REV',
+        'LIMIT', 0, 1, 'WITHSCORES')
+    return top[1] and tonumber(top[2]) or 0
+  end
+  local tail = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+  return tail[1] and tonumber(string.match(tail[1][1], '%-(%d+)$')) or 0
+end
+if staged_tail() ~= after then drop_staging(dst); return {'restart'} end
 
 local done, last, bytes = 0, after, 0
 local out
@@ -43,6 +57,36 @@ if what == 'm' then
   for _, name in ipairs({'u', 'a', 's', 't'}) do
     out[#out + 1] = roles[name][1]; out[#out + 1] = roles[name][2]
   end
+elseif what == 'i' or what == 'l' then
+  local age, entries = k_idem_age(src), nil
+  if what == 'i' then
+    entries = redis.call('ZRANGE', age, '(' .. I(after), I(through), 'BYSCORE', 'LIMIT', 0, count,
+      'WITHSCORES')
+  else
+    local from = after > 0 and '(' .. I(after) or I(TIME_SCORES)
+    entries = redis.call('ZRANGE', age, from, '+inf', 'BYSCORE', 'LIMIT', 0, count, 'WITHSCORES')
+    -- Records of one millisecond share a score: the slice takes all of the last one's.
+    if #entries > 0 then
+      entries = redis.call('ZRANGE', age, from, entries[#entries], 'BYSCORE', 'WITHSCORES')
+    end
+  end
+  local members = {}
+  for i = 1, #entries, 2 do members[#members + 1] = entries[i] end
+  if #members > 0 then
+    local records = redis.call('HMGET', k_idem(src), unpack(members))
+    for i, m in ipairs(members) do
+      -- A record trimmed meanwhile (expired) is not copied; its index entry is, so
+      -- the staged tail stays the cursor, and the next trim drops it.
+      redis.call('ZADD', k_idem_age(dst), entries[2 * i], m)
+      if records[i] then
+        redis.call('HSET', k_idem(dst), m, records[i])
+        bytes = bytes + #records[i]
+      end
+    end
+    last = tonumber(entries[#entries])
+  end
+  if #members < count then done = 1 end
+  out = {'ok', last, done, bytes, #members}
 else
   local entries = redis.call('XRANGE', k_summaries(src), '0-' .. I(after + 1), '+', 'COUNT', count)
   local copied, last_w, last_k = 0, '', ''
@@ -59,7 +103,7 @@ else
   end
   out = {'ok', last, done, bytes, copied, last_w, last_k}
 end
-for _, k in ipairs(keys_of(dst, CONVERSATION_KEYS)) do
+for _, k in ipairs(keys_of(dst, STAGING_KEYS)) do
   redis.call('PEXPIRE', k, A.ttl_ms)
 end
 return out

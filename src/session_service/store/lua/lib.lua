@@ -213,28 +213,54 @@ local function replay(key, field, record, ...)
   return {'replay', ...}
 end
 
--- Remember an append's idempotency record for ttl ms. Valkey 8.1 has no per-field
--- TTL, so a zset orders the keys by time and each keyed append drops up to
--- IDEM_TRIM expired records: the hash never holds more than a TTL's worth plus a
--- backlog that only shrinks. A record past its TTL is never honoured either way.
+-- Append idempotency records: k_idem(sid) maps a key to 'fingerprint|seq|...|at'
+-- (at: ms when written; the last field), and k_idem_age(sid) scores each key by the
+-- seq of the message it answers, so a rewind finds the records of the messages it
+-- removes (forget_appends) and they never outnumber the messages. Releases before
+-- this scored by time (ms, at least TIME_SCORES): such records are trimmed by time
+-- and never forgotten by a rewind (a retry of one whose message went is refused).
+-- Valkey 8.1 has no per-field TTL: each keyed append drops up to IDEM_TRIM expired
+-- records, oldest first. A record past its TTL is never honoured either way.
 local IDEM_TRIM = 10
-local function remember_append(sid, idem, record, now, ttl)
-  local age = k_idem_age(sid)
-  local old = redis.call('ZRANGE', age, '-inf', '(' .. I(now - ttl), 'BYSCORE',
+local TIME_SCORES = 1000000000000
+local function remember_append(sid, idem, record, now, ttl, seq)
+  local age, records = k_idem_age(sid), k_idem(sid)
+  -- Keys are remembered in seq order, so the oldest records are the lowest.
+  for _ = 1, IDEM_TRIM do
+    local head = redis.call('ZRANGE', age, 0, 0, 'WITHSCORES')
+    if not head[1] or tonumber(head[2]) >= TIME_SCORES then break end
+    local rec = redis.call('HGET', records, head[1])
+    local at = rec and tonumber(string.match(rec, '|(%d+)$'))
+    if rec and (not at or now - at <= ttl) then break end
+    redis.call('HDEL', records, head[1])
+    redis.call('ZREM', age, head[1])
+  end
+  local old = redis.call('ZRANGE', age, I(TIME_SCORES), '(' .. I(now - ttl), 'BYSCORE',
     'LIMIT', 0, IDEM_TRIM)
   if #old > 0 then
-    redis.call('HDEL', k_idem(sid), unpack(old))
+    redis.call('HDEL', records, unpack(old))
     redis.call('ZREM', age, unpack(old))
   end
-  redis.call('HSET', k_idem(sid), idem, record)
-  redis.call('ZADD', age, I(now), idem)
+  redis.call('HSET', records, idem, record)
+  redis.call('ZADD', age, I(seq), idem)
+end
+
+-- A rewind to `to` forgets the keys of the appends it removes: a retry with one of
+-- them is a new append. At most one record per removed message.
+local function forget_appends(sid, to)
+  local gone = redis.call('ZRANGE', k_idem_age(sid), '(' .. I(to), '(' .. I(TIME_SCORES),
+    'BYSCORE')
+  if #gone > 0 then
+    redis.call('HDEL', k_idem(sid), unpack(gone))
+    redis.call('ZREM', k_idem_age(sid), unpack(gone))
+  end
 end
 
 -- Copying and cutting conversations (fork, rewind). A copy is built in slices
 -- (copy.lua) under the keys of an id that has no session hash yet, so nothing
 -- reads it; drop_staging removes what a copy built when it is abandoned.
 local function drop_staging(sid)
-  redis.call('DEL', unpack(keys_of(sid, CONVERSATION_KEYS)))
+  redis.call('DEL', unpack(keys_of(sid, STAGING_KEYS)))
 end
 
 -- The fields of a message (or summary) entry by name, its tokens k (the documented

@@ -3,7 +3,8 @@
 -- covered removed messages), atomically. A short tail (at most max_inline messages
 -- and summaries to remove) is cut here; a longer one answers 'staged' and is done by
 -- copying the kept part in slices (copy.lua) and swapping it in (rewind_swap.lua).
--- Ids are never reused: li keeps the highest id ever given.
+-- Ids are never reused: li keeps the highest id ever given. The idempotency records
+-- of removed appends go too (forget_appends).
 -- Arguments: protocol.RewindArgs.
 -- Reply: {'ok', removed, messages etag} | {'staged', rewind generation} | {'err', code}
 local sid, to, limit = A.sid, A.to, A.max_inline
@@ -51,7 +52,10 @@ for _, e in ipairs(tail) do
   ids[#ids + 1] = e[1]
   if seq > highest then highest = seq end
 end
-if #ids > 0 then redis.call('XDEL', k_messages(sid), unpack(ids)) end
+if #ids > 0 then
+  redis.call('XDEL', k_messages(sid), unpack(ids))
+  forget_appends(sid, to)
+end
 for r, v in pairs(by_role) do
   redis.call('HINCRBY', sk, 'n' .. r, -v[1])
   redis.call('HINCRBY', sk, 'k' .. r, -v[2])

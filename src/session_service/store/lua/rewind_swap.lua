@@ -38,11 +38,12 @@ for _, e in ipairs(carry) do redis.call('XADD', k_summaries(stg), e[1], unpack(e
 local newest = redis.call('XREVRANGE', k_messages(sid), '+', '-', 'COUNT', 1)
 local highest = last_id(cur[3], cur[2])
 if newest[1] then highest = math.max(highest, tonumber(string.match(newest[1][1], '%-(%d+)$'))) end
-local pairs_ = {{k_messages(stg), k_messages(sid)}, {k_tools(stg), k_tools(sid)},
-  {k_summaries(stg), k_summaries(sid)}}
-for _, p in ipairs(pairs_) do
-  redis.call('UNLINK', p[2])
-  if redis.call('EXISTS', p[1]) == 1 then redis.call('RENAME', p[1], p[2]) end
+-- The append records are the kept messages' (copy.lua 'i' and 'l'): those of the
+-- removed messages, and of appends made during the copy, go with them.
+local staged_keys, live_keys = keys_of(stg, STAGING_KEYS), keys_of(sid, STAGING_KEYS)
+for i, live in ipairs(live_keys) do
+  redis.call('UNLINK', live)
+  if redis.call('EXISTS', staged_keys[i]) == 1 then redis.call('RENAME', staged_keys[i], live) end
 end
 redis.call('HDEL', sk, 'fm', 'lm', 'sy', 'sw', 'sk', 'nu', 'na', 'ns', 'nt', 'ku', 'ka', 'ks', 'kt')
 redis.call('HSET', sk, unpack(A.counters))
