@@ -2,9 +2,14 @@
 
 A corpus of valid and invalid requests is replayed on a clean database against
 an app with FAST_PATH on and one with it off; every response (status, the
-headers that matter, the whole body with session ids and timestamps normalised)
-and the metrics label each request was counted under must be the same. The rest
-of tests/api runs both ways through the `fast_path` fixture (tests/api/conftest.py).
+headers that matter, the whole body with session ids and timestamps normalised,
+ETags in full) and the metrics label each request was counted under must be the
+same. The corpus has two parts: hand-written requests in a meaningful order (a
+conversation, its lifecycle), and requests generated from the app's routes, so a
+new route is compared the day it is added: for every API route and method, no
+identity, an unknown and a foreign session, a wrong body of every kind, a stale
+`If-Match`, and a wrong value for every query parameter. The rest of tests/api runs
+through the fast path only (tests/api/conftest.py).
 """
 
 from __future__ import annotations
@@ -281,6 +286,64 @@ def corpus() -> list[Step]:
     ]
 
 
+#: Values for path parameters: the caller's first session, and ids that name nothing.
+PATH_VALUES = {"message_id": "msg_0000000001", "case_id": "c1", "user_id": "someone"}
+#: Wrong values for query parameters: out of range, wrong type, too long.
+BAD_QUERY_VALUES = ("-1", "nope", "9" * 30)
+
+
+def api_routes() -> list[tuple[str, APIRoute]]:
+    """(method, route) of every API route, in the order the router tries them."""
+    from session_service.app import create_app
+    from session_service.config import Settings
+
+    app = create_app(Settings(_env_file=None, log_level="ERROR"))  # type: ignore[call-arg]
+    return [
+        (method, route)
+        for route in routes_in_order(app)
+        if isinstance(route, APIRoute) and route.path.startswith("/api/")
+        for method in sorted(route.methods)
+    ]
+
+
+def _fill(route: APIRoute, session: str) -> str:
+    values = {"session_id": session, **PATH_VALUES}
+    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: values[m[1]], route.path)
+
+
+def generated_corpus() -> list[Step]:
+    """The refusals of every API route, generated from the routes themselves."""
+    steps: list[Step] = []
+    for method, route in api_routes():
+        mine, theirs, nobody = (_fill(route, sid) for sid in ("{s0}", "{x}", NO_SESSION))
+        steps.append((method, mine, {"headers": {}}))  # no identity: 401
+        if "{session_id}" in route.path:
+            steps.append((method, theirs, {}))
+            steps.append((method, nobody, {}))
+        if route.body_field is not None:
+            steps += [
+                (method, mine, {"json": [1]}),
+                (method, mine, {"json": "text"}),
+                (method, mine, {"content": b"{", "headers": {**user(), **JSON}}),
+                (method, mine, {"content": b"\xff\xfe", "headers": {**user(), **JSON}}),
+                (method, theirs, {"json": [1]}),
+            ]
+        if method in ("POST", "PATCH", "PUT", "DELETE") and "{session_id}" in route.path:
+            stale = {**user(), "If-Match": '"0.s0"'}
+            steps.append((method, mine, {"json": [1], "headers": stale}))
+        for param in route.dependant.query_params:
+            name = param.alias
+            steps += [(method, f"{mine}?{name}={bad}", {}) for bad in BAD_QUERY_VALUES]
+    return steps
+
+
+def test_the_generated_corpus_reaches_every_api_route() -> None:
+    covered = {(method, path) for method, path, _ in generated_corpus()}
+    for method, route in api_routes():
+        assert (method, _fill(route, "{s0}")) in covered, (method, route.path)
+    assert len(api_routes()) >= 30
+
+
 def _counts() -> dict[tuple[str, ...], float]:
     return {
         tuple(sample.labels.values()): sample.value
@@ -298,7 +361,7 @@ async def _replay(client: httpx.AsyncClient) -> list[dict[str, Any]]:
     normalise.text(other)
     normalise.learn(answer)
     answers = []
-    for method, path, kwargs in corpus():
+    for method, path, kwargs in corpus() + generated_corpus():
         names = {f"s{i}": sid for i, sid in enumerate(created)}
         url = path.format(x=other, **names)
         kwargs = {"headers": user(), **kwargs}
@@ -321,7 +384,7 @@ async def test_the_corpus_gets_the_same_answers_both_ways(
     await redis.flushall()
     async with make_client(fast_path=False, max_message_bytes=65536) as client:
         router = await _replay(client)
-    assert len(fast) == len(router) == len(corpus())
+    assert len(fast) == len(router) == len(corpus()) + len(generated_corpus())
     for one, other in zip(fast, router, strict=True):
         assert one == other
     etags = [answer["headers"]["etag"] for answer in fast if "etag" in answer["headers"]]
