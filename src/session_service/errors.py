@@ -21,6 +21,7 @@
     │   ├── DuplicateToolCall              409 duplicate_tool_call
     │   ├── SummaryOutOfOrder              409 summary_out_of_order
     │   ├── SessionRewound                 409 session_rewound
+    │   ├── SearchExpired                  409 search_expired
     │   └── TooManyCases                   409 too_many_cases
     ├── PreconditionFailed                 412 precondition_failed (If-Match)
     ├── RequestError                       4xx  (the request itself)
@@ -172,6 +173,14 @@ class SessionRewound(Conflict):
     )
 
 
+class SearchExpired(Conflict):
+    code = "search_expired"
+    default_detail = (
+        "The search walk's snapshot is gone: it expired (10 minutes after its last page) or "
+        "newer walks dropped it (a user keeps 4); start the walk again from the first page"
+    )
+
+
 class TooManyCases(Conflict):
     code = "too_many_cases"
     default_detail = "The session has MAX_CASES_PER_SESSION linked cases; unlink one first"
@@ -295,6 +304,7 @@ ALL_ERRORS: tuple[type[ServiceError], ...] = (
     DuplicateToolCall,
     SummaryOutOfOrder,
     SessionRewound,
+    SearchExpired,
     TooManyCases,
     PreconditionFailed,
     RequestTimeout,

@@ -140,7 +140,7 @@ async def test_a_filtered_walk_resumes_after_its_cursor_with_small_pages(
         assert set(totals) == {len(wanted)}
 
 
-async def test_a_cursor_outliving_its_snapshot_continues_without_repeats(
+async def test_a_cursor_outliving_its_snapshot_is_409_and_the_walk_starts_again(
     make_client: ClientFactory,
 ) -> None:
     async with make_client() as client:
@@ -149,16 +149,19 @@ async def test_a_cursor_outliving_its_snapshot_continues_without_repeats(
             response = await client.post(API, json={"title": f"s{i}"}, headers=user())
             ids.append(response.json()["session_id"])
         first = (await client.post(SEARCH, json={"limit": 10}, headers=user())).json()
-        # Newer walks of the same user evict the oldest snapshot (a bounded number is kept).
+        # Newer walks of the same user drop the oldest snapshot (a bounded number is kept).
         for _ in range(5):
             await client.post(SEARCH, json={"limit": 1}, headers=user())
-        seen = [s["session_id"] for s in first["sessions"]]
-        cursor = first["next_cursor"]
-        while cursor:
-            page = (
-                await client.post(SEARCH, json={"limit": 10, "cursor": cursor}, headers=user())
-            ).json()
-            seen += [s["session_id"] for s in page["sessions"]]
-            cursor = page["next_cursor"]
+        response = await client.post(
+            SEARCH, json={"limit": 10, "cursor": first["next_cursor"]}, headers=user()
+        )
+        assert response.status_code == 409
+        assert response.json()["code"] == "search_expired"
+        assert "first page" in response.json()["detail"]
+        seen, totals = await _walk(client, {"limit": 10}, _nothing)
         assert sorted(seen) == sorted(ids)
-        assert len(seen) == len(set(seen))
+        assert totals == [30, 30, 30]
+
+
+async def _nothing() -> None:
+    return None

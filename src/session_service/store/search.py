@@ -3,10 +3,15 @@
 The first page scans the user's status indexes in bounded slices into a snapshot
 (see lua/search.lua); its cursor names that snapshot, so the pages after it walk
 one fixed order (last activity at the scan, newest first) however sessions are
-created, heartbeated or deleted meanwhile. A cursor whose snapshot has expired
-or was evicted by newer walks continues from its (activity, id) in a fresh
-snapshot: a session already shown has activity at or after the cursor there,
-so it is never shown twice.
+created, heartbeated or deleted meanwhile.
+
+A user keeps SNAPSHOTS_PER_USER walks: a walk joins them when its scan completes,
+dropping the oldest, so walks running at once never drop each other's scans
+half-way. A cursor whose snapshot is gone (expired, or dropped for newer walks)
+answers `SearchExpired`: the walk starts again from its first page. Nothing
+restarts by itself, so many walks at once cost what they read, never more: a
+first page scans at most FIRST_PAGE_SCANS times (its fresh snapshot can be
+dropped between its scan and its page only by as many newer walks completing).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from session_service import errors
 from session_service.domain.text import search_fold
 from session_service.store.base import StoreBase, count_expired
 from session_service.store.codec import (
@@ -34,6 +40,7 @@ SCAN_BUDGET = 500
 PAGE_BUDGET = 500
 SNAPSHOT_TTL_MS = 10 * 60 * 1000
 SNAPSHOTS_PER_USER = 4
+FIRST_PAGE_SCANS = 2
 
 Run = Callable[[SearchArgs], Awaitable[Any]]
 
@@ -83,8 +90,8 @@ class Walk:
         score = sid = ""
         while True:
             reply = await self.run(self._args("scan", walk, 0, score, sid))
-            if reply[0] == "gone":  # evicted by other walks while scanning: start over
-                return await self.scan()
+            if reply[0] == "gone":  # a scan is never dropped; its snapshot expired
+                raise errors.SearchExpired()
             self.count_expired(reply[3])
             if int(reply[0]):
                 return walk
@@ -93,14 +100,22 @@ class Walk:
     async def page(
         self, user_id: str, limit: int, cursor: str | None, decode: Callable[..., dict[str, Any]]
     ) -> tuple[int, list[dict[str, Any]], str | None]:
-        walk, score, sid = decode_cursor(cursor) if cursor else ("", "", "")
+        start = decode_cursor(cursor) if cursor else ("", "", "")
+        walk, score, sid = start
+        # A first page (or a cursor of a release before snapshots) scans its own.
+        scans = 0
         if not walk:
-            walk = await self.scan()
+            walk, scans = await self.scan(), 1
         sessions: list[dict[str, Any]] = []
         while True:
             reply = await self.run(self._args("page", walk, limit - len(sessions), score, sid))
             if reply[0] == "gone":
-                walk = await self.scan()
+                if scans == 0 or scans >= FIRST_PAGE_SCANS:
+                    raise errors.SearchExpired()
+                # Dropped by newer walks between its scan and this page: once more.
+                walk, scans = await self.scan(), scans + 1
+                _, score, sid = start
+                sessions = []
                 continue
             done, score, sid, total = int(reply[0]), reply[1], reply[2], int(reply[3])
             sessions += [
@@ -119,8 +134,8 @@ class SearchOps(StoreBase):
         """One page of a walk over a snapshot of the matches (see the module docstring)."""
 
         async def run(args: SearchArgs) -> Any:
-            # Safe to run again: a scan slice re-adds the same members, and a page whose
-            # snapshot a first run deleted continues from the same cursor in a new one.
+            # Safe to run again: a scan slice re-adds the same members, and a page
+            # re-reads the same rows (after its last page the snapshot is gone: 409).
             return await self._read(self.scripts.search, user_id, args)
 
         return await Walk(run, filters, count_expired).page(

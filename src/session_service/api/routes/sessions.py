@@ -115,10 +115,12 @@ async def list_sessions(
         "`next_cursor` continues the walk over the matches as they were when it started, so a "
         "session that lives through the walk appears exactly once and no id repeats; `total` "
         "counts those matches. Archived sessions only when `status` names them or "
-        "`include_archived` is true."
+        "`include_archived` is true. A user keeps 4 walks, each 10 minutes after its last "
+        "page: a cursor whose walk is gone is 409 `search_expired` (start again from the "
+        "first page)."
     ),
     response_model=models.SearchResult,
-    responses=error_responses(body=True),
+    responses=error_responses(errors.SearchExpired, body=True),
 )
 async def search_sessions(body: models.SearchRequest, user: UserDep, store: StoreDep) -> Response:
     status = (

@@ -9,9 +9,12 @@
 --     cursor. The snapshot never changes, so a walk never repeats or skips an
 --     id; a session deleted or no longer matching since is left out.
 -- The snapshot ends with a sentinel member '' at -inf, so an empty snapshot
--- still exists; a missing one ('gone') was expired or evicted: scan again.
+-- still exists; a missing one ('gone') expired or was dropped for newer walks.
+-- A snapshot joins the user's walks (K_SNAPSHOTS) when its scan completes, and
+-- only then may newer walks drop it (the oldest beyond max_walks): a scan is
+-- never dropped half-way, so walks running at once cannot undo each other's scans.
 -- Arguments: protocol.SearchArgs.
--- scan -> {done, cursor_score, cursor_sid, pruned}
+-- scan -> {done, cursor_score, cursor_sid, pruned} | {'gone'}
 -- page -> {done, cursor_score, cursor_sid, total, sid, fields, sid, fields, ...} | {'gone'}
 local mode, snap_id = A.mode, A.walk
 local budget, want = A.budget, A.want
@@ -65,32 +68,39 @@ local function before(a, b, rev)
   return a[2] < b[2]
 end
 
+-- The rank (ascending, 0-based) of the first row of zset k after (cs, csid) in
+-- ascending order. The rows of the cursor's millisecond are ordered by member, so
+-- a binary search over their ranks finds it: O(log^2 N) however many sessions
+-- share that millisecond (an import gives thousands the same activity).
+local function rank_after(k)
+  local lo = redis.call('ZCOUNT', k, '-inf', '(' .. cs)
+  local hi = redis.call('ZCOUNT', k, '-inf', cs)
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if redis.call('ZRANGE', k, mid, mid)[1] > csid then hi = mid else lo = mid + 1 end
+  end
+  return lo
+end
+
 -- Up to n rows of zset k strictly after the cursor (cs, csid) in walk order
--- (ascending, or descending when rev), plus the rows sharing the cursor's
--- millisecond. When the cursor's member still sits at the cursor's score, its
--- rank resolves the cursor exactly in O(log N); else the rows of that
--- millisecond are compared one by one. Returns rows, and whether it stopped at n.
+-- (ascending, or descending when rev). When the cursor's member still sits at the
+-- cursor's score, its rank resolves the cursor; else rank_after does. Either way
+-- one bounded range is read. Returns rows, and whether it stopped at n.
 local function after(k, n, rev)
   local rows, raw = {}, nil
   if cs == '' then
     raw = redis.call(rev and 'ZREVRANGE' or 'ZRANGE', k, 0, n - 1, 'WITHSCORES')
-  elseif redis.call('ZSCORE', k, csid) == cs then
-    local r = redis.call(rev and 'ZREVRANK' or 'ZRANK', k, csid)
-    raw = redis.call(rev and 'ZREVRANGE' or 'ZRANGE', k, r + 1, r + n, 'WITHSCORES')
   else
-    local c, ties = tonumber(cs), redis.call('ZRANGE', k, cs, cs, 'BYSCORE')
-    local from, to, step = 1, #ties, 1
-    if rev then from, to, step = #ties, 1, -1 end
-    for j = from, to, step do
-      local m = ties[j]
-      if (rev and m < csid) or (not rev and m > csid) then rows[#rows + 1] = {c, m, cs} end
-    end
-    if rev then
-      raw = redis.call('ZRANGE', k, '(' .. cs, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, n,
-        'WITHSCORES')
+    local r
+    if redis.call('ZSCORE', k, csid) == cs then
+      r = redis.call(rev and 'ZREVRANK' or 'ZRANK', k, csid) + 1
     else
-      raw = redis.call('ZRANGE', k, '(' .. cs, '+inf', 'BYSCORE', 'LIMIT', 0, n, 'WITHSCORES')
+      r = rank_after(k)
+      -- descending: the first row before the cursor is the one just below rank r,
+      -- whose descending rank is card - r
+      if rev then r = redis.call('ZCARD', k) - r end
     end
+    raw = redis.call(rev and 'ZREVRANGE' or 'ZRANGE', k, r, r + n - 1, 'WITHSCORES')
   end
   -- {score, member, score as Redis wrote it}: the cursor keeps Redis' exact spelling.
   for j = 1, #raw, 2 do rows[#rows + 1] = {tonumber(raw[j + 1]), raw[j], raw[j + 1]} end
@@ -102,14 +112,6 @@ if mode == 'scan' then
   if cs == '' then
     pruned = prune(now_ms())
     redis.call('ZADD', snap, '-inf', '')
-    redis.call('ZADD', snaps, I(now_ms()), snap_id)
-    local excess = redis.call('ZCARD', snaps) - A.max_walks
-    if excess > 0 then
-      for i, old in ipairs(redis.call('ZPOPMIN', snaps, excess)) do
-        if i % 2 == 1 then redis.call('UNLINK', base .. K_SNAPSHOT .. old) end
-      end
-    end
-    redis.call('PEXPIRE', snaps, ttl)
   elseif redis.call('EXISTS', snap) == 0 then
     return {'gone'}
   end
@@ -134,7 +136,18 @@ if mode == 'scan' then
     end
   end
   redis.call('PEXPIRE', snap, ttl)
-  if not bound then return {1, '', '', pruned} end
+  if not bound then
+    -- Complete: the walk joins the user's walks; the oldest beyond max_walks go.
+    redis.call('ZADD', snaps, I(now_ms()), snap_id)
+    local excess = redis.call('ZCARD', snaps) - A.max_walks
+    if excess > 0 then
+      for i, old in ipairs(redis.call('ZPOPMIN', snaps, excess)) do
+        if i % 2 == 1 then redis.call('UNLINK', base .. K_SNAPSHOT .. old) end
+      end
+    end
+    redis.call('PEXPIRE', snaps, ttl)
+    return {1, '', '', pruned}
+  end
   return {0, last[3], last[2], pruned}
 end
 
