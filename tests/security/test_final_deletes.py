@@ -235,17 +235,40 @@ async def test_an_erase_racing_creates_appends_and_resumes_leaves_whole_sessions
 async def test_an_interrupted_erase_is_finished_by_the_next_one(
     make_client: ClientFactory, redis: Redis
 ) -> None:
-    async with make_client() as client:
+    async with make_client(max_sessions_per_user=1_000) as client:
         store = client.app.state.store  # type: ignore[attr-defined]
-        before = await _populate(client, "halfway", 10)
+        # More than a small zset holds, so one ZSCAN slice is a part of them.
+        before = [(await create_session(client, "halfway"))["session_id"] for _ in range(150)]
+        await _populate(client, "halfway", 4)
         # One slice only, as if the erasing process died after it.
-        started, dropped, *_ = await store._write(
-            store.scripts.erase, "halfway", EraseArgs(4, start=True)
+        reply = await store._write(
+            store.scripts.erase, "halfway", EraseArgs(4, "stopped", None, "0", 600_000)
         )
-        assert (started, dropped) == (1, 4)
+        _, cursor, dropped, *_, done = reply
+        assert (cursor != "0", done) == (True, 0)
+        assert 0 < dropped < len(before)
         later = [(await create_session(client, "halfway"))["session_id"] for _ in range(3)]
         response = await client.delete(erase_url("halfway"), headers=ADMIN)
         assert response.status_code == 200
-        # The 6 the first slice left, and the 3 created before this erase was sent.
-        assert response.json()["deleted_sessions"] == len(before) - 4 + len(later)
+        # What the first slice left, and the 3 created before this erase was sent.
+        assert response.json()["deleted_sessions"] == len(before) + 4 - dropped + len(later)
     assert await _keys(redis, "halfway") == []
+
+
+async def test_a_queue_left_by_an_erase_of_an_earlier_release_is_dropped(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    """An earlier release moved the expiry index aside as its erase queue (`e`),
+    hiding the sessions from it until the next erase; delete-all and erase both drop them."""
+    for user_id, how in (("old1", "erase"), ("old2", "delete-all")):
+        sids = await _populate(client, user_id, 6)
+        await redis.rename(KEYS.expiry(user_id), KEYS.base(user_id) + "e")
+        if how == "erase":
+            response = await client.delete(erase_url(user_id), headers=ADMIN)
+            assert response.json()["deleted_sessions"] == len(sids)
+        else:
+            response = await client.delete(API, headers=user(user_id))
+            assert response.json()["deleted"] == len(sids)
+        for sid in sids:
+            assert (await client.get(f"{API}/{sid}", headers=user(user_id))).status_code == 404
+    assert await _keys(redis, "old1") == []

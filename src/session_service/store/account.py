@@ -45,22 +45,19 @@ class AccountOps(StoreBase):
     async def delete_all(self, user_id: str) -> int:
         """Delete every session of the user, in bounded slices; the number deleted.
 
-        Sessions created while it runs may survive: it stops once it has handled as
-        many sessions as there were when it began, so a busy client cannot keep it going.
+        Every session that exists when it begins is deleted, archived included; one
+        created while it runs may survive. It visits the expiry index once (ZSCAN), so
+        a busy client creating sessions cannot keep it going.
         """
-        deleted = handled = 0
-        bound: int | None = None
+        deleted = 0
+        cutoff: int | None = None
+        cursor = "0"
         while True:
-            live, expired, left = (
-                int(v)
-                for v in await self._write(
-                    self.scripts.delete_all, user_id, DeleteAllArgs(DELETE_SLICE)
-                )
+            reply = await self._write(
+                self.scripts.delete_all, user_id, DeleteAllArgs(DELETE_SLICE, cutoff, cursor)
             )
-            count_expired(expired)
-            deleted += live
-            handled += live + expired
-            if bound is None:
-                bound = handled + left
-            if left == 0 or handled >= bound:
+            count_expired(int(reply[1]))
+            deleted += int(reply[0])
+            cursor, cutoff = str(reply[2]), int(reply[3])
+            if int(reply[4]):
                 return deleted

@@ -1,21 +1,25 @@
 """Erasing a user: every key, in bounded steps, whole sessions only.
 
-1. `erase.lua`, in slices of `ERASE_SLICE` sessions: the first slice moves the
-   user's expiry index aside as the erase queue (a RENAME, O(1)), so the queue
-   holds every session that existed when the erase started; each slice drops
-   whole sessions from it (keys, index entries, client_id) until it is empty.
+1. `erase.lua`, in slices of about `ERASE_SLICE` sessions: the first slice fixes
+   the erase's cutoff (the server's now) and lists the erase among the user's
+   erases in progress; the slices visit the expiry index with ZSCAN and drop,
+   whole, every session created at or before the cutoff, then the forks published
+   meanwhile from those sessions. Nothing is hidden or moved while it runs, so
+   every operation sees the same sessions during an erase and after one that
+   stopped half-way (the next erase finishes the job).
 2. A SCAN of the user's tag finds what no index names (create idempotency
    records, rate counters, leftovers), and `erase_strays.lua` deletes each key
    that belongs to no live session, in batches of `STRAY_BATCH`.
 3. The SCAN is repeated (at most `SWEEPS` times) until it finds nothing to delete.
 
-A session created while the erase runs goes into a fresh index and is left whole
-(readable, listed and counted); a session that existed before is dropped whole,
-however its writes race the slices. Erasing with nothing racing leaves no key.
+A session created while the erase runs is left whole (readable, listed and
+counted); a session that existed before is dropped whole, however its writes
+race the slices. Erasing with nothing racing leaves no key.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from session_service.store.protocol import EraseArgs, EraseStraysArgs
@@ -23,20 +27,22 @@ from session_service.store.protocol import EraseArgs, EraseStraysArgs
 ERASE_SLICE = 100
 STRAY_BATCH = 500
 SWEEPS = 3
+#: How long a stopped erase stays listed as in progress (forks of the sessions it
+#: would drop are handed to the next erase meanwhile; they are ordinary sessions).
+MARK_TTL_MS = 600_000
 
 
 async def erase_user(store: Any, user_id: str) -> tuple[int, int]:
     """(live sessions deleted, keys deleted) for one user."""
     sessions = keys = 0
-    started = False
+    run, cutoff, cursor = secrets.token_hex(8), None, "0"
     while True:
-        reply = await store._write(
-            store.scripts.erase, user_id, EraseArgs(ERASE_SLICE, start=not started)
-        )
-        started = started or reply[0] == 1
-        sessions += int(reply[2])
-        keys += int(reply[3])
-        if started and int(reply[4]) == 0:
+        args = EraseArgs(ERASE_SLICE, run, cutoff, cursor, MARK_TTL_MS)
+        reply = await store._write(store.scripts.erase, user_id, args)
+        cutoff, cursor = int(reply[0]), str(reply[1])
+        sessions += int(reply[3])
+        keys += int(reply[4])
+        if int(reply[5]):
             break
     base = store.keys.base(user_id)
     for _ in range(SWEEPS):

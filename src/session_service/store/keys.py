@@ -14,7 +14,12 @@ another user's id as a prefix of the whole tag)::
     P:{U}:y:<sid>        stream  its summaries, entry ids 0-1, 0-2, ...
     P:{U}:c:<hex>        string  client_id (hex of UTF-8) -> sid, for resume
     P:{U}:x              zset    sid -> expires_at (ms); +inf when kept forever
-    P:{U}:e              zset    an erase in progress: the sessions it still has to drop
+    P:{U}:e              zset    left by an erase of an earlier release: sessions it still
+                                 had to drop (hidden from `x`); the next erase or delete-all
+                                 drops them
+    P:{U}:es             zset    erases in progress: run id -> cutoff (ms); sessions created
+                                 at or before a cutoff are that erase's to drop
+    P:{U}:el             set     forks published during an erase from a session it drops
     P:{U}:z:<status>     zset    sid -> last_activity_at (ms), one per status
     P:{U}:n              hash    sid -> messages counted in `P:{U}:u` (statistics)
     P:{U}:u              hash    the user's counters: `messages` (statistics)
@@ -24,7 +29,7 @@ another user's id as a prefix of the whole tag)::
     P:{U}:l:<sid>        string  marks a session import-legacy imported (never again)
     P:lease:<name>       string  a lease held by one process (the background cleanup)
     P:{U}:w:<walk>       zset    one search walk's matches, sid -> last activity (ms)
-    P:{U}:ws             zset    the user's live search walks, walk id -> started (ms)
+    P:{U}:ws             zset    the user's search walks, walk id -> scan completed (ms)
 
 Every key of a user carries the same hash tag ``{U}``, so all of them live in
 one Cluster slot and every script or transaction touches one slot. Lua scripts
@@ -52,6 +57,8 @@ CASES = "k:"
 CLIENT = "c:"
 EXPIRY = "x"
 ERASE = "e"
+ERASING = "es"
+ERASE_LATE = "el"
 STATUS_INDEX = "z:"
 CREATE_IDEMPOTENCY = "q:"
 MESSAGE_COUNTS = "n"
@@ -93,6 +100,8 @@ _LUA_KEY_NAMES: dict[str, str] = {
     "CLIENT": CLIENT,
     "EXPIRY": EXPIRY,
     "ERASE": ERASE,
+    "ERASING": ERASING,
+    "ERASE_LATE": ERASE_LATE,
     "STATUS": STATUS_INDEX,
     "CREATE_IDEM": CREATE_IDEMPOTENCY,
     "COUNTS": MESSAGE_COUNTS,

@@ -292,13 +292,18 @@ class ListArgs(ScriptArgs):
 class DeleteAllArgs(ScriptArgs):
     script = "delete_all"
     slice: int
+    cutoff: int | None  # ms: sessions created after it are left; None: now (the first slice)
+    cursor: str  # ZSCAN cursor over the expiry index, '0' at the start
 
 
 @dataclass(frozen=True, slots=True)
 class EraseArgs(ScriptArgs):
     script = "erase"
     slice: int
-    start: bool  # the first slice: move the user's sessions aside into the queue
+    run: str  # this erase's id among the user's erases in progress
+    cutoff: int | None  # ms: sessions created after it are left; None: now (the first slice)
+    cursor: str  # ZSCAN cursor over the expiry index, '0' at the start, 'late' after it
+    mark_ttl_ms: int  # the record of erases in progress outlives a stopped erase this long
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,7 +148,8 @@ async def search_sessions(body: models.SearchRequest, user: UserDep, store: Stor
     description=(
         "Deletes every session of the caller, archived included, with everything they own, "
         "and answers how many were deleted. Runs in bounded slices, so Redis is never "
-        "blocked; sessions created while it runs may survive. Safe to repeat."
+        "blocked; every session that existed when it was sent is deleted, sessions created "
+        "while it runs may survive. Safe to repeat."
     ),
     response_model=models.DeletedSessions,
     responses=error_responses(body=True),

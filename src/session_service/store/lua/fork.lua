@@ -28,6 +28,17 @@ if redis.call('ZCOUNT', k_expiry(), I(now), '+inf') >= A.max_sessions then
   return {'err', 'session_limit_reached'}
 end
 
+-- A fork published while an erase runs, of a session that erase drops (created
+-- at or before its cutoff, or itself such a fork), holds content written before
+-- the erase: it is published like any fork and handed to the erase, which drops
+-- it before it ends (erase.lua). Nothing is refused, so reads stay consistent.
+local late = nil
+local erasing = redis.call('ZRANGE', base .. K_ERASING, -1, -1, 'WITHSCORES')
+if erasing[2] and (tonumber(s.ca or '0') <= tonumber(erasing[2])
+    or redis.call('SISMEMBER', base .. K_ERASE_LATE, src) == 1) then
+  late = base .. K_ERASE_LATE
+end
+
 local sk = k_session(dst)
 local ea = now + tonumber(s.to)
 local fields = {'v', s.v or '1', 'ca', I(now), 'ua', I(now), 'la', I(now), 'ea', I(ea),
@@ -54,4 +65,8 @@ redis.call('ZADD', k_status(st), I(now), dst)
 expire_all(dst, ea, nil)
 count_messages(dst, mc)
 if idem ~= '' then redis.call('SET', idem_key, fp .. '|created|' .. dst, 'PX', A.idem_ttl_ms) end
+if late then
+  redis.call('SADD', late, dst)
+  redis.call('PEXPIRE', late, math.max(1, redis.call('PTTL', base .. K_ERASING)))
+end
 return {'created', dst, redis.call('HGETALL', sk), pruned}
