@@ -15,7 +15,7 @@ from session_service.store.protocol import DeleteAllArgs, StatisticsArgs
 logger = logging.getLogger("session_service.store")
 
 #: Sessions one delete-all slice drops (each slice is one short script).
-DELETE_SLICE = 100
+DELETE_SLICE = 50
 
 
 class AccountOps(StoreBase):

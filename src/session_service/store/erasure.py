@@ -24,7 +24,7 @@ from typing import Any
 
 from session_service.store.protocol import EraseArgs, EraseStraysArgs
 
-ERASE_SLICE = 100
+ERASE_SLICE = 50
 STRAY_BATCH = 500
 SWEEPS = 3
 #: How long a stopped erase stays listed as in progress (forks of the sessions it
