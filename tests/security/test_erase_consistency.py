@@ -218,3 +218,39 @@ async def test_a_fork_published_while_an_erase_runs_does_not_outlive_it(
         leftover = [k async for k in redis.scan_iter(match=KEYS.user_pattern("forker"))]
         contents = [await redis.xrange(k) for k in leftover if await redis.type(k) == "stream"]
         assert not [c for c in contents if "secret" in str(c)]
+
+
+async def test_sessions_an_interrupted_erase_left_still_expire(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(erasure, "ERASE_SLICE", 4)
+    async with make_client(max_sessions_per_user=250, default_session_ttl=2) as client:
+        store = client.app.state.store  # type: ignore[attr-defined]
+        h = user("fading")
+        before = [await create_session(client, "fading") for _ in range(200)]
+        sliced = asyncio.Event()
+
+        async def die_after_one_slice(runs: int) -> None:
+            sliced.set()
+            await asyncio.Event().wait()
+
+        monkeypatch.setattr(store.scripts, "erase", Held(store.scripts.erase, die_after_one_slice))
+        erase = asyncio.ensure_future(client.delete(erase_url("fading"), headers=ADMIN))
+        await sliced.wait()
+        erase.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await erase
+        monkeypatch.undo()
+
+        # Until the server's clock passes every deadline (GET never shows an expired one).
+        for session in before:
+            for _ in range(600):  # polls, each 0.2 s; the deadlines are 2 s away
+                if await _status(client, "fading", session["session_id"]) == 404:
+                    break
+                await asyncio.sleep(0.2)
+        listed = (await client.get(API, params={"include_archived": "true"}, headers=h)).json()
+        assert (listed["total"], listed["sessions"]) == (0, [])
+        assert (await client.get(f"{API}/statistics", headers=h)).json()["total_sessions"] == 0
+        # Every expired one frees its place under the limit.
+        for _ in range(250):
+            assert (await client.post(API, json={}, headers=h)).status_code == 201
