@@ -119,6 +119,62 @@ async def test_storage_failures_are_counted_by_operation_and_kind() -> None:
     assert after == before + 1
 
 
+async def test_error_answers_are_counted_by_their_code(client: httpx.AsyncClient) -> None:
+    """Every layer's errors (the guard, a handler, the router) are counted by `code`."""
+    name = "fm_session_http_errors_total"
+    route = "/api/v1/sessions/{session_id}"
+    unknown = "/api/v1/sessions/sess_0000000000000000"
+    expected = [
+        ({"route": route, "status": "404", "code": "session_not_found"}, unknown, user()),
+        # The guard answers before routing: the route is not known yet.
+        ({"route": "unmatched", "status": "401", "code": "missing_user_id"}, unknown, {}),
+        ({"route": "unmatched", "status": "404", "code": "not_found"}, "/nowhere", {}),
+    ]
+    before = await scrape(client)
+    for _, path, headers in expected:
+        await client.get(path, headers=headers)
+    session = await create_session(client)
+    invalid = await client.post(
+        f"/api/v1/sessions/{session['session_id']}/messages",
+        json={"role": "nobody"},
+        headers=user(),
+    )
+    assert invalid.json()["code"] == "validation_error"
+    after = await scrape(client)
+    for labels, _, _ in expected:
+        assert sample(after, name, **labels) == sample(before, name, **labels) + 1, labels
+    labels = {"status": "422", "code": "validation_error"}
+    assert sample(after, name, **labels) == sample(before, name, **labels) + 1
+    assert sample(after, name, status="201") == 0, "successes are not errors"
+
+
+def test_error_code_is_a_bounded_label() -> None:
+    from session_service.api.middleware import error_code
+
+    assert error_code(b'{"detail":"x","code":"session_not_found"}') == "session_not_found"
+    assert error_code(b'{"detail":"x","code":"Robert\'); DROP"}') == "other"
+    assert error_code(b"<html>bad gateway</html>") == "none"
+    assert error_code(b'["code"]') == "none"
+
+
+async def test_idempotent_replays_are_counted_by_operation(client: httpx.AsyncClient) -> None:
+    name = "fm_session_idempotent_replays_total"
+    retry = {**user(), "Idempotency-Key": "replay-1"}
+    before = await scrape(client)
+    for _ in range(3):
+        created = await client.post("/api/v1/sessions", json={}, headers=retry)
+        assert created.status_code in (200, 201)
+    url = f"/api/v1/sessions/{created.json()['session_id']}/messages"
+    for _ in range(2):
+        await client.post(url, json={"role": "user", "content": "q"}, headers=retry)
+    after = await scrape(client)
+    deltas = {
+        op: sample(after, name, operation=op) - sample(before, name, operation=op)
+        for op in ("create", "append", "summarize", "fork")
+    }
+    assert deltas == {"create": 2, "append": 1, "summarize": 0, "fork": 0}
+
+
 async def test_session_lifecycle_events_are_counted(client: httpx.AsyncClient) -> None:
     name = "fm_session_sessions_total"
     before = await scrape(client)
@@ -218,6 +274,9 @@ def test_metrics_aggregate_every_worker_in_multiprocess_mode(
     print(f"{sent} requests reached both workers: {per_worker}")
     # Aggregated across workers, the domain counters are there before any event too.
     assert domain_series(text) == EXPECTED_AT_ZERO
+    # CPU and memory of the service: the sum over its live workers.
+    assert sample(text, "process_resident_memory_bytes") > 2 * 10_000_000
+    assert sample(text, "process_cpu_seconds_total") > 0
     serving = {pid: n for pid, n in per_worker.items() if n}
     assert len(serving) == 2, per_worker
     aggregated = sample(text, "fm_session_http_requests_total", route="/health")

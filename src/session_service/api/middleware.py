@@ -31,6 +31,23 @@ _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 # Label values must stay few: an unknown method is reported as OTHER.
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# An error body's `code` becomes a label: only the shape every code has, the rest is "other".
+_ERROR_CODE = re.compile(r"^[a-z][a-z_]{0,47}$")
+_MAX_ERROR_BODY = 16384
+
+
+def error_code(body: bytes) -> str:
+    """The stable `code` of an error response's JSON body; "none" when it has none."""
+    if len(body) > _MAX_ERROR_BODY:
+        return "other"
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "none"
+    code = parsed.get("code") if isinstance(parsed, dict) else None
+    if not isinstance(code, str):
+        return "none"
+    return code if _ERROR_CODE.match(code) else "other"
 
 
 async def send_error(send: Send, exc: errors.ServiceError, extra_headers: Any = ()) -> None:
@@ -79,6 +96,12 @@ class EdgeMiddleware:
         children[0].inc()
         children[1].observe(elapsed)
 
+    def _record_error(self, method: str, scope: Scope, status: int, body: bytes) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = method if method in _KNOWN_METHODS else "OTHER"
+        metrics.ERRORS.labels(method, template, str(status), error_code(body)).inc()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -97,13 +120,17 @@ class EdgeMiddleware:
         status = 499
         started = time.perf_counter()
         self.in_flight += 1
-        responded = False
+        responded = error_counted = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, responded
+            nonlocal status, responded, error_counted
             if message["type"] == "http.response.start":
                 status, responded = message["status"], True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
+            elif status >= 400 and not error_counted and self.metrics_on:
+                # Errors are answered in one body message, whichever layer answers them.
+                error_counted = True
+                self._record_error(scope["method"], scope, status, message.get("body", b""))
             await send(message)
 
         try:

@@ -3,12 +3,19 @@ CLI does this for `--workers N`) and every worker's samples are aggregated.
 
     fm_session_http_requests_total{method,route,status}      requests by route template
     fm_session_http_request_duration_seconds{method,route}   latency histogram per route
+    fm_session_http_errors_total{method,route,status,code}   error answers by their `code`
     fm_session_storage_operation_duration_seconds{operation} SessionStore call latency
     fm_session_storage_errors_total{operation,kind}          storage failures by kind
     fm_session_sessions_total{event}                         created, resumed, expired, deleted,
                                                              evicted (SESSION_LIMIT_POLICY)
     fm_session_messages_appended_total{role}                 messages appended
+    fm_session_idempotent_replays_total{operation}           retries answered from the
+                                                             Idempotency-Key record
     fm_session_cleanup_runs_total                            background cleanup runs
+
+With one process, the default registry adds `process_*` (CPU, memory, file
+descriptors) and `python_*`; with several workers, `process_*` is the sum over
+the live workers (observability/process.py).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from redis.exceptions import RedisError
 
 from session_service import errors
 from session_service.domain.models import Role
+from session_service.observability.process import WorkersProcessCollector
 
 #: The media type `/metrics` serves (Prometheus text exposition format).
 CONTENT_TYPE: str = CONTENT_TYPE_LATEST
@@ -42,6 +50,11 @@ LATENCY = Histogram(
     "HTTP request latency",
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+ERRORS = Counter(
+    "fm_session_http_errors_total",
+    "Error answers (status >= 400) by the stable `code` of their JSON body",
+    ["method", "route", "status", "code"],
 )
 STORAGE_LATENCY = Histogram(
     "fm_session_storage_operation_duration_seconds",
@@ -56,6 +69,11 @@ SESSIONS = Counter(
     "fm_session_sessions_total", "Session lifecycle events", ["event"]
 )  # event: created, resumed, expired, deleted, evicted
 MESSAGES = Counter("fm_session_messages_appended_total", "Messages appended", ["role"])
+REPLAYS = Counter(
+    "fm_session_idempotent_replays_total",
+    "Writes answered from their Idempotency-Key record instead of being applied again",
+    ["operation"],
+)
 CLEANUP_RUNS = Counter(
     "fm_session_cleanup_runs_total",
     "Background cleanup runs (one per CLEANUP_INTERVAL_SECONDS across every process)",
@@ -64,6 +82,14 @@ CLEANUP_RUNS = Counter(
 #: Every value the domain counters' labels can take.
 SESSION_EVENTS = ("created", "resumed", "expired", "deleted", "evicted")
 MESSAGE_ROLES: tuple[str, ...] = get_args(Role)
+#: The writes an Idempotency-Key makes safe to retry, by the script that stores them.
+REPLAY_OPERATIONS = {
+    "create": "create",
+    "append": "append",
+    "summarize": "summarize",
+    "fork_begin": "fork",
+    "fork": "fork",
+}
 
 
 def _export_at_zero() -> None:
@@ -73,6 +99,14 @@ def _export_at_zero() -> None:
         SESSIONS.labels(event)
     for role in MESSAGE_ROLES:
         MESSAGES.labels(role)
+    for operation in set(REPLAY_OPERATIONS.values()):
+        REPLAYS.labels(operation)
+
+
+def count_replay(script: str, reply: Any) -> None:
+    """A writing script answered `{'replay', ...}`: the retry changed nothing."""
+    if type(reply) is list and reply and reply[0] == "replay":
+        REPLAYS.labels(REPLAY_OPERATIONS.get(script, script)).inc()
 
 
 _export_at_zero()
@@ -157,5 +191,6 @@ def render() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        registry.register(WorkersProcessCollector(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
         return generate_latest(registry), CONTENT_TYPE
     return generate_latest(), CONTENT_TYPE

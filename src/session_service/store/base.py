@@ -16,7 +16,7 @@ from redis.exceptions import NoScriptError
 
 from session_service import errors
 from session_service.observability.logging import user_ref
-from session_service.observability.metrics import SESSIONS
+from session_service.observability.metrics import SESSIONS, count_replay
 from session_service.store.connection import RedisClient, eval_and_wait
 from session_service.store.errors import script_error
 from session_service.store.keys import Keys
@@ -71,8 +71,11 @@ class StoreBase:
         rewrites the record: a replica that confirms that write holds the original.
         """
         if self.min_replicas_ack == 0:
-            return await script(self.client, [self.keys.base(user_id)], args)
-        return await self._write_acked(script, self.keys.base(user_id), script.argv(args))
+            reply = await script(self.client, [self.keys.base(user_id)], args)
+        else:
+            reply = await self._write_acked(script, self.keys.base(user_id), script.argv(args))
+        count_replay(script.name, reply)
+        return reply
 
     async def _write_acked(self, script: Script, base: str, args: list[str | int]) -> Any:
         for _ in range(2):
