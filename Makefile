@@ -16,7 +16,7 @@ MIN_STAMP := $(MIN_VENV)/.installed
 LATEST_VENV ?= .venv-latest
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test test-min test-latest lock check lint typecheck fmt docs docs-check docs-site bench clean
+.PHONY: run test prometheus test-min test-latest lock check lint typecheck fmt docs docs-check docs-site bench clean
 
 $(UV):
 	@test -x $(UV_VENV)/bin/python || $(PYTHON) -m venv $(UV_VENV)
@@ -29,8 +29,12 @@ $(STAMP): uv.lock pyproject.toml | $(UV)
 run: $(STAMP)
 	$(BIN)/fm-session-service serve
 
-test: $(STAMP) lint typecheck docs-check test-min
+test: $(STAMP) prometheus lint typecheck docs-check test-min
 	$(BIN)/python -m pytest
+
+# prometheus and promtool for tests/ops/test_prometheus_*.py: Debian's package, when missing.
+prometheus:
+	@sh .ci/prometheus.sh
 
 $(MIN_STAMP): requirements/minimums.txt | $(UV)
 	@test -x $(MIN_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(MIN_VENV)
@@ -50,7 +54,7 @@ test-latest: | $(UV)
 	$(UV) venv --quiet --python $(PYTHON) $(LATEST_VENV)
 	$(UV) pip install --quiet --python $(LATEST_VENV)/bin/python --refresh -e ".[dev]"
 	$(UV) pip list --python $(LATEST_VENV)/bin/python --outdated >/dev/null || true
-	$(LATEST_VENV)/bin/ruff check src tests bench
+	$(LATEST_VENV)/bin/ruff check src tests bench deploy
 	$(LATEST_VENV)/bin/mypy
 	$(LATEST_VENV)/bin/python -m pytest -p no:cacheprovider
 
@@ -66,21 +70,23 @@ lock: | $(UV)
 check: test
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench deploy
+	$(BIN)/ruff check src tests bench deploy
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 fmt: $(STAMP)
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench deploy
+	$(BIN)/ruff check --fix src tests bench deploy
 
 docs: $(STAMP)
 	$(BIN)/python -m session_service.docs
+	$(BIN)/python deploy/grafana/dashboard.py
 
 docs-check: $(STAMP)
 	$(BIN)/python -m session_service.docs --check
+	$(BIN)/python deploy/grafana/dashboard.py --check
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $$(mktemp -d)
 
 # The manual (docs/) as a static site in site/.
