@@ -92,13 +92,21 @@ def recorded() -> set[str]:
     return {rule["record"] for rule in rules() if "record" in rule}
 
 
+_SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_count", "_sum"),
+    "summary": ("", "_count", "_sum"),
+}
+
+
 def exported_names(exposition: str) -> set[str]:
-    """Every sample name a /metrics answer holds (`_bucket`, `_count`, ... included)."""
-    return {
-        sample.name
-        for family in text_string_to_metric_families(exposition)
-        for sample in family.samples
-    }
+    """Every series name a /metrics answer declares (`_bucket`, `_count`, ... included),
+    samples or not: a labelled counter has none before its first event."""
+    names = set()
+    for family in text_string_to_metric_families(exposition):
+        names |= {family.name + suffix for suffix in _SUFFIXES.get(family.type, ("",))}
+        names |= {sample.name for sample in family.samples}
+    return names
 
 
 def unknown_metrics(exprs: dict[str, str], exposition: str) -> dict[str, set[str]]:
