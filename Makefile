@@ -83,10 +83,12 @@ fmt: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -m session_service.docs
 	$(BIN)/python deploy/grafana/dashboard.py
+	$(BIN)/python deploy/prometheus/prometheusrule.py
 
 docs-check: $(STAMP)
 	$(BIN)/python -m session_service.docs --check
 	$(BIN)/python deploy/grafana/dashboard.py --check
+	$(BIN)/python deploy/prometheus/prometheusrule.py --check
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $$(mktemp -d)
 
 # The manual (docs/) as a static site in site/.

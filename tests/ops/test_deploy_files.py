@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,10 @@ PLATFORM_CASE_SERVICE = "http://fm-case-service:8000"
 REGISTRY_SESSION_PORT = 8002  # the gateway's Kubernetes URL: fm-session-service...:8002
 GATEWAY_LABELS = {"app": "fm-api-gateway"}
 REDIS_SECRET = ("redis-credentials", "password")
+# kube-prometheus: Prometheus runs in `monitoring`, its pods labelled as below.
+PROMETHEUS_NAMESPACE = {"kubernetes.io/metadata.name": "monitoring"}
+PROMETHEUS_LABELS = {"app.kubernetes.io/name": "prometheus"}
+RULES = DEPLOY / "prometheus"
 
 
 def documents(path: Path) -> list[dict[str, Any]]:
@@ -83,12 +90,18 @@ def test_every_deploy_file_is_yaml_with_content(path: Path) -> None:
 
 
 def test_the_deploy_directory_ships_compose_and_kubernetes_files() -> None:
-    assert set(manifests()) == {"Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy"}
-    [kustomization] = documents(DEPLOY / "kubernetes/kustomization.yaml")
-    listed = {DEPLOY / "kubernetes" / name for name in kustomization["resources"]}
-    assert listed == {p for p in DEPLOY_FILES if p.parent.name == "kubernetes"} - {
-        DEPLOY / "kubernetes/kustomization.yaml"
+    assert set(manifests()) == {
+        *("Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy"),
+        *("ServiceMonitor", "PrometheusRule"),  # deploy/kubernetes/monitoring/
     }
+    # The monitoring resources need the Prometheus Operator's CRDs: a kustomization of
+    # their own, so `kubectl apply -k deploy/kubernetes` works without them.
+    for directory in (DEPLOY / "kubernetes", DEPLOY / "kubernetes/monitoring"):
+        [kustomization] = documents(directory / "kustomization.yaml")
+        listed = {directory / name for name in kustomization["resources"]}
+        assert listed == {p for p in DEPLOY_FILES if p.parent == directory} - {
+            directory / "kustomization.yaml"
+        }
 
 
 # ---- the compose override ------------------------------------------------
@@ -211,16 +224,24 @@ def test_disruption_budget_keeps_a_replica_serving() -> None:
     assert 1 <= budget["spec"]["minAvailable"] < deployment["spec"]["replicas"]
 
 
-def test_network_policy_admits_only_the_gateway() -> None:
+def test_network_policy_admits_only_the_gateway_and_prometheus() -> None:
     found = manifests()
     deployment, policy = found["Deployment"], found["NetworkPolicy"]
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert policy["spec"]["policyTypes"] == ["Ingress"]
-    [rule] = policy["spec"]["ingress"]
-    assert rule["from"] == [{"podSelector": {"matchLabels": GATEWAY_LABELS}}]
+    [gateway, prometheus] = policy["spec"]["ingress"]
+    assert gateway["from"] == [{"podSelector": {"matchLabels": GATEWAY_LABELS}}]
+    # Prometheus pods of the monitoring namespace only (both selectors in one entry).
+    assert prometheus["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": PROMETHEUS_NAMESPACE},
+            "podSelector": {"matchLabels": PROMETHEUS_LABELS},
+        }
+    ]
     [container_port] = deployment["spec"]["template"]["spec"]["containers"][0]["ports"]
-    assert [p["port"] for p in rule["ports"]] == [container_port["name"]]
+    for rule in (gateway, prometheus):
+        assert [p["port"] for p in rule["ports"]] == [container_port["name"]]
 
 
 def test_readme_explains_the_deployment_and_every_variable_it_sets(
@@ -234,3 +255,86 @@ def test_readme_explains_the_deployment_and_every_variable_it_sets(
             assert str(path.relative_to(ROOT)) in page, path
     for name in {*compose["environment"], *container_env(container)}:
         assert f"| `{name}`" in settings, name
+
+
+# ---- monitoring: scrape annotations, ServiceMonitor, PrometheusRule, compose ------
+
+
+def alert_job() -> str:
+    """The scrape job FmSessionDown watches (the one alert that names a job)."""
+    alerts = yaml.safe_load((RULES / "alerts.yml").read_text())["groups"]
+    [down] = [r for g in alerts for r in g["rules"] if r.get("alert") == "FmSessionDown"]
+    jobs = set(re.findall(r'up\{job="([^"]+)"\}', down["expr"]))
+    assert len(jobs) == 1, down["expr"]
+    return jobs.pop()
+
+
+def test_pods_are_annotated_for_scraping_on_the_container_port(container: dict[str, Any]) -> None:
+    annotations = manifests()["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    [port] = container["ports"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(port["containerPort"])
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert "/metrics" in api_paths()
+
+
+def test_service_monitor_scrapes_the_service_under_the_alerts_job() -> None:
+    found = manifests()
+    service, monitor = found["Service"], found["ServiceMonitor"]
+    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["namespaceSelector"]["matchNames"] == [service["metadata"]["namespace"]]
+    [endpoint] = monitor["spec"]["endpoints"]
+    [port] = service["spec"]["ports"]
+    assert (endpoint["port"], endpoint["path"]) == (port["name"], "/metrics")
+    # Without a jobLabel, the Operator names the job after the Service.
+    assert "jobLabel" not in monitor["spec"]
+    assert service["metadata"]["name"] == alert_job()
+
+
+def test_prometheus_rule_holds_exactly_the_rule_files() -> None:
+    rule = manifests()["PrometheusRule"]
+    groups = []
+    for name in ("recording.yml", "alerts.yml"):
+        groups += yaml.safe_load((RULES / name).read_text())["groups"]
+    assert rule["spec"]["groups"] == groups
+    assert rule["metadata"]["namespace"] == "faultmaven"
+    result = subprocess.run(
+        [sys.executable, str(RULES / "prometheusrule.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_prometheus_is_optional_and_scrapes_the_service(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    [doc] = documents(DEPLOY / "docker-compose.faultmaven.yml")
+    prometheus = doc["services"]["prometheus"]
+    assert prometheus["profiles"] == ["monitoring"], "started only with --profile monitoring"
+    [rules_volume] = [v for v in prometheus["volumes"] if v.endswith(":ro")]
+    source, mounted, _ = rules_volume.rsplit(":", 2)
+    assert source.endswith("/deploy/prometheus")
+    config_arg = f"--config.file={mounted}/prometheus.yml"
+    assert config_arg in prometheus["command"]
+    assert prometheus["ports"] == ["127.0.0.1:9090:9090"]
+    [config] = documents(RULES / "prometheus.yml")
+    [job] = config["scrape_configs"]
+    settings = settings_from(compose["environment"])
+    assert job["job_name"] == alert_job()
+    assert job["static_configs"] == [{"targets": [f"{PLATFORM_SERVICE}:{settings.port}"]}]
+    assert [Path(f).parent for f in config["rule_files"]] == [Path(mounted)] * 2
+    assert {Path(f).name for f in config["rule_files"]} == {"recording.yml", "alerts.yml"}
+    # promtool accepts it, with the mount's paths pointed at this checkout.
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is not installed: run .ci/prometheus.sh (`make test` does)"
+    local = tmp_path / "prometheus.yml"
+    local.write_text((RULES / "prometheus.yml").read_text().replace(mounted, str(RULES)))
+    result = subprocess.run(
+        [promtool, "check", "config", str(local)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
