@@ -37,14 +37,22 @@ _OFFSET = re.compile(r"\boffset\s+\S+")
 _NAME = re.compile(r"(?<![\w:.$])([A-Za-z_:][\w:]*)(\s*\()?")
 
 
-def load_generator() -> ModuleType:
-    """deploy/grafana/dashboard.py, imported from its path (it is a script, not a package)."""
-    spec = importlib.util.spec_from_file_location("fm_dashboard", GRAFANA / "dashboard.py")
+def _load(name: str, path: Path) -> ModuleType:
+    """A script of deploy/, imported from its path (deploy/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+def load_generator() -> ModuleType:
+    return _load("fm_dashboard", GRAFANA / "dashboard.py")
+
+
+def load_renderer() -> ModuleType:
+    return _load("fm_dashboard_render", GRAFANA / "render.py")
 
 
 def metric_names(expr: str) -> set[str]:

@@ -14,6 +14,7 @@ from tests.ops.promql import (
     dashboard,
     dashboard_panels,
     load_generator,
+    load_renderer,
     metric_names,
     queries,
     unknown_metrics,
@@ -105,3 +106,26 @@ def test_metric_names_skips_functions_labels_and_keywords() -> None:
         "[$__rate_interval]))) > 0 and on (job) count by (job) (b offset 1h) or absent(up)"
     )
     assert metric_names(expr) == {"a_bucket", "b", "up"}
+
+
+@pytest.mark.slow
+def test_the_screenshot_renderer_draws_every_panel(tmp_path: Path) -> None:
+    """docs/dashboard.png is drawn by deploy/grafana/render.py from the live test's
+    answers; here from made-up ones, one series per query, with its legend's labels."""
+    answers = {
+        panel["title"]: {
+            target["refId"]: [
+                {
+                    "metric": {"route": "/api/v1/sessions", "code": "x", "instance": "i"},
+                    "values": [[1000 + i, str(i / 10)] for i in range(5)] + [[1005, "NaN"]],
+                }
+            ]
+            for target in panel["targets"]
+        }
+        for panel in dashboard_panels()
+    }
+    png = load_renderer().render(dashboard(), answers, tmp_path / "d.png", start=1000.0)
+    assert png.read_bytes().startswith(b"\x89PNG")
+    renderer = load_renderer()
+    assert renderer.legend("{{code}} {{route}}", {"route": "/r", "code": "c"}) == "c /r"
+    assert renderer.legend("{{missing}}", {}) == "value"

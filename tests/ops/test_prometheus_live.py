@@ -3,20 +3,18 @@ scrapes a real service process (every second) through mixed traffic with errors 
 a Redis outage; then every panel's query, as committed in deploy/grafana/, is
 evaluated through Prometheus' HTTP API and must return data.
 
-The panels are drawn from the same answers (deploy/grafana/render.py); with
-FM_DASHBOARD_PNG=docs/dashboard.png the docs' screenshot is written from this run.
+With FM_DASHBOARD_PNG=docs/dashboard.png, the panels are drawn from the same answers
+(deploy/grafana/render.py) into the docs' screenshot, over longer phases.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import os
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -29,14 +27,14 @@ from tests.ops.prometheus import (
     finite_points,
     running_prometheus,
 )
-from tests.ops.promql import GRAFANA, alerts, dashboard, dashboard_panels
+from tests.ops.promql import alerts, dashboard, dashboard_panels, load_renderer
 from tests.ops.service import ServiceProcess, running_service
 from tests.servers import RedisProcess
 
 PNG = os.environ.get("FM_DASHBOARD_PNG")
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.timeout(300 if PNG else 120),
+    pytest.mark.timeout(300 if PNG else 180),
 ]
 
 # Grafana's variables, as a viewer of this job would have them: $__rate_interval is at
@@ -82,14 +80,6 @@ def mixed_traffic(http: httpx.Client) -> dict[int, int]:
     if n % 2:
         call("DELETE", f"/api/v1/sessions/{sid}", headers=user())
     return statuses
-
-
-def load_renderer() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fm_dashboard_render", GRAFANA / "render.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def substitute(expr: str) -> str:
@@ -139,7 +129,7 @@ def http(service: ServiceProcess) -> Iterator[httpx.Client]:
 
 
 def test_every_panel_returns_data_and_the_storage_alert_fires_during_an_outage(
-    prometheus: PrometheusProcess, http: httpx.Client, redis: RedisProcess, tmp_path: Path
+    prometheus: PrometheusProcess, http: httpx.Client, redis: RedisProcess
 ) -> None:
     began = time.time()
     eventually(lambda: prometheus.value(f'up{{job="{JOB}"}}') == 1 or None, 30, "first scrape")
@@ -197,16 +187,15 @@ def test_every_panel_returns_data_and_the_storage_alert_fires_during_an_outage(
     )
     assert sent.get(503, 0) > 0, sent
 
-    # 3. Redis is back: the service recovers by itself.
+    # 3. Redis is back: the service recovers by itself, and Prometheus sees successes
+    # again (no 201 was answered during the outage, so its count before is final).
+    created = 'sum(fm_session_http_requests_total{status="201"})'
+    before = prometheus.value(created)
     redis.start()
     traffic_until(
         lambda: (
             http.get("/ready").status_code == 200
-            and mixed_traffic(http).get(201, 0) > 0
-            and prometheus.value(
-                f'sum(fm_session_http_requests_total{{status="201"}}) > {sent.get(201, 0)}'
-            )
-            is not None
+            and prometheus.value(f"{created} > {before}") is not None
         ),
         PHASES[2],
         30,
@@ -214,6 +203,7 @@ def test_every_panel_returns_data_and_the_storage_alert_fires_during_an_outage(
     )
     ended = time.time()
     print(f"statuses sent: {dict(sorted(sent.items()))}; outage at +{outage_began - began:.1f}s")
+    print(f"traffic over at +{ended - began:.1f}s")
 
     # 4. Every panel's every query returns data over the run, with the labels its
     # legend names.
@@ -230,12 +220,13 @@ def test_every_panel_returns_data_and_the_storage_alert_fires_during_an_outage(
                 assert all(label in s["metric"] for s in result), (panel["title"], label)
     assert empty == [], "panels without data:\n" + "\n".join(empty)
     assert len(answers) == len(dashboard_panels()) >= 15
+    print(f"every panel queried at +{time.time() - began:.1f}s")
 
-    png = load_renderer().render(
-        dashboard(),
-        answers,
-        Path(PNG or tmp_path / "dashboard.png"),
-        start=began,
-        caption=f"({ended - began:.0f} s of a test; Redis down at +{outage_began - began:.0f} s)",
-    )
-    assert png.read_bytes().startswith(b"\x89PNG")
+    if PNG:  # the docs' screenshot, from this run's answers
+        load_renderer().render(
+            dashboard(),
+            answers,
+            Path(PNG),
+            start=began,
+            caption=f"({ended - began:.0f} s; Redis down at +{outage_began - began:.0f} s)",
+        )
