@@ -35,7 +35,7 @@ def legend(template: str, labels: Mapping[str, str]) -> str:
 
 def _formatter(unit: str) -> FuncFormatter | PercentFormatter | None:
     if unit == "percentunit":
-        return PercentFormatter(1.0, decimals=1)
+        return PercentFormatter(1.0)
     if unit == "s":
         return FuncFormatter(lambda v, _: f"{v * 1000:g} ms")
     if unit == "bytes":
