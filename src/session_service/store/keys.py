@@ -182,20 +182,22 @@ class Keys:
     def summaries(self, user_id: str, session_id: str) -> str:
         return f"{self.base(user_id)}{SUMMARIES}{session_id}"
 
+    def listed(self, user_id: str, session_id: str, suffixes: tuple[str, ...]) -> list[str]:
+        """The keys of one session id named by a list of suffixes (as lib.lua `keys_of`)."""
+        base = self.base(user_id)
+        return [f"{base}{suffix}{session_id}" for suffix in suffixes]
+
     def conversation(self, user_id: str, session_id: str) -> list[str]:
         """The keys of a session's conversation (`CONVERSATION_KEYS`)."""
-        base = self.base(user_id)
-        return [f"{base}{suffix}{session_id}" for suffix in CONVERSATION_KEYS]
+        return self.listed(user_id, session_id, CONVERSATION_KEYS)
 
     def staging(self, user_id: str, staging_id: str) -> list[str]:
         """The keys a copy may build under a staging id (`STAGING_KEYS`)."""
-        base = self.base(user_id)
-        return [f"{base}{suffix}{staging_id}" for suffix in STAGING_KEYS]
+        return self.listed(user_id, staging_id, STAGING_KEYS)
 
     def of_session(self, user_id: str, session_id: str) -> list[str]:
         """Every key a session owns (`SESSION_KEYS`)."""
-        base = self.base(user_id)
-        return [f"{base}{suffix}{session_id}" for suffix in SESSION_KEYS]
+        return self.listed(user_id, session_id, SESSION_KEYS)
 
     def expiry(self, user_id: str) -> str:
         return f"{self.base(user_id)}{EXPIRY}"
