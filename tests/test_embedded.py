@@ -21,7 +21,7 @@ import pytest
 from redis.asyncio import Redis
 
 from session_service.config import Settings
-from session_service.store.embedded import server_answers
+from session_service.store.embedded import EmbeddedServer, EmbeddedServerError, server_answers
 from tests.conftest import make_settings, running_app, user
 from tests.servers import free_port, redis_server
 
@@ -263,3 +263,43 @@ def test_uvicorn_serves_the_module_level_app(short_data_dir: Path, redis_url: st
         # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
         assert _stop(process) in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in log.read_text()
+
+
+def _servers_on(data_dir: Path) -> list[int]:
+    """Pids of server processes whose command line names this DATA_DIR."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            line = b" ".join(cmdline)
+            if b"server" in line and str(data_dir).encode() + b"/" in line:
+                found.append(int(proc.name))
+    return found
+
+
+def test_a_stalled_owner_never_gets_a_second_server_on_its_data_dir(
+    short_data_dir: Path,
+) -> None:
+    """A worker that finds DATA_DIR's server stalled (here: SIGSTOP) must not start another
+    on the same AOF: it waits for the owner's server, then says so clearly."""
+    owner = EmbeddedServer(short_data_dir)
+    owner.start()
+    assert owner.process is not None
+    os.kill(owner.process.pid, signal.SIGSTOP)
+    try:
+        worker = EmbeddedServer(short_data_dir)
+        with pytest.raises(EmbeddedServerError, match="another process owns"):
+            worker.start(timeout=1.0)
+        assert worker.process is None
+        assert _servers_on(short_data_dir.resolve()) == [owner.process.pid]
+    finally:
+        os.kill(owner.process.pid, signal.SIGCONT)
+        owner.stop()
+    # With the owner gone, the next process takes DATA_DIR over (and the data with it).
+    successor = EmbeddedServer(short_data_dir)
+    successor.start()
+    assert successor.process is not None
+    successor.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import logging
 import os
 import shutil
@@ -28,6 +29,8 @@ from session_service.store.sessions import SessionStore
 from session_service.transcript import json_transcript
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: How long a worker may take to answer uvicorn's supervisor before it is restarted.
+WORKER_HEALTHCHECK_SECONDS = 30
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -139,6 +142,10 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int) 
     own_metrics_dir = not os.environ.get(METRICS_DIR_ENV)
     if own_metrics_dir:
         os.environ[METRICS_DIR_ENV] = tempfile.mkdtemp(prefix="fm-session-metrics-")
+    # uvicorn (0.31+) restarts a worker that misses its supervisor's health check, 5 s by
+    # default: on a busy host a starting worker misses it, and restarts feed the load.
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
+        common["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_SECONDS
     try:
         _exit_zero_after_sigterm()
         uvicorn.run("session_service.main:app", workers=workers, **common)  # type: ignore[arg-type]

