@@ -111,10 +111,12 @@ def test_every_declared_session_field_is_used_by_a_script_or_the_store() -> None
 
 
 def test_message_and_summary_entries_use_declared_fields() -> None:
-    append = _source("append.lua")
-    built = set(re.findall(r"'([a-z]{1,2})'", append.split("local entry = ", 1)[1].split("\n")[0]))
-    built |= set(re.findall(r"entry\[#entry \+ 1\] = '([a-z]{1,2})'", append))
+    # Both appends (one message, a batch) build entries in lib.lua's store_message.
+    builder = _source("lib.lua").split("local function store_message(", 1)[1].split("\nend\n")[0]
+    built = set(re.findall(r"'([a-z]{1,2})'", builder.split("local entry = ", 1)[1].split("}")[0]))
+    built |= set(re.findall(r"entry\[#entry \+ 1\] = '([a-z]{1,2})'", builder))
     assert built and built <= set(fields.MESSAGE)
+    assert {"r", "c", "t", "m", "k", "e", "tc", "ti", "ta"} <= built
     staged = entry_fields_used(_source("import_stage.lua"), r"jk$")
     assert staged and staged <= set(fields.MESSAGE)
     summaries = entry_fields_used(_source("summarize.lua"), r"k_summaries\(")

@@ -91,11 +91,11 @@ local function count_messages(sid, n)
   redis.call('HINCRBY', k_counters(), 'messages', n - old)
 end
 
--- An append's count_messages: the stored count is the session's previous one
--- whenever it exists (count_messages keeps them equal), so it needs no read.
-local function count_one_more(sid, n)
-  local added = redis.call('HSET', k_counts(), sid, I(n))
-  redis.call('HINCRBY', k_counters(), 'messages', added == 1 and n or 1)
+-- An append's count_messages (of `added` messages): the stored count is the session's
+-- previous one whenever it exists (count_messages keeps them equal), so it needs no read.
+local function count_more(sid, n, added)
+  local new = redis.call('HSET', k_counts(), sid, I(n))
+  redis.call('HINCRBY', k_counters(), 'messages', new == 1 and n or added)
 end
 
 local function forget_messages(sid)
@@ -254,6 +254,141 @@ local function forget_appends(sid, to)
     redis.call('HDEL', k_idem(sid), unpack(gone))
     redis.call('ZREM', k_idem_age(sid), unpack(gone))
   end
+end
+
+-- APPENDING (append.lua one message, append_batch.lua up to 64 in one step). Both
+-- read the session with read_for_append, check each message with check_message
+-- before anything is written, store each with store_message and write the session
+-- back once with finish_append; the idempotency record is the same for both.
+
+-- An append's idempotency record: 'fingerprint|last seq|message count|at ms', where
+-- last seq is the (last) message the keyed request stored. A batch's messages have
+-- consecutive seqs, so its record is the same shape: the request gives their number.
+local function append_record(fingerprint, last, count, now)
+  return fingerprint .. '|' .. I(last) .. '|' .. I(count) .. '|' .. I(now)
+end
+
+-- What an Idempotency-Key already answered: 'same', last seq, count and the record
+-- (for replay()) when the same request stored it within ttl; 'other' when another
+-- request did; nil when unused.
+local function append_seen(sid, idem, fingerprint, ttl, now)
+  local prev = redis.call('HGET', k_idem(sid), idem)
+  if not prev then return nil end
+  local pfp, pn, ptotal, pat = string.match(prev, '^([^|]*)|(%d+)|(%d+)|(%d+)$')
+  if not pat or now - tonumber(pat) > ttl then return nil end
+  if pfp == fingerprint then return 'same', tonumber(pn), tonumber(ptotal), prev end
+  return 'other'
+end
+
+-- The session fields an append reads (and writes back in finish_append), by name,
+-- with the message and token counters of the roles (first letters) it adds to.
+-- s.st is false when the session does not exist.
+local APPEND_READS = {'st', 'mc', 'lm', 'to', 't', 'nu', 'ci', 'sn', 'li', 'tk', 'ca', 'mv', 'ev'}
+local function read_for_append(sid, roles)
+  local names = {unpack(APPEND_READS)}
+  for _, r in ipairs(roles) do
+    names[#names + 1] = 'n' .. r
+    names[#names + 1] = 'k' .. r
+  end
+  local values = redis.call('HMGET', k_session(sid), unpack(names))
+  local s = {}
+  for i, name in ipairs(names) do s[name] = values[i] end
+  return s
+end
+
+-- A new batch's view of the tool calls it makes: a tool result may answer a call of
+-- an earlier message of the same batch, which is not in the tools hash yet.
+local function new_calls() return {seq = {}, answered = {}, n = 0} end
+
+-- Whether message m (fields as append_batch.lua builds them) may be appended as seq
+-- `seq` when the session holds `count` messages and summaries: nil, or the error
+-- reply the append of m alone would give. Checks before anything is written, and
+-- notes m's calls and answer in `calls` (new_calls) for the messages after it; sets
+-- m.call_seq to the seq of the call a tool result answers.
+local function check_message(sid, m, seq, count, max, calls)
+  if count >= max then return {'err', 'session_full'} end -- summaries count as messages
+  local tools, tcid, ids = k_tools(sid), m.tool_call_id, m.call_ids
+  if tcid ~= '' then
+    local ref = calls.seq[tcid] or redis.call('HGET', tools, tcid)
+    if not ref then return {'err', 'unknown_tool_call'} end
+    if calls.answered[tcid] or string.find(ref, ':', 1, true) then
+      return {'err', 'tool_call_already_answered'}
+    end
+    m.call_seq = ref
+    calls.answered[tcid] = true
+  end
+  if #ids > 0 then
+    if redis.call('HLEN', tools) + calls.n + #ids > max then return {'err', 'session_full'} end
+    for _, id in ipairs(ids) do
+      if calls.seq[id] or redis.call('HEXISTS', tools, id) == 1 then
+        return {'err', 'duplicate_tool_call', id}
+      end
+    end
+    for _, id in ipairs(ids) do calls.seq[id] = I(seq) end
+    calls.n = calls.n + #ids
+  end
+  return nil
+end
+
+-- Store checked message m as seq n at time ts, with its tool bookkeeping.
+local function store_message(sid, m, n, ts)
+  local entry = {'r', m.role, 'c', m.content, 't', I(ts), 'm', m.metadata, 'k', I(m.tokens),
+    'e', m.estimated and '1' or '0'}
+  if m.tool_calls ~= '' then entry[#entry + 1] = 'tc'; entry[#entry + 1] = m.tool_calls end
+  local tools = k_tools(sid)
+  if m.call_seq then
+    entry[#entry + 1] = 'ti'; entry[#entry + 1] = m.tool_call_id
+    entry[#entry + 1] = 'ta'; entry[#entry + 1] = m.call_seq
+    redis.call('HSET', tools, m.tool_call_id, m.call_seq .. ':' .. I(n))
+  end
+  for _, id in ipairs(m.call_ids) do redis.call('HSET', tools, id, I(n)) end
+  redis.call('XADD', k_messages(sid), '0-' .. I(n), unpack(entry))
+end
+
+-- Write back what storing `added` messages (seqs up to `last`, at ts) changed: the
+-- session fields in one HSET (counters by role from `by_role`, letter -> {messages,
+-- tokens}), the status, the user's counters, the idempotency record and the
+-- deadline. One activity and one move of the messages ETag, whatever `added` is.
+-- s: read_for_append's fields; idem: the key's digest ('' none) and its request's
+-- fingerprint. Returns the message count, the status and the new messages ETag.
+local function finish_append(sid, s, added, last, ts, now, by_role, tokens, title, title_folded,
+    idem, fingerprint, ttl)
+  local mc = tonumber(s.mc or '0')
+  local count = mc + added
+  local ea = now + tonumber(s.to)
+  local st = s.st
+  local fields = {'mc', I(count), 'li', I(last), 'lm', I(ts), 'la', I(now), 'ea', I(ea)}
+  if mc == 0 then fields[#fields + 1] = 'fm'; fields[#fields + 1] = I(ts) end
+  if st == 'active' then
+    set_status(sid, 'active', 'in_progress', I(now))
+    st = 'in_progress'
+    fields[#fields + 1] = 'st'; fields[#fields + 1] = st
+  end
+  -- The first user message titles an untitled session (the caller sends its title).
+  if by_role.u and not s.nu and (not s.t or s.t == '') and title ~= '' then
+    fields[#fields + 1] = 't'; fields[#fields + 1] = title
+    if title_folded ~= '' then fields[#fields + 1] = 'tl'; fields[#fields + 1] = title_folded end
+  end
+  for r, add in pairs(by_role) do
+    fields[#fields + 1] = 'n' .. r; fields[#fields + 1] = I(tonumber(s['n' .. r] or '0') + add[1])
+    fields[#fields + 1] = 'k' .. r; fields[#fields + 1] = I(tonumber(s['k' .. r] or '0') + add[2])
+  end
+  local mv = tonumber(s.mv or '0') + 1 -- touch_messages, folded into the HSET
+  fields[#fields + 1] = 'tk'; fields[#fields + 1] = I(tonumber(s.tk or '0') + tokens)
+  fields[#fields + 1] = 'mv'; fields[#fields + 1] = I(mv)
+  fields[#fields + 1] = 'ev'; fields[#fields + 1] = I(tonumber(s.ev or '0') + 1)
+  redis.call('HSET', k_session(sid), unpack(fields))
+  count_more(sid, count, added)
+  redis.call('ZADD', k_status(st), I(now), sid)
+  if idem ~= '' then
+    -- Scored by the first message it stored: a rewind that removes any of a batch's
+    -- messages but not all keeps the key, whose retry is then refused, never stored twice.
+    remember_append(sid, idem, append_record(fingerprint, last, count, now), now, ttl,
+      last - added + 1)
+  end
+  expire_all(sid, ea, s.ci)
+  -- etag(sid, 'm') from what was just written (the record always has 'ca').
+  return count, st, '"' .. (s.ca or '0') .. '.m' .. mv .. '"'
 end
 
 -- Copying and cutting conversations (fork, rewind). A copy is built in slices
