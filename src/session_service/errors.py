@@ -39,12 +39,13 @@
 
 Routers and the store raise these; one exception handler turns them into
 `{"detail": ..., "code": ...}` responses, plus the error's extras (`field`,
-`current_status`, `etag`) when it has them. `HTTPException` is never raised inside.
+`current_status`, `etag`, a batch append's `index`) when it has them.
+`HTTPException` is never raised inside.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
 
 class ServiceError(Exception):
@@ -54,14 +55,21 @@ class ServiceError(Exception):
     #: The request itself is at fault: an unknown session answers 404 first.
     about_request: ClassVar[bool] = False
 
-    def __init__(self, detail: str | None = None, **extra: str) -> None:
+    def __init__(self, detail: str | None = None, **extra: str | int) -> None:
         self.detail = detail or self.default_detail
         self.extra = extra
         super().__init__(self.detail)
 
-    def body(self) -> dict[str, str]:
+    def body(self) -> dict[str, str | int]:
         """The JSON body: `detail`, `code` and the extras a client can act on."""
         return {"detail": self.detail, "code": self.code, **self.extra}
+
+    def in_batch(self, index: int) -> Self:
+        """This error as a batch append answers it: about its message at `index` (from 0)."""
+        self.detail = f"messages[{index}]: {self.detail}"
+        self.extra["index"] = index
+        self.args = (self.detail,)
+        return self
 
     @property
     def headers(self) -> dict[str, str]:

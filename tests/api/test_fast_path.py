@@ -126,6 +126,12 @@ Step = tuple[str, str, dict[str, Any]]
 def corpus() -> list[Step]:
     """Requests in order; `{s0}`.. are the sessions created so far, `{x}` someone else's."""
     bad_key = {**user(), "Idempotency-Key": "\x7f"}
+    one = {"role": "user", "content": "one"}
+    call = {"id": "c1", "name": "df", "arguments": {"path": "/"}}
+    turn = [
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "content": "ok", "tool_call_id": "c1"},
+    ]
     return [
         # creates: valid, resumed, idempotent, and every kind of invalid body
         ("POST", API, {"json": {"title": "Disk full", "metadata": {"a": [1, {"b": None}]}}}),
@@ -240,6 +246,29 @@ def corpus() -> list[Step]:
                 "headers": {**user(), "Idempotency-Key": "m1"},
             },
         ),
+        # batch appends
+        ("POST", f"{API}/{{s0}}/messages/batch", {"json": {"messages": turn}}),
+        ("POST", f"{API}/{{s0}}/messages/batch", {"json": {"messages": []}}),
+        ("POST", f"{API}/{{s0}}/messages/batch", {"json": {"messages": [one] * 65}}),
+        ("POST", f"{API}/{{s0}}/messages/batch", {"json": {"messages": [one, {"role": "x"}]}}),
+        ("POST", f"{API}/{{s0}}/messages/batch", {"json": {"messages": [one], "extra": 1}}),
+        ("POST", f"{API}/{{s0}}/messages/batch", {"json": [one]}),
+        ("POST", f"{API}/{{s0}}/messages/batch", {"json": {"messages": [one, turn[1]]}}),
+        (
+            "POST",
+            f"{API}/{{s0}}/messages/batch",
+            {"json": {"messages": [one, {"role": "user", "content": "é" * 40000}]}},
+        ),
+        ("POST", f"{API}/{{x}}/messages/batch", {"json": {"messages": [{"role": "x"}]}}),
+        ("POST", f"{API}/{NO_SESSION}/messages/batch", {"json": {"messages": [one]}}),
+        *[
+            (
+                "POST",
+                f"{API}/{{s1}}/messages/batch",
+                {"json": {"messages": body}, "headers": {**user(), "Idempotency-Key": "b1"}},
+            )
+            for body in ([one, one], [one, one], [one])
+        ],
         # paging, one message, stats, export
         ("GET", f"{API}/{{s0}}/messages", {}),
         ("GET", f"{API}/{{s0}}/messages?order=asc&limit=1", {}),

@@ -26,8 +26,20 @@ def error_response(exc: errors.ServiceError) -> Response:
     return json_response(exc.body(), exc.status_code, headers=exc.headers or None)
 
 
+def _batch_index(error: dict[str, Any]) -> int | None:
+    """The message a problem of a batch append's body is in (`body.messages.<i>...`)."""
+    loc = tuple(error.get("loc", ()))
+    if len(loc) > 2 and loc[:2] == ("body", "messages") and type(loc[2]) is int:
+        return loc[2]
+    return None
+
+
 def _describe(error: dict[str, Any]) -> str:
-    location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+    parts = [str(part) for part in error.get("loc", ()) if part != "body"]
+    index = _batch_index(error)
+    if index is not None:  # messages[3].content, as batch errors name their message
+        parts[:2] = [f"messages[{index}]"]
+    location = ".".join(parts)
     message = str(error.get("msg", "invalid"))
     return f"{location}: {message}" if location else message
 
@@ -83,7 +95,14 @@ def validation_response(problems: Any) -> Response:
     """422 `validation_error` naming the failing fields (pydantic error dicts)."""
     problems = list(problems)
     detail = "; ".join(_describe(e) for e in problems[:5]) or "invalid request"
-    body = {"detail": detail, "code": "validation_error", "errors": _jsonable(problems[:20])}
+    body: dict[str, Any] = {
+        "detail": detail,
+        "code": "validation_error",
+        "errors": _jsonable(problems[:20]),
+    }
+    index = _batch_index(problems[0]) if problems else None
+    if index is not None:
+        body["index"] = index  # the first message at fault (pydantic checks them in order)
     return json_response(body, 422)
 
 

@@ -183,6 +183,18 @@ class MessageCreate(Strict):
         return self
 
 
+MAX_BATCH_MESSAGES = 64
+
+
+class MessageBatch(Strict):
+    messages: list[MessageCreate] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_MESSAGES,
+        description=f"1-{MAX_BATCH_MESSAGES} messages, each with the single append's body and "
+        "rules; a tool message may answer a tool call of an earlier message of the batch",
+    )
+
+
 class CaseLinkRequest(Strict):
     case_id: CaseId
 
@@ -275,6 +287,10 @@ class AppendedMessage(BaseModel):
     session_id: str
     message: Message
     total_messages: int
+
+
+class AppendedBatch(BaseModel):
+    messages: list[Message] = Field(description="The stored messages, in the batch's order")
 
 
 class MessagePage(BaseModel):
@@ -395,6 +411,10 @@ class ErrorBody(BaseModel):
     )
     etag: str | None = Field(
         default=None, description="On `precondition_failed`: the current ETag (also in `ETag`)"
+    )
+    index: int | None = Field(
+        default=None,
+        description="On a batch append: the position (from 0) of the message at fault",
     )
 
 

@@ -9,8 +9,10 @@ from session_service.store.errors import translate
 from session_service.store.records import (
     UNSET,
     Appended,
+    AppendedBatch,
     CreateResult,
     Limits,
+    NewMessage,
     NewSession,
     SearchFilters,
     Tagged,
@@ -21,8 +23,10 @@ from session_service.store.sessions import SessionStore
 __all__ = [
     "UNSET",
     "Appended",
+    "AppendedBatch",
     "CreateResult",
     "Limits",
+    "NewMessage",
     "NewSession",
     "SearchFilters",
     "SessionStore",

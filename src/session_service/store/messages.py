@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from session_service import errors
@@ -17,13 +18,70 @@ from session_service.store.codec import (
     message_from_entry,
     messages_etag,
 )
+from session_service.store.errors import script_error
 from session_service.store.keys import digest
-from session_service.store.protocol import AppendArgs
-from session_service.store.records import (
-    Appended,
-)
+from session_service.store.protocol import BATCH_MESSAGE_FIELDS, AppendArgs, AppendBatchArgs
+from session_service.store.records import Appended, AppendedBatch, NewMessage
 
 EXPORT_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A message as the append scripts take it: counted, encoded, fingerprinted."""
+
+    message: NewMessage
+    tokens: int
+    estimated: bool
+    metadata: str
+    tool_calls: str
+    call_ids: tuple[str, ...]
+    request: list[object]  # what makes two appends of it the same request
+
+    @classmethod
+    def of(cls, msg: NewMessage) -> _Prepared:
+        estimated = msg.token_count is None
+        tokens = (
+            estimate_tokens(msg.content, msg.tool_calls)
+            if msg.token_count is None
+            else msg.token_count
+        )
+        request: list[object] = [msg.role, msg.content, msg.metadata or {}]
+        if msg.tool_calls or msg.tool_call_id or msg.token_count is not None:
+            request += [msg.tool_calls, msg.tool_call_id, msg.token_count]
+        return cls(
+            message=msg,
+            tokens=tokens,
+            estimated=estimated,
+            metadata=dump_json(msg.metadata) if msg.metadata else "",
+            tool_calls=dump_json(msg.tool_calls) if msg.tool_calls else "",
+            call_ids=tuple(call["id"] for call in msg.tool_calls or ()),
+            request=request,
+        )
+
+    def stored(self, seq: int, ts: int) -> dict[str, Any]:
+        """The message as stored under `seq` at `ts`, as reads return it."""
+        msg = self.message
+        out: dict[str, Any] = {
+            "message_id": message_id(seq),
+            "role": msg.role,
+            "content": msg.content,
+            "timestamp": iso(ts),
+            "metadata": msg.metadata or {},
+            "token_count": self.tokens,
+            "token_count_estimated": self.estimated,
+        }
+        if msg.tool_calls:
+            out["tool_calls"] = msg.tool_calls
+        if msg.tool_call_id:
+            out["tool_call_id"] = msg.tool_call_id
+        return out
+
+
+def _title(messages: Sequence[NewMessage]) -> str:
+    """The title an untitled session takes from the first user message appended to it."""
+    first = next((m for m in messages if m.role == "user"), None)
+    return title_from_message(first.content) if first is not None else ""
 
 
 class MessageOps(StoreBase):
@@ -46,32 +104,26 @@ class MessageOps(StoreBase):
         With an idempotency key, a retry of the same message answers what the first
         one did; the same key with another message is refused.
         """
-        estimated = token_count is None
-        tokens = estimate_tokens(content, tool_calls) if token_count is None else token_count
-        title = title_from_message(content) if role == "user" else ""
-        fingerprint = ""
-        if idempotency_key:
-            parts: list[object] = [role, content, metadata or {}]
-            if tool_calls or tool_call_id or token_count is not None:
-                parts += [tool_calls, tool_call_id, token_count]
-            fingerprint = digest(dump_json(parts))
+        msg = NewMessage(role, content, metadata, tool_calls, tool_call_id, token_count)
+        prepared = _Prepared.of(msg)
+        title = _title((msg,))
         args = AppendArgs(
             sid=session_id,
             role=role,
             content=content,
-            metadata=dump_json(metadata) if metadata else "",
+            metadata=prepared.metadata,
             title=title,
             title_folded=search_fold(title),
             idem=digest(idempotency_key) if idempotency_key else "",
-            fingerprint=fingerprint,
+            fingerprint=digest(dump_json(prepared.request)) if idempotency_key else "",
             max_messages=self.limits.max_messages_per_session,
             idem_ttl_ms=self.limits.idempotency_ttl_ms,
             if_match=if_match,
-            tokens=tokens,
-            estimated=estimated,
-            tool_calls=dump_json(tool_calls) if tool_calls else "",
+            tokens=prepared.tokens,
+            estimated=prepared.estimated,
+            tool_calls=prepared.tool_calls,
             tool_call_id=tool_call_id or "",
-            call_ids=tuple(call["id"] for call in tool_calls or ()),
+            call_ids=prepared.call_ids,
         )
         reply = ok(await self._write(self.scripts.append, user_id, args))
         if reply[0] == "replay":
@@ -82,21 +134,65 @@ class MessageOps(StoreBase):
             entry_id, fields = reply[4][0]
             replayed = message_from_entry(entry_id, fields)
             return Appended(replayed, int(reply[2]), reply[3], True, reply[5])
-        seq, ts = int(reply[1]), int(reply[2])
-        message: dict[str, Any] = {
-            "message_id": message_id(seq),
-            "role": role,
-            "content": content,
-            "timestamp": iso(ts),
-            "metadata": metadata or {},
-            "token_count": tokens,
-            "token_count_estimated": estimated,
-        }
-        if tool_calls:
-            message["tool_calls"] = tool_calls
-        if tool_call_id:
-            message["tool_call_id"] = tool_call_id
+        message = prepared.stored(int(reply[1]), int(reply[2]))
         return Appended(message, int(reply[3]), reply[4], False, reply[5])
+
+    async def append_batch(
+        self,
+        user_id: str,
+        session_id: str,
+        messages: Sequence[NewMessage],
+        idempotency_key: str | None = None,
+        *,
+        if_match: str = "",
+    ) -> AppendedBatch:
+        """Append `messages` (a whole agent turn) in one step, all or nothing.
+
+        Each message follows `append`'s rules as if the ones before it were already
+        stored (a tool result may answer a call of an earlier one). A refusal names
+        the message at fault (`ServiceError.in_batch`) and stores nothing. One
+        Idempotency-Key covers the batch: a retry answers what the first one did.
+        """
+        prepared = [_Prepared.of(msg) for msg in messages]
+        encoded: list[str] = []
+        for p in prepared:
+            msg = p.message
+            fields = {
+                "role": msg.role, "content": msg.content, "metadata": p.metadata,
+                "tokens": str(p.tokens), "estimated": "1" if p.estimated else "0",
+                "tool_calls": p.tool_calls, "tool_call_id": msg.tool_call_id or "",
+                "calls": str(len(p.call_ids)),
+            }  # fmt: skip
+            encoded += [fields[name] for name in BATCH_MESSAGE_FIELDS]
+        title = _title(messages)
+        fingerprint = ""
+        if idempotency_key:  # never equal to a single append's (a list starting with a role)
+            fingerprint = digest(dump_json(["batch", [p.request for p in prepared]]))
+        args = AppendBatchArgs(
+            sid=session_id,
+            title=title,
+            title_folded=search_fold(title),
+            idem=digest(idempotency_key) if idempotency_key else "",
+            fingerprint=fingerprint,
+            max_messages=self.limits.max_messages_per_session,
+            idem_ttl_ms=self.limits.idempotency_ttl_ms,
+            if_match=if_match,
+            messages=tuple(encoded),
+            call_ids=tuple(cid for p in prepared for cid in p.call_ids),
+        )
+        reply = await self._write(self.scripts.append_batch, user_id, args)
+        if reply[0] == "err" and len(reply) > 3:
+            raise script_error(reply[:3] if reply[2] else reply[:2]).in_batch(int(reply[3]))
+        reply = ok(reply)
+        if reply[0] == "replay":
+            entries = reply[4]
+            if len(entries) != len(messages):  # some went with a rewind; the key is spent
+                raise errors.IdempotencyKeyReused()
+            replayed = [message_from_entry(entry_id, fields) for entry_id, fields in entries]
+            return AppendedBatch(replayed, int(reply[2]), reply[3], True, reply[5])
+        first, ts = int(reply[1]), int(reply[3])
+        stored = [p.stored(first + i, ts) for i, p in enumerate(prepared)]
+        return AppendedBatch(stored, int(reply[4]), reply[5], False, reply[6])
 
     async def messages_page(
         self,

@@ -193,6 +193,29 @@ class AppendArgs(ScriptArgs):
     call_ids: tuple[str, ...]  # the ids of tool_calls
 
 
+#: What append_batch.lua reads of each message, in order (AppendBatchArgs.messages).
+BATCH_MESSAGE_FIELDS = (
+    "role", "content", "metadata", "tokens", "estimated", "tool_calls", "tool_call_id", "calls",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class AppendBatchArgs(ScriptArgs):
+    script = "append_batch"
+    sid: str
+    title: str  # from the batch's first user message (an untitled session with none takes it)
+    title_folded: str
+    idem: str  # digest of the idempotency key, '' for none
+    fingerprint: str  # of the whole batch
+    max_messages: int
+    idem_ttl_ms: int
+    if_match: str  # the messages ETag the caller has, '' for none
+    # Per message, BATCH_MESSAGE_FIELDS: metadata and tool_calls canonical JSON or '',
+    # estimated '1' or '0', tool_call_id or '', calls the number of its call ids.
+    messages: tuple[str, ...]
+    call_ids: tuple[str, ...]  # every message's tool call ids, in order
+
+
 @dataclass(frozen=True, slots=True)
 class SearchArgs(ScriptArgs):
     script = "search"

@@ -77,6 +77,27 @@ class Appended:
     etag: str = ""  # of the messages collection after the append
 
 
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One message to append, as the caller gave it (the store estimates missing counts)."""
+
+    role: str
+    content: str
+    metadata: dict[str, Any] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+    token_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendedBatch:
+    messages: list[dict[str, Any]]  # as stored, in the batch's order
+    total: int
+    status: str
+    replayed: bool
+    etag: str  # of the messages collection after the batch
+
+
 class Unset(Enum):
     """The type of `UNSET`."""
 

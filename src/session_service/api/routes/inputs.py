@@ -1,4 +1,4 @@
-"""What a request means to the store: status filters, timeouts and update changes.
+"""What a request means to the store: status filters, timeouts, update changes, messages.
 
 The routers stay thin: they validate with the models, these turn the result into
 the domain values the store takes (UNSET for a field the caller did not send).
@@ -12,7 +12,7 @@ from session_service import errors
 from session_service.config import Settings
 from session_service.domain import models
 from session_service.domain.status import UNARCHIVED, SessionStatus
-from session_service.store import UNSET
+from session_service.store import UNSET, NewMessage
 
 
 def statuses(status: list[SessionStatus] | None, include_archived: bool) -> list[str]:
@@ -44,3 +44,15 @@ def changes(body: models.SessionUpdate, settings: Settings) -> dict[str, Any]:
         "context": body.context,
         "timeout_ms": timeout_ms(settings, body.timeout_minutes),
     }
+
+
+def new_message(body: models.MessageCreate, settings: Settings) -> NewMessage:
+    """The message to append; 413 when its content is over MAX_MESSAGE_BYTES."""
+    if len(body.content.encode("utf-8")) > settings.max_message_bytes:
+        raise errors.MessageTooLarge(
+            f"Message content exceeds {settings.max_message_bytes} bytes (MAX_MESSAGE_BYTES)"
+        )
+    calls = [call.model_dump() for call in body.tool_calls] if body.tool_calls else None
+    return NewMessage(
+        body.role, body.content, body.metadata, calls, body.tool_call_id, body.token_count
+    )

@@ -25,6 +25,7 @@ from session_service.api.deps import (
     UserDep,
 )
 from session_service.api.responses import error_responses, json_response, tagged_responses
+from session_service.api.routes import inputs
 from session_service.domain import models
 from session_service.domain.ids import MESSAGE_ID_RE, message_seq
 from session_service.observability import metrics
@@ -79,14 +80,10 @@ async def append_message(
     if_match: MessagesIfMatchDep,
     idem: IdempotencyKeyDep,
 ) -> Response:
-    if len(body.content.encode("utf-8")) > settings.max_message_bytes:
-        raise errors.MessageTooLarge(
-            f"Message content exceeds {settings.max_message_bytes} bytes (MAX_MESSAGE_BYTES)"
-        )
-    calls = [call.model_dump() for call in body.tool_calls] if body.tool_calls else None
+    msg = inputs.new_message(body, settings)
     result = await store.append(
-        user.user_id, session_id, body.role, body.content, body.metadata, idem,
-        tool_calls=calls, tool_call_id=body.tool_call_id, token_count=body.token_count,
+        user.user_id, session_id, msg.role, msg.content, msg.metadata, idem,
+        tool_calls=msg.tool_calls, tool_call_id=msg.tool_call_id, token_count=msg.token_count,
         if_match=if_match,
     )  # fmt: skip
     if not result.replayed:
@@ -96,6 +93,64 @@ async def append_message(
         201,
         tagged(result.etag),
     )
+
+
+@router.post(
+    "/messages/batch",
+    summary="Append a whole agent turn",
+    description=(
+        "Appends 1-64 messages (the assistant's tool calls and every tool result, say) in one "
+        "atomic step: all of them or none. Each has the single append's body and rules, "
+        "checked as if the messages before it in the batch were already stored, so a `tool` "
+        "message may answer a tool call made earlier in the same batch. Every message is "
+        "checked before anything is stored; on any error nothing is stored and the error "
+        "names the message at fault in `index` (from 0; `detail` starts with `messages[i]:`) "
+        "with the code the single append would give. A batch that does not fit in "
+        "MAX_MESSAGES_PER_SESSION is 409 `session_full`. It counts as one activity and moves "
+        "the messages `ETag` once; `If-Match` works as for the single append. One "
+        "`Idempotency-Key` covers the whole batch: a retry answers the stored result (even "
+        "when its `If-Match` no longer holds); the key is refused with another batch or with "
+        "a single append. The body is bounded by MAX_REQUEST_BYTES, each content by "
+        "MAX_MESSAGE_BYTES."
+    ),
+    status_code=201,
+    response_model=models.AppendedBatch,
+    responses={
+        **tagged_responses(201, description="Appended, every message of the batch"),
+        **error_responses(
+            NOT_FOUND,
+            errors.PreconditionFailed,
+            errors.SessionArchived,
+            errors.SessionFull,
+            errors.MessageTooLarge,
+            errors.IdempotencyKeyReused,
+            errors.UnknownToolCall,
+            errors.ToolCallAlreadyAnswered,
+            errors.DuplicateToolCall,
+            body=True,
+        ),
+    },
+)
+async def append_batch(
+    session_id: SessionIdDep,
+    body: models.MessageBatch,
+    user: UserDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    if_match: MessagesIfMatchDep,  # before the key, as for the single append
+    idem: IdempotencyKeyDep,
+) -> Response:
+    messages = []
+    for index, message in enumerate(body.messages):
+        try:
+            messages.append(inputs.new_message(message, settings))
+        except errors.MessageTooLarge as exc:
+            raise exc.in_batch(index) from None
+    result = await store.append_batch(user.user_id, session_id, messages, idem, if_match=if_match)
+    if not result.replayed:
+        for message in body.messages:
+            metrics.MESSAGES.labels(message.role).inc()
+    return json_response({"messages": result.messages}, 201, tagged(result.etag))
 
 
 MessageCursor = Annotated[str | None, Query(max_length=14, pattern=MESSAGE_ID_RE.pattern)]
