@@ -82,6 +82,7 @@ def stale(method: str, suffix: str, body: Any = None) -> Op:
 
 
 MESSAGE = {"role": "user", "content": "the disk is full again"}
+TURN = {"messages": [MESSAGE, {"role": "assistant", "content": "clean /var/log"}]}
 #: (name, operation, expected status): every write the API offers, in an order that
 #: keeps each one possible, with refused, replayed and read-only requests among them.
 OPERATIONS: list[tuple[str, Op, int]] = [
@@ -107,6 +108,10 @@ OPERATIONS: list[tuple[str, Op, int]] = [
     ("append invalid", call("POST", "/messages", {"role": "robot", "content": "x"}), 422),
     ("append 2", call("POST", "/messages", {"role": "assistant", "content": "df -h"}), 201),
     ("append 3", call("POST", "/messages", {"role": "user", "content": "/var is 100%"}), 201),
+    ("batch", call("POST", "/messages/batch", TURN, **{"Idempotency-Key": "b1"}), 201),
+    ("batch replay", call("POST", "/messages/batch", TURN, **{"Idempotency-Key": "b1"}), 201),
+    ("batch stale if-match", stale("POST", "/messages/batch", TURN), 412),
+    ("batch invalid", call("POST", "/messages/batch", {"messages": [MESSAGE, {"role": "x"}]}), 422),
     (
         "summary",
         call("POST", "/summaries", {"content": "s", "covers_through": "msg_0000000001"}),
@@ -167,6 +172,8 @@ async def test_each_write_moves_each_etag_iff_the_state_it_covers_changed(
     assert moved["append"] == (True, True)
     assert moved["summary"][1] is True
     assert moved["append replay"] == moved["patch invalid"] == moved["get"] == (False, False)
+    assert moved["batch"] == (True, True)
+    assert moved["batch replay"] == moved["batch invalid"] == (False, False)
 
 
 def _scripts() -> dict[str, str]:
@@ -182,7 +189,11 @@ def _scripts() -> dict[str, str]:
 def test_every_conditional_script_checks_the_precondition_before_it_writes(name: str) -> None:
     """The static half: a script that takes If-Match checks it before its first write."""
     source = re.sub(r"--[^\n]*", "", _scripts()[name])
-    writes = re.compile(r"redis\.call\('(?:HSET|HINCRBY|HDEL|XADD|XDEL|ZADD|RENAME|UNLINK|DEL)'")
+    # A write command, or a lib.lua function that writes (the appends' shared steps).
+    writes = re.compile(
+        r"redis\.call\('(?:HSET|HINCRBY|HDEL|XADD|XDEL|ZADD|RENAME|UNLINK|DEL)'"
+        r"|\b(?:store_message|write_tools|finish_append)\("
+    )
     check = source.find("precondition(")
     first_write = writes.search(source)
     assert check >= 0, f"{name} takes If-Match but never checks it"

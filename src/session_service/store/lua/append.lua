@@ -35,7 +35,9 @@ if refused then return refused end
 
 -- Timestamps never go backwards within a session, even if the clock does.
 local ts = math.max(now, tonumber(s.lm or '0'))
-store_message(sid, m, n, ts)
+local tools = {}
+store_message(sid, m, n, ts, tools)
+write_tools(sid, tools)
 local count, status, tag = finish_append(sid, s, 1, n, ts, now, {[r1] = {1, A.tokens}},
   A.tokens, A.title, A.title_folded, A.idem, A.fingerprint, A.idem_ttl_ms)
 return {'ok', n, ts, count, status, tag}

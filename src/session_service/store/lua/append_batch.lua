@@ -67,7 +67,9 @@ end
 
 -- Timestamps never go backwards within a session, even if the clock does.
 local ts = math.max(now, tonumber(s.lm or '0'))
-for i, m in ipairs(batch) do store_message(sid, m, first + i - 1, ts) end
+local tools = {}
+for i, m in ipairs(batch) do store_message(sid, m, first + i - 1, ts, tools) end
+write_tools(sid, tools)
 local last = first + #batch - 1
 local total, status, tag = finish_append(sid, s, #batch, last, ts, now, by_role, tokens, A.title,
   A.title_folded, A.idem, A.fingerprint, A.idem_ttl_ms)
