@@ -14,6 +14,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from session_service.api.fast import servable
+from session_service.app import routes_in_order
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
 
@@ -482,3 +484,12 @@ async def test_concurrent_batches_and_appends_lose_and_duplicate_nothing(
         stats = (await one.get(f"{API}/{sid}/stats", headers=user())).json()
         assert stats["message_count"] == total
         assert stats["total_tokens"] == sum(m["token_count"] for m in stored)
+
+
+async def test_the_fast_path_serves_the_batch_route(make_client: ClientFactory) -> None:
+    """Not forwarded to FastAPI: the fast path solves it (and tests/api runs it both ways)."""
+    async with make_client() as client:
+        routes = routes_in_order(client.app)  # type: ignore[attr-defined]
+        path = f"{API}/{{session_id}}/messages/batch"
+        (route,) = [r for r in routes if getattr(r, "path", None) == path]
+        assert servable(route) is not None

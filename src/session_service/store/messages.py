@@ -36,7 +36,6 @@ class _Prepared:
     metadata: str
     tool_calls: str
     call_ids: tuple[str, ...]
-    request: list[object]  # what makes two appends of it the same request
 
     @classmethod
     def of(cls, msg: NewMessage) -> _Prepared:
@@ -46,9 +45,6 @@ class _Prepared:
             if msg.token_count is None
             else msg.token_count
         )
-        request: list[object] = [msg.role, msg.content, msg.metadata or {}]
-        if msg.tool_calls or msg.tool_call_id or msg.token_count is not None:
-            request += [msg.tool_calls, msg.tool_call_id, msg.token_count]
         return cls(
             message=msg,
             tokens=tokens,
@@ -56,8 +52,15 @@ class _Prepared:
             metadata=dump_json(msg.metadata) if msg.metadata else "",
             tool_calls=dump_json(msg.tool_calls) if msg.tool_calls else "",
             call_ids=tuple(call["id"] for call in msg.tool_calls or ()),
-            request=request,
         )
+
+    def request(self) -> list[object]:
+        """What makes two appends of this message the same request (idempotency)."""
+        msg = self.message
+        request: list[object] = [msg.role, msg.content, msg.metadata or {}]
+        if msg.tool_calls or msg.tool_call_id or msg.token_count is not None:
+            request += [msg.tool_calls, msg.tool_call_id, msg.token_count]
+        return request
 
     def stored(self, seq: int, ts: int) -> dict[str, Any]:
         """The message as stored under `seq` at `ts`, as reads return it."""
@@ -115,7 +118,7 @@ class MessageOps(StoreBase):
             title=title,
             title_folded=search_fold(title),
             idem=digest(idempotency_key) if idempotency_key else "",
-            fingerprint=digest(dump_json(prepared.request)) if idempotency_key else "",
+            fingerprint=digest(dump_json(prepared.request())) if idempotency_key else "",
             max_messages=self.limits.max_messages_per_session,
             idem_ttl_ms=self.limits.idempotency_ttl_ms,
             if_match=if_match,
@@ -167,7 +170,7 @@ class MessageOps(StoreBase):
         title = _title(messages)
         fingerprint = ""
         if idempotency_key:  # never equal to a single append's (a list starting with a role)
-            fingerprint = digest(dump_json(["batch", [p.request for p in prepared]]))
+            fingerprint = digest(dump_json(["batch", [p.request() for p in prepared]]))
         args = AppendBatchArgs(
             sid=session_id,
             title=title,
