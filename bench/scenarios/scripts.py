@@ -3,7 +3,8 @@
 Next to the "slowest command" row (HTTP requests, one status): a user with 50,000
 sessions of mixed statuses and the 100,000-message conversation, and every script as
 the store runs it: list pages at offsets up to 10,000 for every kind of status
-filter, search walks, each write, a burst of expiries larger than one prune batch.
+filter, search walks, each write, the largest batch appends, a burst of expiries
+larger than one prune batch.
 SLOWLOG records every call; each step runs a few times and counts the median of its
 runs' slowest calls, so an OS pause of the Redis process on a busy machine does not
 pass for a slow script (the single worst call is shown too).
@@ -21,10 +22,15 @@ from typing import Any
 from bench.context import Ctx
 from bench.registry import scenario
 from bench.report import Row
+from session_service.config import Settings
 from session_service.domain.ids import new_session_id
+from session_service.domain.models import MAX_BATCH_MESSAGES as MAX_BATCH
 from session_service.domain.status import ALL_STATUSES, UNARCHIVED
-from session_service.store.records import SearchFilters
+from session_service.domain.tokens import MAX_TOOL_CALLS
+from session_service.store.records import NewMessage, SearchFilters
 from session_service.store.sessions import NewSession, SessionStore
+
+MAX_MESSAGE_BYTES: int = Settings.model_fields["max_message_bytes"].default  # documented
 
 BIG = "bench-scripts-50k"
 WORDS = ["database", "timeout", "latency", "kafka", "disk", "pod", "dns", "tls"]
@@ -62,6 +68,39 @@ async def _nothing() -> None:
 
 # (label, what is measured, what prepares it unmeasured)
 Step = tuple[str, Run, Run]
+
+
+def _batch_steps(store: SessionStore, conv: tuple[str, str]) -> list[Step]:
+    """The largest batch appends to the long conversation: 64 messages at MAX_MESSAGE_BYTES
+    (4 MiB in one script), and 64 assistant messages of MAX_TOOL_CALLS calls each (2,048
+    call ids: the most commands)."""
+    calls_made = iter(range(10**9))
+
+    async def batch_largest() -> None:
+        big = [NewMessage("assistant", "z" * MAX_MESSAGE_BYTES) for _ in range(MAX_BATCH)]
+        await store.append_batch(conv[0], conv[1], big)
+
+    def calls() -> list[dict[str, Any]]:
+        return [
+            {"id": f"bench-call-{next(calls_made)}", "name": "kubectl", "arguments": {"n": i}}
+            for i in range(MAX_TOOL_CALLS)
+        ]
+
+    # Each run in a session of its own: a session holds at most max_messages tool calls.
+    fresh: list[str] = []
+
+    async def new_session() -> None:
+        fresh.append(new_session_id())
+        await store.create(BIG, NewSession.build(fresh[-1], 86_400_000))
+
+    async def batch_most_calls() -> None:
+        turn = [NewMessage("assistant", "", tool_calls=calls()) for _ in range(MAX_BATCH)]
+        await store.append_batch(BIG, fresh[-1], turn)
+
+    return [
+        (f"batch of {MAX_BATCH} x 64 KiB @long", batch_largest, _nothing),
+        (f"batch of {MAX_BATCH} x {MAX_TOOL_CALLS} tool calls", batch_most_calls, new_session),
+    ]
 
 
 def _steps(store: SessionStore, ids: list[str], conv: tuple[str, str], quick: bool) -> list[Step]:
@@ -120,6 +159,7 @@ def _steps(store: SessionStore, ids: list[str], conv: tuple[str, str], quick: bo
     steps += [
         ("writes to one session", writes, _nothing),
         ("append @long", long_appends, _nothing),
+        *_batch_steps(store, conv),
         ("create and list pruning 150 expired sessions", prune_expired, expire_150),
     ]
     return steps
