@@ -46,7 +46,7 @@ EDGE_CODES: tuple[tuple[int, str, str], ...] = (
 #: What a status means in this API, beyond its reason phrase.
 STATUS_NOTES: dict[int, str] = {
     200: "Success; a create that resumed a live session by `client_id` also answers 200",
-    201: "Created: a new session, or an appended message",
+    201: "Created: a new session, an appended message, or an appended batch",
     204: "Done, no body (delete, unlink)",
     304: "`If-None-Match` named the current ETag: nothing changed, no body",
     400: "Malformed identity headers, or an unparsable HTTP request",
