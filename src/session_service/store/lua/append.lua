@@ -6,7 +6,7 @@
 local sid = A.sid
 local now = now_ms()
 local r1 = string.sub(A.role, 1, 1)
-local s = read_for_append(sid, {r1})
+local s = read_for_append(sid, 'n' .. r1, 'k' .. r1)
 local st = s.st
 if not st then return {'err', 'session_not_found'} end
 
@@ -30,14 +30,12 @@ local m = {role = A.role, content = A.content, metadata = A.metadata, tokens = A
   estimated = A.estimated, tool_calls = A.tool_calls, tool_call_id = A.tool_call_id,
   call_ids = A.call_ids}
 local refused = check_message(sid, m, n, tonumber(s.mc or '0') + tonumber(s.sn or '0'),
-  A.max_messages, new_calls())
+  A.max_messages, nil)
 if refused then return refused end
 
 -- Timestamps never go backwards within a session, even if the clock does.
 local ts = math.max(now, tonumber(s.lm or '0'))
-local tools = {}
-store_message(sid, m, n, ts, tools)
-write_tools(sid, tools)
-local count, status, tag = finish_append(sid, s, 1, n, ts, now, {[r1] = {1, A.tokens}},
+store_message(sid, m, n, ts, nil)
+local count, status, tag = finish_append(sid, s, 1, n, ts, now, {r1, 1, A.tokens},
   A.tokens, A.title, A.title_folded, A.idem, A.fingerprint, A.idem_ttl_ms)
 return {'ok', n, ts, count, status, tag}

@@ -14,7 +14,9 @@ local STRIDE = 8
 local sid = A.sid
 local now = now_ms()
 
-local batch, roles, by_role, tokens, at = {}, {}, {}, 0, 0
+-- added: the counters by role as finish_append takes them (letter, messages, tokens, ...);
+-- counters: their fields, for read_for_append; by_role: letter -> position in added.
+local batch, counters, by_role, added, tokens, at = {}, {}, {}, {}, 0, 0
 for i = 1, #A.messages, STRIDE do
   local ids = {}
   for j = 1, tonumber(A.messages[i + 7]) do ids[j] = A.call_ids[at + j] end
@@ -24,19 +26,23 @@ for i = 1, #A.messages, STRIDE do
     tool_calls = A.messages[i + 5], tool_call_id = A.messages[i + 6], call_ids = ids}
   batch[#batch + 1] = m
   local r = string.sub(m.role, 1, 1)
-  if not by_role[r] then
-    by_role[r] = {0, 0}
-    roles[#roles + 1] = r
+  local at_role = by_role[r]
+  if not at_role then
+    counters[#counters + 1] = 'n' .. r
+    counters[#counters + 1] = 'k' .. r
+    at_role = #added + 1
+    by_role[r] = at_role
+    added[at_role], added[at_role + 1], added[at_role + 2] = r, 0, 0
   end
-  by_role[r][1] = by_role[r][1] + 1
-  by_role[r][2] = by_role[r][2] + m.tokens
+  added[at_role + 1] = added[at_role + 1] + 1
+  added[at_role + 2] = added[at_role + 2] + m.tokens
   tokens = tokens + m.tokens
 end
 if #batch == 0 or #A.messages % STRIDE ~= 0 or at ~= #A.call_ids then
   return redis.error_reply('append_batch: malformed messages')
 end
 
-local s = read_for_append(sid, roles)
+local s = read_for_append(sid, unpack(counters))
 local st = s.st
 if not st then return {'err', 'session_not_found'} end
 
@@ -71,6 +77,6 @@ local tools = {}
 for i, m in ipairs(batch) do store_message(sid, m, first + i - 1, ts, tools) end
 write_tools(sid, tools)
 local last = first + #batch - 1
-local total, status, tag = finish_append(sid, s, #batch, last, ts, now, by_role, tokens, A.title,
+local total, status, tag = finish_append(sid, s, #batch, last, ts, now, added, tokens, A.title,
   A.title_folded, A.idem, A.fingerprint, A.idem_ttl_ms)
 return {'ok', first, last, ts, total, status, tag}

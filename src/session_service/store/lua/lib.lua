@@ -258,8 +258,8 @@ end
 
 -- APPENDING (append.lua one message, append_batch.lua up to 64 in one step). Both
 -- read the session with read_for_append, check each message with check_message
--- before anything is written, store each with store_message (and their tool calls
--- with write_tools) and write the session back once with finish_append; the
+-- before anything is written, store each with store_message (a batch's tool calls
+-- then with write_tools) and write the session back once with finish_append; the
 -- idempotency record is the same for both.
 
 -- An append's idempotency record: 'fingerprint|last seq|message count|at ms', where
@@ -282,86 +282,90 @@ local function append_seen(sid, idem, fingerprint, ttl, now)
 end
 
 -- The session fields an append reads (and writes back in finish_append), by name,
--- with the message and token counters of the roles (first letters) it adds to.
--- s.st is false when the session does not exist.
-local APPEND_READS = {'st', 'mc', 'lm', 'to', 't', 'nu', 'ci', 'sn', 'li', 'tk', 'ca', 'mv', 'ev'}
-local function read_for_append(sid, roles)
-  local names = {unpack(APPEND_READS)}
-  for _, r in ipairs(roles) do
-    names[#names + 1] = 'n' .. r
-    names[#names + 1] = 'k' .. r
-  end
-  local values = redis.call('HMGET', k_session(sid), unpack(names))
-  local s = {}
-  for i, name in ipairs(names) do s[name] = values[i] end
+-- with the counters named in `...` (the message and token counters, n<r> and k<r>, of
+-- the roles it adds to). s.st is false when the session does not exist.
+local function read_for_append(sid, ...)
+  local v = redis.call('HMGET', k_session(sid), 'st', 'mc', 'lm', 'to', 't', 'nu', 'ci', 'sn',
+    'li', 'tk', 'ca', 'mv', 'ev', ...)
+  -- One constructor sizes the table once (the append is the hottest script).
+  local s = {st = v[1], mc = v[2], lm = v[3], to = v[4], t = v[5], nu = v[6], ci = v[7],
+    sn = v[8], li = v[9], tk = v[10], ca = v[11], mv = v[12], ev = v[13]}
+  for i = 1, select('#', ...) do s[(select(i, ...))] = v[13 + i] end
   return s
 end
 
--- A new batch's view of the tool calls it makes: a tool result may answer a call of
--- an earlier message of the same batch, which is not in the tools hash yet (seq: id ->
--- the seq of the message making it; n: how many; stored: the hash's size, read once).
+-- A batch's view of the tool calls its messages make: a tool result may answer a call
+-- of an earlier message of the same batch, which is not in the tools hash yet (seq:
+-- id -> the seq of the message making it; n: how many; stored: the hash's size).
 local function new_calls() return {seq = {}, answered = {}, n = 0} end
 
 -- Whether message m (fields as append_batch.lua builds them) may be appended as seq
 -- `seq` when the session holds `count` messages and summaries: nil, or the error
--- reply the append of m alone would give. Checks before anything is written, and
--- notes m's calls and answer in `calls` (new_calls) for the messages after it; sets
--- m.call_seq to the seq of the call a tool result answers.
+-- reply the append of m alone would give. Checks before anything is written; with
+-- `calls` (new_calls, nil for a single message) it counts the calls and answers of
+-- the batch's earlier messages and notes m's. Sets m.call_seq, the seq of the call a
+-- tool result answers.
 local function check_message(sid, m, seq, count, max, calls)
   if count >= max then return {'err', 'session_full'} end -- summaries count as messages
   local tools, tcid, ids = k_tools(sid), m.tool_call_id, m.call_ids
   if tcid ~= '' then
-    local ref = calls.seq[tcid] or redis.call('HGET', tools, tcid)
+    local ref = calls and calls.seq[tcid] or redis.call('HGET', tools, tcid)
     if not ref then return {'err', 'unknown_tool_call'} end
-    if calls.answered[tcid] or string.find(ref, ':', 1, true) then
+    if (calls and calls.answered[tcid]) or string.find(ref, ':', 1, true) then
       return {'err', 'tool_call_already_answered'}
     end
     m.call_seq = ref
-    calls.answered[tcid] = true
+    if calls then calls.answered[tcid] = true end
   end
   if #ids > 0 then
-    calls.stored = calls.stored or redis.call('HLEN', tools)
-    if calls.stored + calls.n + #ids > max then return {'err', 'session_full'} end
+    local stored = calls and calls.stored or redis.call('HLEN', tools)
+    local made = calls and calls.n or 0
+    if stored + made + #ids > max then return {'err', 'session_full'} end
     local known = redis.call('HMGET', tools, unpack(ids))
     for j, id in ipairs(ids) do
-      if calls.seq[id] or known[j] then return {'err', 'duplicate_tool_call', id} end
+      if known[j] or (calls and calls.seq[id]) then return {'err', 'duplicate_tool_call', id} end
     end
-    local made_by = I(seq)
-    for _, id in ipairs(ids) do calls.seq[id] = made_by end
-    calls.n = calls.n + #ids
+    if calls then
+      local made_by = I(seq)
+      for _, id in ipairs(ids) do calls.seq[id] = made_by end
+      calls.stored, calls.n = stored, made + #ids
+    end
   end
   return nil
 end
 
--- Store checked message m as seq n at time ts. Its tool bookkeeping goes into `tools`
--- (field, value pairs) for write_tools: one HSET for a whole batch costs a fraction of
--- one per message (a batch may make 2,048 calls).
+-- Store checked message m as seq n at time ts, with its tool bookkeeping: written at
+-- once, or with `tools` added to that list (field, value pairs) for write_tools, as a
+-- batch does: one HSET for a whole batch costs a fraction of one per message (a batch
+-- may make 2,048 calls).
 local function store_message(sid, m, n, ts, tools)
   local seq = I(n)
   local entry = {'r', m.role, 'c', m.content, 't', I(ts), 'm', m.metadata, 'k', I(m.tokens),
     'e', m.estimated and '1' or '0'}
   if m.tool_calls ~= '' then entry[#entry + 1] = 'tc'; entry[#entry + 1] = m.tool_calls end
+  local mine = tools or {}
   if m.call_seq then
     entry[#entry + 1] = 'ti'; entry[#entry + 1] = m.tool_call_id
     entry[#entry + 1] = 'ta'; entry[#entry + 1] = m.call_seq
-    tools[#tools + 1] = m.tool_call_id; tools[#tools + 1] = m.call_seq .. ':' .. seq
+    mine[#mine + 1] = m.tool_call_id; mine[#mine + 1] = m.call_seq .. ':' .. seq
   end
-  for _, id in ipairs(m.call_ids) do tools[#tools + 1] = id; tools[#tools + 1] = seq end
+  for _, id in ipairs(m.call_ids) do mine[#mine + 1] = id; mine[#mine + 1] = seq end
+  if not tools and #mine > 0 then redis.call('HSET', k_tools(sid), unpack(mine)) end
   redis.call('XADD', k_messages(sid), '0-' .. seq, unpack(entry))
 end
 
--- The tool bookkeeping of the stored messages, in their order (a call a later message
+-- The tool bookkeeping of a batch's messages, in their order (a call a later message
 -- of the batch answers is written made, then answered: the last value wins).
 local function write_tools(sid, tools)
   if #tools > 0 then redis.call('HSET', k_tools(sid), unpack(tools)) end
 end
 
 -- Write back what storing `added` messages (seqs up to `last`, at ts) changed: the
--- session fields in one HSET (counters by role from `by_role`, letter -> {messages,
--- tokens}), the status, the user's counters, the idempotency record and the
--- deadline. One activity and one move of the messages ETag, whatever `added` is.
--- s: read_for_append's fields; idem: the key's digest ('' none) and its request's
--- fingerprint. Returns the message count, the status and the new messages ETag.
+-- session fields in one HSET (the counters by role from `by_role`: role letter,
+-- messages, tokens, letter, ...), the status, the user's counters, the idempotency
+-- record and the deadline. One activity and one move of the messages ETag, whatever
+-- `added` is. s: read_for_append's fields; idem: the key's digest ('' none) and its
+-- request's fingerprint. Returns the message count, the status and the new messages ETag.
 local function finish_append(sid, s, added, last, ts, now, by_role, tokens, title, title_folded,
     idem, fingerprint, ttl)
   local mc = tonumber(s.mc or '0')
@@ -375,14 +379,18 @@ local function finish_append(sid, s, added, last, ts, now, by_role, tokens, titl
     st = 'in_progress'
     fields[#fields + 1] = 'st'; fields[#fields + 1] = st
   end
+  local user = false
+  for i = 1, #by_role, 3 do
+    local r = by_role[i]
+    local n, k = 'n' .. r, 'k' .. r
+    fields[#fields + 1] = n; fields[#fields + 1] = I(tonumber(s[n] or '0') + by_role[i + 1])
+    fields[#fields + 1] = k; fields[#fields + 1] = I(tonumber(s[k] or '0') + by_role[i + 2])
+    user = user or r == 'u'
+  end
   -- The first user message titles an untitled session (the caller sends its title).
-  if by_role.u and not s.nu and (not s.t or s.t == '') and title ~= '' then
+  if user and not s.nu and (not s.t or s.t == '') and title ~= '' then
     fields[#fields + 1] = 't'; fields[#fields + 1] = title
     if title_folded ~= '' then fields[#fields + 1] = 'tl'; fields[#fields + 1] = title_folded end
-  end
-  for r, add in pairs(by_role) do
-    fields[#fields + 1] = 'n' .. r; fields[#fields + 1] = I(tonumber(s['n' .. r] or '0') + add[1])
-    fields[#fields + 1] = 'k' .. r; fields[#fields + 1] = I(tonumber(s['k' .. r] or '0') + add[2])
   end
   local mv = tonumber(s.mv or '0') + 1 -- touch_messages, folded into the HSET
   fields[#fields + 1] = 'tk'; fields[#fields + 1] = I(tonumber(s.tk or '0') + tokens)
