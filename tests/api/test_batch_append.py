@@ -493,3 +493,36 @@ async def test_the_fast_path_serves_the_batch_route(make_client: ClientFactory) 
         path = f"{API}/{{session_id}}/messages/batch"
         (route,) = [r for r in routes if getattr(r, "path", None) == path]
         assert servable(route) is not None
+
+
+async def test_a_rewind_before_the_batch_forgets_its_key_and_one_into_it_spends_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """As for single appends, a rewind forgets the keys of what it removed: a retry of a
+    batch it removed whole stores it anew. One that cut the batch keeps the key, and a
+    retry is refused: storing the batch again would duplicate its kept messages."""
+    sid = (await create_session(client))["session_id"]
+    await single(client, sid, {"role": "user", "content": "first"})
+    first = await batch(client, sid, turn("a"), **{"Idempotency-Key": "whole"})
+    rewind = f"{API}/{sid}/rewind"
+    assert (
+        await client.post(rewind, json={"to_message_id": "msg_0000000001"}, headers=user())
+    ).status_code == 200
+
+    again = await batch(client, sid, turn("a"), **{"Idempotency-Key": "whole"})
+
+    assert again.status_code == 201, again.text
+    assert [m["message_id"] for m in again.json()["messages"]] != [
+        m["message_id"] for m in first.json()["messages"]
+    ]
+    assert len(await all_messages(client, sid)) == 5
+    last_two = again.json()["messages"][1]["message_id"]
+    assert (
+        await client.post(rewind, json={"to_message_id": last_two}, headers=user())
+    ).status_code == 200
+
+    cut = await batch(client, sid, turn("a"), **{"Idempotency-Key": "whole"})
+
+    assert cut.status_code == 422
+    assert cut.json()["code"] == "idempotency_key_reused"
+    assert len(await all_messages(client, sid)) == 3

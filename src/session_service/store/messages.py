@@ -189,7 +189,9 @@ class MessageOps(StoreBase):
         reply = ok(reply)
         if reply[0] == "replay":
             entries = reply[4]
-            if len(entries) != len(messages):  # some went with a rewind; the key is spent
+            # A rewind that removed some of the batch but not all keeps its key (the
+            # record is scored by the batch's first message): the key is spent.
+            if len(entries) != len(messages):
                 raise errors.IdempotencyKeyReused()
             replayed = [message_from_entry(entry_id, fields) for entry_id, fields in entries]
             return AppendedBatch(replayed, int(reply[2]), reply[3], True, reply[5])
