@@ -134,6 +134,11 @@ async def _messages(client: httpx.AsyncClient, sid: str) -> int:
     return int((await _json(client, f"{API}/{sid}"))["message_count"])
 
 
+async def _pairs(client: httpx.AsyncClient, sid: str) -> int:
+    """Batches of two messages stored (nothing else appends in the test)."""
+    return await _messages(client, sid) // 2
+
+
 async def _summaries(client: httpx.AsyncClient, sid: str) -> int:
     return len((await _json(client, f"{API}/{sid}/summaries"))["summaries"])
 
@@ -153,6 +158,13 @@ OPERATIONS = {
     "append": Operation(
         "append", _session, _post(API + "/{sid}/messages", {"role": "user", "content": "hi"}),
         _messages, lambda body: str(body["message"]["message_id"]),
+    ),
+    "batch": Operation(
+        "append_batch", _session,
+        _post(API + "/{sid}/messages/batch", {"messages": [
+            {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+        ]}),
+        _pairs, lambda body: str(body["messages"][0]["message_id"]),
     ),
     "summary": Operation(
         "summarize", _conversation,
