@@ -167,12 +167,15 @@ async def test_idempotent_replays_are_counted_by_operation(client: httpx.AsyncCl
     url = f"/api/v1/sessions/{created.json()['session_id']}/messages"
     for _ in range(2):
         await client.post(url, json={"role": "user", "content": "q"}, headers=retry)
+    batch = {"messages": [{"role": "user", "content": "q"}, {"role": "user", "content": "r"}]}
+    for _ in range(4):
+        await client.post(url + "/batch", json=batch, headers={**user(), "Idempotency-Key": "b"})
     after = await scrape(client)
     deltas = {
         op: sample(after, name, operation=op) - sample(before, name, operation=op)
-        for op in ("create", "append", "summarize", "fork")
+        for op in ("create", "append", "append_batch", "summarize", "fork")
     }
-    assert deltas == {"create": 2, "append": 1, "summarize": 0, "fork": 0}
+    assert deltas == {"create": 2, "append": 1, "append_batch": 3, "summarize": 0, "fork": 0}
 
 
 async def test_session_lifecycle_events_are_counted(client: httpx.AsyncClient) -> None:

@@ -86,6 +86,7 @@ MESSAGE_ROLES: tuple[str, ...] = get_args(Role)
 REPLAY_OPERATIONS = {
     "create": "create",
     "append": "append",
+    "append_batch": "append_batch",
     "summarize": "summarize",
     "fork_begin": "fork",
     "fork": "fork",
