@@ -58,6 +58,25 @@ test-latest: | $(UV)
 	$(LATEST_VENV)/bin/mypy
 	$(LATEST_VENV)/bin/python -m pytest -p no:cacheprovider
 
+# The model checker (docs/model-checking.md) for longer, on every topology. Options:
+# SEED (first round's seed), DURATION (seconds per topology; 0 = one round),
+# TOPOLOGY (standalone|sentinel|cluster|all), DEFECT (re-introduce one), OPS, CLIENTS.
+SEED ?=
+DURATION ?= 1800
+TOPOLOGY ?= all
+DEFECT ?=
+OPS ?= 80
+CLIENTS ?= 8
+.PHONY: soak model-defects
+soak: $(STAMP)
+	MODEL_SEED=$(SEED) MODEL_DURATION=$(DURATION) MODEL_TOPOLOGY=$(TOPOLOGY) \
+	MODEL_DEFECT=$(DEFECT) MODEL_OPS=$(OPS) MODEL_CLIENTS=$(CLIENTS) \
+		$(BIN)/python -m pytest tests/model/soak.py -p no:cacheprovider -q -x
+
+# The checker finds each of three re-introduced defects within the `make test` budget.
+model-defects: $(STAMP)
+	$(BIN)/python -m pytest tests/model/defects_demo.py -p no:cacheprovider -q -s
+
 # Update both lock files to the newest versions the ranges allow.
 lock: | $(UV)
 	$(UV) lock --upgrade

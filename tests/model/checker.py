@@ -1,0 +1,680 @@
+"""The reference model of the contract, checked against a history and the final state.
+
+The checker never linearizes the whole history (too costly and too strict for a
+service whose writes may be cut short by faults); it checks each rule of the contract
+with the intervals of the operations that could explain an observation:
+
+- an operation whose answer is unknown (`info`) may or may not have happened, and may
+  have taken effect at any time after it started;
+- an operation that answered 4xx (`fail`) did not happen;
+- an operation that answered 2xx (`ok`) happened once, between its start and its end.
+
+Every violation names the operations that show it, and a key (its kind and its subject)
+that `shrink` keeps while it removes the others.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.model.final import FinalSession, FinalState, KeyInfo
+from tests.model.history import WRITES, Op
+from tests.model.workload import LONG_TIMEOUT_MINUTES, NO_MESSAGE, msg_seq
+
+#: Stages of a rewind or fork copy expire by themselves after this long (STAGING_TTL_MS).
+STAGING_TTL_MS = 600_000
+SESSION_KEYED = frozenset("smiktyg")
+TTL_KEYS = ("q:", "r:", "w:", "ws")
+STATUSES = ("active", "in_progress", "completed", "abandoned", "archived")
+ROLE_FIELDS = {"user": "user", "assistant": "assistant", "system": "system", "tool": "tool"}
+
+
+@dataclass(frozen=True)
+class Violation:
+    kind: str
+    user: str
+    subject: str
+    text: str
+    ops: tuple[int, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind, self.user, self.subject)
+
+
+@dataclass
+class Facts:
+    """What the history says, indexed for the rules."""
+
+    history: list[Op]
+    created: dict[str, Op] = field(default_factory=dict)  # sid -> the first ok create/fork
+    short: dict[str, bool] = field(default_factory=dict)
+    owner: dict[str, str] = field(default_factory=dict)
+    parent: dict[str, str] = field(default_factory=dict)  # fork -> source
+    by_sid: dict[str, list[Op]] = field(default_factory=lambda: defaultdict(list))
+    by_user: dict[str, list[Op]] = field(default_factory=lambda: defaultdict(list))
+    sent: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # sid -> tokens
+    acked_at: dict[str, float] = field(default_factory=dict)  # token -> first ok append's end
+    client_ids: dict[str, str] = field(default_factory=dict)  # sid -> its client_id
+    index: dict[int, Op] = field(default_factory=dict)
+
+
+def facts_of(history: list[Op], final: FinalState | None = None) -> Facts:
+    facts = Facts(history, index={op.index: op for op in history})
+    for op in history:
+        facts.by_user[op.user].append(op)
+        if op.sid:
+            facts.by_sid[op.sid].append(op)
+        if op.kind in ("create", "fork") and op.ok and isinstance(op.body, dict):
+            _learn_session(facts, op)
+        if op.kind == "append" and op.possible and op.sid:
+            token = op.args["body"]["content"]
+            facts.sent[op.sid].add(token)
+            if op.ok:
+                facts.acked_at[token] = min(facts.acked_at.get(token, op.end), op.end)
+    for sessions in final.sessions.values() if final is not None else ():
+        for sid, fs in sessions.items():
+            forked = fs.body.get("forked_from")
+            if forked:
+                facts.parent.setdefault(sid, forked["session_id"])
+            if fs.body.get("timeout_minutes") != LONG_TIMEOUT_MINUTES:
+                facts.short.setdefault(sid, True)
+    return facts
+
+
+def _learn_session(facts: Facts, op: Op) -> None:
+    """A create or fork answered with a session: who owns it, where it came from, and
+    whether it may expire during the run (created without a long timeout)."""
+    sid = op.body["session_id"]
+    first = facts.created.get(sid)
+    if first is None or op.end < first.end:
+        facts.created[sid] = op
+    facts.owner[sid] = op.user
+    if op.body.get("client_id"):
+        facts.client_ids[sid] = op.body["client_id"]
+    if op.kind == "create":
+        facts.short.setdefault(sid, "timeout_minutes" not in op.args.get("body", {}))
+    else:
+        facts.parent[sid] = op.sid or ""
+        facts.short.setdefault(sid, facts.short.get(op.sid or "", True))
+
+
+def check(history: list[Op], final: FinalState) -> list[Violation]:
+    facts = facts_of(history, final)
+    out: list[Violation] = []
+    for rule in RULES:
+        out.extend(rule(facts, final))
+    return out
+
+
+# ---- helpers -------------------------------------------------------------------------
+
+
+def _session_removals(facts: Facts, sid: str, user: str) -> Iterable[Op]:
+    for op in facts.by_sid.get(sid, []):
+        if op.kind == "delete" and op.possible:
+            yield op
+    for op in facts.by_user.get(user, []):
+        if op.kind in ("delete_all", "erase") and op.possible:
+            yield op
+
+
+def _rewinds_removing(facts: Facts, sid: str, seq: int, after: float) -> list[Op]:
+    """Possible rewinds of `sid` that could have run after `after` and removed `seq`."""
+    out = []
+    for op in facts.by_sid.get(sid, []):
+        if op.kind == "rewind" and op.possible and op.end > after:
+            to = op.args["body"]["to_message_id"]
+            if (0 if to == NO_MESSAGE else msg_seq(to)) < seq:
+                out.append(op)
+    return out
+
+
+def _final(final: FinalState, user: str, sid: str) -> FinalSession | None:
+    return final.sessions.get(user, {}).get(sid)
+
+
+def _seen_sessions(op: Op) -> list[str]:
+    """Sessions an acknowledged answer shows to exist."""
+    if not op.ok or op.kind in ("create", "delete", "delete_all", "erase", "statistics"):
+        return []
+    if op.kind in ("search", "list"):
+        return [s["session_id"] for s in op.body.get("sessions", [])]
+    return [op.sid] if op.sid else []
+
+
+def _seen_tokens(op: Op) -> list[str]:
+    if op.ok and op.kind == "messages":
+        return [m["content"] for m in op.body.get("messages", [])]
+    return []
+
+
+# ---- rules ---------------------------------------------------------------------------
+
+
+def acknowledged_appends(facts: Facts, final: FinalState) -> Iterable[Violation]:
+    """Every acknowledged append is stored once, at its id, unless a rewind removed it."""
+    for op in facts.history:
+        if op.kind != "append" or not op.ok or op.sid is None:
+            continue
+        fs = _final(final, op.user, op.sid)
+        if fs is None:
+            continue
+        token = op.args["body"]["content"]
+        mid = op.body["message"]["message_id"]
+        found = [m for m in fs.messages if m["content"] == token]
+        if len(found) > 1:
+            yield Violation(
+                "append-twice",
+                op.user,
+                f"{op.sid}/{token}",
+                f"acknowledged append {token} is stored {len(found)} times",
+                (op.index,),
+            )
+        elif found and found[0]["message_id"] != mid:
+            yield Violation(
+                "append-moved",
+                op.user,
+                f"{op.sid}/{mid}",
+                f"append acknowledged as {mid} is stored as {found[0]['message_id']}",
+                (op.index,),
+            )
+        elif not found and not _rewinds_removing(facts, op.sid, msg_seq(mid), op.start):
+            yield Violation(
+                "append-lost",
+                op.user,
+                f"{op.sid}/{mid}",
+                f"acknowledged append {mid} ({token}) is missing and no rewind "
+                "could have removed it",
+                (op.index,),
+            )
+
+
+def reads_show_acknowledged(facts: Facts, final: FinalState) -> Iterable[Violation]:
+    """A whole read of the messages (or summaries) that starts after an append (or a
+    summary) was acknowledged shows it, unless a rewind that could have run between
+    them removed it."""
+    for read in facts.history:
+        if not read.ok or read.sid is None or read.kind not in ("messages", "summaries"):
+            continue
+        if read.body.get("has_more"):
+            continue
+        if read.kind == "messages":
+            shown = {m["content"] for m in read.body.get("messages", [])}
+        else:
+            shown = {s["summary_id"] for s in read.body.get("summaries", [])}
+        for op in facts.by_sid.get(read.sid, []):
+            if not op.ok or op.end >= read.start:
+                continue
+            if read.kind == "messages" and op.kind == "append":
+                what, seq = op.args["body"]["content"], msg_seq(op.body["message"]["message_id"])
+            elif read.kind == "summaries" and op.kind == "summary":
+                what, seq = op.body["summary_id"], msg_seq(op.body["covers_through"])
+            else:
+                continue
+            if what in shown:
+                continue
+            between = [
+                r for r in _rewinds_removing(facts, read.sid, seq, op.start) if r.start < read.end
+            ]
+            if not between:
+                kind = "append" if op.kind == "append" else "summary"
+                yield Violation(
+                    f"{kind}-not-read",
+                    op.user,
+                    f"{read.sid}/{what}",
+                    f"{op.kind} {what} was acknowledged before read #{read.index} "
+                    "started, and the read does not show it; no rewind could "
+                    "have removed it",
+                    (op.index, read.index),
+                )
+
+
+def stored_once(facts: Facts, final: FinalState) -> Iterable[Violation]:
+    """Nothing appears twice; ids ascend; nothing appears that was never sent."""
+    for user, sessions in final.sessions.items():
+        for sid, fs in sessions.items():
+            tokens = [m["content"] for m in fs.messages]
+            for token in {t for t in tokens if tokens.count(t) > 1}:
+                yield Violation(
+                    "stored-twice",
+                    user,
+                    f"{sid}/{token}",
+                    f"message {token} is stored {tokens.count(token)} times in {sid}",
+                    _ops_sending(facts, sid, token),
+                )
+            seqs = [msg_seq(m["message_id"]) for m in fs.messages]
+            if seqs != sorted(set(seqs)):
+                yield Violation("ids-out-of-order", user, sid, f"message ids of {sid}: {seqs}")
+            allowed = _lineage_tokens(facts, sid)
+            for m in fs.messages:
+                if m["content"] not in allowed:
+                    yield Violation(
+                        "never-sent",
+                        user,
+                        f"{sid}/{m['message_id']}",
+                        f"{sid} holds {m['message_id']} ({m['content']}), which no "
+                        "possible append to it or its fork sources sent",
+                    )
+
+
+def _ops_sending(facts: Facts, sid: str, token: str) -> tuple[int, ...]:
+    return tuple(
+        op.index
+        for op in facts.by_sid.get(sid, [])
+        if op.kind == "append" and op.args["body"]["content"] == token
+    )
+
+
+def _lineage_tokens(facts: Facts, sid: str) -> set[str]:
+    tokens: set[str] = set()
+    seen: set[str] = set()
+    current: str | None = sid
+    while current and current not in seen:
+        seen.add(current)
+        tokens |= facts.sent.get(current, set())
+        current = facts.parent.get(current)
+    return tokens
+
+
+def ids_never_reused(facts: Facts, final: FinalState) -> Iterable[Violation]:
+    """One message id (and one summary id) of a session names one message ever."""
+    named: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for op in facts.history:
+        if op.sid is not None and op.ok:
+            for mid, content in _named_by(op):
+                named[(op.sid, mid)].setdefault(content, op.index)
+    for sessions in final.sessions.values():
+        for sid, fs in sessions.items():
+            for item in [*fs.messages, *fs.summaries]:
+                mid = item.get("message_id") or item["summary_id"]
+                named[(sid, mid)].setdefault(item["content"], -1)
+    for (sid, mid), contents in named.items():
+        if len(contents) > 1:
+            user = facts.owner.get(sid, "?")
+            ops = tuple(i for i in contents.values() if i >= 0)
+            yield Violation(
+                "id-reused", user, f"{sid}/{mid}", f"{sid} gave {mid} to {sorted(contents)}", ops
+            )
+
+
+def _named_by(op: Op) -> list[tuple[str, str]]:
+    """(message or summary id, content) pairs an acknowledged answer shows."""
+    if op.kind == "append":
+        return [(op.body["message"]["message_id"], op.args["body"]["content"])]
+    if op.kind == "summary":
+        return [(op.body["summary_id"], op.body["content"])]
+    if op.kind == "messages":
+        return [(m["message_id"], m["content"]) for m in op.body.get("messages", [])]
+    if op.kind == "summaries":
+        return [(m["summary_id"], m["content"]) for m in op.body.get("summaries", [])]
+    return []
+
+
+def summaries_survive(facts: Facts, final: FinalState) -> Iterable[Violation]:
+    """An acknowledged summary stays unless a rewind removed a message it covers."""
+    for op in facts.history:
+        if op.kind != "summary" or not op.ok or op.sid is None:
+            continue
+        fs = _final(final, op.user, op.sid)
+        if fs is None:
+            continue
+        sid_ = op.body["summary_id"]
+        if any(s["summary_id"] == sid_ for s in fs.summaries):
+            continue
+        covers = msg_seq(op.body["covers_through"])
+        if not _rewinds_removing(facts, op.sid, covers, op.start):
+            yield Violation(
+                "summary-lost",
+                op.user,
+                f"{op.sid}/{sid_}",
+                f"acknowledged summary {sid_} (covers {op.body['covers_through']}) "
+                "is gone and no rewind removed what it covers",
+                (op.index,),
+            )
+    for user, sessions in final.sessions.items():
+        for sid, fs in sessions.items():
+            sent = {
+                op.args["body"]["content"]
+                for op in facts.by_sid.get(sid, [])
+                if op.kind == "summary" and op.possible
+            }
+            for s in fs.summaries:
+                if s["content"] not in sent and facts.parent.get(sid) is None:
+                    yield Violation(
+                        "summary-never-sent",
+                        user,
+                        f"{sid}/{s['summary_id']}",
+                        f"{sid} holds summary {s['content']} nobody sent",
+                    )
+
+
+def sessions_survive(facts: Facts, final: FinalState) -> Iterable[Violation]:
+    """An acknowledged session stays until a delete, delete-all, erase or its expiry."""
+    for sid, op in facts.created.items():
+        if facts.short.get(sid, True) or _final(final, op.user, sid) is not None:
+            continue
+        if any(r.end > op.start for r in _session_removals(facts, sid, op.user)):
+            continue
+        yield Violation(
+            "session-lost",
+            op.user,
+            sid,
+            f"session {sid} (long timeout) is gone and nothing deleted it",
+            (op.index,),
+        )
+
+
+def _removal_rule(kind: str, erase: bool) -> Any:
+    def rule(facts: Facts, final: FinalState) -> Iterable[Violation]:
+        for gone in facts.history:
+            if gone.kind != kind or not gone.ok:
+                continue
+            user = gone.user
+            for op in facts.by_user.get(user, []):
+                if op.start <= gone.end:
+                    continue
+                yield from _stale(
+                    facts, gone, op.user, _seen_sessions(op), _seen_tokens(op), op.index, erase
+                )
+            sessions = final.sessions.get(user, {})
+            tokens = [m["content"] for fs in sessions.values() for m in fs.messages]
+            yield from _stale(facts, gone, user, list(sessions), tokens, -1, erase)
+
+    rule.__name__ = f"{kind}_leaves_nothing_older"
+    rule.__doc__ = f"After an acknowledged {kind}, nothing that existed before it is readable."
+    return rule
+
+
+def _stale(
+    facts: Facts, gone: Op, user: str, sids: list[str], tokens: list[str], seen: int, erase: bool
+) -> Iterable[Violation]:
+    where = f"read #{seen}" if seen >= 0 else "the final state"
+    for sid in sids:
+        created = facts.created.get(sid)
+        if created is not None and created.end < gone.start:
+            ops = (created.index, gone.index) + ((seen,) if seen >= 0 else ())
+            yield Violation(
+                f"{gone.kind}-left-session",
+                user,
+                sid,
+                f"{sid} existed before {gone.kind} #{gone.index} answered, yet {where} shows it",
+                ops,
+            )
+    if erase:
+        for token in tokens:
+            acked = facts.acked_at.get(token)
+            if acked is not None and acked < gone.start:
+                yield Violation(
+                    "erase-left-message",
+                    user,
+                    token,
+                    f"message {token} was acknowledged before erase #{gone.index}, "
+                    f"yet {where} shows it",
+                    (gone.index,) + ((seen,) if seen >= 0 else ()),
+                )
+
+
+def counters_match(facts: Facts, final: FinalState) -> Iterable[Violation]:
+    """Counts and token totals equal what the stored data says."""
+    for user, sessions in final.sessions.items():
+        by_status = dict.fromkeys(STATUSES, 0)
+        total_messages = 0
+        for sid, fs in sessions.items():
+            by_status[fs.body["status"]] = by_status.get(fs.body["status"], 0) + 1
+            count = len(fs.messages)
+            total_messages += count
+            tokens = sum(m["token_count"] for m in fs.messages)
+            expected: dict[str, Any] = {
+                "session.message_count": count,
+                "stats.message_count": count,
+                "stats.total_tokens": tokens,
+            }
+            actual: dict[str, Any] = {
+                "session.message_count": fs.body["message_count"],
+                "stats.message_count": fs.stats.get("message_count"),
+                "stats.total_tokens": fs.stats.get("total_tokens"),
+            }
+            for role in ROLE_FIELDS:
+                of_role = [m for m in fs.messages if m["role"] == role]
+                expected[f"stats.{role}_message_count"] = len(of_role)
+                actual[f"stats.{role}_message_count"] = fs.stats.get(f"{role}_message_count")
+                by_role = fs.stats.get("total_tokens_by_role", {})
+                if of_role or role in by_role:
+                    expected[f"stats.tokens.{role}"] = sum(m["token_count"] for m in of_role)
+                    actual[f"stats.tokens.{role}"] = by_role.get(role, 0)
+            for name, value in expected.items():
+                if actual[name] != value:
+                    yield Violation(
+                        "counter",
+                        user,
+                        f"{sid}/{name}",
+                        f"{sid}: {name} is {actual[name]}, the data says {value}",
+                    )
+        stats = final.statistics.get(user, {})
+        checks = {
+            "total_sessions": len(sessions),
+            "total_messages": total_messages,
+            **{f"by_status.{s}": n for s, n in by_status.items()},
+        }
+        for name, value in checks.items():
+            if name.startswith("by_status."):
+                got = stats.get("by_status", {}).get(name.split(".", 1)[1])
+            else:
+                got = stats.get(name)
+            if got != value:
+                yield Violation(
+                    "counter",
+                    user,
+                    f"statistics/{name}",
+                    f"statistics of {user}: {name} is {got}, the data says {value}",
+                )
+
+
+_SESSION_BODIES = ("get", "update", "status", "archive", "restore", "create")
+
+
+def etags_track_state(facts: Facts, final: FinalState) -> Iterable[Violation]:
+    """Equal ETags show equal state; a changed state shows a new ETag."""
+    for sid, seen in _session_views(facts, final).items():
+        user = facts.owner.get(sid, "?")
+        by_etag: dict[str, tuple[str, int]] = {}
+        by_body: dict[str, tuple[str, int]] = {}
+        for etag, body, index in seen:
+            first = by_etag.setdefault(etag, (body, index))
+            if first[0] != body:
+                yield Violation(
+                    "etag-same-state-differs", user, f"{sid}/{etag}",
+                    f"{sid}: ETag {etag} on two different states",
+                    tuple(i for i in (first[1], index) if i >= 0),
+                )  # fmt: skip
+            other = by_body.setdefault(body, (etag, index))
+            if other[0] != etag and not _written_between(facts, sid, other[1], index):
+                yield Violation(
+                    "etag-moved-no-change", user, f"{sid}/{body[:40]}",
+                    f"{sid}: one state under ETags {other[0]} and {etag}",
+                    tuple(i for i in (other[1], index) if i >= 0),
+                )  # fmt: skip
+
+
+def _session_views(facts: Facts, final: FinalState) -> dict[str, list[tuple[str, str, int]]]:
+    """sid -> (ETag, the session as shown, op index or -1 for the final read)."""
+    views: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
+    for op in facts.history:
+        if op.kind not in _SESSION_BODIES or not op.ok or not op.etag:
+            continue
+        if not isinstance(op.body, dict) or "session_id" not in op.body:
+            continue
+        body = {k: v for k, v in op.body.items() if k not in ("session_resumed", "messages")}
+        views[op.body["session_id"]].append((op.etag, json.dumps(body, sort_keys=True), op.index))
+    for sessions in final.sessions.values():
+        for sid, fs in sessions.items():
+            if fs.etag:
+                body = {k: v for k, v in fs.body.items() if k != "messages"}
+                views[sid].append((fs.etag, json.dumps(body, sort_keys=True), -1))
+    return views
+
+
+def messages_etags_track_state(facts: Facts, final: FinalState) -> Iterable[Violation]:
+    """Two whole reads of the messages under one messages ETag show the same messages."""
+    lists: dict[str, dict[str, tuple[str, int]]] = defaultdict(dict)
+    for op in facts.history:
+        if op.kind == "messages" and op.ok and op.etag and not op.body.get("has_more"):
+            content = json.dumps([(m["message_id"], m["content"]) for m in op.body["messages"]])
+            first = lists[op.sid or ""].setdefault(op.etag, (content, op.index))
+            if first[0] != content:
+                yield Violation(
+                    "messages-etag-same-state-differs", op.user, f"{op.sid}/{op.etag}",
+                    f"{op.sid}: messages ETag {op.etag} on two different lists",
+                    (first[1], op.index),
+                )  # fmt: skip
+
+
+def _written_between(facts: Facts, sid: str, first: int, second: int) -> bool:
+    """A write that may have touched `sid` ran between two views (-1: the final read).
+
+    Timestamps have millisecond resolution: a heartbeat or a resume within the
+    millisecond of the last activity changes the session's version but no field, so
+    two such views are only compared when nothing could have written in between."""
+    views = [facts.index.get(i) for i in (first, second)]
+    lo = min(v.start if v is not None else float("inf") for v in views)
+    hi = max(v.end if v is not None else float("inf") for v in views)
+    client_id = facts.client_ids.get(sid)
+    for op in facts.by_user.get(facts.owner.get(sid, ""), []):
+        if op.kind not in WRITES or not op.possible or op.end < lo or op.start > hi:
+            continue
+        if op.sid == sid or op.kind in ("delete_all", "erase"):
+            return True
+        body = op.args.get("body", {})
+        if op.kind == "create" and client_id and body.get("client_id") == client_id:
+            return True
+    return False
+
+
+def walks_exact(facts: Facts, final: FinalState) -> Iterable[Violation]:
+    """A search walk shows every session that lived through it, each exactly once."""
+    walks: dict[int, list[Op]] = defaultdict(list)
+    for op in facts.history:
+        if op.walk is not None:
+            walks[op.walk].append(op)
+    for pages in walks.values():
+        first, last = pages[0], pages[-1]
+        if not all(p.ok for p in pages) or last.body.get("next_cursor"):
+            continue
+        if first.kind == "list" and (
+            first.body.get("offset", 0) != 0 or not _quiet(facts, first.user, first, last)
+        ):
+            continue  # offset pages are exact only while nothing reorders the sessions
+        shown = [s["session_id"] for p in pages for s in p.body["sessions"]]
+        ops = tuple(p.index for p in pages)
+        for sid in {s for s in shown if shown.count(s) > 1}:
+            yield Violation(
+                f"{first.kind}-walk-repeats", first.user, f"walk{first.walk}/{sid}",
+                f"walk {first.walk} showed {sid} {shown.count(sid)} times", ops,
+            )  # fmt: skip
+        if first.kind == "search":
+            yield from _walk_misses(facts, first, last, set(shown), ops)
+
+
+def _quiet(facts: Facts, user: str, first: Op, last: Op) -> bool:
+    """No write of the user could have run during the walk."""
+    return not any(
+        op.possible and op.kind in WRITES and op.start < last.end and op.end > first.start
+        for op in facts.by_user.get(user, [])
+    )
+
+
+def _walk_misses(
+    facts: Facts, first: Op, last: Op, shown: set[str], ops: tuple[int, ...]
+) -> Iterable[Violation]:
+    user = first.user
+    for sid, created in facts.created.items():
+        if created.user != user or created.end >= first.start or facts.short.get(sid, True):
+            continue
+        if sid in shown or any(r.start < last.end for r in _session_removals(facts, sid, user)):
+            continue
+        yield Violation(
+            "search-walk-missed", user, f"walk{first.walk}/{sid}",
+            f"walk {first.walk} never showed {sid}, which lived through it",
+            (created.index, *ops),
+        )  # fmt: skip
+
+
+def no_orphan_keys(facts: Facts, final: FinalState) -> Iterable[Violation]:
+    """Every key belongs to a live session of a known user, or expires by itself; the
+    indexes name exactly the live sessions."""
+    encoded = {_encode(u): u for u in final.sessions}
+    index: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for info in final.keys:
+        if info.key.startswith("fms:lease:"):
+            continue
+        head, _, rest = info.key.partition("}:")
+        user = encoded.get(head.removeprefix("fms:{"))
+        if user is None:
+            yield Violation("orphan-key", "?", info.key, f"{info.key}: no user of this run")
+            continue
+        if rest in ("x", "n") or rest.startswith("z:"):
+            index[(user, rest)] = set(info.members)
+        why = _orphan(facts, final, user, rest, info)
+        if why:
+            kind = "index-names-dead" if rest in ("x", "n") or rest[:2] == "z:" else "orphan-key"
+            yield Violation(kind, user, info.key, f"{info.key} ({info.type}): {why}")
+    for user, sessions in final.sessions.items():
+        for sid, fs in sessions.items():
+            for name in ("x", *(f"z:{s}" for s in STATUSES)):
+                inside = sid in index.get((user, name), set())
+                if inside != (name == "x" or name == f"z:{fs.body['status']}"):
+                    yield Violation(
+                        "index-misses-live", user, f"{name}/{sid}",
+                        f"{sid} is {fs.body['status']}, yet {'in' if inside else 'not in'} "
+                        f"the {name} index",
+                    )  # fmt: skip
+
+
+def _orphan(facts: Facts, final: FinalState, user: str, rest: str, info: KeyInfo) -> str:
+    """Why the key should not exist ('' when a rule of the layout explains it)."""
+    live = final.sessions[user]
+    if rest[1:2] == ":" and rest[:1] in SESSION_KEYED:
+        staged = rest[:1] in "mty" and 0 < info.pttl <= STAGING_TTL_MS
+        return "" if rest[2:] in live or staged else f"no live session owns it (pttl {info.pttl})"
+    if rest.startswith("c:"):
+        fs = live.get(info.value or "")
+        client_id = bytes.fromhex(rest[2:]).decode("utf-8", "replace")
+        if fs is None or fs.body.get("client_id") != client_id:
+            return f"names {info.value}, not a live session with client_id {client_id}"
+        return ""
+    if rest in ("x", "n") or rest.startswith("z:"):
+        dead = sorted(set(info.members) - set(live))
+        return f"names {dead}, not live sessions" if dead else ""
+    if rest == "u" or (rest.startswith(TTL_KEYS) and info.pttl > 0):
+        return ""
+    if rest == "e":
+        erases = [op for op in facts.by_user.get(user, []) if op.kind == "erase"]
+        return "an erase queue after the last erase finished" if not erases or erases[-1].ok else ""
+    return f"a key no rule of the layout explains (pttl {info.pttl})"
+
+
+def _encode(user: str) -> str:
+    return base64.urlsafe_b64encode(user.encode()).rstrip(b"=").decode()
+
+
+RULES = (
+    acknowledged_appends,
+    reads_show_acknowledged,
+    stored_once,
+    ids_never_reused,
+    summaries_survive,
+    sessions_survive,
+    _removal_rule("erase", erase=True),
+    _removal_rule("delete_all", erase=False),
+    counters_match,
+    etags_track_state,
+    messages_etags_track_state,
+    walks_exact,
+    no_orphan_keys,
+)
