@@ -97,11 +97,10 @@ def _learn_session(facts: Facts, op: Op) -> None:
     facts.owner[sid] = op.user
     if op.body.get("client_id"):
         facts.client_ids[sid] = op.body["client_id"]
-    if op.kind == "create":
-        facts.short.setdefault(sid, "timeout_minutes" not in op.args.get("body", {}))
-    else:
+    # The answer's own timeout: a resume by client_id answers the session it found.
+    facts.short.setdefault(sid, op.body.get("timeout_minutes") != LONG_TIMEOUT_MINUTES)
+    if op.kind == "fork":
         facts.parent[sid] = op.sid or ""
-        facts.short.setdefault(sid, facts.short.get(op.sid or "", True))
 
 
 def check(history: list[Op], final: FinalState) -> list[Violation]:
@@ -420,6 +419,42 @@ def _stale(
                 )
 
 
+def expired_unreadable(facts: Facts, final: FinalState) -> Iterable[Violation]:
+    """A short-lived session is not readable once its deadline (its last possible
+    activity plus DEFAULT_SESSION_TTL) has passed."""
+    ttl = final.short_ttl_seconds
+    for read in facts.history:
+        for sid in _seen_sessions(read):
+            created = facts.created.get(sid)
+            if created is None or not facts.short.get(sid, False) or created.start > read.start:
+                continue
+            touched = [op for op in _touching(facts, sid) if op.possible and op.start < read.start]
+            if any(op.kind in ("archive", "restore", "status") for op in touched):
+                continue  # an archived session keeps its retention, not the short timeout
+            last = max([created.end, *(op.end for op in touched)])
+            # One second of slack: deadlines are whole milliseconds of the server's clock.
+            if read.start > last + ttl + 1.0:
+                yield Violation(
+                    "expired-readable", read.user, f"{sid}/{read.index}",
+                    f"{sid} was last touched at most {read.start - last:.2f} s before read "
+                    f"#{read.index}, past its {ttl} s timeout, yet the read shows it",
+                    (created.index, read.index),
+                )  # fmt: skip
+
+
+def _touching(facts: Facts, sid: str) -> list[Op]:
+    """Writes that may move a session's deadline: its own, and resumes by client_id."""
+    client_id = facts.client_ids.get(sid)
+    out = [op for op in facts.by_sid.get(sid, []) if op.kind in WRITES]
+    if client_id:
+        out += [
+            op
+            for op in facts.by_user.get(facts.owner.get(sid, ""), [])
+            if op.kind == "create" and op.args.get("body", {}).get("client_id") == client_id
+        ]
+    return out
+
+
 def counters_match(facts: Facts, final: FinalState) -> Iterable[Violation]:
     """Counts and token totals equal what the stored data says."""
     for user, sessions in final.sessions.items():
@@ -672,6 +707,7 @@ RULES = (
     sessions_survive,
     _removal_rule("erase", erase=True),
     _removal_rule("delete_all", erase=False),
+    expired_unreadable,
     counters_match,
     etags_track_state,
     messages_etags_track_state,

@@ -42,6 +42,7 @@ class FinalState:
     statistics: dict[str, dict[str, Any]]
     keys: list[KeyInfo]
     absent: dict[str, set[str]] = field(default_factory=dict)  # sids that answered 404
+    short_ttl_seconds: float = 0.0  # DEFAULT_SESSION_TTL of the run
 
 
 def epoch(iso: str) -> float:

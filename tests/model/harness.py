@@ -242,6 +242,7 @@ async def run_round(
     async with running_app(make_settings(url, **values)) as reader:
         await wait_out_short_sessions(reader, users)
         final = await read_final(reader, users, topo.primaries())
+    final.short_ttl_seconds = SHORT_TTL_SECONDS
     violations = check(world.history, final)
     return Round(seed, world.history, final, violations, time.monotonic() - started,
                  faults.log, world.origin)  # fmt: skip

@@ -48,6 +48,7 @@ CLASHES = (
     ("rewind", "append"),
     ("rewind", "fork"),
     ("delete_all", "create", "create"),
+    ("create", "delete_all", "create", "create"),
     ("delete_all", "fork"),
     ("erase", "fork"),
     ("erase", "create", "append"),
@@ -295,8 +296,8 @@ class ModelClient:
 
     # ---- operations ------------------------------------------------------------------
 
-    async def op_create(self) -> None:
-        short = self.rng.random() < 0.3
+    async def op_create(self, short: bool | None = None) -> None:
+        short = self.rng.random() < 0.3 if short is None else short
         body: dict[str, Any] = {"title": f"title {self.token()}"}
         if not short:
             body["timeout_minutes"] = LONG_TIMEOUT_MINUTES
@@ -535,9 +536,12 @@ class ModelClient:
         # mid-way rather than queue before it (a shape, not an assumption on speed).
         delays = [0.0] + [self.rng.uniform(0, 0.02) for _ in scenario[1:]]
 
+        # What the parts choose from is fixed now: other clients change `known` meanwhile.
+        snapshot = Known(known.sid, known.user, known.short, list(known.messages))
+
         async def part(name: str, delay: float) -> None:
             await asyncio.sleep(delay)
-            await getattr(self, f"clash_{name}")(known, keep)
+            await getattr(self, f"clash_{name}")(snapshot, keep)
 
         await asyncio.gather(*(part(n, d) for n, d in zip(scenario, delays, strict=True)))
         # Read what the clash left, while it is still there to read.
@@ -549,8 +553,10 @@ class ModelClient:
         body = {"to_message_id": to}
         op = await self.call("rewind", known.sid, "POST", f"{API}/{known.sid}/rewind",
                              {"body": body, "headers": {}}, json=body)  # fmt: skip
-        if op.ok:
-            known.messages = known.messages[:keep]
+        shared = self.world.by_sid.get(known.sid)
+        if op.ok and shared is not None:
+            cut = 0 if to == NO_MESSAGE else msg_seq(to)
+            shared.messages = [m for m in shared.messages if msg_seq(m) <= cut]
 
     async def clash_summary(self, known: Known, keep: int) -> None:
         if not known.messages:
@@ -561,7 +567,7 @@ class ModelClient:
                         {"body": body, "headers": {}}, json=body)  # fmt: skip
 
     async def clash_append(self, known: Known, keep: int) -> None:
-        await self.op_append(known)
+        await self.op_append(self.world.by_sid.get(known.sid) or known)
 
     async def clash_fork(self, known: Known, keep: int) -> None:
         body = {"through_message_id": self.rng.choice(known.messages)} if known.messages else {}
@@ -570,7 +576,7 @@ class ModelClient:
         self.learn_session(op, known.short)
 
     async def clash_create(self, known: Known, keep: int) -> None:
-        await self.op_create()
+        await self.op_create(short=self.rng.random() < 0.6)
 
     async def clash_delete(self, known: Known, keep: int) -> None:
         await self.call("delete", known.sid, "DELETE", f"{API}/{known.sid}", {})
@@ -599,4 +605,6 @@ class ModelClient:
 
 async def run_clients(world: World, ops: int) -> None:
     clients = [ModelClient(world, i) for i in range(world.plan.clients)]
-    await asyncio.gather(*(c.run(ops) for c in clients))
+    async with asyncio.TaskGroup() as group:  # one client's error stops the others
+        for c in clients:
+            group.create_task(c.run(ops))
