@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import sys
 import time
@@ -37,6 +38,9 @@ KNOBS: dict[str, dict[str, int]] = {
     "session_service.store.account": {"DELETE_SLICE": 2},
     "session_service.store.erasure": {"ERASE_SLICE": 2, "STRAY_BATCH": 3},
 }
+#: Violation kinds left out (MODEL_IGNORE=kind,kind): to look past a known defect
+#: while its fix is not merged yet. Printed by every run that sets it.
+IGNORED = frozenset(k for k in os.environ.get("MODEL_IGNORE", "").split(",") if k)
 #: A short-lived session lives this long after its last activity.
 SHORT_TTL_SECONDS = 2
 
@@ -72,6 +76,7 @@ class Round:
     origin: float
 
     def summary(self) -> str:
+        ignored = f" ignoring {','.join(sorted(IGNORED))}" if IGNORED else ""
         outcomes = Counter(op.outcome for op in self.history)
         kinds = Counter(f for _, f in self.faults)
         return (
@@ -79,6 +84,7 @@ class Round:
             f"fail={outcomes['fail']} info={outcomes['info']} faults={dict(kinds)} "
             f"seconds={self.seconds:.1f} violations={len(self.violations)}"
             + (f" {dict(Counter(v.kind for v in self.violations))}" if self.violations else "")
+            + ignored
         )
 
     def explain(self, limit: int = 3) -> str:
@@ -243,6 +249,6 @@ async def run_round(
         await wait_out_short_sessions(reader, users)
         final = await read_final(reader, users, topo.primaries())
     final.short_ttl_seconds = SHORT_TTL_SECONDS
-    violations = check(world.history, final)
+    violations = [v for v in check(world.history, final) if v.kind not in IGNORED]
     return Round(seed, world.history, final, violations, time.monotonic() - started,
                  faults.log, world.origin)  # fmt: skip
