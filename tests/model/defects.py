@@ -31,17 +31,25 @@ DEFECTS = (
 )
 
 
+#: Controls: correct versions written the same way, to show that what the checker finds
+#: with a defect switched on comes from the switch (while main still has its own copy
+#: of that defect, the switch alone proves nothing).
+CONTROLS = ("delete-all-reference",)
+
+
 def injector(defect: str | None) -> Callable[[Any], None]:
     """A hook for `Instance.on_start`: re-introduce `defect` in that app's store."""
     if defect is None:
         return lambda app: None
-    if defect not in DEFECTS:
-        raise ValueError(f"unknown defect {defect!r}; one of {', '.join(DEFECTS)}")
-    return {
+    hooks = {
         "rewind-drops-summaries": _rewind_drops_summaries,
         "delete-all-stops-after-count": _delete_all_stops_after_count,
         "erase-interrupted-hides-sessions": _erase_interrupted_hides_sessions,
-    }[defect]
+        "delete-all-reference": _delete_all_reference,
+    }
+    if defect not in hooks:
+        raise ValueError(f"unknown defect {defect!r}; one of {', '.join(hooks)}")
+    return hooks[defect]
 
 
 def _rewind_drops_summaries(app: Any) -> None:
@@ -99,3 +107,21 @@ def _erase_interrupted_hides_sessions(app: Any) -> None:
         return await original(user_id)
 
     store.erase_user = erase_user
+
+
+def _delete_all_reference(app: Any) -> None:
+    """Delete-all as the contract says: every session indexed when it starts is deleted
+    (the index holds every live session), so none that existed before survives."""
+    store = app.state.store
+
+    async def delete_all(user_id: str) -> int:
+        deleted = 0
+        for sid in await store.client.zrange(store.keys.expiry(user_id), 0, -1):
+            try:
+                await store.delete(user_id, sid)
+                deleted += 1
+            except errors.NotFound:
+                continue
+        return deleted
+
+    store.delete_all = delete_all

@@ -51,3 +51,20 @@ async def test_the_checker_finds_a_reintroduced_defect(
                 say(result.explain(limit=1))
                 return
     pytest.fail(f"{defect}: not found with seeds {SEEDS} x {OPS} operations per client")
+
+
+async def test_a_correct_delete_all_shows_no_such_violation(
+    redis_url: str, redis_process: object
+) -> None:
+    """The control for `delete-all-stops-after-count`: the same budget with a correct
+    delete-all written the same way (defects.CONTROLS) shows no delete-all violation,
+    so the one found with the defect comes from the defect."""
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    topo = Topo("standalone", {"redis_url": redis_url}, lambda: [redis_url], redis_port=port)
+    plan = Plan(clients=CLIENTS, ops_per_client=OPS)
+    with knobs():
+        for seed in SEEDS:
+            result = await run_round(seed, topo, plan, Faults(), defect="delete-all-reference")
+            say(f"model[delete-all-reference]: {result.summary()}")
+            wrong = [v for v in result.violations if v.kind == "delete_all-left-session"]
+            assert not wrong, result.explain(limit=1)
