@@ -2,7 +2,7 @@
 
 Seeds and budget come from MODEL_SEEDS (comma-separated) and MODEL_OPS (operations per
 client); both are printed. A failure prints each violation's minimal sub-history and
-the seed; `make soak SEED=<seed> DURATION=0` replays it.
+the command that replays its round alone (`make soak ... DURATION=0`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ OPS = int(os.environ.get("MODEL_OPS", "50"))
 CLIENTS = 6
 
 
+# A budget of operations, not of time: on a loaded machine it takes longer, never less.
+@pytest.mark.timeout(600)
 async def test_random_histories_keep_the_contract(redis_url: str, redis_process: object) -> None:
     port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
     topo = Topo("standalone", {"redis_url": redis_url}, lambda: [redis_url], redis_port=port)
@@ -35,5 +37,8 @@ async def test_random_histories_keep_the_contract(redis_url: str, redis_process:
             result = await run_round(seed, topo, plan, Faults())
             say(f"model: {result.summary()}")
             if result.violations:
-                failures.append(result.explain())
+                failures.append(
+                    f"{result.explain()}\n\nreplay: make soak TOPOLOGY=standalone SEED={seed} "
+                    f"DURATION=0 OPS={OPS} CLIENTS={CLIENTS}"
+                )
     assert not failures, "\n\n".join(failures)

@@ -392,7 +392,8 @@ class ModelClient:
     async def op_summary(self) -> None:
         known = self.pick()
         if known is None or not known.messages:
-            return await self.op_append(known)  # type: ignore[func-returns-value]
+            await self.op_append(known)
+            return
         covers = self.rng.choice(known.messages[-8:])
         body = {"content": f"summary {self.token()}", "covers_through": covers}
         extra: dict[str, str] = {}
