@@ -100,9 +100,16 @@ class Round:
         return "\n\n".join(parts)
 
 
+#: Where `say` writes: pytest's terminal (set by tests/model/conftest.py), else stderr.
+REPORTER: Callable[[str], None] | None = None
+
+
 def say(line: str) -> None:
     """Printed even when pytest captures output: the budget and seeds must be seen."""
-    print(line, file=sys.__stderr__, flush=True)
+    if REPORTER is not None:
+        REPORTER(line)
+    else:
+        print(line, file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
