@@ -174,38 +174,47 @@ async def _fault_loop(
     if faults.restart:
         actions += ["restart"]
     failovers = 1 if faults.failover and topo.failover else 0
-    if not actions and not failovers:
-        return
-    while not done.is_set():
+    while (actions or failovers) and not done.is_set():
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(done.wait(), rng.uniform(0.1, 0.5))
             return
         if failovers and rng.random() < 0.1:
             failovers -= 1
-            faults.log.append((time.monotonic(), "failover"))
-            assert topo.failover is not None
-            await asyncio.to_thread(topo.failover)
-            continue
-        if not actions:
-            continue
-        action = rng.choice(actions)
-        faults.log.append((time.monotonic(), action))
-        if action == "proxy":
-            proxy = rng.choice(proxies)
-            chooser = random.Random(rng.random())
-            proxy.choose = lambda chunk, r=chooser: r.choice(FAULTS) if r.random() < 0.2 else None  # type: ignore[misc]
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(done.wait(), rng.uniform(0.02, 0.1))
-            proxy.choose = lambda chunk: None
-        elif action == "client_kill":
-            for url in topo.primaries():
-                with contextlib.suppress(Exception):
-                    async with Redis.from_url(url) as redis:
-                        await redis.execute_command(
-                            "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"
-                        )
-        elif action == "restart":
-            await rng.choice(instances).kill()
+            await _failover(topo, faults)
+        elif actions:
+            action = rng.choice(actions)
+            faults.log.append((time.monotonic(), action))
+            await _inject(action, rng, topo, proxies, instances, done)
+
+
+async def _failover(topo: Topo, faults: Faults) -> None:
+    faults.log.append((time.monotonic(), "failover"))
+    assert topo.failover is not None
+    try:
+        await asyncio.to_thread(topo.failover)
+    except Exception as error:  # the round goes on; the log says it failed
+        faults.log.append((time.monotonic(), f"failover failed: {error}"))
+
+
+async def _inject(
+    action: str, rng: random.Random, topo: Topo, proxies: list[FaultProxy],
+    instances: list[Instance], done: asyncio.Event,
+) -> None:  # fmt: skip
+    if action == "proxy":
+        # A burst of dropped, reset and stalled replies on one instance's connections.
+        proxy = rng.choice(proxies)
+        chooser = random.Random(rng.random())
+        proxy.choose = lambda chunk: chooser.choice(FAULTS) if chooser.random() < 0.2 else None
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(done.wait(), rng.uniform(0.02, 0.1))
+        proxy.choose = lambda chunk: None
+    elif action == "client_kill":
+        for url in topo.primaries():
+            with contextlib.suppress(Exception):
+                async with Redis.from_url(url) as redis:
+                    await redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    elif action == "restart":
+        await rng.choice(instances).kill()
 
 
 async def run_round(

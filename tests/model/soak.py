@@ -19,11 +19,13 @@ restarts run everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
 
 import pytest
+import redis
 
 from tests.model.harness import Faults, Topo, knobs, run_round, say
 from tests.model.workload import Plan
@@ -52,10 +54,19 @@ CLIENTS = int(os.environ.get("MODEL_CLIENTS", "8"))
 
 
 def _sentinel_failover(topology: SentinelTopology) -> None:
+    """Fail the master over; a sentinel may refuse while the last failover settles
+    (NOGOODSLAVE, INPROG), so it is asked again, for up to a minute."""
     old = topology.master_port()
-    with sync_client(topology.sentinels[0].port) as client:
-        client.execute_command("SENTINEL", "FAILOVER", MASTER_SET)
-    topology.wait_promoted(old)
+    deadline = time.monotonic() + 60
+    while True:
+        with contextlib.suppress(redis.RedisError), sync_client(topology.sentinels[0].port) as c:
+            c.execute_command("SENTINEL", "FAILOVER", MASTER_SET)
+        try:
+            topology.wait_promoted(old, timeout=10)
+            break
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
     topology.wait_healthy()
 
 

@@ -49,6 +49,7 @@ CLASHES = (
     ("rewind", "fork"),
     ("delete_all", "create", "create"),
     ("create", "delete_all", "create", "create"),
+    ("delete_all", "create", "create", "create"),
     ("delete_all", "fork"),
     ("erase", "fork"),
     ("erase", "create", "append"),
@@ -577,7 +578,7 @@ class ModelClient:
         self.learn_session(op, known.short)
 
     async def clash_create(self, known: Known, keep: int) -> None:
-        await self.op_create(short=self.rng.random() < 0.6)
+        await self.op_create(short=self.rng.random() < 0.7)
 
     async def clash_delete(self, known: Known, keep: int) -> None:
         await self.call("delete", known.sid, "DELETE", f"{API}/{known.sid}", {})
