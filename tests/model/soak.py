@@ -67,7 +67,7 @@ def _sentinel_failover(topology: SentinelTopology) -> None:
         except RuntimeError:
             if time.monotonic() > deadline:
                 raise
-    topology.wait_healthy()
+    topology.wait_healthy(timeout=90)
 
 
 def _cluster_failover(topology: ClusterTopology, rng: random.Random) -> None:
@@ -75,7 +75,7 @@ def _cluster_failover(topology: ClusterTopology, rng: random.Random) -> None:
     with sync_client(primary) as client:
         replica = int(str(_online_replicas(client)[0]["port"]))
     topology.promote(replica)
-    topology.wait_healthy(len(topology.primaries()))
+    topology.wait_healthy(len(topology.primaries()), timeout=90)
 
 
 def _topo(mode: str, request: pytest.FixtureRequest, seed: int) -> Topo:
