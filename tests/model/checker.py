@@ -41,6 +41,7 @@ class Violation:
     subject: str
     text: str
     ops: tuple[int, ...] = ()
+    sessions: tuple[str, ...] = ()  # where it shows: their histories are printed with it
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -147,9 +148,10 @@ def _seen_sessions(op: Op) -> list[str]:
     return [op.sid] if op.sid else []
 
 
-def _seen_tokens(op: Op) -> list[str]:
-    if op.ok and op.kind == "messages":
-        return [m["content"] for m in op.body.get("messages", [])]
+def _seen_tokens(op: Op) -> list[tuple[str, str]]:
+    """(session, message content) pairs an acknowledged read shows."""
+    if op.ok and op.kind == "messages" and op.sid:
+        return [(op.sid, m["content"]) for m in op.body.get("messages", [])]
     return []
 
 
@@ -382,7 +384,7 @@ def _removal_rule(kind: str, erase: bool) -> Any:
                     facts, gone, op.user, _seen_sessions(op), _seen_tokens(op), op.index, erase
                 )
             sessions = final.sessions.get(user, {})
-            tokens = [m["content"] for fs in sessions.values() for m in fs.messages]
+            tokens = [(sid, m["content"]) for sid, fs in sessions.items() for m in fs.messages]
             yield from _stale(facts, gone, user, list(sessions), tokens, -1, erase)
 
     rule.__name__ = f"{kind}_leaves_nothing_older"
@@ -391,7 +393,13 @@ def _removal_rule(kind: str, erase: bool) -> Any:
 
 
 def _stale(
-    facts: Facts, gone: Op, user: str, sids: list[str], tokens: list[str], seen: int, erase: bool
+    facts: Facts,
+    gone: Op,
+    user: str,
+    sids: list[str],
+    tokens: list[tuple[str, str]],
+    seen: int,
+    erase: bool,
 ) -> Iterable[Violation]:
     where = f"read #{seen}" if seen >= 0 else "the final state"
     for sid in sids:
@@ -404,9 +412,10 @@ def _stale(
                 sid,
                 f"{sid} existed before {gone.kind} #{gone.index} answered, yet {where} shows it",
                 ops,
+                (sid,),
             )
     if erase:
-        for token in tokens:
+        for sid, token in tokens:
             acked = facts.acked_at.get(token)
             if acked is not None and acked < gone.start:
                 yield Violation(
@@ -414,8 +423,9 @@ def _stale(
                     user,
                     token,
                     f"message {token} was acknowledged before erase #{gone.index}, "
-                    f"yet {where} shows it",
+                    f"yet {where} shows it in {sid}",
                     (gone.index,) + ((seen,) if seen >= 0 else ()),
+                    (sid,),
                 )
 
 
@@ -667,7 +677,7 @@ def no_orphan_keys(facts: Facts, final: FinalState) -> Iterable[Violation]:
                     yield Violation(
                         "index-misses-live", user, f"{name}/{sid}",
                         f"{sid} is {fs.body['status']}, yet {'in' if inside else 'not in'} "
-                        f"the {name} index",
+                        f"the {name} index", (), (sid,),
                     )  # fmt: skip
 
 

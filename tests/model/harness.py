@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
+import json
 import os
 import random
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
@@ -98,7 +102,18 @@ class Round:
             parts.append(report(self.history, self.final, v, self.origin))
         faults = ", ".join(f"{t - self.origin:.3f}s {f}" for t, f in self.faults)
         parts.append(f"faults: {faults or 'none'}")
+        parts.append(f"whole history: {self.dump()}")
         return "\n\n".join(parts)
+
+    def dump(self) -> Path:
+        """The whole history, one JSON object per operation, for a closer look."""
+        path = Path(tempfile.gettempdir()) / f"model-history-seed{self.seed}-{os.getpid()}.jsonl"
+        with path.open("w", encoding="utf-8") as out:
+            for op in self.history:
+                record = {**dataclasses.asdict(op), "start": op.start - self.origin,
+                          "end": op.end - self.origin, "outcome": op.outcome}  # fmt: skip
+                out.write(json.dumps(record, default=str) + "\n")
+        return path
 
 
 #: Where `say` writes: pytest's terminal (set by tests/model/conftest.py), else stderr.

@@ -16,6 +16,8 @@ from tests.model.checker import Violation, check
 from tests.model.final import FinalState
 from tests.model.history import Op
 
+#: Operations on every session of a user.
+WHOLE_USER = ("delete_all", "erase")
 #: Checks at most this many sub-histories (each check is milliseconds).
 MAX_CHECKS = 3000
 
@@ -71,7 +73,7 @@ def context(history: list[Op], kept: list[Op]) -> list[Op]:
              if op.ok and isinstance(op.body, dict) and "session_id" in op.body}  # fmt: skip
     start, end = min(op.start for op in kept), max(op.end for op in kept)
     chosen = {op.index for op in kept}
-    whole_user = ("delete_all", "erase")
+    whole_user = WHOLE_USER
     return [
         op for op in history
         if op.index not in chosen and op.start < end and op.end > start
@@ -81,15 +83,37 @@ def context(history: list[Op], kept: list[Op]) -> list[Op]:
 
 
 def report(history: list[Op], final: FinalState, violation: Violation, origin: float) -> str:
-    kept = sorted(shrink(history, final, violation), key=lambda op: op.index)
-    lines = [f"VIOLATION {violation.kind}: {violation.text}",
-             f"minimal sub-history ({len(kept)} of {len(history)} operations):"]  # fmt: skip
-    lines += ["  " + op.describe(origin) for op in kept]
+    lines = [f"VIOLATION {violation.kind}: {violation.text}"]
+    if any(v.key == violation.key for v in check([], final)):
+        # The final state alone shows it: no operation is needed, so none is minimal.
+        kept: list[Op] = []
+        lines.append("the final state alone shows it (no operation is needed)")
+    else:
+        kept = sorted(shrink(history, final, violation), key=lambda op: op.index)
+        lines.append(f"minimal sub-history ({len(kept)} of {len(history)} operations):")
+        lines += ["  " + op.describe(origin) for op in kept]
     around = context(history, kept)
     if around:
         lines.append(f"concurrent with it on the same sessions ({len(around)}):")
-        lines += ["  " + op.describe(origin) for op in around[:40]]
+        lines += ["  " + op.describe(origin) for op in around[:30]]
+    if violation.sessions:
+        chosen = {op.index for op in kept} | {op.index for op in around[:30]}
+        told = [
+            op
+            for op in history
+            if op.index not in chosen
+            and (
+                _about(op, violation.sessions)
+                or (op.kind in WHOLE_USER and op.user == violation.user)
+            )
+        ]
+        lines.append(f"the history of {', '.join(violation.sessions)} (last 30 of {len(told)}):")
+        lines += ["  " + op.describe(origin) for op in told[-30:]]
     return "\n".join(lines)
+
+
+def _about(op: Op, sessions: tuple[str, ...]) -> bool:
+    return op.sid in sessions or bool(_answers(op) & set(sessions))
 
 
 def _answers(op: Op) -> set[str]:
