@@ -111,12 +111,15 @@ def _erase_interrupted_hides_sessions(app: Any) -> None:
 
 def _delete_all_reference(app: Any) -> None:
     """Delete-all as the contract says: every session indexed when it starts is deleted
-    (the index holds every live session), so none that existed before survives."""
+    (the expiry index holds every live session; an interrupted erase's queue, `e`, holds
+    the ones it moved aside), so none that existed before survives."""
     store = app.state.store
 
     async def delete_all(user_id: str) -> int:
         deleted = 0
-        for sid in await store.client.zrange(store.keys.expiry(user_id), 0, -1):
+        queued = store.keys.base(user_id) + "e"
+        indexed = await store.client.zrange(store.keys.expiry(user_id), 0, -1)
+        for sid in [*indexed, *await store.client.zrange(queued, 0, -1)]:
             try:
                 await store.delete(user_id, sid)
                 deleted += 1
