@@ -22,6 +22,8 @@ if #flat == 0 then drop_staging(dst); return {'err', 'session_not_found'} end
 local s = {}
 for i = 1, #flat, 2 do s[flat[i]] = flat[i + 1] end
 if (s.rg or '0') ~= A.generation then drop_staging(dst); return {'restart'} end
+-- The copy was swept away meanwhile (an erase that keeps src): copy again.
+if not staging_whole(dst, A.counters) then drop_staging(dst); return {'restart'} end
 local pruned = prune(now)
 if redis.call('ZCOUNT', k_expiry(), I(now), '+inf') >= A.max_sessions then
   drop_staging(dst)

@@ -417,6 +417,18 @@ local function drop_staging(sid)
   redis.call('DEL', unpack(keys_of(sid, STAGING_KEYS)))
 end
 
+-- Whether a copy's staging still holds what its slices reported (`counters`: the
+-- copied part's, as name/value pairs). A staging id has no session record, so an
+-- erase's sweep of the keys of no live session (erase_strays.lua) may delete it
+-- under a copy of a session the erase keeps: publishing it then would give a session
+-- counters that promise messages its conversation no longer holds.
+local function staging_whole(sid, counters)
+  local want = {}
+  for i = 1, #counters, 2 do want[counters[i]] = tonumber(counters[i + 1]) end
+  return redis.call('XLEN', k_messages(sid)) == (want.mc or 0)
+    and redis.call('XLEN', k_summaries(sid)) >= (want.sn or 0)
+end
+
 -- The fields of a message (or summary) entry by name, its tokens k (the documented
 -- estimate for entries without a count), kc the tokens the session's counters hold
 -- for it (entries of earlier releases were never counted), and its size in bytes.

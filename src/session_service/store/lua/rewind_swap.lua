@@ -18,6 +18,8 @@ local failed = precondition(sid, 'm', A.if_match)
 if failed then drop_staging(stg); return failed end
 if cur[1] == 'archived' then drop_staging(stg); return {'err', 'session_archived'} end
 if (cur[4] or '0') ~= A.generation then drop_staging(stg); return {'restart'} end
+-- The copy was swept away meanwhile (an erase that keeps sid): copy again.
+if not staging_whole(stg, A.counters) then drop_staging(stg); return {'restart'} end
 
 -- Summaries never cover less than the one before: those to carry are the live
 -- ones after the staged tail, up to the first that covers a removed message.
