@@ -161,7 +161,7 @@ async def _drop(store: StoreBase, user_id: str, staging: str) -> None:
     """Remove an abandoned copy now rather than at its expiry (best effort)."""
     keys = store.keys.staging(user_id, staging)
     try:
-        await asyncio.shield(store.client.delete(*keys))
+        await asyncio.shield(store.client.unlink(*keys))
     except Exception:  # it expires anyway (STAGING_TTL_MS)
         return
 

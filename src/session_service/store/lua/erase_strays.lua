@@ -25,6 +25,6 @@ for _, sfx in ipairs(A.suffixes) do
       keep = kind == nil and sfx ~= K_ERASE  -- the indexes and the user's counters
     end
   end
-  if not keep then deleted = deleted + redis.call('DEL', base .. sfx) end
+  if not keep then deleted = deleted + redis.call('UNLINK', base .. sfx) end
 end
 return deleted

@@ -412,9 +412,11 @@ end
 
 -- Copying and cutting conversations (fork, rewind). A copy is built in slices
 -- (copy.lua) under the keys of an id that has no session hash yet, so nothing
--- reads it; drop_staging removes what a copy built when it is abandoned.
+-- reads it; drop_staging removes what a copy built when it is abandoned. UNLINK: a
+-- copy of 100,000 messages and tool calls is freed off the main thread, even on a
+-- server that frees DEL's keys on it (Redis 7's default, lazyfree-lazy-user-del no).
 local function drop_staging(sid)
-  redis.call('DEL', unpack(keys_of(sid, STAGING_KEYS)))
+  redis.call('UNLINK', unpack(keys_of(sid, STAGING_KEYS)))
 end
 
 -- Whether a copy's staging still holds what its slices reported (`counters`: the
