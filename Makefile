@@ -54,7 +54,7 @@ test-latest: | $(UV)
 	$(UV) venv --quiet --python $(PYTHON) $(LATEST_VENV)
 	$(UV) pip install --quiet --python $(LATEST_VENV)/bin/python --refresh -e ".[dev]"
 	$(UV) pip list --python $(LATEST_VENV)/bin/python --outdated >/dev/null || true
-	$(LATEST_VENV)/bin/ruff check src tests bench deploy
+	$(LATEST_VENV)/bin/ruff check src tests bench deploy clients/python
 	$(LATEST_VENV)/bin/mypy
 	$(LATEST_VENV)/bin/python -m pytest -p no:cacheprovider
 
@@ -91,15 +91,15 @@ lock: | $(UV)
 check: test
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check src tests bench deploy
-	$(BIN)/ruff check src tests bench deploy
+	$(BIN)/ruff format --check src tests bench deploy clients/python
+	$(BIN)/ruff check src tests bench deploy clients/python
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 fmt: $(STAMP)
-	$(BIN)/ruff format src tests bench deploy
-	$(BIN)/ruff check --fix src tests bench deploy
+	$(BIN)/ruff format src tests bench deploy clients/python
+	$(BIN)/ruff check --fix src tests bench deploy clients/python
 
 docs: $(STAMP)
 	$(BIN)/python -m session_service.docs
