@@ -8,7 +8,10 @@ fault for that chunk's reply:
 - `reset`: part of the reply is forwarded, then the client's connection is reset
   (RST) mid-stream;
 - `stall`: the reply is held until the client gives up (its socket timeout) and
-  closes the connection; it is never delivered.
+  closes the connection; it is never delivered;
+- `http_502`, `http_503`, `http_504` (for an HTTP upstream): the server's reply is
+  discarded and the client gets that answer from "the gateway" instead (503 with
+  `Retry-After: 1`), then the connection is closed.
 
 No fault depends on time: a stalled reply waits for the client, not for a clock.
 
@@ -28,6 +31,20 @@ from collections import Counter
 from collections.abc import Callable
 
 FAULTS = ("drop", "reset", "stall")
+HTTP_FAULTS = ("http_502", "http_503", "http_504")
+
+_GATEWAY_ANSWERS = {
+    "http_502": b"502 Bad Gateway\r\nContent-Type: text/plain\r\n",
+    "http_503": b"503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain\r\n",
+    "http_504": b"504 Gateway Timeout\r\nContent-Type: text/plain\r\n",
+}
+
+
+def gateway_answer(fault: str) -> bytes:
+    """The whole HTTP/1.1 answer a gateway sends in place of the lost reply."""
+    body = fault.encode()
+    head = b"HTTP/1.1 " + _GATEWAY_ANSWERS[fault]
+    return head + b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body
 
 
 def once(fault: str, marker: bytes) -> Callable[[bytes], str | None]:
@@ -74,6 +91,10 @@ class FaultProxy:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> FaultProxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -176,4 +197,8 @@ class FaultProxy:
             cwriter.transport.abort()
         elif fault == "stall":
             await client_gone.wait()
+        elif fault in _GATEWAY_ANSWERS:
+            cwriter.write(gateway_answer(fault))
+            with contextlib.suppress(OSError):
+                await cwriter.drain()
         # drop: nothing is forwarded; the caller closes both sides.

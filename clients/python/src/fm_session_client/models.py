@@ -39,10 +39,8 @@ class ToolCall(Body):
 
     id: str
     name: str
-    arguments: dict[str, Any] | str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
+    #: Not sent unless given (the service then stores none).
+    arguments: dict[str, Any] | str = Field(default_factory=dict)
 
 
 class MessageCreate(Body):
