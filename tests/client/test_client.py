@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fm_session_client import SessionClient, errors
 from fm_session_client.models import MessageCreate, ToolCall
-from tests.ops.service import ServiceProcess
+from tests.ops.service import ServiceProcess, running_service
+from tests.servers import RedisProcess
 
 
 def test_service_endpoints(client: SessionClient) -> None:
@@ -202,3 +205,17 @@ def test_batch_append(client: SessionClient) -> None:
         )
     assert bad.value.index == 1
     assert client.stats(sid).message_count == 4
+
+
+def test_gateway_token(redis_process: RedisProcess, workdir: Path) -> None:
+    """With GATEWAY_SHARED_SECRET set, the client's `gateway_token` is what lets it in."""
+    with running_service(
+        workdir, "serve", REDIS_URL=redis_process.url, GATEWAY_SHARED_SECRET="s3cret-token"
+    ) as gated:
+        with (
+            SessionClient(gated.url, user_id="g1") as untrusted,
+            pytest.raises(errors.UntrustedCaller),
+        ):
+            untrusted.create_session()
+        with SessionClient(gated.url, user_id="g1", gateway_token="s3cret-token") as trusted:
+            assert trusted.create_session().user_id == "g1"
