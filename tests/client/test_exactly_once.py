@@ -20,7 +20,6 @@ from tests.ops.service import ServiceProcess
 from tests.proxy import FaultProxy
 
 #: Fault kinds and their weights: stalls cost a read timeout each, so they are rarer.
-BATCH = False
 WEIGHTS = {"drop": 30, "reset": 20, "http_502": 15, "http_504": 15, "stall": 8, "http_503": 4}
 #: Short per-attempt timeouts (a stall ends there), a deadline far beyond any backoff.
 POLICY = RetryPolicy(deadline=120.0, read_timeout=3.0, connect_timeout=3.0, backoff_max=0.2)
@@ -58,7 +57,7 @@ async def worker(client: AsyncSessionClient, ledger: Ledger, worker_no: int, ops
     ledger.operations += 1
     for n in range(1, ops):
         kind = n % 5
-        if kind == 3 and BATCH:
+        if kind == 3:
             texts = [f"w{worker_no} batch {n}.{i}" for i in range(3)]
             stored = await client.append_batch(
                 sid, [MessageCreate(role="user", content=text) for text in texts]
