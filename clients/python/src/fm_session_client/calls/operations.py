@@ -1,0 +1,41 @@
+"""Which client method calls each operation of the service's OpenAPI document."""
+
+from __future__ import annotations
+
+#: The service's operationId -> the client method that calls it.
+OPERATIONS: dict[str, str] = {
+    "root__get": "service_info",
+    "health_health_get": "health",
+    "ready_ready_get": "ready",
+    "metrics_endpoint_metrics_get": "metrics",
+    "cleanup_api_v1_sessions_cleanup_post": "cleanup",
+    "erase_user_api_v1_users__user_id__sessions_delete": "erase_user",
+    "create_session_api_v1_sessions_post": "create_session",
+    "list_sessions_api_v1_sessions_get": "list_sessions",
+    "delete_all_sessions_api_v1_sessions_delete": "delete_all_sessions",
+    "search_sessions_api_v1_sessions_search_post": "search",
+    "user_statistics_api_v1_sessions_statistics_get": "statistics",
+    "head_session_api_v1_sessions__session_id__head": "head_session",
+    "get_session_api_v1_sessions__session_id__get": "get_session",
+    "patch_session_api_v1_sessions__session_id__patch": "update",
+    "put_session_api_v1_sessions__session_id__put": "update",
+    "delete_session_api_v1_sessions__session_id__delete": "delete_session",
+    "heartbeat_api_v1_sessions__session_id__heartbeat_post": "heartbeat",
+    "archive_api_v1_sessions__session_id__archive_post": "archive",
+    "restore_api_v1_sessions__session_id__restore_post": "restore",
+    "clear_context_api_v1_sessions__session_id__cleanup_post": "clear_context",
+    "recovery_info_api_v1_sessions__session_id__recovery_info_get": "recovery_info",
+    "append_message_api_v1_sessions__session_id__messages_post": "append",
+    "list_messages_api_v1_sessions__session_id__messages_get": "list_messages",
+    "get_message_api_v1_sessions__session_id__messages__message_id__get": "get_message",
+    "stats_api_v1_sessions__session_id__stats_get": "stats",
+    "export_api_v1_sessions__session_id__export_get": "export",
+    "window_api_v1_sessions__session_id__window_get": "window",
+    "create_summary_api_v1_sessions__session_id__summaries_post": "create_summary",
+    "list_summaries_api_v1_sessions__session_id__summaries_get": "list_summaries",
+    "fork_api_v1_sessions__session_id__fork_post": "fork",
+    "rewind_api_v1_sessions__session_id__rewind_post": "rewind",
+    "link_case_api_v1_sessions__session_id__cases_post": "link_case",
+    "list_cases_api_v1_sessions__session_id__cases_get": "list_cases",
+    "unlink_case_api_v1_sessions__session_id__cases__case_id__delete": "unlink_case",
+}
