@@ -9,12 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.ops.service import ServiceProcess
 
 PAGE = Path(__file__).parents[2] / "docs" / "client.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
+@pytest.mark.timeout(600)
 def test_page_examples_run_as_written(service: ServiceProcess, tmp_path: Path) -> None:
     blocks = BLOCK.findall(PAGE.read_text(encoding="utf-8"))
     assert len(blocks) >= 8
@@ -28,7 +31,7 @@ def test_page_examples_run_as_written(service: ServiceProcess, tmp_path: Path) -
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=540,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     out = done.stdout

@@ -97,6 +97,7 @@ def verify(client: SessionClient, ledger: Ledger) -> tuple[int, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # bounded by the operations, not by time: a loaded machine is slower
 async def test_lost_replies_lose_and_duplicate_nothing(
     service: ServiceProcess, user_id: str
 ) -> None:
@@ -137,6 +138,7 @@ def threaded_proxy(service: ServiceProcess) -> Iterator[FaultProxy]:
         loop.close()
 
 
+@pytest.mark.timeout(600)
 def test_sync_client_retries_with_the_same_key(
     threaded_proxy: FaultProxy, service: ServiceProcess, user_id: str
 ) -> None:
