@@ -26,6 +26,7 @@ from openai.types.responses.response_reasoning_item import Summary
 
 from fm_session_client import AsyncSessionClient, SessionClient
 from fm_session_client.adapters.openai_agents import ServiceSession
+from tests.ops.service import ServiceProcess
 
 DEEP = {"a": {"b": {"c": {"d": {"e": {"f": [1, 2.5, None, True, "ünïcödé ✓"]}}}}}}
 
@@ -247,3 +248,35 @@ async def test_agent_loop_continues_across_runs(aclient: AsyncSessionClient) -> 
     with SessionClient(aclient.settings.base_url, user_id=aclient.settings.user_id) as sync:
         roles = [m.role for m in sync.iter_messages(session.session_id)]
     assert roles == ["user", "assistant", "assistant", "tool", "assistant"] * 2
+
+
+class AppendsBeforeRewind(AsyncSessionClient):
+    """Another writer appends between pop_item's read and its rewind, once."""
+
+    sneaked = False
+
+    async def rewind(
+        self, session_id: str, to_message_id: str, *, if_match: str | None = None
+    ) -> Any:
+        if not self.sneaked:
+            self.sneaked = True
+            await self.append(session_id, "user", "sneaked in")
+        return await super().rewind(session_id, to_message_id, if_match=if_match)
+
+
+async def test_pop_item_never_removes_a_message_it_did_not_read(
+    service: ServiceProcess, user_id: str
+) -> None:
+    async with AppendsBeforeRewind(service.url, user_id=user_id) as client:
+        session = await ServiceSession.open(client)
+        await session.add_items(
+            [{"role": "user", "content": "first"}, {"role": "user", "content": "second"}]
+        )
+        popped = await session.pop_item()
+        # The rewind planned on the old newest message failed its If-Match, so the pop
+        # read again and removed the message that was newest then.
+        assert popped == {"role": "user", "content": "sneaked in"}
+        assert await session.get_items() == [
+            {"role": "user", "content": "first"},
+            {"role": "user", "content": "second"},
+        ]

@@ -118,7 +118,7 @@ class SearchRequest(Body):
     cursor: str | None = None
 
 
-class MessageBatchCreate(Body):
+class MessageBatch(Body):
     messages: list[MessageCreate]
 
     def to_json(self) -> dict[str, Any]:
