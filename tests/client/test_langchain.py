@@ -16,6 +16,9 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.history import RunnableWithMessageHistory
 from langchain_core.tools import BaseTool, tool
 
 from fm_session_client import AsyncSessionClient, SessionClient
@@ -182,3 +185,49 @@ def test_agent_loop_continues_across_runs(service: ServiceProcess, user_id: str)
         assert model.seen[2][:4] == history.messages[:4]
         kinds = [type(m).__name__ for m in history.messages]
     assert kinds == ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"] * 2
+
+
+class CountingChatModel(BaseChatModel):
+    """Answers how many human messages it was given, so a test sees the history it got."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "counting"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        humans = [m.content for m in messages if isinstance(m, HumanMessage)]
+        reply = AIMessage(f"{len(humans)} questions so far: {humans}")
+        return ChatResult(generations=[ChatGeneration(message=reply)])
+
+
+@pytest.mark.filterwarnings("ignore:RunnableWithMessageHistory is deprecated")
+def test_runnable_with_message_history(service: ServiceProcess, user_id: str) -> None:
+    """LangChain's own history wrapper: it loads the history by session id before the
+    chain runs and stores the exchange (one add_messages: one batch) after it."""
+    transport = CountingTransport()
+    with SessionClient(service.url, user_id=user_id, transport=transport) as client:
+        sid = client.create_session().session_id
+        prompt = ChatPromptTemplate.from_messages(
+            [("system", "Be brief."), MessagesPlaceholder("history"), ("human", "{question}")]
+        )
+        chain = RunnableWithMessageHistory(
+            prompt | CountingChatModel(),
+            lambda session_id: ServiceChatMessageHistory(session_id, client=client),
+            input_messages_key="question",
+            history_messages_key="history",
+        )
+        config: RunnableConfig = {"configurable": {"session_id": sid}}
+        first = chain.invoke({"question": "why?"}, config=config)
+        transport.requests.clear()
+        second = chain.invoke({"question": "and now?"}, config=config)
+        writes = [r for r in transport.requests if r.startswith("POST")]
+        assert writes == [f"POST /api/v1/sessions/{sid}/messages/batch"]
+        assert first.content == "1 questions so far: ['why?']"
+        assert second.content == "2 questions so far: ['why?', 'and now?']"
+        assert [m.role for m in client.iter_messages(sid)] == ["user", "assistant"] * 2
