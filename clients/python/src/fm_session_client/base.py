@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -11,7 +12,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from fm_session_client import errors, retry
+from fm_session_client import errors
+from fm_session_client import retry as retry_module
 from fm_session_client.calls import Call
 
 T = TypeVar("T")
@@ -33,8 +35,39 @@ class Settings:
     gateway_token: str | None = None
     user_email: str | None = None
     user_roles: Sequence[str] | None = None
-    retry: retry.RetryPolicy = field(default_factory=retry.RetryPolicy)
+    retry: retry_module.RetryPolicy = field(default_factory=retry_module.RetryPolicy)
     headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        base_url: str,
+        *,
+        user_id: str | None,
+        gateway_token: str | None,
+        user_email: str | None,
+        user_roles: Sequence[str] | None,
+        timeout: float | None,
+        deadline: float | None,
+        retry: retry_module.RetryPolicy | None,
+        headers: Mapping[str, str] | None,
+    ) -> Settings:
+        """The clients' keyword arguments: `timeout` and `deadline` override the policy's
+        per-attempt read timeout and its per-operation deadline."""
+        policy = retry or retry_module.RetryPolicy()
+        if timeout is not None:
+            policy = dataclasses.replace(policy, read_timeout=timeout)
+        if deadline is not None:
+            policy = dataclasses.replace(policy, deadline=deadline)
+        return cls(
+            base_url=base_url,
+            user_id=user_id,
+            gateway_token=gateway_token,
+            user_email=user_email,
+            user_roles=user_roles,
+            retry=policy,
+            headers=dict(headers or {}),
+        )
 
     def identity_headers(self) -> dict[str, str]:
         headers = {"User-Agent": USER_AGENT, **self.headers}
@@ -52,7 +85,9 @@ class Settings:
 class Attempts:
     """One operation's attempts against its deadline (no I/O: the clients sleep and send)."""
 
-    def __init__(self, call: Call[Any], policy: retry.RetryPolicy, rng: random.Random) -> None:
+    def __init__(
+        self, call: Call[Any], policy: retry_module.RetryPolicy, rng: random.Random
+    ) -> None:
         self.call = call
         self.policy = policy
         self.rng = rng
@@ -70,9 +105,9 @@ class Attempts:
         self.attempt += 1
         if self.attempt >= self.policy.max_attempts:
             return None
-        if not retry.may_repeat(failure, self.call.repeatable):
+        if not retry_module.may_repeat(failure, self.call.repeatable):
             return None
-        wait = retry.wait_before_retry(
+        wait = retry_module.wait_before_retry(
             self.policy, self.attempt - 1, failure, self.remaining(), self.rng
         )
         # Leave time for the next attempt itself, not only for the wait.

@@ -45,19 +45,16 @@ class SessionClient(SessionsApi, ConversationApi):
         headers: Mapping[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        policy = retry or RetryPolicy()
-        if timeout is not None:
-            policy = RetryPolicy(**{**policy.__dict__, "read_timeout": timeout})
-        if deadline is not None:
-            policy = RetryPolicy(**{**policy.__dict__, "deadline": deadline})
-        self.settings = Settings(
-            base_url=base_url,
+        self.settings = Settings.build(
+            base_url,
             user_id=user_id,
             gateway_token=gateway_token,
             user_email=user_email,
             user_roles=user_roles,
-            retry=policy,
-            headers=dict(headers or {}),
+            timeout=timeout,
+            deadline=deadline,
+            retry=retry,
+            headers=headers,
         )
         self._http = httpx.Client(
             base_url=base_url, headers=self.settings.identity_headers(), transport=transport
