@@ -27,6 +27,7 @@ def test_session_lifecycle(client: SessionClient, user_id: str) -> None:
 
     assert client.head_session(sid) == created.etag
     assert client.head_session(sid, if_none_match=created.etag) is None
+    assert client.head_session(sid, if_match=created.etag) == created.etag
     got = client.get_session(sid)
     assert got is not None and got.title == "Disk full"
     assert client.get_session(sid, if_none_match=created.etag) is None
@@ -36,6 +37,13 @@ def test_session_lifecycle(client: SessionClient, user_id: str) -> None:
     with pytest.raises(errors.PreconditionFailed) as stale:
         client.update(sid, title="lost update", if_match=created.etag)
     assert stale.value.etag == updated.etag
+    with pytest.raises(errors.PreconditionFailed) as head_stale:
+        client.head_session(sid, if_match=created.etag)
+    assert head_stale.value.etag == updated.etag
+    with pytest.raises(errors.PreconditionFailed):  # If-None-Match on a write: "not this one"
+        client.update(sid, title="only if changed", if_none_match=updated.etag)
+    with pytest.raises(errors.PreconditionFailed):  # If-Match on a read
+        client.get_session(sid, if_match=created.etag)
     cleared = client.update(sid, title=None)
     assert cleared.title is None and cleared.description == "df says 100%"
 
@@ -73,6 +81,8 @@ def test_messages_tools_and_pages(client: SessionClient) -> None:
         client.append(sid, "tool", "who asked?", tool_call_id="call_404")
     with pytest.raises(errors.PreconditionFailed):
         client.append(sid, "user", "stale", if_match=first.etag)
+    with pytest.raises(errors.PreconditionFailed):
+        client.list_messages(sid, if_match=first.etag)
     for n in range(7):
         client.append(sid, "user", f"note {n}")
 

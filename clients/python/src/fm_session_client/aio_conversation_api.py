@@ -30,6 +30,7 @@ class AsyncConversationApi:
         tool_call_id: str | None = None,
         token_count: int | None = None,
         if_match: str | None = None,
+        if_none_match: str | None = None,
         idempotency_key: str | None = None,
     ) -> models.AppendedMessage:
         """Append one message, exactly once (an Idempotency-Key is made when none is given)."""
@@ -43,6 +44,7 @@ class AsyncConversationApi:
                 tool_call_id=tool_call_id,
                 token_count=token_count,
                 if_match=if_match,
+                if_none_match=if_none_match,
                 idempotency_key=idempotency_key,
             )
         )
@@ -53,12 +55,17 @@ class AsyncConversationApi:
         messages: Iterable[MessageInput],
         *,
         if_match: str | None = None,
+        if_none_match: str | None = None,
         idempotency_key: str | None = None,
     ) -> models.AppendedBatch:
         """Append 1-64 messages all or nothing, exactly once (one key for the batch)."""
         return await self._run(
             calls.append_batch(
-                session_id, messages, if_match=if_match, idempotency_key=idempotency_key
+                session_id,
+                messages,
+                if_match=if_match,
+                if_none_match=if_none_match,
+                idempotency_key=idempotency_key,
             )
         )
 
@@ -70,6 +77,7 @@ class AsyncConversationApi:
         order: Literal["asc", "desc"] | None = None,
         after: str | None = None,
         before: str | None = None,
+        if_match: str | None = None,
         if_none_match: str | None = None,
     ) -> models.MessagePage | None:
         """One page (None: unchanged since `if_none_match`)."""
@@ -80,6 +88,7 @@ class AsyncConversationApi:
                 order=order,
                 after=after,
                 before=before,
+                if_match=if_match,
                 if_none_match=if_none_match,
             )
         )
@@ -139,6 +148,7 @@ class AsyncConversationApi:
         token_count: int | None = None,
         metadata: Mapping[str, Any] | None = None,
         if_match: str | None = None,
+        if_none_match: str | None = None,
         idempotency_key: str | None = None,
     ) -> models.Summary:
         return await self._run(
@@ -149,6 +159,7 @@ class AsyncConversationApi:
                 token_count=token_count,
                 metadata=metadata,
                 if_match=if_match,
+                if_none_match=if_none_match,
                 idempotency_key=idempotency_key,
             )
         )
@@ -189,7 +200,14 @@ class AsyncConversationApi:
         )
 
     async def rewind(
-        self, session_id: str, to_message_id: str, *, if_match: str | None = None
+        self,
+        session_id: str,
+        to_message_id: str,
+        *,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
     ) -> models.Rewound:
         """Keep the messages through `to_message_id`; `msg_0000000000` removes them all."""
-        return await self._run(calls.rewind(session_id, to_message_id, if_match=if_match))
+        return await self._run(
+            calls.rewind(session_id, to_message_id, if_match=if_match, if_none_match=if_none_match)
+        )

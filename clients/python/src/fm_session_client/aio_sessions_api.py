@@ -184,10 +184,15 @@ class AsyncSessionsApi:
         return await self._run(calls.statistics())
 
     async def head_session(
-        self, session_id: str, *, if_none_match: str | None = None
+        self, session_id: str, *, if_match: str | None = None, if_none_match: str | None = None
     ) -> str | None:
-        """The session's ETag if it is live (None: unchanged since `if_none_match`)."""
-        return await self._run(calls.head_session(session_id, if_none_match=if_none_match))
+        """The session's ETag if it is live (None: unchanged since `if_none_match`).
+
+        With `if_match`, `PreconditionFailed` unless the session is unchanged since then.
+        """
+        return await self._run(
+            calls.head_session(session_id, if_match=if_match, if_none_match=if_none_match)
+        )
 
     async def get_session(
         self,
@@ -195,6 +200,7 @@ class AsyncSessionsApi:
         *,
         include_messages: bool = False,
         limit: int = 100,
+        if_match: str | None = None,
         if_none_match: str | None = None,
     ) -> models.SessionWithMessages | None:
         """The session (None: unchanged since `if_none_match`)."""
@@ -203,6 +209,7 @@ class AsyncSessionsApi:
                 session_id,
                 include_messages=include_messages,
                 limit=limit,
+                if_match=if_match,
                 if_none_match=if_none_match,
             )
         )
@@ -218,6 +225,7 @@ class AsyncSessionsApi:
         context: Mapping[str, Any] | None = None,
         timeout_minutes: int | None = None,
         if_match: str | None = None,
+        if_none_match: str | None = None,
     ) -> models.Session:
         """Change the fields given (`title=None` clears it); with `if_match`, only if unchanged."""
         return await self._run(
@@ -230,25 +238,40 @@ class AsyncSessionsApi:
                 context=context,
                 timeout_minutes=timeout_minutes,
                 if_match=if_match,
+                if_none_match=if_none_match,
             )
         )
 
-    async def delete_session(self, session_id: str, *, if_match: str | None = None) -> None:
-        return await self._run(calls.delete_session(session_id, if_match=if_match))
+    async def delete_session(
+        self, session_id: str, *, if_match: str | None = None, if_none_match: str | None = None
+    ) -> None:
+        return await self._run(
+            calls.delete_session(session_id, if_match=if_match, if_none_match=if_none_match)
+        )
 
     async def heartbeat(self, session_id: str) -> models.Heartbeat:
         return await self._run(calls.heartbeat(session_id))
 
-    async def archive(self, session_id: str, *, if_match: str | None = None) -> models.Session:
-        return await self._run(calls.archive(session_id, if_match=if_match))
+    async def archive(
+        self, session_id: str, *, if_match: str | None = None, if_none_match: str | None = None
+    ) -> models.Session:
+        return await self._run(
+            calls.archive(session_id, if_match=if_match, if_none_match=if_none_match)
+        )
 
-    async def restore(self, session_id: str, *, if_match: str | None = None) -> models.Session:
-        return await self._run(calls.restore(session_id, if_match=if_match))
+    async def restore(
+        self, session_id: str, *, if_match: str | None = None, if_none_match: str | None = None
+    ) -> models.Session:
+        return await self._run(
+            calls.restore(session_id, if_match=if_match, if_none_match=if_none_match)
+        )
 
     async def clear_context(
-        self, session_id: str, *, if_match: str | None = None
+        self, session_id: str, *, if_match: str | None = None, if_none_match: str | None = None
     ) -> models.ContextCleanup:
-        return await self._run(calls.clear_context(session_id, if_match=if_match))
+        return await self._run(
+            calls.clear_context(session_id, if_match=if_match, if_none_match=if_none_match)
+        )
 
     async def recovery_info(self, session_id: str) -> models.RecoveryInfo:
         return await self._run(calls.recovery_info(session_id))

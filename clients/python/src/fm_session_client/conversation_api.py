@@ -30,6 +30,7 @@ class ConversationApi:
         tool_call_id: str | None = None,
         token_count: int | None = None,
         if_match: str | None = None,
+        if_none_match: str | None = None,
         idempotency_key: str | None = None,
     ) -> models.AppendedMessage:
         """Append one message, exactly once (an Idempotency-Key is made when none is given)."""
@@ -43,6 +44,7 @@ class ConversationApi:
                 tool_call_id=tool_call_id,
                 token_count=token_count,
                 if_match=if_match,
+                if_none_match=if_none_match,
                 idempotency_key=idempotency_key,
             )
         )
@@ -53,12 +55,17 @@ class ConversationApi:
         messages: Iterable[MessageInput],
         *,
         if_match: str | None = None,
+        if_none_match: str | None = None,
         idempotency_key: str | None = None,
     ) -> models.AppendedBatch:
         """Append 1-64 messages all or nothing, exactly once (one key for the batch)."""
         return self._run(
             calls.append_batch(
-                session_id, messages, if_match=if_match, idempotency_key=idempotency_key
+                session_id,
+                messages,
+                if_match=if_match,
+                if_none_match=if_none_match,
+                idempotency_key=idempotency_key,
             )
         )
 
@@ -70,6 +77,7 @@ class ConversationApi:
         order: Literal["asc", "desc"] | None = None,
         after: str | None = None,
         before: str | None = None,
+        if_match: str | None = None,
         if_none_match: str | None = None,
     ) -> models.MessagePage | None:
         """One page (None: unchanged since `if_none_match`)."""
@@ -80,6 +88,7 @@ class ConversationApi:
                 order=order,
                 after=after,
                 before=before,
+                if_match=if_match,
                 if_none_match=if_none_match,
             )
         )
@@ -138,6 +147,7 @@ class ConversationApi:
         token_count: int | None = None,
         metadata: Mapping[str, Any] | None = None,
         if_match: str | None = None,
+        if_none_match: str | None = None,
         idempotency_key: str | None = None,
     ) -> models.Summary:
         return self._run(
@@ -148,6 +158,7 @@ class ConversationApi:
                 token_count=token_count,
                 metadata=metadata,
                 if_match=if_match,
+                if_none_match=if_none_match,
                 idempotency_key=idempotency_key,
             )
         )
@@ -185,7 +196,14 @@ class ConversationApi:
         )
 
     def rewind(
-        self, session_id: str, to_message_id: str, *, if_match: str | None = None
+        self,
+        session_id: str,
+        to_message_id: str,
+        *,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
     ) -> models.Rewound:
         """Keep the messages through `to_message_id`; `msg_0000000000` removes them all."""
-        return self._run(calls.rewind(session_id, to_message_id, if_match=if_match))
+        return self._run(
+            calls.rewind(session_id, to_message_id, if_match=if_match, if_none_match=if_none_match)
+        )

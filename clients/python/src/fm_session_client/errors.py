@@ -16,7 +16,7 @@
         ├── Conflict                   409
         │   ├── InvalidStatusTransition, SessionArchived, NotArchived, SessionFull,
         │   ├── SessionLimitReached, ToolCallAlreadyAnswered, DuplicateToolCall,
-        │   └── SummaryOutOfOrder, SessionRewound, TooManyCases
+        │   └── SummaryOutOfOrder, SessionRewound, SearchExpired, TooManyCases
         ├── PreconditionFailed         precondition_failed (`etag`: the current ETag)
         ├── RequestError               4xx about the request itself
         │   ├── RequestTimeout, RequestTooLarge, MessageTooLarge, InvalidRequest,
@@ -170,6 +170,12 @@ class SessionRewound(Conflict):
     code = "session_rewound"
 
 
+class SearchExpired(Conflict):
+    """A search walk's cursor outlived its snapshot: walk again from the first page."""
+
+    code = "search_expired"
+
+
 class TooManyCases(Conflict):
     code = "too_many_cases"
 
@@ -278,6 +284,7 @@ ERRORS_BY_CODE: dict[str, type[ApiError]] = {
         DuplicateToolCall,
         SummaryOutOfOrder,
         SessionRewound,
+        SearchExpired,
         TooManyCases,
         PreconditionFailed,
         RequestTimeout,

@@ -214,9 +214,16 @@ class SessionsApi:
     def statistics(self) -> models.UserStatistics:
         return self._run(calls.statistics())
 
-    def head_session(self, session_id: str, *, if_none_match: str | None = None) -> str | None:
-        """The session's ETag if it is live (None: unchanged since `if_none_match`)."""
-        return self._run(calls.head_session(session_id, if_none_match=if_none_match))
+    def head_session(
+        self, session_id: str, *, if_match: str | None = None, if_none_match: str | None = None
+    ) -> str | None:
+        """The session's ETag if it is live (None: unchanged since `if_none_match`).
+
+        With `if_match`, `PreconditionFailed` unless the session is unchanged since then.
+        """
+        return self._run(
+            calls.head_session(session_id, if_match=if_match, if_none_match=if_none_match)
+        )
 
     def get_session(
         self,
@@ -224,6 +231,7 @@ class SessionsApi:
         *,
         include_messages: bool = False,
         limit: int = 100,
+        if_match: str | None = None,
         if_none_match: str | None = None,
     ) -> models.SessionWithMessages | None:
         """The session (None: unchanged since `if_none_match`)."""
@@ -232,6 +240,7 @@ class SessionsApi:
                 session_id,
                 include_messages=include_messages,
                 limit=limit,
+                if_match=if_match,
                 if_none_match=if_none_match,
             )
         )
@@ -247,6 +256,7 @@ class SessionsApi:
         context: Mapping[str, Any] | None = None,
         timeout_minutes: int | None = None,
         if_match: str | None = None,
+        if_none_match: str | None = None,
     ) -> models.Session:
         """Change the fields given (`title=None` clears it); with `if_match`, only if unchanged."""
         return self._run(
@@ -259,25 +269,36 @@ class SessionsApi:
                 context=context,
                 timeout_minutes=timeout_minutes,
                 if_match=if_match,
+                if_none_match=if_none_match,
             )
         )
 
-    def delete_session(self, session_id: str, *, if_match: str | None = None) -> None:
-        return self._run(calls.delete_session(session_id, if_match=if_match))
+    def delete_session(
+        self, session_id: str, *, if_match: str | None = None, if_none_match: str | None = None
+    ) -> None:
+        return self._run(
+            calls.delete_session(session_id, if_match=if_match, if_none_match=if_none_match)
+        )
 
     def heartbeat(self, session_id: str) -> models.Heartbeat:
         return self._run(calls.heartbeat(session_id))
 
-    def archive(self, session_id: str, *, if_match: str | None = None) -> models.Session:
-        return self._run(calls.archive(session_id, if_match=if_match))
+    def archive(
+        self, session_id: str, *, if_match: str | None = None, if_none_match: str | None = None
+    ) -> models.Session:
+        return self._run(calls.archive(session_id, if_match=if_match, if_none_match=if_none_match))
 
-    def restore(self, session_id: str, *, if_match: str | None = None) -> models.Session:
-        return self._run(calls.restore(session_id, if_match=if_match))
+    def restore(
+        self, session_id: str, *, if_match: str | None = None, if_none_match: str | None = None
+    ) -> models.Session:
+        return self._run(calls.restore(session_id, if_match=if_match, if_none_match=if_none_match))
 
     def clear_context(
-        self, session_id: str, *, if_match: str | None = None
+        self, session_id: str, *, if_match: str | None = None, if_none_match: str | None = None
     ) -> models.ContextCleanup:
-        return self._run(calls.clear_context(session_id, if_match=if_match))
+        return self._run(
+            calls.clear_context(session_id, if_match=if_match, if_none_match=if_none_match)
+        )
 
     def recovery_info(self, session_id: str) -> models.RecoveryInfo:
         return self._run(calls.recovery_info(session_id))

@@ -32,6 +32,7 @@ def append(
     tool_call_id: str | None = None,
     token_count: int | None = None,
     if_match: str | None = None,
+    if_none_match: str | None = None,
     idempotency_key: str | None = None,
 ) -> Call[models.AppendedMessage]:
     message = models.MessageCreate(
@@ -53,7 +54,7 @@ def append(
         model_of(models.AppendedMessage),
         json=message.to_json(),
         has_body=True,
-        headers=keyed(idempotency_key, if_match),
+        headers=keyed(idempotency_key, if_match, if_none_match),
         repeatable=True,
     )
 
@@ -63,6 +64,7 @@ def append_batch(
     messages: Iterable[MessageInput],
     *,
     if_match: str | None = None,
+    if_none_match: str | None = None,
     idempotency_key: str | None = None,
 ) -> Call[models.AppendedBatch]:
     return Call(
@@ -71,7 +73,7 @@ def append_batch(
         model_of(models.AppendedBatch),
         json={"messages": [message_body(message) for message in messages]},
         has_body=True,
-        headers=keyed(idempotency_key, if_match),
+        headers=keyed(idempotency_key, if_match, if_none_match),
         repeatable=True,
     )
 
@@ -83,6 +85,7 @@ def list_messages(
     order: Literal["asc", "desc"] | None = None,
     after: str | None = None,
     before: str | None = None,
+    if_match: str | None = None,
     if_none_match: str | None = None,
 ) -> Call[models.MessagePage | None]:
     params = [("limit", str(limit))]
@@ -94,7 +97,7 @@ def list_messages(
         f"{session_path(session_id)}/messages",
         model_or_none(models.MessagePage),
         params=params,
-        headers=conditional(if_none_match=if_none_match),
+        headers=conditional(if_match, if_none_match),
         repeatable=True,
         ok=frozenset({200, 304}),
     )
@@ -156,6 +159,7 @@ def create_summary(
     token_count: int | None = None,
     metadata: Mapping[str, Any] | None = None,
     if_match: str | None = None,
+    if_none_match: str | None = None,
     idempotency_key: str | None = None,
 ) -> Call[models.Summary]:
     body = models.SummaryCreate(
@@ -170,7 +174,7 @@ def create_summary(
         model_of(models.Summary),
         json=body,
         has_body=True,
-        headers=keyed(idempotency_key, if_match),
+        headers=keyed(idempotency_key, if_match, if_none_match),
         repeatable=True,
     )
 
@@ -210,7 +214,11 @@ def fork(
 
 
 def rewind(
-    session_id: str, to_message_id: str, *, if_match: str | None = None
+    session_id: str,
+    to_message_id: str,
+    *,
+    if_match: str | None = None,
+    if_none_match: str | None = None,
 ) -> Call[models.Rewound]:
     # Not repeated after an ambiguous failure: a message appended in between would go too.
     return Call(
@@ -219,5 +227,5 @@ def rewind(
         model_of(models.Rewound),
         json={"to_message_id": to_message_id},
         has_body=True,
-        headers=conditional(if_match),
+        headers=conditional(if_match, if_none_match),
     )

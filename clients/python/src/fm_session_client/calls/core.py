@@ -102,9 +102,11 @@ def conditional(if_match: str | None = None, if_none_match: str | None = None) -
     return headers
 
 
-def keyed(key: str | None, if_match: str | None = None) -> dict[str, str]:
+def keyed(
+    key: str | None, if_match: str | None = None, if_none_match: str | None = None
+) -> dict[str, str]:
     """An Idempotency-Key on every write that takes one: the caller's, or a fresh one."""
-    return {"Idempotency-Key": key or new_idempotency_key(), **conditional(if_match)}
+    return {"Idempotency-Key": key or new_idempotency_key(), **conditional(if_match, if_none_match)}
 
 
 def given(**fields: Any) -> dict[str, Any]:

@@ -112,12 +112,14 @@ def statistics() -> Call[models.UserStatistics]:
     return Call("GET", f"{API}/statistics", model_of(models.UserStatistics), repeatable=True)
 
 
-def head_session(session_id: str, *, if_none_match: str | None = None) -> Call[str | None]:
+def head_session(
+    session_id: str, *, if_match: str | None = None, if_none_match: str | None = None
+) -> Call[str | None]:
     return Call(
         "HEAD",
         session_path(session_id),
         etag_of,
-        headers=conditional(if_none_match=if_none_match),
+        headers=conditional(if_match, if_none_match),
         repeatable=True,
         ok=frozenset({200, 304}),
     )
@@ -128,6 +130,7 @@ def get_session(
     *,
     include_messages: bool = False,
     limit: int = 100,
+    if_match: str | None = None,
     if_none_match: str | None = None,
 ) -> Call[models.SessionWithMessages | None]:
     params = [("include_messages", "true" if include_messages else "false"), ("limit", str(limit))]
@@ -136,7 +139,7 @@ def get_session(
         session_path(session_id),
         model_or_none(models.SessionWithMessages),
         params=params,
-        headers=conditional(if_none_match=if_none_match),
+        headers=conditional(if_match, if_none_match),
         repeatable=True,
         ok=frozenset({200, 304}),
     )
@@ -152,6 +155,7 @@ def update(
     context: Mapping[str, Any] | None = None,
     timeout_minutes: int | None = None,
     if_match: str | None = None,
+    if_none_match: str | None = None,
 ) -> Call[models.Session]:
     body = given(title=title, description=description)
     optional = {
@@ -169,12 +173,16 @@ def update(
         model_of(models.Session),
         json=body,
         has_body=True,
-        headers=conditional(if_match),
+        headers=conditional(if_match, if_none_match),
     )
 
 
-def delete_session(session_id: str, *, if_match: str | None = None) -> Call[None]:
-    return Call("DELETE", session_path(session_id), nothing, headers=conditional(if_match))
+def delete_session(
+    session_id: str, *, if_match: str | None = None, if_none_match: str | None = None
+) -> Call[None]:
+    return Call(
+        "DELETE", session_path(session_id), nothing, headers=conditional(if_match, if_none_match)
+    )
 
 
 def heartbeat(session_id: str) -> Call[models.Heartbeat]:
@@ -183,32 +191,38 @@ def heartbeat(session_id: str) -> Call[models.Heartbeat]:
     )
 
 
-def archive(session_id: str, *, if_match: str | None = None) -> Call[models.Session]:
+def archive(
+    session_id: str, *, if_match: str | None = None, if_none_match: str | None = None
+) -> Call[models.Session]:
     # Documented idempotent: archiving an archived session answers it unchanged.
     return Call(
         "POST",
         f"{session_path(session_id)}/archive",
         model_of(models.Session),
-        headers=conditional(if_match),
+        headers=conditional(if_match, if_none_match),
         repeatable=if_match is None,
     )
 
 
-def restore(session_id: str, *, if_match: str | None = None) -> Call[models.Session]:
+def restore(
+    session_id: str, *, if_match: str | None = None, if_none_match: str | None = None
+) -> Call[models.Session]:
     return Call(
         "POST",
         f"{session_path(session_id)}/restore",
         model_of(models.Session),
-        headers=conditional(if_match),
+        headers=conditional(if_match, if_none_match),
     )
 
 
-def clear_context(session_id: str, *, if_match: str | None = None) -> Call[models.ContextCleanup]:
+def clear_context(
+    session_id: str, *, if_match: str | None = None, if_none_match: str | None = None
+) -> Call[models.ContextCleanup]:
     return Call(
         "POST",
         f"{session_path(session_id)}/cleanup",
         model_of(models.ContextCleanup),
-        headers=conditional(if_match),
+        headers=conditional(if_match, if_none_match),
     )
 
 
