@@ -25,6 +25,7 @@ COMPONENTS: dict[str, Any] = OPENAPI["components"]["schemas"]
 
 #: The service's schema name -> the client's model (enums are Literal types).
 SCHEMAS: dict[str, type[BaseModel]] = {
+    "AppendedBatch": models.AppendedBatch,
     "AppendedMessage": models.AppendedMessage,
     "CaseLinkRequest": models.CaseLinkRequest,
     "CaseLinkResult": models.CaseLinkResult,
@@ -41,6 +42,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "Heartbeat": models.Heartbeat,
     "LinkedCase": models.LinkedCase,
     "Message": models.Message,
+    "MessageBatch": models.MessageBatch,
     "MessageCreate": models.MessageCreate,
     "MessagePage": models.MessagePage,
     "Readiness": models.Readiness,

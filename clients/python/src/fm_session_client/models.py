@@ -384,3 +384,4 @@ class ErrorBody(Answer):
     field: str | None = None
     current_status: str | None = None
     etag: str | None = None
+    index: int | None = None

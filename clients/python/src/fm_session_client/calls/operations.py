@@ -26,6 +26,7 @@ OPERATIONS: dict[str, str] = {
     "clear_context_api_v1_sessions__session_id__cleanup_post": "clear_context",
     "recovery_info_api_v1_sessions__session_id__recovery_info_get": "recovery_info",
     "append_message_api_v1_sessions__session_id__messages_post": "append",
+    "append_batch_api_v1_sessions__session_id__messages_batch_post": "append_batch",
     "list_messages_api_v1_sessions__session_id__messages_get": "list_messages",
     "get_message_api_v1_sessions__session_id__messages__message_id__get": "get_message",
     "stats_api_v1_sessions__session_id__stats_get": "stats",
