@@ -37,10 +37,17 @@ def routes_in_order(app: FastAPI) -> list[BaseRoute]:
 
 
 def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> str:
-    """Every method served on the request's path, HEAD wherever GET is (for Allow)."""
+    """The methods of the resource the request's path names (for Allow), HEAD wherever
+    GET is: those of every route with the path template of the first route, in the
+    router's order, that matches the path. `/sessions/cleanup` is the cleanup resource
+    (POST), although `/sessions/{session_id}` would also match it."""
+    template: str | None = None
     methods: set[str] = set()
     for route in routes:
-        if route.matches(scope)[0] is not Match.NONE:
+        path = getattr(route, "path", None)
+        if template is None and route.matches(scope)[0] is not Match.NONE:
+            template = path
+        if template is not None and path == template:
             methods |= getattr(route, "methods", None) or set()
     if "GET" in methods:
         methods.add("HEAD")
