@@ -23,7 +23,7 @@ from session_service.api.routing import HeadMiddleware, routes_in_order
 from session_service.config import SessionLimitPolicy, Settings, load_settings
 from session_service.integrations.case_service import CaseServiceClient
 from session_service.observability import metrics
-from session_service.store.connection import build_client, describe
+from session_service.store.connection.client import build_client, describe
 from session_service.store.embedded import EmbeddedServer
 from session_service.store.keys import Keys
 from session_service.store.lease import Lease

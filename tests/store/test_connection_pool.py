@@ -9,7 +9,7 @@ from redis import exceptions as rx
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from session_service.store.connection import build_client
+from session_service.store.connection.client import build_client
 from tests.conftest import make_settings
 
 

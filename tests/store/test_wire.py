@@ -10,7 +10,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection, SSLConnection
 from redis.exceptions import DataError
 
-from session_service.store.connection import build_client
+from session_service.store.connection.client import build_client
 from session_service.store.keys import Keys
 from session_service.store.wire import HiredisPacking, hiredis_packing
 from tests.conftest import make_settings

@@ -17,7 +17,8 @@ from redis.exceptions import NoScriptError
 from session_service import errors
 from session_service.observability.logging import user_ref
 from session_service.observability.metrics import SESSIONS, count_replay
-from session_service.store.connection import RedisClient, eval_and_wait
+from session_service.store.connection.client import RedisClient
+from session_service.store.connection.wait import eval_and_wait
 from session_service.store.errors import script_error
 from session_service.store.keys import Keys
 from session_service.store.protocol import ScriptArgs

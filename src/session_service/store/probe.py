@@ -13,7 +13,7 @@ import asyncio
 from redis import exceptions as rx
 
 from session_service.config import Settings
-from session_service.store.connection import build_client
+from session_service.store.connection.client import build_client
 
 #: Replies (and redis-py messages) that mean the credentials are wrong or missing.
 AUTH_REFUSED = (

@@ -6,7 +6,7 @@ message twice, a re-sent delete answers 404. So every client is built with a
 Retry that never re-sends (`never_resend`), and the service retries only where
 running twice is harmless:
 
-- opening a connection (the pools in connection.py): nothing of the command has
+- opening a connection (the pools in connection/pool.py): nothing of the command has
   left yet; a stale pooled connection is detected before sending (redis-py's
   `ensure_connection`) and replaced;
 - pure reads (`retry_reads`): reading twice changes nothing.
