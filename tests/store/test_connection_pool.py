@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from redis import exceptions as rx
@@ -61,4 +63,62 @@ async def test_no_mode_lets_redis_py_send_a_command_twice(mode: dict[str, object
     if isinstance(client, Redis):
         policies.append(client.connection_pool.connection_kwargs["retry"])
     assert all(policy is not None and policy.get_retries() == 0 for policy in policies)
+    await client.aclose()
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 30
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, what
+        await asyncio.sleep(0.001)
+
+
+async def _ping(connection: Any) -> None:
+    await connection.send_command("PING")
+    assert await connection.read_response() == "PONG"
+
+
+async def test_a_waiting_request_is_not_overtaken_by_a_later_one(redis_url: str) -> None:
+    """First come, first served: a request that gives its connection back and asks
+    again at once (as one with several commands does) queues behind the one already
+    waiting, which would otherwise starve into a 503 while the later requests succeed."""
+    settings = make_settings(redis_url, redis_max_connections=1, redis_timeout_seconds=3)
+    client = build_client(settings, redis_url)
+    assert isinstance(client, Redis)
+    pool = client.connection_pool
+    held = await pool.get_connection()
+    waiting = asyncio.create_task(client.ping())
+    await _until(lambda: pool.waiting == 1, "the request never queued")
+    later_served = 0
+    while not waiting.done():
+        await pool.release(held)
+        held = await pool.get_connection()
+        await _ping(held)
+        later_served += 1
+    assert waiting.result() is True
+    assert later_served == 1  # the one that queued behind it
+    await pool.release(held)
+    await client.aclose()
+
+
+async def test_a_request_cancelled_as_it_is_handed_a_connection_passes_it_on(
+    redis_url: str,
+) -> None:
+    """A request that gives up (its client left) at the moment a connection is
+    released to it must not take the release with it: the next in line is served."""
+    settings = make_settings(redis_url, redis_max_connections=1, redis_timeout_seconds=3)
+    client = build_client(settings, redis_url)
+    assert isinstance(client, Redis)
+    pool = client.connection_pool
+    held = await pool.get_connection()
+    first = asyncio.create_task(client.ping())
+    await _until(lambda: pool.waiting == 1, "the first request never queued")
+    second = asyncio.create_task(client.ping())
+    await _until(lambda: pool.waiting == 2, "the second request never queued")
+    await pool.release(held)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await second is True
+    assert pool.waiting == 0
     await client.aclose()
