@@ -13,7 +13,7 @@ from session_service.store.protocol import Pairs, ScriptArgs
 PACKAGE = "session_legacy"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ImportStageArgs(ScriptArgs):
     script = "import_stage"
     lua_package = PACKAGE
@@ -23,7 +23,7 @@ class ImportStageArgs(ScriptArgs):
     messages: tuple[str, ...]  # role, content, timestamp_ms, metadata JSON|'', tokens per message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ImportCommitArgs(ScriptArgs):
     script = "import_commit"
     lua_package = PACKAGE

@@ -103,7 +103,12 @@ async def stage_messages(store: SessionStore, session: LegacySession) -> bool:
             for m in piece
         )
         messages = [str(part) for parts in per_message for part in parts]
-        args = ImportStageArgs(session.session_id, first, STAGING_TTL_MS, tuple(messages))
+        args = ImportStageArgs(
+            sid=session.session_id,
+            first_seq=first,
+            staging_ttl_ms=STAGING_TTL_MS,
+            messages=tuple(messages),
+        )
         reply = await store._write(store.scripts.import_stage, session.user_id, args)
         if reply[0] == "exists":
             return False

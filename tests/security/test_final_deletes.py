@@ -242,7 +242,9 @@ async def test_an_interrupted_erase_is_finished_by_the_next_one(
         await _populate(client, "halfway", 4)
         # One slice only, as if the erasing process died after it.
         reply = await store._write(
-            store.scripts.erase, "halfway", EraseArgs(4, "stopped", None, "0", 600_000)
+            store.scripts.erase,
+            "halfway",
+            EraseArgs(slice=4, run="stopped", cutoff=None, cursor="0", mark_ttl_ms=600_000),
         )
         _, cursor, dropped, *_, done = reply
         assert (cursor != "0", done) == (True, 0)

@@ -48,7 +48,12 @@ async def stage(store: SessionStore, session: LegacySession, first: int, count: 
         for m in session.messages[first - 1 : first - 1 + count]
         for part in (m.role, m.content, m.timestamp_ms, m.metadata_json, 1)
     ]
-    args = ImportStageArgs(session.session_id, first, importing.STAGING_TTL_MS, tuple(messages))
+    args = ImportStageArgs(
+        sid=session.session_id,
+        first_seq=first,
+        staging_ttl_ms=importing.STAGING_TTL_MS,
+        messages=tuple(messages),
+    )
     reply: list[str] = await store._write(store.scripts.import_stage, session.user_id, args)
     return reply
 

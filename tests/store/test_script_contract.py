@@ -10,6 +10,7 @@ the list may only shrink.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import AsyncIterator
@@ -54,7 +55,7 @@ def test_every_script_file_has_exactly_one_codec_and_is_loaded() -> None:
 def test_a_codec_registers_its_script_and_two_codecs_cannot_claim_one() -> None:
     from dataclasses import dataclass
 
-    @dataclass(frozen=True, slots=True)
+    @dataclass(frozen=True, slots=True, kw_only=True)
     class ProbeArgs(protocol.ScriptArgs):
         script = "probe_only_in_this_test"
         sid: str
@@ -63,7 +64,7 @@ def test_a_codec_registers_its_script_and_two_codecs_cannot_claim_one() -> None:
         assert protocol.CODECS["probe_only_in_this_test"] is ProbeArgs
         with pytest.raises(TypeError, match="both claim"):
 
-            @dataclass(frozen=True, slots=True)
+            @dataclass(frozen=True, slots=True, kw_only=True)
             class OtherArgs(protocol.ScriptArgs):
                 script = "probe_only_in_this_test"
 
@@ -75,9 +76,31 @@ def test_a_codec_registers_its_script_and_two_codecs_cannot_claim_one() -> None:
         del protocol.CODECS["probe_only_in_this_test"]
 
 
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_every_codec_takes_its_arguments_by_name_only(name: str) -> None:
+    codec = protocol.CODECS[name]
+    assert all(field.kw_only for field in dataclasses.fields(codec))
+    if codec.layout():
+        with pytest.raises(TypeError, match="positional"):
+            codec(*(getattr(_sample(codec, 1), f) for f, _ in codec.layout()))
+
+
+def test_a_positional_codec_is_refused() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class PositionalArgs(protocol.ScriptArgs):
+        script = "positional_only_in_this_test"
+        sid: str
+
+    try:
+        with pytest.raises(TypeError, match="kw_only=True"):
+            PositionalArgs.layout()
+    finally:
+        del protocol.CODECS["positional_only_in_this_test"]
+
+
 def test_a_script_refuses_another_scripts_codec() -> None:
     with pytest.raises(TypeError, match=r"is not the codec of append\.lua"):
-        load_scripts().append.argv(protocol.HeartbeatArgs("sess_x"))
+        load_scripts().append.argv(protocol.HeartbeatArgs(sid="sess_x"))
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

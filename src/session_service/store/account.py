@@ -54,7 +54,9 @@ class AccountOps(StoreBase):
         cursor = "0"
         while True:
             reply = await self._write(
-                self.scripts.delete_all, user_id, DeleteAllArgs(DELETE_SLICE, cutoff, cursor)
+                self.scripts.delete_all,
+                user_id,
+                DeleteAllArgs(slice=DELETE_SLICE, cutoff=cutoff, cursor=cursor),
             )
             count_expired(int(reply[1]))
             deleted += int(reply[0])

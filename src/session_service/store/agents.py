@@ -54,7 +54,11 @@ class AgentStore:
                 self.scripts.window,
                 user_id,
                 WindowArgs(
-                    session_id, max_tokens, WINDOW_MAX_MESSAGES, WINDOW_CHUNK, WINDOW_MAX_BYTES
+                    sid=session_id,
+                    max_tokens=max_tokens,
+                    max_messages=WINDOW_MAX_MESSAGES,
+                    largest_chunk=WINDOW_CHUNK,
+                    max_bytes=WINDOW_MAX_BYTES,
                 ),
             )
         )

@@ -109,7 +109,16 @@ async def _copy(
     copied = Copied()
     after, count, done = 0, SLICE_FIRST, through == 0
     while not done:
-        args = CopyArgs(src, dst, "m", through, after, count, gen, STAGING_TTL_MS)
+        args = CopyArgs(
+            src=src,
+            dst=dst,
+            what="m",
+            through=through,
+            after=after,
+            count=count,
+            generation=gen,
+            ttl_ms=STAGING_TTL_MS,
+        )
         reply = _ok(await store._write(store.scripts.copy, user_id, args))
         last, done, nbytes = int(reply[1]), reply[2] == 1, int(reply[3])
         if last > after:
@@ -131,7 +140,16 @@ async def _copy_summaries(
     """Copy src's summaries after seq `after` that cover at most `through` to dst."""
     count, done = SLICE_FIRST, False
     while not done:
-        args = CopyArgs(src, dst, "y", through, after, count, gen, STAGING_TTL_MS)
+        args = CopyArgs(
+            src=src,
+            dst=dst,
+            what="y",
+            through=through,
+            after=after,
+            count=count,
+            generation=gen,
+            ttl_ms=STAGING_TTL_MS,
+        )
         reply = _ok(await store._write(store.scripts.copy, user_id, args))
         last, done, nbytes, n = int(reply[1]), reply[2] == 1, int(reply[3]), int(reply[4])
         if n:
@@ -150,7 +168,16 @@ async def _copy_records(
     for what in ("i", "l"):
         after, count, done = 0, SLICE_FIRST, False
         while not done:
-            args = CopyArgs(src, dst, what, through, after, count, gen, STAGING_TTL_MS)
+            args = CopyArgs(
+                src=src,
+                dst=dst,
+                what=what,
+                through=through,
+                after=after,
+                count=count,
+                generation=gen,
+                ttl_ms=STAGING_TTL_MS,
+            )
             reply = _ok(await store._write(store.scripts.copy, user_id, args))
             last, done, nbytes, n = int(reply[1]), reply[2] == 1, int(reply[3]), int(reply[4])
             count = _next_count(count, n, nbytes)
@@ -197,11 +224,14 @@ class BranchOps(StoreBase):
                     self.scripts.fork_begin,
                     user_id,
                     ForkBeginArgs(
-                        source_id, through, key, fingerprint,
-                        self.limits.max_sessions_per_user,
+                        src=source_id,
+                        through=through,
+                        idem=key,
+                        fingerprint=fingerprint,
+                        max_sessions=self.limits.max_sessions_per_user,
                     ),
                 )
-            )  # fmt: skip
+            )
             if begin[0] == "replay":
                 return _tagged(begin[1], user_id, begin[2])
             upto, gen, new_id = int(begin[1]), str(begin[2]), new_session_id()
@@ -217,12 +247,20 @@ class BranchOps(StoreBase):
                 self.scripts.fork,
                 user_id,
                 ForkArgs(
-                    source_id, new_id, upto, gen, key, fingerprint,
-                    self.limits.idempotency_ttl_ms, self.limits.max_sessions_per_user,
-                    bool(title), title or "", folded,
-                    copied.counters(fork=True),
+                    src=source_id,
+                    dst=new_id,
+                    through=upto,
+                    generation=gen,
+                    idem=key,
+                    fingerprint=fingerprint,
+                    idem_ttl_ms=self.limits.idempotency_ttl_ms,
+                    max_sessions=self.limits.max_sessions_per_user,
+                    title_given=bool(title),
+                    title=title or "",
+                    title_folded=folded,
+                    counters=copied.counters(fork=True),
                 ),
-            )  # fmt: skip
+            )
             if reply[0] == "restart":  # the copy was dropped by the script
                 continue
             reply = _ok(reply)
@@ -234,7 +272,7 @@ class BranchOps(StoreBase):
     ) -> tuple[int, str]:
         """(messages removed, the messages ETag after)."""
         for _ in range(ATTEMPTS):
-            args = RewindArgs(session_id, to, if_match, INLINE_MAX)
+            args = RewindArgs(sid=session_id, to=to, if_match=if_match, max_inline=INLINE_MAX)
             reply = _ok(await self._write(self.scripts.rewind, user_id, args))
             if reply[0] == "ok":
                 return int(reply[1]), str(reply[2])
@@ -243,7 +281,14 @@ class BranchOps(StoreBase):
                 copied = await _copy(self, user_id, session_id, staging, to, gen)
                 await _copy_records(self, user_id, session_id, staging, to, gen)
                 counters = copied.counters(fork=False)
-                swap = RewindSwapArgs(session_id, staging, if_match, gen, to, counters)
+                swap = RewindSwapArgs(
+                    sid=session_id,
+                    staging=staging,
+                    if_match=if_match,
+                    generation=gen,
+                    to=to,
+                    counters=counters,
+                )
                 reply = _ok(await self._write(self.scripts.rewind_swap, user_id, swap))
                 while reply[0] == "behind":
                     # More summaries were written during the copy than the swap

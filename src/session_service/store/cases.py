@@ -12,14 +12,16 @@ from session_service.store.protocol import LinkCaseArgs, UnlinkCaseArgs
 
 class CaseOps(StoreBase):
     async def link_case(self, user_id: str, session_id: str, case_id: str) -> str:
-        args = LinkCaseArgs(session_id, case_id, self.limits.max_cases_per_session)
+        args = LinkCaseArgs(
+            sid=session_id, case_id=case_id, max_cases=self.limits.max_cases_per_session
+        )
         reply = ok(await self._write(self.scripts.link_case, user_id, args))
         return iso(int(reply[1]))
 
     async def unlink_case(self, user_id: str, session_id: str, case_id: str) -> bool:
         reply = ok(
             await self._write(
-                self.scripts.unlink_case, user_id, UnlinkCaseArgs(session_id, case_id)
+                self.scripts.unlink_case, user_id, UnlinkCaseArgs(sid=session_id, case_id=case_id)
             )
         )
         return bool(reply[1])

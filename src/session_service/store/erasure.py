@@ -37,7 +37,9 @@ async def erase_user(store: Any, user_id: str) -> tuple[int, int]:
     sessions = keys = 0
     run, cutoff, cursor = secrets.token_hex(8), None, "0"
     while True:
-        args = EraseArgs(ERASE_SLICE, run, cutoff, cursor, MARK_TTL_MS)
+        args = EraseArgs(
+            slice=ERASE_SLICE, run=run, cutoff=cutoff, cursor=cursor, mark_ttl_ms=MARK_TTL_MS
+        )
         reply = await store._write(store.scripts.erase, user_id, args)
         cutoff, cursor = int(reply[0]), str(reply[1])
         sessions += int(reply[3])
@@ -52,7 +54,7 @@ async def erase_user(store: Any, user_id: str) -> tuple[int, int]:
             batch = found[at : at + STRAY_BATCH]
             deleted += int(
                 await store._write(
-                    store.scripts.erase_strays, user_id, EraseStraysArgs(tuple(batch))
+                    store.scripts.erase_strays, user_id, EraseStraysArgs(suffixes=tuple(batch))
                 )
             )
         keys += deleted

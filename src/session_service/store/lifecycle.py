@@ -143,7 +143,9 @@ class SessionOps(StoreBase):
     ) -> tuple[int, list[dict[str, Any]]]:
         while True:  # each call prunes a bounded batch; the page waits for an exact index
             reply = await self._read(
-                self.scripts.list, user_id, ListArgs(offset, limit, tuple(statuses))
+                self.scripts.list,
+                user_id,
+                ListArgs(offset=offset, limit=limit, statuses=tuple(statuses)),
             )
             count_expired(reply[1])
             total = int(reply[0])
@@ -200,10 +202,16 @@ class SessionOps(StoreBase):
         return _tagged(session_id, user_id, pairs(reply[1]))
 
     async def delete(self, user_id: str, session_id: str, if_match: str = "") -> None:
-        ok(await self._write(self.scripts.delete, user_id, DeleteArgs(session_id, if_match)))
+        ok(
+            await self._write(
+                self.scripts.delete, user_id, DeleteArgs(sid=session_id, if_match=if_match)
+            )
+        )
 
     async def heartbeat(self, user_id: str, session_id: str) -> Tagged:
-        reply = ok(await self._write(self.scripts.heartbeat, user_id, HeartbeatArgs(session_id)))
+        reply = ok(
+            await self._write(self.scripts.heartbeat, user_id, HeartbeatArgs(sid=session_id))
+        )
         body = {
             "session_id": session_id,
             "status": reply[1],
@@ -213,13 +221,17 @@ class SessionOps(StoreBase):
         return Tagged(body, reply[4])
 
     async def archive(self, user_id: str, session_id: str, if_match: str = "") -> Tagged:
-        args = ArchiveArgs(session_id, self.limits.archived_ttl_ms, if_match)
+        args = ArchiveArgs(
+            sid=session_id, archived_ttl_ms=self.limits.archived_ttl_ms, if_match=if_match
+        )
         reply = ok(await self._write(self.scripts.archive, user_id, args))
         return _tagged(session_id, user_id, pairs(reply[1]))
 
     async def restore(self, user_id: str, session_id: str, if_match: str = "") -> Tagged:
         reply = ok(
-            await self._write(self.scripts.restore, user_id, RestoreArgs(session_id, if_match))
+            await self._write(
+                self.scripts.restore, user_id, RestoreArgs(sid=session_id, if_match=if_match)
+            )
         )
         return _tagged(session_id, user_id, pairs(reply[1]))
 
@@ -229,7 +241,9 @@ class SessionOps(StoreBase):
         """(the context keys removed, the session's ETag after)."""
         reply = ok(
             await self._write(
-                self.scripts.clear_context, user_id, ClearContextArgs(session_id, if_match)
+                self.scripts.clear_context,
+                user_id,
+                ClearContextArgs(sid=session_id, if_match=if_match),
             )
         )
         return [str(key) for key in reply[1]], reply[2]

@@ -1,6 +1,6 @@
 """The argument protocol of every Lua script, defined once, in Python.
 
-Each script takes one small frozen dataclass. Its fields, in order, ARE the
+Each script takes one small frozen, keyword-only dataclass. Its fields, in order, ARE the
 script's ARGV layout: `argv()` flattens an instance for EVALSHA, and
 `lua_binding()` generates the Lua lines, prepended to the script, that read ARGV
 back into the table `A` under the same names. Scripts read `A.<field>`, never
@@ -43,7 +43,7 @@ _KINDS: dict[Any, str] = {
 CODECS: dict[str, type[ScriptArgs]] = {}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ScriptArgs:
     """One script's arguments; subclasses name the script and declare the fields."""
 
@@ -100,6 +100,9 @@ def _layout(cls: type[ScriptArgs]) -> list[tuple[str, str]]:
     hints = get_type_hints(cls)
     layout = []
     for field in dataclasses.fields(cls):
+        if not field.kw_only:
+            # A positional codec lets two str arguments be swapped unnoticed.
+            raise TypeError(f"{cls.__name__}: declare it with @dataclass(..., kw_only=True)")
         kind = _KINDS.get(hints[field.name])
         if kind is None:
             raise TypeError(f"{cls.__name__}.{field.name}: no ARGV encoding for its type")
@@ -137,7 +140,7 @@ def lua_binding(cls: type[ScriptArgs]) -> str:
 # ---- one codec per script --------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CreateArgs(ScriptArgs):
     script = "create"
     sid: str
@@ -151,7 +154,7 @@ class CreateArgs(ScriptArgs):
     fields: Pairs  # stored field, value
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UpdateArgs(ScriptArgs):
     script = "update"
     sid: str
@@ -172,7 +175,7 @@ class UpdateArgs(ScriptArgs):
     if_match: str  # the session ETag the caller has, '' for none
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AppendArgs(ScriptArgs):
     script = "append"
     sid: str
@@ -199,7 +202,7 @@ BATCH_MESSAGE_FIELDS = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AppendBatchArgs(ScriptArgs):
     script = "append_batch"
     sid: str
@@ -216,7 +219,7 @@ class AppendBatchArgs(ScriptArgs):
     call_ids: tuple[str, ...]  # every message's tool call ids, in order
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SearchArgs(ScriptArgs):
     script = "search"
     mode: str  # 'scan' (add matches to the walk's snapshot) or 'page' (read it)
@@ -237,7 +240,7 @@ class SearchArgs(ScriptArgs):
     metadata: Pairs  # stored field (m:<key>), canonical JSON
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SummarizeArgs(ScriptArgs):
     script = "summarize"
     sid: str
@@ -253,13 +256,13 @@ class SummarizeArgs(ScriptArgs):
     if_match: str  # the messages ETag the caller has, '' for none
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HeartbeatArgs(ScriptArgs):
     script = "heartbeat"
     sid: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ArchiveArgs(ScriptArgs):
     script = "archive"
     sid: str
@@ -267,28 +270,28 @@ class ArchiveArgs(ScriptArgs):
     if_match: str  # the session ETag the caller has, '' for none
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RestoreArgs(ScriptArgs):
     script = "restore"
     sid: str
     if_match: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeleteArgs(ScriptArgs):
     script = "delete"
     sid: str
     if_match: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClearContextArgs(ScriptArgs):
     script = "clear_context"
     sid: str
     if_match: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LinkCaseArgs(ScriptArgs):
     script = "link_case"
     sid: str
@@ -296,14 +299,14 @@ class LinkCaseArgs(ScriptArgs):
     max_cases: int  # MAX_CASES_PER_SESSION
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UnlinkCaseArgs(ScriptArgs):
     script = "unlink_case"
     sid: str
     case_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ListArgs(ScriptArgs):
     script = "list"
     offset: int
@@ -311,7 +314,7 @@ class ListArgs(ScriptArgs):
     statuses: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeleteAllArgs(ScriptArgs):
     script = "delete_all"
     slice: int
@@ -319,7 +322,7 @@ class DeleteAllArgs(ScriptArgs):
     cursor: str  # ZSCAN cursor over the expiry index, '0' at the start
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EraseArgs(ScriptArgs):
     script = "erase"
     slice: int
@@ -329,23 +332,23 @@ class EraseArgs(ScriptArgs):
     mark_ttl_ms: int  # the record of erases in progress outlives a stopped erase this long
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EraseStraysArgs(ScriptArgs):
     script = "erase_strays"
     suffixes: tuple[str, ...]  # keys relative to the user's base
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PruneArgs(ScriptArgs):
     script = "prune"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StatisticsArgs(ScriptArgs):
     script = "statistics"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WindowArgs(ScriptArgs):
     script = "window"
     sid: str
@@ -355,7 +358,7 @@ class WindowArgs(ScriptArgs):
     max_bytes: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CopyArgs(ScriptArgs):
     script = "copy"
     src: str
@@ -368,7 +371,7 @@ class CopyArgs(ScriptArgs):
     ttl_ms: int  # the copy's keys expire after this, unless made visible
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ForkBeginArgs(ScriptArgs):
     script = "fork_begin"
     src: str
@@ -378,7 +381,7 @@ class ForkBeginArgs(ScriptArgs):
     max_sessions: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ForkArgs(ScriptArgs):
     script = "fork"
     src: str
@@ -395,7 +398,7 @@ class ForkArgs(ScriptArgs):
     counters: Pairs  # the copied part's: mc, nu.., tk, ku.., fm, lm, sn, sy, sw, sk, sq
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RewindArgs(ScriptArgs):
     script = "rewind"
     sid: str
@@ -404,7 +407,7 @@ class RewindArgs(ScriptArgs):
     max_inline: int  # a longer tail answers 'staged'
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RewindSwapArgs(ScriptArgs):
     script = "rewind_swap"
     sid: str
