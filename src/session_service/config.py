@@ -26,8 +26,16 @@ class RedisMode(StrEnum):
 
 #: The platform's separate connection settings (FaultMaven's compose, the original
 #: service); REDIS_URL, when also given, wins over all of them.
-REDIS_PARTS = ("redis_host", "redis_port", "redis_db", "redis_username", "redis_password",
-               "redis_ssl")  # fmt: skip
+REDIS_PARTS = (
+    "redis_host",
+    "redis_port",
+    "redis_db",
+    "redis_username",
+    "redis_password",
+    "redis_ssl",
+)
+#: Settings that an empty value leaves unset (`Settings._empty_is_none`).
+_EMPTY_IS_UNSET = ("case_service_url", "gateway_shared_secret", "redis_sentinel_password")
 _HOST_RE = re.compile(r"^(?:[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[?[0-9A-Fa-f:.]+\]?)$")
 
 
@@ -152,10 +160,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
-    @field_validator(
-        "case_service_url", "gateway_shared_secret", "redis_sentinel_password", *REDIS_PARTS,
-        mode="before",
-    )  # fmt: skip
+    @field_validator(*_EMPTY_IS_UNSET, *REDIS_PARTS, mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         # `REDIS_PASSWORD=` in a platform .env means "not set", as it did for the original.

@@ -44,9 +44,13 @@ def count_expired(pruned: Any) -> None:
 
 class StoreBase:
     def __init__(
-        self, client: RedisClient, keys: Keys, limits: Limits, min_replicas_ack: int = 0,
+        self,
+        client: RedisClient,
+        keys: Keys,
+        limits: Limits,
+        min_replicas_ack: int = 0,
         replica_ack_timeout_ms: int = 500,
-    ) -> None:  # fmt: skip
+    ) -> None:
         # redis-py's command stubs mix bytes and str; replies are decoded strings here.
         self.client: Any = client
         self.keys = keys
@@ -81,9 +85,13 @@ class StoreBase:
     async def _write_acked(self, script: Script, base: str, args: list[str | int]) -> Any:
         for _ in range(2):
             reply, acked = await eval_and_wait(
-                self.client, script.sha, base, args, self.min_replicas_ack,
-                self.replica_ack_timeout_ms,
-            )  # fmt: skip
+                self.client,
+                script.sha,
+                base,
+                args,
+                replicas=self.min_replicas_ack,
+                timeout_ms=self.replica_ack_timeout_ms,
+            )
             if isinstance(reply, NoScriptError):
                 # Loading a script twice is harmless, so a dropped connection is retried.
                 await again_on_connection_error(lambda: self.client.script_load(script.source))
@@ -108,9 +116,11 @@ class StoreBase:
             SESSIONS.labels("evicted").inc()
             ref = user_ref(user_id)
             logger.info(
-                "session %s evicted by SESSION_LIMIT_POLICY=evict_oldest (user %s)", sid, ref,
+                "session %s evicted by SESSION_LIMIT_POLICY=evict_oldest (user %s)",
+                sid,
+                ref,
                 extra={"session_id": sid, "user": ref},
-            )  # fmt: skip
+            )
         return list(session_ids)
 
     async def _scan(self, pattern: str) -> AsyncIterator[str]:

@@ -134,9 +134,15 @@ async def _copy(
 
 
 async def _copy_summaries(
-    store: StoreBase, user_id: str, src: str, dst: str, through: int, gen: str,
-    copied: Copied, after: int = 0,
-) -> None:  # fmt: skip
+    store: StoreBase,
+    user_id: str,
+    src: str,
+    dst: str,
+    through: int,
+    gen: str,
+    copied: Copied,
+    after: int = 0,
+) -> None:
     """Copy src's summaries after seq `after` that cover at most `through` to dst."""
     count, done = SLICE_FIRST, False
     while not done:

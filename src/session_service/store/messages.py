@@ -161,11 +161,15 @@ class MessageOps(StoreBase):
         for p in prepared:
             msg = p.message
             fields = {
-                "role": msg.role, "content": msg.content, "metadata": p.metadata,
-                "tokens": str(p.tokens), "estimated": "1" if p.estimated else "0",
-                "tool_calls": p.tool_calls, "tool_call_id": msg.tool_call_id or "",
+                "role": msg.role,
+                "content": msg.content,
+                "metadata": p.metadata,
+                "tokens": str(p.tokens),
+                "estimated": "1" if p.estimated else "0",
+                "tool_calls": p.tool_calls,
+                "tool_call_id": msg.tool_call_id or "",
                 "calls": str(len(p.call_ids)),
-            }  # fmt: skip
+            }
             encoded += [fields[name] for name in BATCH_MESSAGE_FIELDS]
         title = _title(messages)
         fingerprint = ""

@@ -198,8 +198,15 @@ class AppendArgs(ScriptArgs):
 
 #: What append_batch.lua reads of each message, in order (AppendBatchArgs.messages).
 BATCH_MESSAGE_FIELDS = (
-    "role", "content", "metadata", "tokens", "estimated", "tool_calls", "tool_call_id", "calls",
-)  # fmt: skip
+    "role",
+    "content",
+    "metadata",
+    "tokens",
+    "estimated",
+    "tool_calls",
+    "tool_call_id",
+    "calls",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -57,8 +57,16 @@ def ms(value: datetime | None) -> int | None:
 def search_args(filters: SearchFilters) -> SearchArgs:
     """The filter part of every call of one walk; the walk fills in the rest."""
     return SearchArgs(
-        mode="scan", walk="", budget=SCAN_BUDGET, want=0, cursor_score="", cursor_sid="",
-        ttl_ms=SNAPSHOT_TTL_MS, max_walks=SNAPSHOTS_PER_USER,
+        # The walk's own part, replaced on every call (Walk._args).
+        mode="scan",
+        walk="",
+        budget=SCAN_BUDGET,
+        want=0,
+        cursor_score="",
+        cursor_sid="",
+        # The filters, the same on every call of the walk.
+        ttl_ms=SNAPSHOT_TTL_MS,
+        max_walks=SNAPSHOTS_PER_USER,
         statuses=tuple(filters.statuses),
         query=search_fold(filters.query),
         session_type=filters.session_type,
@@ -67,7 +75,7 @@ def search_args(filters: SearchFilters) -> SearchArgs:
         updated_after=ms(filters.updated_after),
         updated_before=ms(filters.updated_before),
         metadata=tuple((f"m:{k}", dump_json(v)) for k, v in (filters.metadata or {}).items()),
-    )  # fmt: skip
+    )
 
 
 class Walk:
@@ -81,9 +89,14 @@ class Walk:
     def _args(self, mode: str, walk: str, want: int, score: str, sid: str) -> SearchArgs:
         budget = SCAN_BUDGET if mode == "scan" else PAGE_BUDGET
         return replace(
-            self.fixed, mode=mode, walk=walk, budget=budget, want=want,
-            cursor_score=score, cursor_sid=sid,
-        )  # fmt: skip
+            self.fixed,
+            mode=mode,
+            walk=walk,
+            budget=budget,
+            want=want,
+            cursor_score=score,
+            cursor_sid=sid,
+        )
 
     async def scan(self) -> str:
         walk = secrets.token_hex(8)

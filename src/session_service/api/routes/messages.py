@@ -82,10 +82,17 @@ async def append_message(
 ) -> Response:
     msg = inputs.new_message(body, settings)
     result = await store.append(
-        user.user_id, session_id, msg.role, msg.content, msg.metadata, idem,
-        tool_calls=msg.tool_calls, tool_call_id=msg.tool_call_id, token_count=msg.token_count,
+        user.user_id,
+        session_id,
+        role=msg.role,
+        content=msg.content,
+        metadata=msg.metadata,
+        idempotency_key=idem,
+        tool_calls=msg.tool_calls,
+        tool_call_id=msg.tool_call_id,
+        token_count=msg.token_count,
         if_match=if_match,
-    )  # fmt: skip
+    )
     if not result.replayed:
         metrics.MESSAGES.labels(body.role).inc()
     return json_response(
