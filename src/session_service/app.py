@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import random
+import signal
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -18,13 +19,23 @@ from session_service import __version__
 from session_service.api import handlers
 from session_service.api.fast import FastPathMiddleware
 from session_service.api.middleware import EdgeMiddleware, GuardMiddleware, OriginGate
-from session_service.api.routes import admin, branches, cases, health, messages, prompt, sessions
+from session_service.api.routes import (
+    admin,
+    branches,
+    cases,
+    events,
+    health,
+    messages,
+    prompt,
+    sessions,
+)
 from session_service.api.routing import HeadMiddleware, routes_in_order
 from session_service.config import SessionLimitPolicy, Settings, load_settings
 from session_service.integrations.case_service import CaseServiceClient
 from session_service.observability import metrics
 from session_service.store.connection.client import build_client, describe
 from session_service.store.embedded import EmbeddedServer
+from session_service.store.feed import FeedHub
 from session_service.store.keys import Keys
 from session_service.store.lease import Lease
 from session_service.store.records import Limits
@@ -109,6 +120,40 @@ async def _cleanup_loop(store: SessionStore, interval: int) -> None:
             logger.warning("cleanup failed: %s", type(exc).__name__)
 
 
+def _end_feeds_on_exit_signal(hub: FeedHub) -> Callable[[], None]:
+    """Let SIGTERM (and SIGINT) end every change feed at once; answers the undo.
+
+    uvicorn stops accepting on the signal, but runs the lifespan's shutdown only
+    once every connection has closed, and a feed never closes by itself: without
+    this, each would hold the shutdown for SHUTDOWN_GRACE_SECONDS and then be cut
+    without a retry hint. uvicorn's handler (a method of its server) is wrapped, and
+    uvicorn puts the previous handlers back when it stops serving.
+    """
+    loop = asyncio.get_running_loop()
+    wrapped: list[tuple[int, Any, Any]] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not hasattr(getattr(previous, "__self__", None), "should_exit"):
+            continue  # not uvicorn's server (tests, another runner): nothing to wrap
+
+        def handler(signum: int, frame: Any, previous: Any = previous) -> None:
+            loop.call_soon_threadsafe(hub.shutdown)
+            previous(signum, frame)
+
+        try:
+            signal.signal(sig, handler)
+        except ValueError:  # not the main thread
+            continue
+        wrapped.append((sig, handler, previous))
+
+    def undo() -> None:
+        for sig, handler, previous in wrapped:
+            if signal.getsignal(sig) is handler:
+                signal.signal(sig, previous)
+
+    return undo
+
+
 class ServiceApp(FastAPI):
     """FastAPI with the service's own middleware chain in front of Starlette's stack.
 
@@ -179,6 +224,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.case_service = case_service
         app.state.storage_mode = mode
         app.state.storage_name = describe(settings, url)
+        feed = FeedHub(
+            store,
+            heartbeat=settings.events_heartbeat_seconds,
+            max_per_user=settings.max_watchers_per_user,
+            max_per_worker=settings.max_watchers_per_worker,
+        )
+        feed.start()
+        app.state.feed = feed
+        undo_signals = _end_feeds_on_exit_signal(feed)
         _log_storage(settings, app.state.storage_name, mode)
         if settings.gateway_shared_secret is None and settings.environment == "production":
             logger.warning(
@@ -197,6 +251,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            undo_signals()
+            await feed.close()
             await case_service.aclose()
             await store.close()
             if embedded is not None:
@@ -217,6 +273,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin.router,
         sessions.router,
         messages.router,
+        events.router,
         prompt.router,
         branches.router,
         cases.router,

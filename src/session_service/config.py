@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     request_body_timeout: float = Field(30.0, gt=0)
     rate_limit_per_minute: int = Field(0, ge=0)
 
+    # Change feed (GET /api/v1/sessions/{id}/events)
+    events_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
+    max_watchers_per_user: int = Field(16, ge=1)
+    max_watchers_per_worker: int = Field(4096, ge=1)
+
     # Operations
     shutdown_grace_seconds: float = Field(30.0, ge=0)
     metrics_enabled: bool = True

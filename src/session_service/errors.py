@@ -32,7 +32,9 @@
     │   ├── IdempotencyKeyReused           422 idempotency_key_reused
     │   ├── UnknownToolCall                422 unknown_tool_call
     │   ├── UnknownMessage                 422 unknown_message
-    │   └── RateLimited                    429 rate_limited
+    │   ├── RateLimited                    429 rate_limited
+    │   └── TooManyWatchers                429 too_many_watchers
+    ├── FeedUnavailable                    503 feed_unavailable (worker full, shutting down)
     └── StorageError                       5xx
         ├── StorageUnavailable             503 storage_unavailable
         └── StorageFull                    507 storage_full
@@ -274,6 +276,31 @@ class RateLimited(RequestError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class TooManyWatchers(RequestError):
+    status_code = 429
+    code = "too_many_watchers"
+    default_detail = (
+        "This user already watches MAX_WATCHERS_PER_USER sessions; close a feed before "
+        "opening another"
+    )
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
+
+
+class FeedUnavailable(ServiceError):
+    """This worker cannot hold another feed now; another worker or instance can."""
+
+    status_code = 503
+    code = "feed_unavailable"
+    default_detail = "This instance holds no more change feeds now; retry (elsewhere) shortly"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
 class StorageError(ServiceError):
     status_code = 503
 
@@ -323,6 +350,8 @@ ALL_ERRORS: tuple[type[ServiceError], ...] = (
     UnknownToolCall,
     UnknownMessage,
     RateLimited,
+    TooManyWatchers,
+    FeedUnavailable,
     StorageUnavailable,
     StorageFull,
 )

@@ -18,7 +18,7 @@ from session_service.api.solver import SCOPE_READERS
 from session_service.config import Settings
 from session_service.domain.ids import is_session_id
 from session_service.integrations.case_service import CaseServiceClient
-from session_service.store import SessionStore
+from session_service.store import FeedHub, SessionStore
 
 # Printable ASCII; no leading or trailing space, which HTTP would strip anyway.
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$")
@@ -38,6 +38,11 @@ async def get_store(request: Request) -> SessionStore:
 async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+async def get_feed(request: Request) -> FeedHub:
+    feed: FeedHub = request.app.state.feed
+    return feed
 
 
 async def get_case_service(request: Request) -> CaseServiceClient:
@@ -160,12 +165,14 @@ SCOPE_READERS.update(
         get_store: lambda scope: scope["app"].state.store,
         get_settings: lambda scope: scope["app"].state.settings,
         get_case_service: lambda scope: scope["app"].state.case_service,
+        get_feed: lambda scope: scope["app"].state.feed,
     }
 )
 
 UserDep = Annotated[Principal, Depends(get_principal)]
 StoreDep = Annotated[SessionStore, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+FeedDep = Annotated[FeedHub, Depends(get_feed)]
 CaseServiceDep = Annotated[CaseServiceClient, Depends(get_case_service)]
 SessionIdDep = Annotated[str, Depends(session_id_param)]
 IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]

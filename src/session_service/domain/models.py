@@ -400,6 +400,21 @@ class ErasureReport(BaseModel):
     deleted_keys: int
 
 
+class FeedEventBody(BaseModel):
+    """One change feed event of a header-only poll (docs/events.md)."""
+
+    event: Literal["message", "summary", "session", "rewound", "deleted"]
+    id: str | None = Field(None, description="A message event's message_id, else null")
+    data: dict[str, Any]
+
+
+class FeedPoll(BaseModel):
+    events: list[FeedEventBody]
+    last_event_id: str = Field(
+        description="Send it back as Last-Event-ID: the next poll starts after it"
+    )
+
+
 class ErrorBody(BaseModel):
     detail: str
     code: str

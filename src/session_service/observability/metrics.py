@@ -12,6 +12,12 @@ CLI does this for `--workers N`) and every worker's samples are aggregated.
     fm_session_idempotent_replays_total{operation}           retries answered from the
                                                              Idempotency-Key record
     fm_session_cleanup_runs_total                            background cleanup runs
+    fm_session_feed_watchers                                 open change feeds (streams and
+                                                             waiting polls), summed over workers
+    fm_session_feed_events_sent_total{kind}                  change feed events written
+    fm_session_feed_delivery_seconds                         commit in Redis -> event written
+    fm_session_feed_closed_total{reason}                     feeds the server ended: deleted,
+                                                             shutdown, slow_reader
 
 With one process, the default registry adds `process_*` (CPU, memory, file
 descriptors) and `python_*`; with several workers, `process_*` is the sum over
@@ -31,6 +37,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -38,6 +45,7 @@ from prometheus_client import (
 from redis.exceptions import RedisError
 
 from session_service import errors
+from session_service.domain.events import EVENT_KINDS
 from session_service.domain.models import Role
 from session_service.observability.process import WorkersProcessCollector
 
@@ -79,6 +87,24 @@ CLEANUP_RUNS = Counter(
     "Background cleanup runs (one per CLEANUP_INTERVAL_SECONDS across every process)",
 )
 
+FEED_WATCHERS = Gauge(
+    "fm_session_feed_watchers",
+    "Open change feeds (streams and waiting header-only polls)",
+    multiprocess_mode="livesum",
+)
+FEED_EVENTS = Counter(
+    "fm_session_feed_events_sent_total", "Change feed events written to clients", ["kind"]
+)
+FEED_DELIVERY = Histogram(
+    "fm_session_feed_delivery_seconds",
+    "From a change's commit in Redis (Redis time) to the write of its event to the socket",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+FEED_CLOSED = Counter(
+    "fm_session_feed_closed_total", "Change feeds the server ended, by reason", ["reason"]
+)
+FEED_CLOSE_REASONS = ("deleted", "shutdown", "slow_reader")
+
 #: Every value the domain counters' labels can take.
 SESSION_EVENTS = ("created", "resumed", "expired", "deleted", "evicted")
 MESSAGE_ROLES: tuple[str, ...] = get_args(Role)
@@ -102,6 +128,10 @@ def _export_at_zero() -> None:
         MESSAGES.labels(role)
     for operation in set(REPLAY_OPERATIONS.values()):
         REPLAYS.labels(operation)
+    for kind in EVENT_KINDS:
+        FEED_EVENTS.labels(kind)
+    for reason in FEED_CLOSE_REASONS:
+        FEED_CLOSED.labels(reason)
 
 
 def count_replay(script: str, reply: Any) -> None:

@@ -6,6 +6,7 @@ arguments, stored encodings, fingerprints) stays inside.
 """
 
 from session_service.store.errors import translate
+from session_service.store.feed import FeedHub
 from session_service.store.records import (
     UNSET,
     Appended,
@@ -19,12 +20,14 @@ from session_service.store.records import (
     Unset,
 )
 from session_service.store.sessions import SessionStore
+from session_service.store.watch import Watcher
 
 __all__ = [
     "UNSET",
     "Appended",
     "AppendedBatch",
     "CreateResult",
+    "FeedHub",
     "Limits",
     "NewMessage",
     "NewSession",
@@ -32,5 +35,6 @@ __all__ = [
     "SessionStore",
     "Tagged",
     "Unset",
+    "Watcher",
     "translate",
 ]

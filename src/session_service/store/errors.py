@@ -26,6 +26,7 @@ _SCRIPT_ERRORS: dict[str, type[errors.ServiceError]] = {
     "summary_out_of_order": errors.SummaryOutOfOrder,
     "unknown_message": errors.UnknownMessage,
     "message_not_found": errors.MessageNotFound,
+    "too_many_watchers": errors.TooManyWatchers,
 }
 
 

@@ -30,6 +30,8 @@ another user's id as a prefix of the whole tag)::
     P:lease:<name>       string  a lease held by one process (the background cleanup)
     P:{U}:w:<walk>       zset    one search walk's matches, sid -> last activity (ms)
     P:{U}:ws             zset    the user's search walks, walk id -> scan completed (ms)
+    P:{U}:v              zset    the user's open watchers (change feed), id -> lease end (ms)
+    P:feed               channel change notifications of every user (lib.lua's notify)
 
 Every key of a user carries the same hash tag ``{U}``, so all of them live in
 one Cluster slot and every script or transaction touches one slot. Lua scripts
@@ -71,6 +73,8 @@ TOOL_CALLS = "t:"
 SUMMARIES = "y:"
 SEARCH_SNAPSHOT = "w:"
 SEARCH_SNAPSHOTS = "ws"
+WATCHERS = "v"
+FEED = "feed"
 
 #: Every key a session owns, by suffix: what expires with it, and what deleting it removes.
 SESSION_KEYS: tuple[str, ...] = (
@@ -112,6 +116,7 @@ _LUA_KEY_NAMES: dict[str, str] = {
     "SUMMARIES": SUMMARIES,
     "SNAPSHOT": SEARCH_SNAPSHOT,
     "SNAPSHOTS": SEARCH_SNAPSHOTS,
+    "WATCHERS": WATCHERS,
 }
 
 
@@ -213,6 +218,10 @@ class Keys:
 
     def rate(self, user_id: str, minute: int) -> str:
         return f"{self.base(user_id)}{RATE}{minute}"
+
+    def feed_channel(self) -> str:
+        """The one channel every notification of this prefix goes to (lib.lua builds it too)."""
+        return f"{self.prefix}:{FEED}"
 
     def lease(self, name: str) -> str:
         """A process-wide key of no user, so outside every user's tag and SCAN pattern."""

@@ -423,3 +423,20 @@ class RewindSwapArgs(ScriptArgs):
     generation: str
     to: int  # the last message seq kept: summaries covering at most it survive
     counters: Pairs  # the kept part's, as for ForkArgs
+
+
+@dataclass(frozen=True, slots=True)
+class FeedArgs(ScriptArgs):
+    script = "feed"
+    sid: str
+    after: int  # the watcher's cursor (message seq), 0 for none
+    limit: int  # messages to read after it; 0: none, only the rewind check
+
+
+@dataclass(frozen=True, slots=True)
+class WatchArgs(ScriptArgs):
+    script = "watch"
+    op: str  # 'open', 'renew' or 'close'
+    lease_ms: int
+    max_watchers: int  # MAX_WATCHERS_PER_USER
+    ids: tuple[str, ...]

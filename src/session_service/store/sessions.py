@@ -13,6 +13,7 @@ from session_service.store.agents import AgentStore
 from session_service.store.base import StoreBase
 from session_service.store.branches import BranchOps
 from session_service.store.cases import CaseOps
+from session_service.store.feed_reads import FeedOps
 from session_service.store.lifecycle import SessionOps
 from session_service.store.maintenance import MaintenanceOps
 from session_service.store.messages import EXPORT_CHUNK, MessageOps
@@ -70,5 +71,6 @@ class SessionStore(
     AgentStore,
     MaintenanceOps,
     BranchOps,
+    FeedOps,
 ):
     """Every operation of the store; the API only ever sees this class."""

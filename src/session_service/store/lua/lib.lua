@@ -62,6 +62,26 @@ local function hex(s)
 end
 local function k_client(ci) return base .. K_CLIENT .. hex(ci) end
 
+-- THE CHANGE FEED (issue 24). Every write a watcher of the session must see
+-- (anything that touches its ETags, a case link, its deletion) publishes one
+-- notification on the prefix's feed channel, in the same atomic step as the write.
+-- It only wakes watchers, which then re-read the stored state: it carries no data,
+-- just "<user tag> <sid> <kind> <Redis time in µs>" (kind 'w' a write, 'k' the linked
+-- cases). PUBLISH, not SPUBLISH: it reaches a subscriber on any node of a Cluster, a
+-- Sentinel master's replicas, and a standalone server alike.
+local FEED_CHANNEL = string.match(base, '^(.*):{') .. ':feed'
+local FEED_TAG = string.match(base, '{([^}]*)}')
+local notified = {}
+local function notify(sid, kind)
+  kind = kind or 'w'
+  if notified[sid] == kind then return end
+  notified[sid] = kind
+  local t = redis.call('TIME')
+  redis.call('PUBLISH', FEED_CHANNEL,
+    FEED_TAG .. ' ' .. sid .. ' ' .. kind .. ' ' .. t[1] .. string.format('%06d', tonumber(t[2])))
+end
+
+
 -- Give every key of a session the same deadline (ea = 0 keeps them forever)
 -- and record it in the user's expiry index, which is what reads trust.
 local function expire_all(sid, ea, ci)
@@ -106,6 +126,7 @@ local function forget_messages(sid)
 end
 
 local function drop_session(sid)
+  notify(sid)
   forget_messages(sid)
   local ci = redis.call('HGET', k_session(sid), 'ci')
   if ci and redis.call('GET', k_client(ci)) == sid then redis.call('DEL', k_client(ci)) end
@@ -163,7 +184,10 @@ local function evict_oldest(need, max)
 end
 
 -- Versions behind the ETags (see the rules at the top).
-local function touch_session(sid) redis.call('HINCRBY', k_session(sid), 'ev', 1) end
+local function touch_session(sid)
+  redis.call('HINCRBY', k_session(sid), 'ev', 1)
+  notify(sid)
+end
 
 local function touch_messages(sid)
   redis.call('HINCRBY', k_session(sid), 'mv', 1)
@@ -397,6 +421,7 @@ local function finish_append(sid, s, added, last, ts, now, by_role, tokens, titl
   fields[#fields + 1] = 'mv'; fields[#fields + 1] = I(mv)
   fields[#fields + 1] = 'ev'; fields[#fields + 1] = I(tonumber(s.ev or '0') + 1)
   redis.call('HSET', k_session(sid), unpack(fields))
+  notify(sid)  -- touch_session folded in: wake the change feed's watchers
   count_more(sid, count, added)
   redis.call('ZADD', k_status(st), I(now), sid)
   if idem ~= '' then

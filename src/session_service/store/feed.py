@@ -1,0 +1,229 @@
+"""The worker's side of the change feed: one subscription that wakes every watcher.
+
+Every writing script publishes a notification on the prefix's feed channel in the
+same atomic step as its write (lib.lua's `notify`). Each worker holds exactly one
+subscription to that channel, on a connection of its own, and wakes the watchers
+of the session a notification names; no watcher holds a Redis connection.
+
+Notifications only wake: a watcher re-reads the stored state after its cursor
+(watch.py). When the subscription drops (a failover, a restart, a network fault)
+every watcher is woken again once it is back, so anything committed while no
+notification could arrive is read then; nothing is lost, at worst delayed.
+
+Bounds: MAX_WATCHERS_PER_USER across every worker and instance (a lease per watcher
+in the user's `v` set, renewed every heartbeat) and MAX_WATCHERS_PER_WORKER here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import secrets
+from collections import defaultdict
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from session_service import errors
+from session_service.domain.events import FeedEvent
+from session_service.store.connection.subscriber import subscriber
+from session_service.store.feed_reads import FeedOps
+from session_service.store.keys import encode_user
+from session_service.store.watch import Watcher
+
+logger = logging.getLogger("session_service.store")
+
+#: An idle subscription sends PING this often, and is given up when the PONG is this late.
+PING_SECONDS = 5.0
+
+
+class FeedHub:
+    """Every watcher of one worker, and the one subscription that wakes them."""
+
+    def __init__(
+        self,
+        store: FeedOps,
+        *,
+        heartbeat: float,
+        max_per_user: int,
+        max_per_worker: int,
+    ) -> None:
+        self.store = store
+        self.heartbeat = heartbeat
+        self.max_per_user = max_per_user
+        self.max_per_worker = max_per_worker
+        # A lease outlives three missed renewals: a crashed worker's slots lapse by themselves.
+        self.lease_ms = int((3 * heartbeat + 5) * 1000)
+        self.channel = store.keys.feed_channel()
+        self.closing = False
+        self.subscribed = asyncio.Event()
+        self._by_session: dict[str, set[Watcher]] = defaultdict(set)
+        self._count = 0
+        self._ids = itertools.count(1)
+        self._prefix = secrets.token_hex(6)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._connection: Any = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._subscribe_forever()),
+            asyncio.create_task(self._renew_forever()),
+        ]
+
+    async def close(self) -> None:
+        self.shutdown()
+        for task in self._tasks:
+            task.cancel()
+        if self._connection is not None:
+            # A read in progress may not notice the cancellation (_raise_if_cancelled):
+            # closing its connection ends it at once.
+            with contextlib.suppress(Exception):
+                await self._connection.disconnect(nowait=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def shutdown(self) -> None:
+        """A graceful shutdown began: every feed ends now (with a retry hint) and no
+        new one opens, so clients reconnect to another instance."""
+        self.closing = True
+        for watchers in self._by_session.values():
+            for watcher in watchers:
+                watcher.wake()
+
+    async def watch(
+        self, user_id: str, session_id: str, after: int | None, if_none_match: str | None
+    ) -> tuple[Watcher, list[FeedEvent]]:
+        """A new watcher and the events its feed opens with.
+
+        The order answers for the guarantees: the watcher is registered before its
+        first read (a change in between wakes it), the session is read before a slot
+        is taken (another user's session is a 404, never a 429).
+        """
+        if self.closing or self._count >= self.max_per_worker:
+            raise errors.FeedUnavailable()
+        key = f"{encode_user(user_id)} {session_id}"
+        slot = f"{self._prefix}.{os.getpid()}.{next(self._ids)}"
+        watcher = Watcher(self.store, user_id, session_id, key, slot)
+        self._by_session[key].add(watcher)
+        self._count += 1
+        try:
+            events = await watcher.open(after, if_none_match)
+            await self.store.watchers(user_id, "open", [slot], self.lease_ms, self.max_per_user)
+        except BaseException:
+            self._forget(watcher)
+            raise
+        return watcher, events
+
+    async def release(self, watcher: Watcher) -> None:
+        """The feed ended: free its slot (best effort: an unfreed one lapses with its lease)."""
+        self._forget(watcher)
+        with contextlib.suppress(RedisError, errors.ServiceError):
+            await self.store.watchers(
+                watcher.user_id, "close", [watcher.slot], self.lease_ms, self.max_per_user
+            )
+
+    def _forget(self, watcher: Watcher) -> None:
+        watchers = self._by_session.get(watcher.key)
+        if watchers is None or watcher not in watchers:
+            return
+        watchers.discard(watcher)
+        self._count -= 1
+        if not watchers:
+            del self._by_session[watcher.key]
+
+    def dispatch(self, payload: str) -> None:
+        """One notification: `<user tag> <sid> <kind> <Redis time in µs>`."""
+        tag, _, rest = payload.partition(" ")
+        sid, _, rest = rest.partition(" ")
+        watchers = self._by_session.get(f"{tag} {sid}")
+        if not watchers:
+            return
+        kind, _, micros = rest.partition(" ")
+        committed_at = int(micros) / 1e6 if micros.isdigit() else None
+        for watcher in watchers:
+            watcher.wake(committed_at, cases=kind == "k")
+
+    def _wake_all(self) -> None:
+        for watchers in self._by_session.values():
+            for watcher in watchers:
+                watcher.wake()
+
+    async def _subscribe_forever(self) -> None:
+        attempt = 0
+        while True:
+            connection: Any = None
+            try:
+                connection = self._connection = await subscriber(self.store.client, attempt)
+                await connection.connect()
+                await connection.send_command("SUBSCRIBE", self.channel)
+                reply = await connection.read_response(push_request=True)
+                if not isinstance(reply, list) or reply[:1] != ["subscribe"]:
+                    raise RedisError(f"SUBSCRIBE answered {reply!r}")
+                attempt = 0
+                self.subscribed.set()
+                # Whatever was committed while no notification could arrive is read now.
+                self._wake_all()
+                await self._listen(connection)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                if self.subscribed.is_set() or attempt == 0:
+                    logger.warning(
+                        "change feed subscription lost (%s); watchers resume from their "
+                        "last id once it is back",
+                        type(exc).__name__,
+                    )
+            finally:
+                self.subscribed.clear()
+                self._connection = None
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await connection.disconnect()
+            _raise_if_cancelled()
+            attempt += 1
+            await asyncio.sleep(min(0.05 * 2 ** min(attempt, 5), 1.0))
+
+    async def _listen(self, connection: Any) -> None:
+        pinged = False
+        while True:
+            # Messages are RESP3 pushes; a PONG is a plain reply. Either shows it is alive.
+            message = await connection.read_response(timeout=PING_SECONDS, push_request=True)
+            _raise_if_cancelled()
+            if message is None:
+                if pinged:
+                    raise RedisError("the feed subscription stopped answering")
+                await connection.send_command("PING")
+                pinged = True
+                continue
+            pinged = False
+            if isinstance(message, list) and message[0] == "message":
+                self.dispatch(message[2])
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            by_user: dict[str, list[str]] = defaultdict(list)
+            for watchers in self._by_session.values():
+                for watcher in watchers:
+                    by_user[watcher.user_id].append(watcher.slot)
+            for user_id, slots in by_user.items():
+                try:
+                    await self.store.watchers(
+                        user_id, "renew", slots, self.lease_ms, self.max_per_user
+                    )
+                except (RedisError, errors.ServiceError) as exc:
+                    logger.debug("watcher lease renewal failed: %s", type(exc).__name__)
+
+
+def _raise_if_cancelled() -> None:
+    """redis-py reads under asyncio.timeout, which on Python 3.11 can turn a cancellation
+    that meets its own deadline into a plain timeout (a None answer): the task then
+    keeps going although it was cancelled. Honour the pending cancellation here."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
