@@ -171,7 +171,7 @@ class FeedHub:
                 await self._listen(connection)
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except Exception as exc:  # any failure: the feed must come back, never die
                 if self.subscribed.is_set() or attempt == 0:
                     logger.warning(
                         "change feed subscription lost (%s); watchers resume from their "

@@ -27,7 +27,8 @@ async def subscriber(client: RedisClient, attempt: int) -> Any:
         await client.initialize()
         nodes = client.get_nodes()
         node = nodes[attempt % len(nodes)]
-        return node.connection_class(host=node.host, port=node.port, **node.connection_kwargs)
+        # A node's connection settings already name its host and port.
+        return node.connection_class(**node.connection_kwargs)
     pool = client.connection_pool
     if isinstance(pool, SentinelConnectionPool):
         host, port = await pool.sentinel_manager.discover_master(pool.service_name)
