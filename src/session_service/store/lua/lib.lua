@@ -10,6 +10,9 @@
 --     summary) calls touch_messages(sid) instead; it touches the session too.
 --   * A write that changes nothing (idempotent replay, re-archive) calls
 --     neither: the same state keeps the same ETag.
+--   * touch_session wakes the session's watchers (notify, the change feed). A
+--     script that folds the 'ev'/'mv' increments into its own HSET instead of
+--     calling touch_* (append, heartbeat) calls notify(sid) itself.
 --   * A conditional write takes the caller's If-Match as one ARGV (prepared
 --     by the store: '' none, '*' exists, else space-separated quoted tags)
 --     and, right after its 404 check and before any 409/422, does
