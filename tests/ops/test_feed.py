@@ -236,6 +236,7 @@ def test_shutdown_ends_every_stream_with_a_retry_hint(
     clean: sync_redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
     service = ServiceProcess(tmp_path, "serve", REDIS_URL=redis_url).start(timeout=120)
+    watch: Watch | None = None
     try:
         sid = new_session(api(service.url))
         watch = Watch(service.url, sid)
@@ -249,6 +250,8 @@ def test_shutdown_ends_every_stream_with_a_retry_hint(
         assert tail[1].data == 1000
         assert service.wait(60) == 0
     finally:
+        if watch is not None:
+            watch.close()
         service.stop()
 
 
