@@ -136,3 +136,26 @@ def _stored_ids(client: httpx.Client, sid: str) -> list[str]:
         if not body["has_more"]:
             return ids
         params["after"] = ids[-1]
+
+
+async def test_reads_of_watchers_woken_together_share_a_pipeline(app: httpx.AsyncClient) -> None:
+    """The hub's batched reads answer what each read alone would, across users (on
+    Cluster: across slots and nodes), and a gone session reads as None."""
+    store = app.app.state.store  # type: ignore[attr-defined]
+    reads = []
+    for index in range(6):
+        owner = f"user-{index}"
+        sid = (await create_session(app, owner))["session_id"]
+        for content in ("a", "b", "c"):
+            appended = await app.post(
+                f"/api/v1/sessions/{sid}/messages", json={"role": "user", "content": content},
+                headers=user(owner),
+            )  # fmt: skip
+            assert appended.status_code == 201, appended.text
+        reads.append((owner, sid, index % 3, 100))
+    reads.append(("user-0", "sess_" + "0" * 32, 0, 100))
+    together = await store.feed_states(reads)
+    alone = [await store.feed_state(*read) for read in reads]
+    assert together == alone
+    assert together[-1] is None
+    assert [len(state.messages) for state in together[:-1]] == [3, 2, 1, 3, 2, 1]

@@ -23,6 +23,7 @@ import logging
 import os
 import secrets
 from collections import defaultdict
+from collections.abc import Awaitable
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -30,7 +31,7 @@ from redis.exceptions import RedisError
 from session_service import errors
 from session_service.domain.events import FeedEvent
 from session_service.store.connection.subscriber import subscriber
-from session_service.store.feed_reads import FeedOps
+from session_service.store.feed_reads import FeedOps, FeedState
 from session_service.store.keys import encode_user
 from session_service.store.watch import Watcher
 
@@ -66,6 +67,8 @@ class FeedHub:
         self._prefix = secrets.token_hex(6)
         self._tasks: list[asyncio.Task[None]] = []
         self._connection: Any = None
+        self._flushes: set[asyncio.Future[None]] = set()
+        self._reads: list[tuple[tuple[str, str, int, int], asyncio.Future[FeedState | None]]] = []
 
     def __len__(self) -> int:
         return self._count
@@ -108,7 +111,7 @@ class FeedHub:
             raise errors.FeedUnavailable()
         key = f"{encode_user(user_id)} {session_id}"
         slot = f"{self._prefix}.{os.getpid()}.{next(self._ids)}"
-        watcher = Watcher(self.store, user_id, session_id, key, slot)
+        watcher = Watcher(self.store, user_id, session_id, key, slot, self.read)
         self._by_session[key].add(watcher)
         self._count += 1
         try:
@@ -118,6 +121,38 @@ class FeedHub:
             self._forget(watcher)
             raise
         return watcher, events
+
+    def read(
+        self, user_id: str, session_id: str, after: int, limit: int
+    ) -> asyncio.Future[FeedState | None]:
+        """A watcher's read, sent with those of every watcher woken in the same turn of
+        the event loop: one notification burst, one round trip."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[FeedState | None] = loop.create_future()
+        if not self._reads:
+            loop.call_soon(lambda: self._track(asyncio.ensure_future(self._send_reads())))
+        self._reads.append(((user_id, session_id, after, limit), future))
+        return future
+
+    def _track(self, task: asyncio.Future[None]) -> None:
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _send_reads(self) -> None:
+        reads, self._reads = self._reads, []
+        if len(reads) == 1:
+            ((request, future),) = reads
+            await _settle(future, self.store.feed_state(*request))
+            return
+        try:
+            states = await self.store.feed_states([request for request, _ in reads])
+        except Exception as exc:  # the pipeline as a whole failed: each alone says why
+            states = [exc] * len(reads)
+        for (request, future), state in zip(reads, states, strict=True):
+            if isinstance(state, Exception):
+                await _settle(future, self.store.feed_state(*request))
+            elif not future.done():
+                future.set_result(state)
 
     async def release(self, watcher: Watcher) -> None:
         """The feed ended: free its slot (best effort: an unfreed one lapses with its lease)."""
@@ -218,6 +253,19 @@ class FeedHub:
                     )
                 except (RedisError, errors.ServiceError) as exc:
                     logger.debug("watcher lease renewal failed: %s", type(exc).__name__)
+
+
+async def _settle(
+    future: asyncio.Future[FeedState | None], read: Awaitable[FeedState | None]
+) -> None:
+    try:
+        state = await read
+    except Exception as exc:
+        if not future.done():
+            future.set_exception(exc)
+        return
+    if not future.done():
+        future.set_result(state)
 
 
 def _raise_if_cancelled() -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 from session_service.store.base import StoreBase, ok
 from session_service.store.codec import message_from_entry, pairs, summary_from_entry
 from session_service.store.lifecycle import _tagged
@@ -39,18 +41,33 @@ class FeedOps(StoreBase):
         None once the session is gone."""
         args = FeedArgs(sid=session_id, after=after, limit=limit)
         reply = await self._read(self.scripts.feed, user_id, args)
-        if not reply:
-            return None
-        flat, kept, entries = reply
-        fields = pairs(flat)
-        return FeedState(
-            session=_tagged(session_id, user_id, fields),
-            kept=int(kept),
-            messages=[message_from_entry(i, f) for i, f in entries[:limit]],
-            more=len(entries) > limit,
-            latest_summary=int(fields.get("sy") or 0),
-            expires_at_ms=int(fields.get("ea") or 0),
-        )
+        return _state(user_id, session_id, limit, reply)
+
+    async def feed_states(
+        self, reads: list[tuple[str, str, int, int]]
+    ) -> list[FeedState | Exception | None]:
+        """Several watchers' `feed_state` reads, (user, session, after, limit) each, in
+        one round trip: a pipeline of feed.lua calls. An entry whose call failed (a
+        script cache lost in a failover, a slot moving) answers its exception; the
+        caller reads it again alone."""
+        replies = await self._feed_pipeline(reads)
+        if any(isinstance(reply, NoScriptError) for reply in replies):
+            # A server that lost its script cache (a restart, a failover): load it once.
+            await self.client.script_load(self.scripts.feed.source)
+            replies = await self._feed_pipeline(reads)
+        return [
+            reply if isinstance(reply, Exception) else _state(user_id, sid, limit, reply)
+            for (user_id, sid, _, limit), reply in zip(reads, replies, strict=True)
+        ]
+
+    async def _feed_pipeline(self, reads: list[tuple[str, str, int, int]]) -> list[Any]:
+        script = self.scripts.feed
+        pipe = self.client.pipeline(transaction=False)
+        for user_id, session_id, after, limit in reads:
+            argv = script.argv(FeedArgs(sid=session_id, after=after, limit=limit))
+            pipe.evalsha(script.sha, 1, self.keys.base(user_id), *argv)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
 
     async def summaries_after(
         self, user_id: str, session_id: str, after: int, limit: int
@@ -68,3 +85,18 @@ class FeedOps(StoreBase):
         past `max_watchers` raises TooManyWatchers."""
         args = WatchArgs(op=op, lease_ms=lease_ms, max_watchers=max_watchers, ids=tuple(ids))
         ok(await self._read(self.scripts.watch, user_id, args))
+
+
+def _state(user_id: str, session_id: str, limit: int, reply: Any) -> FeedState | None:
+    if not reply:
+        return None
+    flat, kept, entries = reply
+    fields = pairs(flat)
+    return FeedState(
+        session=_tagged(session_id, user_id, fields),
+        kept=int(kept),
+        messages=[message_from_entry(i, f) for i, f in entries[:limit]],
+        more=len(entries) > limit,
+        latest_summary=int(fields.get("sy") or 0),
+        expires_at_ms=int(fields.get("ea") or 0),
+    )

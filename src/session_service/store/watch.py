@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from session_service import errors
@@ -19,6 +20,10 @@ from session_service.domain.ids import message_id, message_seq
 
 if TYPE_CHECKING:
     from session_service.store.feed_reads import FeedOps, FeedState
+
+#: How a watcher reads (user, session, after, limit): the store's `feed_state`, or the
+#: hub's batcher, which shares one round trip among the watchers woken together.
+Reader = Callable[[str, str, int, int], Awaitable["FeedState | None"]]
 
 #: Messages (and summaries) read per wake; a longer backlog takes several reads, each
 #: sent before the next is read, so a watcher never holds more than one page.
@@ -41,6 +46,7 @@ class Watcher:
         "etag",
         "gone",
         "key",
+        "read",
         "session_id",
         "slot",
         "store",
@@ -48,8 +54,17 @@ class Watcher:
         "user_id",
     )
 
-    def __init__(self, store: FeedOps, user_id: str, session_id: str, key: str, slot: str):
+    def __init__(
+        self,
+        store: FeedOps,
+        user_id: str,
+        session_id: str,
+        key: str,
+        slot: str,
+        read: Reader | None = None,
+    ) -> None:
         self.store = store
+        self.read: Reader = read or store.feed_state
         self.user_id = user_id
         self.session_id = session_id
         self.key = key
@@ -102,7 +117,7 @@ class Watcher:
         """Read the stored state after the cursor and answer what changed since."""
         since, cases = self._since, self._cases
         self._since, self._cases = None, False
-        state = await self.store.feed_state(self.user_id, self.session_id, self.cursor, PAGE)
+        state = await self.read(self.user_id, self.session_id, self.cursor, PAGE)
         if state is None:
             self.gone = True
             return [FeedEvent("deleted", {"session_id": self.session_id}, committed_at=since)]
