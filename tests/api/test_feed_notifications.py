@@ -47,6 +47,11 @@ WRITES: dict[str, Write] = {
     "append": lambda c, s, m: _post(
         c, f"/api/v1/sessions/{s}/messages", {"role": "user", "content": "x"}
     ),
+    "append batch": lambda c, s, m: _post(
+        c,
+        f"/api/v1/sessions/{s}/messages/batch",
+        {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]},
+    ),
     "update": lambda c, s, m: c.patch(f"/api/v1/sessions/{s}", json={"title": "t"}, headers=user()),
     "heartbeat": lambda c, s, m: _post(c, f"/api/v1/sessions/{s}/heartbeat"),
     "summary": lambda c, s, m: _post(

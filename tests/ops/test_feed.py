@@ -116,6 +116,19 @@ def test_every_event_kind_streams_as_it_happens(server: Served) -> None:
         after = append(client, sid, "after the rewind")
         assert watch.take({"message"}, 1)[0].data == after
 
+        batch = client.post(
+            f"/api/v1/sessions/{sid}/messages/batch",
+            json={
+                "messages": [
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": "a"},
+                ]
+            },
+        )
+        assert batch.status_code == 201, batch.text
+        got = watch.take({"message"}, 2)
+        assert [e.data for e in got] == batch.json()["messages"]
+
         assert client.delete(f"/api/v1/sessions/{sid}").status_code == 204
         assert watch.take({"deleted"}, 1)[0].data == {"session_id": sid}
         assert watch.next() is None  # the stream ended
