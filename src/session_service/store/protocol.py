@@ -425,7 +425,7 @@ class RewindSwapArgs(ScriptArgs):
     counters: Pairs  # the kept part's, as for ForkArgs
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FeedArgs(ScriptArgs):
     script = "feed"
     sid: str
@@ -433,7 +433,7 @@ class FeedArgs(ScriptArgs):
     limit: int  # messages to read after it; 0: none, only the rewind check
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WatchArgs(ScriptArgs):
     script = "watch"
     op: str  # 'open', 'renew' or 'close'
