@@ -125,10 +125,22 @@ async def test_error_answers_are_counted_by_their_code(client: httpx.AsyncClient
     route = "/api/v1/sessions/{session_id}"
     unknown = "/api/v1/sessions/sess_0000000000000000"
     expected = [
-        ({"route": route, "status": "404", "code": "session_not_found"}, unknown, user()),
+        (
+            {"method": "GET", "route": route, "status": "404", "code": "session_not_found"},
+            unknown,
+            user(),
+        ),
         # The guard answers before routing: the route is not known yet.
-        ({"route": "unmatched", "status": "401", "code": "missing_user_id"}, unknown, {}),
-        ({"route": "unmatched", "status": "404", "code": "not_found"}, "/nowhere", {}),
+        (
+            {"method": "GET", "route": "unmatched", "status": "401", "code": "missing_user_id"},
+            unknown,
+            {},
+        ),
+        (
+            {"method": "GET", "route": "unmatched", "status": "404", "code": "not_found"},
+            "/nowhere",
+            {},
+        ),
     ]
     before = await scrape(client)
     for _, path, headers in expected:
@@ -145,6 +157,7 @@ async def test_error_answers_are_counted_by_their_code(client: httpx.AsyncClient
         assert sample(after, name, **labels) == sample(before, name, **labels) + 1, labels
     # The route too: another test of the process may have answered a 422 elsewhere.
     labels = {
+        "method": "POST",
         "route": "/api/v1/sessions/{session_id}/messages",
         "status": "422",
         "code": "validation_error",
