@@ -28,7 +28,7 @@ from tests.model.workload import LONG_TIMEOUT_MINUTES, NO_MESSAGE, msg_seq
 
 #: Stages of a rewind or fork copy expire by themselves after this long (STAGING_TTL_MS).
 STAGING_TTL_MS = 600_000
-SESSION_KEYED = frozenset("smiktyg")
+SESSION_KEYED = frozenset("smiktygo")
 TTL_KEYS = ("q:", "r:", "w:", "ws")
 ERASE_KEYS = ("e", "es", "el")
 STATUSES = ("active", "in_progress", "completed", "abandoned", "archived")
@@ -686,7 +686,8 @@ def _orphan(facts: Facts, final: FinalState, user: str, rest: str, info: KeyInfo
     """Why the key should not exist ('' when a rule of the layout explains it)."""
     live = final.sessions[user]
     if rest[1:2] == ":" and rest[:1] in SESSION_KEYED:
-        staged = rest[:1] in "mty" and 0 < info.pttl <= STAGING_TTL_MS
+        # A copy in progress: its staging keys and its owner marker (`o:`).
+        staged = rest[:1] in "mtyigo" and 0 < info.pttl <= STAGING_TTL_MS
         return "" if rest[2:] in live or staged else f"no live session owns it (pttl {info.pttl})"
     if rest.startswith("c:"):
         fs = live.get(info.value or "")

@@ -6,6 +6,8 @@
   readable is listed, counted against the session limit and found by delete-all.
 - A fork published while an erase runs does not outlive the erase with the
   erased content.
+- The erase's stray sweep keeps the copy in progress (fork or staged rewind) of a
+  session it spares, and deletes the copy of a session it drops.
 
 The erase is paused or interrupted between two of its own script calls: the
 script runs for real on the real server; the pause only holds the caller, as a
@@ -24,8 +26,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from session_service.store import account, erasure
-from session_service.store.keys import Keys
+from session_service.store import account, branches, erasure
+from session_service.store.keys import COPY_OWNER, Keys
 from tests.conftest import ClientFactory, create_session, user
 
 API = "/api/v1/sessions"
@@ -254,3 +256,97 @@ async def test_sessions_an_interrupted_erase_left_still_expire(
         # Every expired one frees its place under the limit.
         for _ in range(250):
             assert (await client.post(API, json={}, headers=h)).status_code == 201
+
+
+# ---- copies in progress when an erase sweeps its strays -----------------------------
+
+
+class _Paused:
+    """Hooks that hold a copy (fork or staged rewind) after its slices, and an erase
+    before its stray sweep, until the test releases each."""
+
+    def __init__(self, store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.copied, self.publish, self.sweep = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self.sliced = asyncio.Event()  # the erase's first slice ran: its cutoff is fixed
+        copy, scan = branches._copy, store._scan
+
+        async def after_a_slice(runs: int) -> None:
+            self.sliced.set()
+
+        async def copy_then_wait(*args: Any) -> Any:
+            result = await copy(*args)
+            self.copied.set()
+            await self.publish.wait()
+            return result
+
+        async def scan_when_told(pattern: str) -> Any:
+            await self.sweep.wait()
+            async for key in scan(pattern):
+                yield key
+
+        monkeypatch.setattr(branches, "_copy", copy_then_wait)
+        monkeypatch.setattr(store, "_scan", scan_when_told)
+        monkeypatch.setattr(store.scripts, "erase", Held(store.scripts.erase, after_a_slice))
+
+
+async def _copy_owners(redis: Redis, user_id: str) -> dict[str, str]:
+    """Staging id -> the session its copy belongs to, for every copy marker of a user."""
+    prefix = KEYS.base(user_id) + COPY_OWNER
+    return {
+        key[len(prefix) :]: await redis.get(key)
+        async for key in redis.scan_iter(match=prefix + "*")
+    }
+
+
+async def test_an_erase_spares_a_concurrent_fork_of_a_session_it_spares(
+    make_client: ClientFactory, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with make_client() as client:
+        paused = _Paused(client.app.state.store, monkeypatch)  # type: ignore[attr-defined]
+        h = user("spared")
+        erase = asyncio.ensure_future(client.delete(erase_url("spared"), headers=ADMIN))
+        await paused.sliced.wait()  # the erase fixed its cutoff, dropped nothing, waits to sweep
+        source = (await create_session(client, "spared"))["session_id"]
+        for content in ("a", "b", "c"):
+            message = {"role": "user", "content": content}
+            response = await client.post(f"{API}/{source}/messages", json=message, headers=h)
+            assert response.status_code == 201, response.text
+        fork = asyncio.ensure_future(client.post(f"{API}/{source}/fork", json={}, headers=h))
+        await paused.copied.wait()
+        assert list((await _copy_owners(redis, "spared")).values()) == [source]
+        paused.sweep.set()
+        assert (await erase).status_code == 200
+        paused.publish.set()
+        forked = await fork
+        assert forked.status_code == 201, forked.text
+        fork_id = forked.json()["session_id"]
+        page = await client.get(f"{API}/{fork_id}/messages", headers=h)
+        assert [m["content"] for m in page.json()["messages"]] == ["a", "b", "c"]
+        assert forked.json()["message_count"] == 3
+        assert await _copy_owners(redis, "spared") == {}  # published: the marker is gone
+
+
+async def test_an_erase_deletes_a_concurrent_rewinds_copy_of_a_session_it_drops(
+    make_client: ClientFactory, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(branches, "INLINE_MAX", 1)  # the rewind below is staged
+    async with make_client() as client:
+        paused = _Paused(client.app.state.store, monkeypatch)  # type: ignore[attr-defined]
+        h = user("dropped")
+        sid = (await create_session(client, "dropped"))["session_id"]
+        for content in ("secret 1", "secret 2", "secret 3", "secret 4"):
+            message = {"role": "user", "content": content}
+            response = await client.post(f"{API}/{sid}/messages", json=message, headers=h)
+            assert response.status_code == 201, response.text
+        body = {"to_message_id": "msg_0000000002"}
+        rewind = asyncio.ensure_future(client.post(f"{API}/{sid}/rewind", json=body, headers=h))
+        await paused.copied.wait()  # the kept part is staged under a staging id
+        assert list((await _copy_owners(redis, "dropped")).values()) == [sid]
+        paused.sweep.set()
+        assert (await client.delete(erase_url("dropped"), headers=ADMIN)).status_code == 200
+        # The copy held messages written before the erase: it went with its session.
+        assert [k async for k in redis.scan_iter(match=KEYS.user_pattern("dropped"))] == []
+        paused.publish.set()
+        answered = await rewind
+        assert answered.status_code == 404, answered.text
+        assert [k async for k in redis.scan_iter(match=KEYS.user_pattern("dropped"))] == []

@@ -41,7 +41,7 @@ TOOL_CALL_IDS = ["*", "{x}:y", "a:1", "]]", "'--", "%s", "t" * 128]
 META_KEYS = ["a:b", "{x}", "*", "m:", "x:", "\u0000", "s:sess_", "ключ", "k" * 128]
 CASE_IDS = ["a:b:c", "..", "_x_", "fms:x", "c" * 128]
 SESSION_SUFFIX = re.compile(
-    r"(?:[smiktyg]:sess_[0-9a-f]{32}"
+    r"(?:[smiktygo]:sess_[0-9a-f]{32}"
     r"|c:[0-9a-f]+"
     r"|x"
     r"|[nu]"

@@ -9,7 +9,10 @@
    stopped half-way (the next erase finishes the job).
 2. A SCAN of the user's tag finds what no index names (create idempotency
    records, rate counters, leftovers), and `erase_strays.lua` deletes each key
-   that belongs to no live session, in batches of `STRAY_BATCH`.
+   that belongs to no live session, in batches of `STRAY_BATCH`. A fork's or a
+   staged rewind's copy in progress has no session yet: it is kept when the
+   session it copies (named by its `o:` marker, `keys.COPY_OWNER`) is one the
+   erase spares, created after the cutoff, and deleted with it otherwise.
 3. The SCAN is repeated (at most `SWEEPS` times) until it finds nothing to delete.
 
 A session created while the erase runs is left whole (readable, listed and
@@ -54,7 +57,9 @@ async def erase_user(store: Any, user_id: str) -> tuple[int, int]:
             batch = found[at : at + STRAY_BATCH]
             deleted += int(
                 await store._write(
-                    store.scripts.erase_strays, user_id, EraseStraysArgs(suffixes=tuple(batch))
+                    store.scripts.erase_strays,
+                    user_id,
+                    EraseStraysArgs(suffixes=tuple(batch), cutoff=cutoff),
                 )
             )
         keys += deleted

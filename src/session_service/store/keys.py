@@ -12,6 +12,10 @@ another user's id as a prefix of the whole tag)::
     P:{U}:k:<sid>        zset    linked case ids, scored by link time
     P:{U}:t:<sid>        hash    tool-call id -> "<call seq>" or "<call seq>:<result seq>"
     P:{U}:y:<sid>        stream  its summaries, entry ids 0-1, 0-2, ...
+    P:{U}:o:<stg>        string  a copy in progress (fork or staged rewind) under staging id
+                                 <stg>: the session it copies (its owner); expires with the
+                                 copy, deleted when the copy is published or abandoned, so an
+                                 erase's stray sweep keeps the copies of the sessions it spares
     P:{U}:c:<hex>        string  client_id (hex of UTF-8) -> sid, for resume
     P:{U}:x              zset    sid -> expires_at (ms); +inf when kept forever
     P:{U}:e              zset    left by an erase of an earlier release: sessions it still
@@ -71,6 +75,7 @@ IMPORTED = "l:"
 LEASE = "lease:"
 TOOL_CALLS = "t:"
 SUMMARIES = "y:"
+COPY_OWNER = "o:"
 SEARCH_SNAPSHOT = "w:"
 SEARCH_SNAPSHOTS = "ws"
 WATCHERS = "v"
@@ -114,6 +119,7 @@ _LUA_KEY_NAMES: dict[str, str] = {
     "IMPORTED": IMPORTED,
     "TOOLS": TOOL_CALLS,
     "SUMMARIES": SUMMARIES,
+    "COPY_OWNER": COPY_OWNER,
     "SNAPSHOT": SEARCH_SNAPSHOT,
     "SNAPSHOTS": SEARCH_SNAPSHOTS,
     "WATCHERS": WATCHERS,
@@ -197,8 +203,9 @@ class Keys:
         return self.listed(user_id, session_id, CONVERSATION_KEYS)
 
     def staging(self, user_id: str, staging_id: str) -> list[str]:
-        """The keys a copy may build under a staging id (`STAGING_KEYS`)."""
-        return self.listed(user_id, staging_id, STAGING_KEYS)
+        """The keys a copy may build under a staging id (`STAGING_KEYS`), and its owner
+        marker (`COPY_OWNER`): everything that removing an abandoned copy deletes."""
+        return self.listed(user_id, staging_id, (*STAGING_KEYS, COPY_OWNER))
 
     def of_session(self, user_id: str, session_id: str) -> list[str]:
         """Every key a session owns (`SESSION_KEYS`)."""

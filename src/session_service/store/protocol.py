@@ -343,6 +343,7 @@ class EraseArgs(ScriptArgs):
 class EraseStraysArgs(ScriptArgs):
     script = "erase_strays"
     suffixes: tuple[str, ...]  # keys relative to the user's base
+    cutoff: int  # the erase's: a copy in progress is kept only for a session created after it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

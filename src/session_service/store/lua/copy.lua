@@ -3,6 +3,7 @@
 -- ('y'), appended to dst's keys with the same ids. dst's tool-call bookkeeping is
 -- rebuilt from the copied entries. dst has no session hash, so nothing reads it,
 -- and its keys live ttl_ms at most: a copy that dies leaves nothing for long.
+-- Every slice also (re)writes k_copy_owner(dst) = src with the same deadline.
 -- Arguments: protocol.CopyArgs.
 -- Reply 'm': {'ok', last seq, done, bytes, first ts|'', last ts|'', role counts}
 --   role counts: n, tokens for u, a, s, t (user, assistant, system, tool)
@@ -106,4 +107,7 @@ end
 for _, k in ipairs(keys_of(dst, STAGING_KEYS)) do
   redis.call('PEXPIRE', k, A.ttl_ms)
 end
+-- The copy's owner, with the copy's deadline: an erase's stray sweep keeps the copy
+-- while src is a session the erase spares, and deletes it with src otherwise.
+redis.call('SET', k_copy_owner(dst), src, 'PX', A.ttl_ms)
 return out

@@ -58,6 +58,7 @@ end
 for name, value in pairs(s) do
   if string.sub(name, 1, 2) == 'm:' then fields[#fields + 1] = name; fields[#fields + 1] = value end
 end
+redis.call('DEL', k_copy_owner(dst))  -- a session now: the sweep keeps it as such
 redis.call('HSET', sk, unpack(fields))
 redis.call('HSET', sk, unpack(A.counters))
 local mc = tonumber(redis.call('HGET', sk, 'mc') or '0')

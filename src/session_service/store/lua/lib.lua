@@ -37,6 +37,9 @@ local function k_idem_age(sid) return base .. K_IDEM_AGE .. sid end
 local function k_cases(sid) return base .. K_CASES .. sid end
 local function k_tools(sid) return base .. K_TOOLS .. sid end
 local function k_summaries(sid) return base .. K_SUMMARIES .. sid end
+-- A copy in progress under staging id stg names the session it copies (copy.lua), so
+-- an erase's stray sweep (erase_strays.lua) keeps the copies of the sessions it spares.
+local function k_copy_owner(stg) return base .. K_COPY_OWNER .. stg end
 
 -- The keys of session sid named by a list of suffixes (SESSION_KEYS, CONVERSATION_KEYS).
 local function keys_of(sid, suffixes)
@@ -444,7 +447,7 @@ end
 -- copy of 100,000 messages and tool calls is freed off the main thread, even on a
 -- server that frees DEL's keys on it (Redis 7's default, lazyfree-lazy-user-del no).
 local function drop_staging(sid)
-  redis.call('UNLINK', unpack(keys_of(sid, STAGING_KEYS)))
+  redis.call('UNLINK', k_copy_owner(sid), unpack(keys_of(sid, STAGING_KEYS)))
 end
 
 -- Whether a copy's staging still holds what its slices reported (`counters`: the

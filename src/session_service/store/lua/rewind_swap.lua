@@ -47,6 +47,7 @@ for i, live in ipairs(live_keys) do
   redis.call('UNLINK', live)
   if redis.call('EXISTS', staged_keys[i]) == 1 then redis.call('RENAME', staged_keys[i], live) end
 end
+redis.call('DEL', k_copy_owner(stg))
 redis.call('HDEL', sk, 'fm', 'lm', 'sy', 'sw', 'sk', 'nu', 'na', 'ns', 'nt', 'ku', 'ka', 'ks', 'kt')
 redis.call('HSET', sk, unpack(A.counters))
 local latest = redis.call('XREVRANGE', k_summaries(sid), '+', '-', 'COUNT', 1)
