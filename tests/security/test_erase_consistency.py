@@ -273,7 +273,10 @@ class _Paused:
         async def after_a_slice(runs: int) -> None:
             self.sliced.set()
 
+        self.copies = 0  # copies made: more than one means the publish had to start over
+
         async def copy_then_wait(*args: Any) -> Any:
+            self.copies += 1
             result = await copy(*args)
             self.copied.set()
             await self.publish.wait()
@@ -323,6 +326,7 @@ async def test_an_erase_spares_a_concurrent_fork_of_a_session_it_spares(
         page = await client.get(f"{API}/{fork_id}/messages", headers=h)
         assert [m["content"] for m in page.json()["messages"]] == ["a", "b", "c"]
         assert forked.json()["message_count"] == 3
+        assert paused.copies == 1, "the sweep deleted the copy: the fork had to copy again"
         assert await _copy_owners(redis, "spared") == {}  # published: the marker is gone
 
 
