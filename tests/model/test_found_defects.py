@@ -1,4 +1,5 @@
-"""Defects the model checker found that no issue lists yet, pinned as strict xfails.
+"""Defects the model checker found that no issue lists yet: open ones as strict xfails,
+fixed ones as regression tests.
 
 Each test reproduces, step by step and without timing luck, the minimal history the
 checker printed; `strict=True` makes the test fail the day the defect is fixed, so the
