@@ -2,7 +2,9 @@
 
 `redis_url` is a real valkey/redis server started for the run; every test gets
 a clean database. `make_client` builds the app with any settings override and
-runs its lifespan, as uvicorn would.
+runs its lifespan, as uvicorn would. The helpers tests share (`user`,
+`create_session`, key names, deadlines) live in `tests/helpers.py`; `user` and
+`create_session` are re-exported here for the modules that import them from here.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from redis.asyncio import Redis
 from session_service.app import create_app
 from session_service.config import Settings
 from session_service.observability.logging import configure_logging
+from tests.helpers import create_session as create_session
+from tests.helpers import user as user
 from tests.servers import RedisProcess, redis_server
 
 ClientFactory = Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -92,20 +96,6 @@ def make_client(redis: Redis, redis_url: str) -> ClientFactory:
 async def client(make_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]:
     async with make_client() as c:
         yield c
-
-
-def user(user_id: str = "u1", **extra: str) -> dict[str, str]:
-    """Headers the gateway would set for `user_id`."""
-    return {"X-User-ID": user_id, **extra}
-
-
-async def create_session(
-    client: httpx.AsyncClient, user_id: str = "u1", **body: Any
-) -> dict[str, Any]:
-    response = await client.post("/api/v1/sessions", json=body, headers=user(user_id))
-    assert response.status_code == 201, response.text
-    data: dict[str, Any] = response.json()
-    return data
 
 
 @pytest.fixture

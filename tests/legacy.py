@@ -4,11 +4,14 @@ added to the set ``user_sessions:{user_id}``, in db 1 by default."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.asyncio import Redis
+
+from session_legacy.records import Bounds, LegacySession, read_record
 
 LEGACY_DB = 1
 WEEK = 7 * 86400
@@ -79,3 +82,23 @@ async def write(source: Redis, data: dict[str, Any], ttl: int | None = WEEK) -> 
     await source.set(key, json.dumps(data), ex=ttl)
     await source.sadd(f"user_sessions:{data['user_id']}", data["session_id"])
     return str(data["session_id"])
+
+
+#: The bounds the import reads records with in the tests (the service's defaults).
+BOUNDS = Bounds(
+    max_message_bytes=65536,
+    max_messages=100000,
+    min_timeout_minutes=1,
+    max_timeout_minutes=10080,
+    default_timeout_ms=86_400_000,
+)
+
+
+def legacy(user_id: str, count: int) -> LegacySession:
+    """A parsed legacy session of `user_id` with `count` messages."""
+    data = record(
+        user_id, title="t", messages=[message("user", f"m{n}", at(1)) for n in range(count)]
+    )
+    parsed = read_record(f"session:{data['session_id']}", json.dumps(data).encode(), BOUNDS)
+    assert isinstance(parsed, LegacySession), parsed
+    return parsed

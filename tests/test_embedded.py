@@ -23,9 +23,9 @@ from redis.asyncio import Redis
 from session_service.config import Settings
 from session_service.store.embedded import EmbeddedServer, EmbeddedServerError, server_answers
 from tests.conftest import make_settings, running_app, user
+from tests.helpers import API
 from tests.servers import free_port, redis_server
 
-API = "/api/v1/sessions"
 SCRIPT = str(Path(sys.executable).parent / "fm-session-service")
 
 

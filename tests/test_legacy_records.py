@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from session_legacy.records import LegacySession, Skip, Unreadable, read_record
-from tests.legacy import at, message, record
-from tests.store.test_importing import BOUNDS
+from tests.legacy import BOUNDS, at, message, record
 
 
 def read(data: dict[str, Any]) -> LegacySession | Skip | Unreadable:

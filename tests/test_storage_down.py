@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from tests.conftest import make_settings, running_app, user
+from tests.helpers import API
 from tests.servers import RedisProcess, free_port
 
-API = "/api/v1/sessions"
 SID = "sess_00000000000000000000000000000000"
 CALLS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", API, {"title": "x"}),

@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 from session_service.store.account import DELETE_SLICE
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
+from tests.helpers import API
 
-API = "/api/v1/sessions"
 KEYS = Keys("fms")
 UNKNOWN_ID = "sess_" + "0" * 32
 ADMIN = {"X-User-Roles": '["admin"]'}

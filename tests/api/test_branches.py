@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
+from tests.helpers import API
 
-S = "/api/v1/sessions"
 KEYS = Keys("fms")
 CALLS = [
     {"id": "call_1", "name": "get_metrics", "arguments": {"host": "db-1"}},
@@ -44,13 +44,13 @@ async def _conversation(client: httpx.AsyncClient, **session: Any) -> str:
             **session,
         )
     )["session_id"]
-    await client.patch(f"{S}/{sid}", json={"context": {"step": 1}}, headers=user())
+    await client.patch(f"{API}/{sid}", json={"context": {"step": 1}}, headers=user())
     for turn in TURNS:
-        response = await client.post(f"{S}/{sid}/messages", json=turn, headers=user())
+        response = await client.post(f"{API}/{sid}/messages", json=turn, headers=user())
         assert response.status_code == 201, response.text
     summary = {"content": "db slow, cpu", "covers_through": "msg_0000000003", "token_count": 2}
     assert (
-        await client.post(f"{S}/{sid}/summaries", json=summary, headers=user())
+        await client.post(f"{API}/{sid}/summaries", json=summary, headers=user())
     ).status_code == 201
     return sid
 
@@ -59,7 +59,7 @@ async def _messages(client: httpx.AsyncClient, sid: str) -> list[dict[str, Any]]
     out: list[dict[str, Any]] = []
     params: dict[str, Any] = {"order": "asc", "limit": 500}
     while True:
-        page = (await client.get(f"{S}/{sid}/messages", params=params, headers=user())).json()
+        page = (await client.get(f"{API}/{sid}/messages", params=params, headers=user())).json()
         out += page["messages"]
         if not page["has_more"]:
             return out
@@ -73,12 +73,12 @@ async def _get(client: httpx.AsyncClient, path: str) -> Any:
 
 
 async def _fork(client: httpx.AsyncClient, sid: str, **body: Any) -> httpx.Response:
-    return await client.post(f"{S}/{sid}/fork", json=body, headers=user())
+    return await client.post(f"{API}/{sid}/fork", json=body, headers=user())
 
 
 async def _rewind(client: httpx.AsyncClient, sid: str, to: str, **headers: str) -> httpx.Response:
     return await client.post(
-        f"{S}/{sid}/rewind", json={"to_message_id": to}, headers=user(**headers)
+        f"{API}/{sid}/rewind", json={"to_message_id": to}, headers=user(**headers)
     )
 
 
@@ -89,7 +89,7 @@ def _mid(n: int) -> str:
 async def test_fork_at_the_first_a_middle_and_the_last_message(client: httpx.AsyncClient) -> None:
     sid = await _conversation(client)
     source = await _messages(client, sid)
-    source_stats = await _get(client, f"{S}/{sid}/stats")
+    source_stats = await _get(client, f"{API}/{sid}/stats")
     for through, summaries in ((1, 0), (3, 1), (None, 1)):
         body = {} if through is None else {"through_message_id": _mid(through)}
         response = await _fork(client, sid, **body)
@@ -104,11 +104,11 @@ async def test_fork_at_the_first_a_middle_and_the_last_message(client: httpx.Asy
         assert fork["message_count"] == n
         assert (
             response.headers["etag"]
-            == (await client.get(f"{S}/{fork['session_id']}", headers=user())).headers["etag"]
+            == (await client.get(f"{API}/{fork['session_id']}", headers=user())).headers["etag"]
         )
         copied = await _messages(client, fork["session_id"])
         assert copied == source[:n], "same ids, roles, contents, tool calls and counts"
-        stats = await _get(client, f"{S}/{fork['session_id']}/stats")
+        stats = await _get(client, f"{API}/{fork['session_id']}/stats")
         assert stats["total_tokens"] == sum(m["token_count"] for m in copied)
         assert stats["tool_message_count"] == sum(m["role"] == "tool" for m in copied)
         assert stats["first_message_at"] == copied[0]["timestamp"]
@@ -117,7 +117,7 @@ async def test_fork_at_the_first_a_middle_and_the_last_message(client: httpx.Asy
             assert {k: v for k, v in stats.items() if k.endswith(("_count", "_tokens"))} == {
                 k: v for k, v in source_stats.items() if k.endswith(("_count", "_tokens"))
             }
-        listed = await _get(client, f"{S}/{fork['session_id']}/summaries")
+        listed = await _get(client, f"{API}/{fork['session_id']}/summaries")
         assert len(listed["summaries"]) == summaries
     # The source is untouched.
     assert await _messages(client, sid) == source
@@ -130,22 +130,22 @@ async def test_fork_and_source_are_independent_afterwards(client: httpx.AsyncCli
     assert fork["title"] == "try b"
     # The fork's call_2 was never answered there: its result may be given once, in the fork.
     answer = {"role": "tool", "content": "other logs", "tool_call_id": "call_2"}
-    in_fork = await client.post(f"{S}/{fid}/messages", json=answer, headers=user())
+    in_fork = await client.post(f"{API}/{fid}/messages", json=answer, headers=user())
     assert in_fork.status_code == 201, in_fork.text
     assert in_fork.json()["message"]["message_id"] == _mid(3)
-    again = await client.post(f"{S}/{sid}/messages", json=answer, headers=user())
+    again = await client.post(f"{API}/{sid}/messages", json=answer, headers=user())
     assert again.json()["code"] == "tool_call_already_answered"
     appended = await client.post(
-        f"{S}/{sid}/messages", json={"role": "user", "content": "more"}, headers=user()
+        f"{API}/{sid}/messages", json={"role": "user", "content": "more"}, headers=user()
     )
     assert appended.json()["message"]["message_id"] == _mid(7)
-    assert (await _get(client, f"{S}/{fid}"))["message_count"] == 3
+    assert (await _get(client, f"{API}/{fid}"))["message_count"] == 3
 
-    await client.post(f"{S}/{sid}/rewind", json={"to_message_id": _mid(1)}, headers=user())
-    assert (await _get(client, f"{S}/{fid}"))["message_count"] == 3
-    assert (await client.delete(f"{S}/{sid}", headers=user())).status_code == 204
+    await client.post(f"{API}/{sid}/rewind", json={"to_message_id": _mid(1)}, headers=user())
+    assert (await _get(client, f"{API}/{fid}"))["message_count"] == 3
+    assert (await client.delete(f"{API}/{sid}", headers=user())).status_code == 204
     assert [m["content"] for m in await _messages(client, fid)][-1] == "other logs"
-    assert (await _get(client, f"{S}/{fid}"))["forked_from"]["session_id"] == sid
+    assert (await _get(client, f"{API}/{fid}"))["forked_from"]["session_id"] == sid
 
 
 async def test_fork_refusals(make_client: ClientFactory, redis: Redis) -> None:
@@ -162,7 +162,7 @@ async def test_fork_refusals(make_client: ClientFactory, redis: Redis) -> None:
         assert (full.status_code, full.json()["code"]) == (409, "session_limit_reached")
         keys = [key async for key in redis.scan_iter(match=KEYS.user_pattern("u1"), count=1000)]
         assert not [key for key in keys if missing in key]
-        sids = {sid, *(s["session_id"] for s in (await _get(client, S))["sessions"])}
+        sids = {sid, *(s["session_id"] for s in (await _get(client, API))["sessions"])}
         assert len(sids) == 2
         strays = [k for k in keys if ":sess_" in k and k.rsplit(":", 1)[1] not in sids]
         assert strays == [], "a refused fork leaves no copy behind"
@@ -171,41 +171,41 @@ async def test_fork_refusals(make_client: ClientFactory, redis: Redis) -> None:
 async def test_fork_takes_an_idempotency_key(client: httpx.AsyncClient) -> None:
     sid = await _conversation(client)
     headers = user(**{"Idempotency-Key": "fork-1"})
-    first = await client.post(f"{S}/{sid}/fork", json={"title": "b"}, headers=headers)
-    retry = await client.post(f"{S}/{sid}/fork", json={"title": "b"}, headers=headers)
+    first = await client.post(f"{API}/{sid}/fork", json={"title": "b"}, headers=headers)
+    retry = await client.post(f"{API}/{sid}/fork", json={"title": "b"}, headers=headers)
     assert first.status_code == retry.status_code == 201
     assert first.json()["session_id"] == retry.json()["session_id"]
-    other = await client.post(f"{S}/{sid}/fork", json={"title": "c"}, headers=headers)
+    other = await client.post(f"{API}/{sid}/fork", json={"title": "c"}, headers=headers)
     assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
-    assert (await _get(client, S))["total"] == 2
+    assert (await _get(client, API))["total"] == 2
 
 
 async def test_rewind_then_append_continues_the_ids(client: httpx.AsyncClient) -> None:
     sid = await _conversation(client)
-    before = await _get(client, f"{S}/{sid}/stats")
+    before = await _get(client, f"{API}/{sid}/stats")
     response = await _rewind(client, sid, _mid(2))
     assert response.status_code == 200, response.text
     assert response.json() == {"removed": 4, "last_message_id": _mid(2)}
     assert (
         response.headers["etag"]
-        == (await client.get(f"{S}/{sid}/messages", headers=user())).headers["etag"]
+        == (await client.get(f"{API}/{sid}/messages", headers=user())).headers["etag"]
     )
     kept = await _messages(client, sid)
     assert [m["message_id"] for m in kept] == [_mid(1), _mid(2)]
-    stats = await _get(client, f"{S}/{sid}/stats")
+    stats = await _get(client, f"{API}/{sid}/stats")
     assert stats["message_count"] == 2
     assert stats["tool_message_count"] == 0
     assert stats["total_tokens"] == 25
     assert stats["last_message_at"] == kept[-1]["timestamp"]
     assert stats["first_message_at"] == before["first_message_at"]
     # The summary covered msg_3, which is gone.
-    assert (await _get(client, f"{S}/{sid}/summaries"))["summaries"] == []
-    window = await _get(client, f"{S}/{sid}/window?max_tokens=1000")
+    assert (await _get(client, f"{API}/{sid}/summaries"))["summaries"] == []
+    window = await _get(client, f"{API}/{sid}/window?max_tokens=1000")
     assert window["summary"] is None
     # Both calls of msg_2 are unanswered again.
     for call in ("call_1", "call_2"):
         answer = {"role": "tool", "content": "again", "tool_call_id": call}
-        response = await client.post(f"{S}/{sid}/messages", json=answer, headers=user())
+        response = await client.post(f"{API}/{sid}/messages", json=answer, headers=user())
         assert response.status_code == 201, response.text
     ids = [m["message_id"] for m in await _messages(client, sid)]
     assert ids == [_mid(1), _mid(2), _mid(7), _mid(8)], "ids continue after the highest given"
@@ -215,33 +215,33 @@ async def test_rewind_then_append_continues_the_ids(client: httpx.AsyncClient) -
         "last_message_id": _mid(1),
     }
     gone = await client.post(
-        f"{S}/{sid}/messages",
+        f"{API}/{sid}/messages",
         json={"role": "tool", "content": "x", "tool_call_id": "call_1"},
         headers=user(),
     )
     assert gone.json()["code"] == "unknown_tool_call", "the call went with msg_2"
     nothing = await _rewind(client, sid, "msg_0000000000")
     assert nothing.json() == {"removed": 1, "last_message_id": None}
-    assert (await _get(client, f"{S}/{sid}"))["message_count"] == 0
+    assert (await _get(client, f"{API}/{sid}"))["message_count"] == 0
     last = await client.post(
-        f"{S}/{sid}/messages", json={"role": "user", "content": "anew"}, headers=user()
+        f"{API}/{sid}/messages", json={"role": "user", "content": "anew"}, headers=user()
     )
     assert last.json()["message"]["message_id"] == _mid(9)
 
 
 async def test_rewind_refusals_and_if_match(client: httpx.AsyncClient, redis: Redis) -> None:
     sid = await _conversation(client)
-    stale = (await client.get(f"{S}/{sid}/messages", headers=user())).headers["etag"]
+    stale = (await client.get(f"{API}/{sid}/messages", headers=user())).headers["etag"]
     await client.post(
-        f"{S}/{sid}/messages", json={"role": "user", "content": "one more"}, headers=user()
+        f"{API}/{sid}/messages", json={"role": "user", "content": "one more"}, headers=user()
     )
-    current = (await client.get(f"{S}/{sid}/messages", headers=user())).headers["etag"]
+    current = (await client.get(f"{API}/{sid}/messages", headers=user())).headers["etag"]
     refused = await _rewind(client, sid, _mid(3), **{"If-Match": stale})
     assert (refused.status_code, refused.headers["etag"]) == (412, current)
     assert refused.json()["code"] == "precondition_failed"
-    assert (await _get(client, f"{S}/{sid}"))["message_count"] == 7
+    assert (await _get(client, f"{API}/{sid}"))["message_count"] == 7
     # A heartbeat does not move the messages ETag.
-    await client.post(f"{S}/{sid}/heartbeat", headers=user())
+    await client.post(f"{API}/{sid}/heartbeat", headers=user())
     unchanged = await _rewind(client, sid, _mid(6), **{"If-Match": current})
     assert unchanged.json()["removed"] == 1
     noop = await _rewind(client, sid, _mid(6), **{"If-Match": unchanged.headers["etag"]})
@@ -250,14 +250,14 @@ async def test_rewind_refusals_and_if_match(client: httpx.AsyncClient, redis: Re
     unknown = await _rewind(client, sid, _mid(7))
     assert (unknown.status_code, unknown.json()["code"]) == (404, "message_not_found")
     invalid = await client.post(
-        f"{S}/{sid}/rewind", json={"to_message_id": 3}, headers=user(**{"If-Match": stale})
+        f"{API}/{sid}/rewind", json={"to_message_id": 3}, headers=user(**{"If-Match": stale})
     )
     assert invalid.status_code == 412, "the precondition before the request"
 
-    await client.post(f"{S}/{sid}/archive", headers=user())
+    await client.post(f"{API}/{sid}/archive", headers=user())
     archived = await _rewind(client, sid, _mid(1))
     assert (archived.status_code, archived.json()["code"]) == (409, "session_archived")
-    assert (await client.delete(f"{S}/{sid}", headers=user())).status_code == 204
+    assert (await client.delete(f"{API}/{sid}", headers=user())).status_code == 204
     assert (await _rewind(client, sid, _mid(1))).status_code == 404
     assert [k async for k in redis.scan_iter(match=f"*{sid}*")] == []
 
@@ -272,12 +272,12 @@ async def test_a_keyspace_walk_after_deleting_forks_finds_nothing_of_them(
     ]
     await _rewind(client, forks[2], _mid(2))
     for fid in forks:
-        assert (await client.delete(f"{S}/{fid}", headers=user())).status_code == 204
+        assert (await client.delete(f"{API}/{fid}", headers=user())).status_code == 204
     keys = [key async for key in redis.scan_iter(match=KEYS.user_pattern("u1"), count=1000)]
     assert [k for k in keys if any(fid in k for fid in forks)] == []
     per_session = [k for k in keys if ":sess_" in k]
     assert per_session and all(sid in k for k in per_session), per_session
-    assert (await _get(client, f"{S}/{sid}"))["message_count"] == len(TURNS)
+    assert (await _get(client, f"{API}/{sid}"))["message_count"] == len(TURNS)
 
 
 async def test_an_export_after_a_rewind_and_an_append_has_every_message(
@@ -286,12 +286,12 @@ async def test_an_export_after_a_rewind_and_an_append_has_every_message(
     sid = await _conversation(client)
     await _rewind(client, sid, _mid(4))
     await client.post(
-        f"{S}/{sid}/messages", json={"role": "user", "content": "after"}, headers=user()
+        f"{API}/{sid}/messages", json={"role": "user", "content": "after"}, headers=user()
     )
-    exported = (await client.get(f"{S}/{sid}/export", headers=user())).json()
+    exported = (await client.get(f"{API}/{sid}/export", headers=user())).json()
     ids = [m["message_id"] for m in exported["messages"]]
     assert ids == [_mid(1), _mid(2), _mid(3), _mid(4), _mid(7)]
-    markdown = (await client.get(f"{S}/{sid}/export?format=markdown", headers=user())).text
+    markdown = (await client.get(f"{API}/{sid}/export?format=markdown", headers=user())).text
     assert "after" in markdown
 
 
@@ -301,8 +301,8 @@ async def test_deleted_or_expired_means_gone_for_forks_rewinds_and_conditional_w
     async with make_client(default_session_ttl=2) as client:
         deleted = await _conversation(client, timeout_minutes=10)
         expired = await _conversation(client)
-        assert (await client.delete(f"{S}/{deleted}", headers=user())).status_code == 204
-        expires = (await _get(client, f"{S}/{expired}"))["expires_at"]
+        assert (await client.delete(f"{API}/{deleted}", headers=user())).status_code == 204
+        expires = (await _get(client, f"{API}/{expired}"))["expires_at"]
         wait = datetime.fromisoformat(expires.replace("Z", "+00:00")).timestamp() - time.time()
         await asyncio.sleep(max(0.0, wait + 0.15))
         star = {"If-Match": "*"}
@@ -311,15 +311,15 @@ async def test_deleted_or_expired_means_gone_for_forks_rewinds_and_conditional_w
                 await _fork(client, sid),
                 await _rewind(client, sid, _mid(1)),
                 await _rewind(client, sid, _mid(1), **star),
-                await client.patch(f"{S}/{sid}", json={"title": "x"}, headers=user(**star)),
-                await client.post(f"{S}/{sid}/archive", headers=user(**star)),
-                await client.post(f"{S}/{sid}/cleanup", headers=user(**star)),
+                await client.patch(f"{API}/{sid}", json={"title": "x"}, headers=user(**star)),
+                await client.post(f"{API}/{sid}/archive", headers=user(**star)),
+                await client.post(f"{API}/{sid}/cleanup", headers=user(**star)),
                 await client.post(
-                    f"{S}/{sid}/messages", json={"role": "user", "content": "late"},
+                    f"{API}/{sid}/messages", json={"role": "user", "content": "late"},
                     headers=user(**star),
                 ),
                 await client.post(
-                    f"{S}/{sid}/summaries", json={"content": "s", "covers_through": _mid(1)},
+                    f"{API}/{sid}/summaries", json={"content": "s", "covers_through": _mid(1)},
                     headers=user(**star),
                 ),
             ]  # fmt: skip
@@ -333,21 +333,21 @@ async def test_a_long_rewind_keeps_summary_ids_and_message_ids_unused(
     sid = await _conversation(client)  # 6 messages, sum_0000000001 covers msg_3
     for i in range(70):
         await client.post(
-            f"{S}/{sid}/messages", json={"role": "user", "content": f"x{i}"}, headers=user()
+            f"{API}/{sid}/messages", json={"role": "user", "content": f"x{i}"}, headers=user()
         )
     late = {"content": "late", "covers_through": _mid(70)}
-    assert (await client.post(f"{S}/{sid}/summaries", json=late, headers=user())).json()[
+    assert (await client.post(f"{API}/{sid}/summaries", json=late, headers=user())).json()[
         "summary_id"
     ] == "sum_0000000002"
     rewound = await _rewind(client, sid, _mid(4))  # 72 removed: copied and swapped
     assert rewound.json() == {"removed": 72, "last_message_id": _mid(4)}
-    listed = await _get(client, f"{S}/{sid}/summaries")
+    listed = await _get(client, f"{API}/{sid}/summaries")
     assert [s["summary_id"] for s in listed["summaries"]] == ["sum_0000000001"]
     again = {"content": "again", "covers_through": _mid(4)}
-    stored = await client.post(f"{S}/{sid}/summaries", json=again, headers=user())
+    stored = await client.post(f"{API}/{sid}/summaries", json=again, headers=user())
     assert stored.json()["summary_id"] == "sum_0000000003", "summary ids are never reused"
     appended = await client.post(
-        f"{S}/{sid}/messages", json={"role": "user", "content": "n"}, headers=user()
+        f"{API}/{sid}/messages", json={"role": "user", "content": "n"}, headers=user()
     )
     assert appended.json()["message"]["message_id"] == _mid(77)
-    assert (await _get(client, f"{S}/{sid}/stats"))["message_count"] == 5
+    assert (await _get(client, f"{API}/{sid}/stats"))["message_count"] == 5

@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from tests.conftest import ClientFactory, create_session, user
+from tests.helpers import API
 from tests.servers import free_port
 
-API = "/api/v1/sessions"
 TIMEOUT = 0.3  # CASE_SERVICE_TIMEOUT for these tests, in seconds
 
 

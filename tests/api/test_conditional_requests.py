@@ -11,10 +11,8 @@ from fastapi.routing import APIRoute
 from starlette.routing import Route
 
 from session_service.app import routes_in_order
-from tests.api.test_etags import SESSION_WRITES
 from tests.conftest import create_session, user
-
-S = "/api/v1/sessions"
+from tests.helpers import API, SESSION_WRITES
 
 
 @pytest.fixture(params=[True, False], ids=["fast", "router"])
@@ -41,11 +39,11 @@ async def test_a_session_write_with_if_none_match_on_the_current_etag_or_star_is
     client: httpx.AsyncClient, method: str, suffix: str, body: dict[str, Any] | None, ok: int
 ) -> None:
     sid = (await create_session(client, title="old"))["session_id"]
-    await client.patch(f"{S}/{sid}", json={"context": {"k": 1}}, headers=user())
-    stale = await etag_of(client, f"{S}/{sid}")
-    await client.post(f"{S}/{sid}/heartbeat", headers=user())
-    current = await etag_of(client, f"{S}/{sid}")
-    path = f"{S}/{sid}{suffix}"
+    await client.patch(f"{API}/{sid}", json={"context": {"k": 1}}, headers=user())
+    stale = await etag_of(client, f"{API}/{sid}")
+    await client.post(f"{API}/{sid}/heartbeat", headers=user())
+    current = await etag_of(client, f"{API}/{sid}")
+    path = f"{API}/{sid}{suffix}"
 
     # If-None-Match compares weakly: W/"x" matches "x".
     for value in (current, "*", f"W/{current}", f'"other", {current}'):
@@ -53,7 +51,7 @@ async def test_a_session_write_with_if_none_match_on_the_current_etag_or_star_is
             method, path, json=body, headers=user(**{"If-None-Match": value})
         )
         refused(answer, current)
-    assert await etag_of(client, f"{S}/{sid}") == current, "a refused write wrote nothing"
+    assert await etag_of(client, f"{API}/{sid}") == current, "a refused write wrote nothing"
 
     done = await client.request(method, path, json=body, headers=user(**{"If-None-Match": stale}))
     assert done.status_code == ok, done.text[:300]
@@ -63,8 +61,8 @@ async def test_if_match_and_if_none_match_together_must_both_hold(
     client: httpx.AsyncClient,
 ) -> None:
     sid = (await create_session(client))["session_id"]
-    current = await etag_of(client, f"{S}/{sid}")
-    path = f"{S}/{sid}"
+    current = await etag_of(client, f"{API}/{sid}")
+    path = f"{API}/{sid}"
 
     both_fail = await client.patch(
         path, json={"title": "x"}, headers=user(**{"If-Match": current, "If-None-Match": current})
@@ -80,7 +78,7 @@ async def _conversation(client: httpx.AsyncClient) -> str:
     sid: str = (await create_session(client))["session_id"]
     for text in ("one", "two"):
         answer = await client.post(
-            f"{S}/{sid}/messages", json={"role": "user", "content": text}, headers=user()
+            f"{API}/{sid}/messages", json={"role": "user", "content": text}, headers=user()
         )
         assert answer.status_code == 201
     return sid
@@ -98,13 +96,13 @@ async def test_a_messages_write_with_if_none_match_on_the_messages_etag_is_412(
     client: httpx.AsyncClient, suffix: str, body: dict[str, Any], ok: int
 ) -> None:
     sid = await _conversation(client)
-    current = await etag_of(client, f"{S}/{sid}/messages")
-    path = f"{S}/{sid}{suffix}"
+    current = await etag_of(client, f"{API}/{sid}/messages")
+    path = f"{API}/{sid}{suffix}"
 
     for value in (current, "*"):
         answer = await client.post(path, json=body, headers=user(**{"If-None-Match": value}))
         refused(answer, current)
-    assert await etag_of(client, f"{S}/{sid}/messages") == current
+    assert await etag_of(client, f"{API}/{sid}/messages") == current
 
     done = await client.post(path, json=body, headers=user(**{"If-None-Match": '"old"'}))
     assert done.status_code == ok, done.text[:300]
@@ -114,10 +112,10 @@ async def test_a_precondition_is_checked_before_a_body_that_cannot_be_parsed(
     client: httpx.AsyncClient,
 ) -> None:
     sid = (await create_session(client))["session_id"]
-    current = await etag_of(client, f"{S}/{sid}")
+    current = await etag_of(client, f"{API}/{sid}")
 
     answer = await client.patch(
-        f"{S}/{sid}",
+        f"{API}/{sid}",
         content=b"{not json",
         headers=user(**{"If-None-Match": "*", "Content-Type": "application/json"}),
     )
@@ -134,7 +132,7 @@ async def test_a_read_with_a_non_matching_if_match_is_412(
     client: httpx.AsyncClient, suffix: str, method: str
 ) -> None:
     sid = await _conversation(client)
-    path = f"{S}/{sid}{suffix}"
+    path = f"{API}/{sid}{suffix}"
     current = await etag_of(client, path)
 
     for value in ('"stale"', f"W/{current}", "not a tag"):
@@ -154,7 +152,7 @@ async def test_a_read_with_a_non_matching_if_match_is_412(
 
 
 async def test_a_read_of_a_missing_session_with_if_match_is_404(client: httpx.AsyncClient) -> None:
-    missing = f"{S}/sess_{'0' * 32}"
+    missing = f"{API}/sess_{'0' * 32}"
 
     answer = await client.get(missing, headers=user(**{"If-Match": '"x"'}))
 
@@ -177,7 +175,7 @@ def _get_paths(app: Any, sid: str) -> list[str]:
 
 async def test_head_is_answered_wherever_get_is(client: httpx.AsyncClient) -> None:
     sid = await _conversation(client)
-    await client.post(f"{S}/{sid}/cases", json={"case_id": "case-1"}, headers=user())
+    await client.post(f"{API}/{sid}/cases", json={"case_id": "case-1"}, headers=user())
     paths = _get_paths(client.app, sid)  # type: ignore[attr-defined]
     assert len(paths) >= 15, paths
 
@@ -187,7 +185,7 @@ async def test_head_is_answered_wherever_get_is(client: httpx.AsyncClient) -> No
         assert head.status_code == get.status_code, (path, head.status_code, get.status_code)
         assert head.content == b"", path
         assert head.headers.get("etag") == get.headers.get("etag"), path
-        if path == f"{S}/{sid}":
+        if path == f"{API}/{sid}":
             continue  # its own light HEAD route: existence and ETag, nothing read beyond
         for name in ("content-type", "content-disposition", "cache-control"):
             assert head.headers.get(name) == get.headers.get(name), (path, name)
@@ -197,10 +195,12 @@ async def test_head_is_answered_wherever_get_is(client: httpx.AsyncClient) -> No
 
 async def test_head_honours_if_none_match_and_unknown_sessions(client: httpx.AsyncClient) -> None:
     sid = await _conversation(client)
-    current = await etag_of(client, f"{S}/{sid}/messages")
+    current = await etag_of(client, f"{API}/{sid}/messages")
 
-    unchanged = await client.head(f"{S}/{sid}/messages", headers=user(**{"If-None-Match": current}))
-    missing = await client.head(f"{S}/sess_{'0' * 32}/messages", headers=user())
+    unchanged = await client.head(
+        f"{API}/{sid}/messages", headers=user(**{"If-None-Match": current})
+    )
+    missing = await client.head(f"{API}/sess_{'0' * 32}/messages", headers=user())
 
     assert unchanged.status_code == 304
     assert missing.status_code == 404 and missing.content == b""
@@ -209,7 +209,7 @@ async def test_head_honours_if_none_match_and_unknown_sessions(client: httpx.Asy
 async def test_a_method_not_allowed_names_head_beside_get(client: httpx.AsyncClient) -> None:
     sid = await _conversation(client)
 
-    answer = await client.put(f"{S}/{sid}/messages", headers=user())
+    answer = await client.put(f"{API}/{sid}/messages", headers=user())
 
     assert answer.status_code == 405
     assert answer.headers["allow"] == "GET, HEAD, POST"

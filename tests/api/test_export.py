@@ -10,10 +10,9 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from session_service.domain.tokens import estimate_tokens
-from session_service.store.protocol import AppendArgs
 from session_service.store.sessions import EXPORT_CHUNK, SessionStore
 from tests.conftest import create_session, user
+from tests.helpers import fill
 
 CONVERSATION = [
     ("user", "Why do writes time out?"),
@@ -141,37 +140,6 @@ async def test_openapi_documents_both_export_media_types(client: httpx.AsyncClie
 # ---- a long conversation ----------------------------------------------------------
 
 LARGE = 20_000
-
-
-async def fill(store: SessionStore, redis: Redis, user_id: str, sid: str, count: int) -> None:
-    """`count` appends through the store's own append script, pipelined in batches."""
-    script = store.scripts.append
-    base = store.keys.base(user_id)
-    await redis.script_load(script.source)
-    for start in range(0, count, 2000):
-        pipe = redis.pipeline(transaction=False)
-        for n in range(start, min(start + 2000, count)):
-            args = AppendArgs(
-                sid=sid,
-                role="user" if n % 2 == 0 else "assistant",
-                content=f"message {n + 1}",
-                metadata="",
-                title="",
-                title_folded="",
-                idem="",
-                fingerprint="",
-                max_messages=count,
-                idem_ttl_ms=86_400_000,
-                if_match="",
-                tokens=estimate_tokens(f"message {n + 1}"),
-                estimated=True,
-                tool_calls="",
-                tool_call_id="",
-                call_ids=(),
-            )
-            pipe.evalsha(script.sha, 1, base, *args.argv())
-        for reply in await pipe.execute():
-            assert reply[0] == "ok", reply
 
 
 async def test_a_20000_message_session_exports_completely_in_both_formats(

@@ -28,8 +28,8 @@ from starlette.types import Message, Scope
 from session_service.app import routes_in_order
 from session_service.observability import metrics
 from tests.conftest import ClientFactory, user
+from tests.helpers import API
 
-API = "/api/v1/sessions"
 SID = re.compile(r"sess_[0-9a-f]{32}")
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?")
 #: Headers whose value is part of the answer (request ids, dates and lengths are not).

@@ -11,9 +11,9 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
+from tests.helpers import API
 
 KEYS = Keys("fms")
-SESSIONS = "/api/v1/sessions"
 
 
 def keyed(key: str, user_id: str = "u1") -> dict[str, str]:
@@ -30,7 +30,7 @@ async def append(
 ) -> httpx.Response:
     headers = keyed(key) if key is not None else user()
     return await client.post(
-        f"{SESSIONS}/{sid}/messages",
+        f"{API}/{sid}/messages",
         json={"role": role, "content": content, **body},
         headers=headers,
     )
@@ -42,7 +42,7 @@ async def stored_messages(redis: Redis, sid: str, user_id: str = "u1") -> int:
 
 
 async def live_sessions(client: httpx.AsyncClient, user_id: str = "u1") -> list[str]:
-    response = await client.get(SESSIONS, headers=user(user_id))
+    response = await client.get(API, headers=user(user_id))
     return [s["session_id"] for s in response.json()["sessions"]]
 
 
@@ -60,7 +60,7 @@ async def test_a_retried_append_returns_the_original_response_and_writes_nothing
     assert first.status_code == retry.status_code == 201
     assert retry.json() == first.json()
     assert await stored_messages(redis, sid) == 1
-    stats = (await client.get(f"{SESSIONS}/{sid}/stats", headers=user())).json()
+    stats = (await client.get(f"{API}/{sid}/stats", headers=user())).json()
     assert (stats["message_count"], stats["user_message_count"]) == (1, 1)
 
 
@@ -137,7 +137,7 @@ async def test_concurrent_appends_with_one_key_write_once(
     assert {r.status_code for r in responses} == {201}
     assert len({r.json()["message"]["message_id"] for r in responses}) == 1
     assert await stored_messages(redis, sid) == 1
-    session = (await client.get(f"{SESSIONS}/{sid}", headers=user())).json()
+    session = (await client.get(f"{API}/{sid}", headers=user())).json()
     assert session["message_count"] == 1
 
 
@@ -146,7 +146,7 @@ async def test_a_retry_after_the_session_was_archived_still_replays(
 ) -> None:
     sid = (await create_session(client))["session_id"]
     first = await append(client, sid, "k-1")
-    await client.post(f"{SESSIONS}/{sid}/archive", headers=user())
+    await client.post(f"{API}/{sid}/archive", headers=user())
 
     retry = await append(client, sid, "k-1")
 
@@ -159,7 +159,7 @@ async def test_after_the_session_is_deleted_an_append_key_no_longer_replays(
 ) -> None:
     sid = (await create_session(client))["session_id"]
     await append(client, sid, "k-1")
-    await client.delete(f"{SESSIONS}/{sid}", headers=user())
+    await client.delete(f"{API}/{sid}", headers=user())
 
     retry = await append(client, sid, "k-1")
 
@@ -209,9 +209,9 @@ async def test_a_retried_create_returns_the_same_session_and_creates_nothing(
     client: httpx.AsyncClient,
 ) -> None:
     body = {"title": "DB timeouts", "metadata": {"env": "prod"}}
-    first = await client.post(SESSIONS, json=body, headers=keyed("c-1"))
+    first = await client.post(API, json=body, headers=keyed("c-1"))
 
-    retry = await client.post(SESSIONS, json=body, headers=keyed("c-1"))
+    retry = await client.post(API, json=body, headers=keyed("c-1"))
 
     assert first.status_code == retry.status_code == 201
     assert retry.json()["session_id"] == first.json()["session_id"]
@@ -223,9 +223,9 @@ async def test_a_retried_create_that_created_by_client_id_replays_201_not_a_resu
     client: httpx.AsyncClient,
 ) -> None:
     body = {"client_id": "ext-1"}
-    first = await client.post(SESSIONS, json=body, headers=keyed("c-1"))
+    first = await client.post(API, json=body, headers=keyed("c-1"))
 
-    retry = await client.post(SESSIONS, json=body, headers=keyed("c-1"))
+    retry = await client.post(API, json=body, headers=keyed("c-1"))
 
     assert first.status_code == retry.status_code == 201
     assert retry.json()["session_id"] == first.json()["session_id"]
@@ -236,10 +236,10 @@ async def test_a_retried_create_that_resumed_by_client_id_replays_200(
     client: httpx.AsyncClient,
 ) -> None:
     original = await create_session(client, client_id="ext-1")
-    resumed = await client.post(SESSIONS, json={"client_id": "ext-1"}, headers=keyed("c-1"))
+    resumed = await client.post(API, json={"client_id": "ext-1"}, headers=keyed("c-1"))
     assert resumed.status_code == 200
 
-    retry = await client.post(SESSIONS, json={"client_id": "ext-1"}, headers=keyed("c-1"))
+    retry = await client.post(API, json={"client_id": "ext-1"}, headers=keyed("c-1"))
 
     assert retry.status_code == 200
     assert retry.json()["session_id"] == resumed.json()["session_id"] == original["session_id"]
@@ -250,9 +250,9 @@ async def test_a_retried_create_that_resumed_by_client_id_replays_200(
 async def test_the_same_create_key_with_a_different_body_is_422(
     client: httpx.AsyncClient,
 ) -> None:
-    first = await client.post(SESSIONS, json={"title": "one"}, headers=keyed("c-1"))
+    first = await client.post(API, json={"title": "one"}, headers=keyed("c-1"))
 
-    response = await client.post(SESSIONS, json={"title": "two"}, headers=keyed("c-1"))
+    response = await client.post(API, json={"title": "two"}, headers=keyed("c-1"))
 
     assert response.status_code == 422
     assert response.json()["code"] == "idempotency_key_reused"
@@ -263,7 +263,7 @@ async def test_concurrent_creates_with_one_key_create_one_session(
     client: httpx.AsyncClient,
 ) -> None:
     responses = await asyncio.gather(
-        *(client.post(SESSIONS, json={"title": "t"}, headers=keyed("c-1")) for _ in range(24))
+        *(client.post(API, json={"title": "t"}, headers=keyed("c-1")) for _ in range(24))
     )
 
     assert {r.status_code for r in responses} == {201}
@@ -272,8 +272,8 @@ async def test_concurrent_creates_with_one_key_create_one_session(
 
 
 async def test_another_users_identical_key_is_independent(client: httpx.AsyncClient) -> None:
-    mine = await client.post(SESSIONS, json={"title": "t"}, headers=keyed("shared", "u1"))
-    theirs = await client.post(SESSIONS, json={"title": "other"}, headers=keyed("shared", "u2"))
+    mine = await client.post(API, json={"title": "t"}, headers=keyed("shared", "u1"))
+    theirs = await client.post(API, json={"title": "other"}, headers=keyed("shared", "u2"))
 
     assert mine.status_code == theirs.status_code == 201
     assert mine.json()["session_id"] != theirs.json()["session_id"]
@@ -284,10 +284,10 @@ async def test_another_users_identical_key_is_independent(client: httpx.AsyncCli
 async def test_after_the_session_is_deleted_a_create_key_no_longer_replays(
     client: httpx.AsyncClient,
 ) -> None:
-    first = await client.post(SESSIONS, json={"title": "t"}, headers=keyed("c-1"))
-    await client.delete(f"{SESSIONS}/{first.json()['session_id']}", headers=user())
+    first = await client.post(API, json={"title": "t"}, headers=keyed("c-1"))
+    await client.delete(f"{API}/{first.json()['session_id']}", headers=user())
 
-    retry = await client.post(SESSIONS, json={"title": "t"}, headers=keyed("c-1"))
+    retry = await client.post(API, json={"title": "t"}, headers=keyed("c-1"))
 
     assert retry.status_code == 201
     assert retry.json()["session_id"] != first.json()["session_id"]
@@ -307,7 +307,7 @@ async def test_a_malformed_key_on_append_is_422_and_writes_nothing(
     sid = (await create_session(client))["session_id"]
 
     response = await client.post(
-        f"{SESSIONS}/{sid}/messages",
+        f"{API}/{sid}/messages",
         json={"role": "user", "content": "x"},
         headers=[(b"X-User-ID", b"u1"), (b"Idempotency-Key", key)],
     )
@@ -323,7 +323,7 @@ async def test_a_malformed_key_on_create_is_422_and_creates_nothing(
     client: httpx.AsyncClient, key: bytes
 ) -> None:
     response = await client.post(
-        SESSIONS, json={}, headers=[(b"X-User-ID", b"u1"), (b"Idempotency-Key", key)]
+        API, json={}, headers=[(b"X-User-ID", b"u1"), (b"Idempotency-Key", key)]
     )
 
     assert response.status_code == 422
@@ -336,9 +336,9 @@ async def test_keys_of_1_to_255_printable_characters_are_accepted(
     client: httpx.AsyncClient, key: bytes
 ) -> None:
     headers = [(b"X-User-ID", b"u1"), (b"Idempotency-Key", key)]
-    created = await client.post(SESSIONS, json={}, headers=headers)
+    created = await client.post(API, json={}, headers=headers)
     sid = created.json()["session_id"]
-    url = f"{SESSIONS}/{sid}/messages"
+    url = f"{API}/{sid}/messages"
     first = await client.post(url, json={"role": "user", "content": "x"}, headers=headers)
     retry = await client.post(url, json={"role": "user", "content": "x"}, headers=headers)
 

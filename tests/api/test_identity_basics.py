@@ -10,10 +10,9 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import user
+from tests.helpers import API
 
 Headers = list[tuple[bytes, bytes]]
-
-API = "/api/v1/sessions"
 
 
 def as_user(user_id: str) -> Headers:

@@ -15,8 +15,7 @@ import pytest
 
 from session_service.domain.models import MAX_JSON_BYTES
 from tests.conftest import create_session, user
-
-API = "/api/v1/sessions"
+from tests.helpers import API
 
 
 def size(value: dict[str, Any]) -> int:

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from tests.conftest import create_session, user
+from tests.helpers import API
 
-API = "/api/v1/sessions"
 STATUSES = ["active", "in_progress", "completed", "archived", "abandoned"]
 ALLOWED: dict[str, set[str]] = {
     "active": {"in_progress", "completed", "abandoned", "archived"},

@@ -13,9 +13,8 @@ import pytest
 
 from session_service.observability.logging import user_ref
 from tests.conftest import ClientFactory, create_session, user
-from tests.ops.test_metrics import sample, scrape
+from tests.helpers import API, sample, scrape
 
-API = "/api/v1/sessions"
 EVICTING = {"session_limit_policy": "evict_oldest"}
 EVICTED = "fm_session_sessions_total"
 

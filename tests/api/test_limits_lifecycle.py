@@ -7,8 +7,7 @@ import time
 from datetime import datetime
 
 from tests.conftest import ClientFactory, create_session, user
-
-API = "/api/v1/sessions"
+from tests.helpers import API
 
 
 async def test_the_create_after_the_limit_is_409_session_limit_reached(

@@ -16,8 +16,8 @@ from session_service.store.keys import STATUS_INDEX, Keys
 from session_service.store.protocol import PruneArgs
 from session_service.store.sessions import NewSession, SessionStore
 from tests.conftest import ClientFactory, user
+from tests.helpers import API
 
-API = "/api/v1/sessions"
 KEYS = Keys("fms")
 FILTERS: list[dict[str, Any]] = [
     {},

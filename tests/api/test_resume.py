@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import ClientFactory, create_session, user
-
-API = "/api/v1/sessions"
+from tests.helpers import API
 
 
 async def _create(client: httpx.AsyncClient, user_id: str = "u1", **body: Any) -> httpx.Response:

@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from tests.conftest import create_session, user
+from tests.helpers import API
 
 SEARCH = "/api/v1/sessions/search"
-API = "/api/v1/sessions"
 
 
 async def _search(client: httpx.AsyncClient, user_id: str = "u1", **body: Any) -> dict[str, Any]:

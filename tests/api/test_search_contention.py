@@ -26,8 +26,8 @@ from session_service.store.records import SearchFilters
 from session_service.store.search import SCAN_BUDGET, search_args
 from session_service.store.sessions import NewSession, SessionStore
 from tests.conftest import ClientFactory, user
+from tests.helpers import API
 
-API = "/api/v1/sessions"
 SEARCH = f"{API}/search"
 N = 3_000
 PAGE = 100

@@ -17,8 +17,8 @@ import pytest
 from session_service.domain.ids import new_session_id
 from session_service.store.sessions import NewSession, SessionStore
 from tests.conftest import ClientFactory, user
+from tests.helpers import API
 
-API = "/api/v1/sessions"
 SEARCH = f"{API}/search"
 N = 50_000
 

@@ -16,8 +16,8 @@ from session_service.domain.ids import new_session_id
 from session_service.store.keys import Keys
 from session_service.store.sessions import NewSession
 from tests.conftest import create_session, make_settings, user
+from tests.helpers import API
 
-API = "/api/v1/sessions"
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 UNKNOWN_ID = "sess_00000000000000000000000000000000"
 NOT_FOUND_BODY = {"detail": "Session not found", "code": "session_not_found"}

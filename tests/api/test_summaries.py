@@ -11,8 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import ClientFactory, create_session, user
-
-API = "/api/v1/sessions"
+from tests.helpers import API
 
 
 def mid(n: int) -> str:

@@ -11,8 +11,7 @@ import pytest
 
 from session_service.domain.tokens import MAX_TOKEN_COUNT
 from tests.conftest import create_session, user
-
-API = "/api/v1/sessions"
+from tests.helpers import API
 
 
 async def appended(client: httpx.AsyncClient, sid: str, **body: Any) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 
 from session_service.domain.tokens import MAX_TOOL_ARGUMENTS_BYTES, MAX_TOOL_CALLS
 from tests.conftest import create_session, user
+from tests.helpers import API
 
-API = "/api/v1/sessions"
 CALLS = [
     {"id": "call_1", "name": "get_metrics", "arguments": {"host": "db-1", "window": [5, "m"]}},
     {"id": "call_2", "name": "tail_logs", "arguments": '{"lines": 50}'},

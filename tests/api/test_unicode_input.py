@@ -14,8 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import create_session, user
-
-API = "/api/v1/sessions"
+from tests.helpers import API
 
 
 @pytest.fixture(params=[True, False], ids=["fast", "router"])

@@ -18,56 +18,9 @@ from session_service.domain.tokens import (
     WINDOW_MAX_MESSAGES,
 )
 from session_service.store.sessions import SessionStore
-from tests.api.test_export import fill
+from tests.api.prompt_window import conversation, ids, summarize, window
 from tests.conftest import create_session, user
-
-API = "/api/v1/sessions"
-
-
-async def append(client: httpx.AsyncClient, sid: str, **body: Any) -> dict[str, Any]:
-    response = await client.post(f"{API}/{sid}/messages", json=body, headers=user())
-    assert response.status_code == 201, response.text
-    message: dict[str, Any] = response.json()["message"]
-    return message
-
-
-async def window(client: httpx.AsyncClient, sid: str, max_tokens: int) -> dict[str, Any]:
-    response = await client.get(
-        f"{API}/{sid}/window", params={"max_tokens": max_tokens}, headers=user()
-    )
-    assert response.status_code == 200, response.text
-    data: dict[str, Any] = response.json()
-    assert set(data) == {"summary", "messages", "total_tokens", "truncated", "first_message_id"}
-    return data
-
-
-async def summarize(
-    client: httpx.AsyncClient, sid: str, through: str, tokens: int
-) -> dict[str, Any]:
-    response = await client.post(
-        f"{API}/{sid}/summaries",
-        json={"content": f"up to {through}", "covers_through": through, "token_count": tokens},
-        headers=user(),
-    )
-    assert response.status_code == 201, response.text
-    summary: dict[str, Any] = response.json()
-    return summary
-
-
-def ids(data: dict[str, Any]) -> list[str]:
-    return [m["message_id"] for m in data["messages"]]
-
-
-def mid(n: int) -> str:
-    return f"msg_{n:010d}"
-
-
-async def conversation(client: httpx.AsyncClient, *tokens: int) -> str:
-    sid: str = (await create_session(client))["session_id"]
-    for i, count in enumerate(tokens):
-        await append(client, sid, role="user" if i % 2 == 0 else "assistant", content=f"m{i}",
-                     token_count=count)  # fmt: skip
-    return sid
+from tests.helpers import API, appended, fill, mid
 
 
 async def test_an_empty_session_has_an_empty_window(client: httpx.AsyncClient) -> None:
@@ -131,10 +84,10 @@ async def test_a_tool_call_group_is_included_whole_or_not_at_all(
 ) -> None:
     sid = await conversation(client, 5)
     calls = [{"id": "a", "name": "f"}, {"id": "b", "name": "g"}]
-    await append(client, sid, role="assistant", tool_calls=calls, token_count=50)  # 2
-    await append(client, sid, role="tool", content="ra", tool_call_id="a", token_count=5)  # 3
-    await append(client, sid, role="tool", content="rb", tool_call_id="b", token_count=5)  # 4
-    await append(client, sid, role="assistant", content="done", token_count=5)  # 5
+    await appended(client, sid, role="assistant", tool_calls=calls, token_count=50)  # 2
+    await appended(client, sid, role="tool", content="ra", tool_call_id="a", token_count=5)  # 3
+    await appended(client, sid, role="tool", content="rb", tool_call_id="b", token_count=5)  # 4
+    await appended(client, sid, role="assistant", content="done", token_count=5)  # 5
 
     cut = await window(client, sid, 59)  # the results fit, their call does not
     whole = await window(client, sid, 65)
@@ -154,7 +107,7 @@ async def test_a_call_still_waiting_for_results_is_its_own_group(
     client: httpx.AsyncClient,
 ) -> None:
     sid = await conversation(client, 5)
-    await append(client, sid, role="assistant", tool_calls=[{"id": "a", "name": "f"}],
+    await appended(client, sid, role="assistant", tool_calls=[{"id": "a", "name": "f"}],
                  token_count=7)  # fmt: skip
 
     data = await window(client, sid, 7)
@@ -209,11 +162,11 @@ async def test_results_of_a_call_the_summary_covers_are_left_out(
     client: httpx.AsyncClient,
 ) -> None:
     sid = await conversation(client, 1)
-    await append(client, sid, role="assistant", tool_calls=[{"id": "a", "name": "f"}],
+    await appended(client, sid, role="assistant", tool_calls=[{"id": "a", "name": "f"}],
                  token_count=1)  # fmt: skip
     await summarize(client, sid, mid(2), 1)
-    await append(client, sid, role="tool", content="r", tool_call_id="a", token_count=1)  # 3
-    await append(client, sid, role="user", content="next", token_count=1)  # 4
+    await appended(client, sid, role="tool", content="r", tool_call_id="a", token_count=1)  # 3
+    await appended(client, sid, role="user", content="next", token_count=1)  # 4
 
     data = await window(client, sid, 100)
 
@@ -230,7 +183,7 @@ async def test_messages_of_earlier_releases_count_their_estimate(
     await redis.xadd(keys.messages("u1", sid), {"r": "user", "c": "x" * 40, "t": "1", "m": ""},
                      id="0-1")  # fmt: skip
     await redis.hset(keys.session("u1", sid), mapping={"mc": "1", "nu": "1"})
-    await append(client, sid, role="assistant", content="ok", token_count=5)
+    await appended(client, sid, role="assistant", content="ok", token_count=5)
 
     fits = await window(client, sid, 15)
     cut = await window(client, sid, 14)
@@ -275,7 +228,7 @@ async def test_the_window_holds_at_most_a_mebibyte_of_message_data(
 ) -> None:
     sid = (await create_session(client))["session_id"]
     for _ in range(20):
-        await append(client, sid, role="user", content="x" * 65536, token_count=0)
+        await appended(client, sid, role="user", content="x" * 65536, token_count=0)
 
     data = await window(client, sid, MAX_WINDOW_TOKENS)
 
@@ -308,11 +261,11 @@ async def test_windows_read_while_tool_groups_are_appended_never_split_a_group(
         nonlocal writing
         for g in range(15):
             calls = [{"id": f"g{g}-{i}", "name": "f"} for i in range(2)]
-            await append(client, sid, role="assistant", tool_calls=calls, token_count=3)
+            await appended(client, sid, role="assistant", tool_calls=calls, token_count=3)
             for call in calls:
-                await append(client, sid, role="tool", content="r", tool_call_id=call["id"],
+                await appended(client, sid, role="tool", content="r", tool_call_id=call["id"],
                              token_count=2)  # fmt: skip
-            await append(client, sid, role="user", content="next", token_count=1)
+            await appended(client, sid, role="user", content="next", token_count=1)
         writing = False
 
     async def reader() -> list[dict[str, Any]]:
@@ -400,7 +353,7 @@ async def test_the_window_is_the_longest_fitting_suffix_of_whole_groups_after_th
             body |= {"role": "tool", "tool_call_id": call}
         else:
             body["role"] = kind
-        message = await append(client, sid, **body)
+        message = await appended(client, sid, **body)
         model.tokens.append(message["token_count"])
         model.needs.append(need)
         if kind == "call":

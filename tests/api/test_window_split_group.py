@@ -10,21 +10,22 @@ from __future__ import annotations
 import httpx
 
 from session_service.domain.tokens import MAX_WINDOW_TOKENS
-from tests.api.test_window import append, conversation, ids, mid, summarize, window
+from tests.api.prompt_window import conversation, ids, summarize, window
+from tests.helpers import appended, mid
 
 
 async def test_a_result_split_from_its_call_by_a_summary_truncates_every_window(
     client: httpx.AsyncClient,
 ) -> None:
     sid = await conversation(client, 1)  # 1
-    await append(
+    await appended(
         client, sid, role="assistant", tool_calls=[{"id": "a", "name": "f"}], token_count=1
     )  # 2, fmt: skip
     await summarize(client, sid, mid(2), 1)
-    await append(client, sid, role="user", content="still there?", token_count=1)  # 3
-    await append(client, sid, role="tool", content="r", tool_call_id="a", token_count=1)  # 4
+    await appended(client, sid, role="user", content="still there?", token_count=1)  # 3
+    await appended(client, sid, role="tool", content="r", tool_call_id="a", token_count=1)  # 4
     for n in range(5, 9):
-        await append(client, sid, role="user", content=f"m{n}", token_count=1)
+        await appended(client, sid, role="user", content=f"m{n}", token_count=1)
 
     for budget in (5, 100, MAX_WINDOW_TOKENS):
         data = await window(client, sid, budget)

@@ -3,6 +3,7 @@ real process shows: signals, workers, log output on stderr."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -90,3 +91,18 @@ def running_service(workdir: Path, *args: str, **settings: str) -> Iterator[Serv
         yield service
     finally:
         service.stop()
+
+
+async def cli(tmp_path: Path, *args: str, **env: str) -> tuple[int, str, str]:
+    """Run the console script: (exit code, stdout, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        str(BIN),
+        *args,
+        cwd=tmp_path,
+        env=service_env(**env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

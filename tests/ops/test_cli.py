@@ -12,22 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import ClientFactory, create_session, user
-from tests.ops.service import BIN, service_env
-
-
-async def cli(tmp_path: Path, *args: str, **env: str) -> tuple[int, str, str]:
-    """Run the console script: (exit code, stdout, stderr)."""
-    process = await asyncio.create_subprocess_exec(
-        str(BIN),
-        *args,
-        cwd=tmp_path,
-        env=service_env(**env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+from tests.ops.service import cli
 
 
 async def test_help_lists_serve_and_every_admin_command(tmp_path: Path) -> None:

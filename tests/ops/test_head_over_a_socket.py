@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 
+from tests.helpers import API
 from tests.ops.service import running_service
 
-API = "/api/v1/sessions"
 USER = {"X-User-ID": "u-head"}
 
 

@@ -19,11 +19,10 @@ from redis.asyncio import Redis
 
 from session_service.domain.tokens import estimate_tokens
 from tests.conftest import ClientFactory, user
+from tests.helpers import API
 from tests.legacy import LEGACY_DB, WEEK, at, message, record, service_iso, write
-from tests.ops.test_cli import cli
+from tests.ops.service import cli
 from tests.servers import redis_server
-
-API = "/api/v1/sessions"
 
 
 @pytest.fixture

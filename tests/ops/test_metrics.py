@@ -17,17 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from session_service.domain.models import Role
 from tests.conftest import ClientFactory, create_session, make_settings, running_app, user
+from tests.helpers import sample, scrape
 from tests.ops.service import running_service
 from tests.servers import free_port
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in a Prometheus exposition (0 when absent)."""
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return float(s.value)
-    return 0.0
 
 
 def domain_series(text: str) -> dict[tuple[str, str], float]:
@@ -49,12 +41,6 @@ EXPECTED_AT_ZERO = {
     },
     **{("messages", role): 0.0 for role in get_args(Role)},
 }
-
-
-async def scrape(client: httpx.AsyncClient) -> str:
-    response = await client.get("/metrics")
-    assert response.status_code == 200
-    return response.text
 
 
 async def test_requests_are_counted_by_route_template_and_status(

@@ -11,9 +11,9 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import ClientFactory, create_session, user
+from tests.helpers import API
 from tests.security.conftest import ServerFactory, read_response, request_bytes
 
-LIST = "/api/v1/sessions"
 SMALL = 2048  # MAX_REQUEST_BYTES for the size tests
 
 
@@ -23,7 +23,7 @@ SMALL = 2048  # MAX_REQUEST_BYTES for the size tests
 def test_content_length_too_big_is_refused_before_the_body(live_server: ServerFactory) -> None:
     with live_server(max_request_bytes=SMALL) as server, server.connect() as sock:
         # Only the headers: the answer must come without the body ever being sent.
-        head = request_bytes("POST", LIST, [("X-User-ID", "a")], content_length=False)
+        head = request_bytes("POST", API, [("X-User-ID", "a")], content_length=False)
         sock.sendall(head[:-2] + b"Content-Length: 1000000000\r\n\r\n")
         status, _, body = read_response(sock)
         assert status == 413
@@ -33,7 +33,7 @@ def test_content_length_too_big_is_refused_before_the_body(live_server: ServerFa
 def test_chunked_body_too_big_is_refused_before_its_end(live_server: ServerFactory) -> None:
     with live_server(max_request_bytes=SMALL) as server, server.connect() as sock:
         headers = [("X-User-ID", "a"), ("Transfer-Encoding", "chunked")]
-        sock.sendall(request_bytes("POST", LIST, headers, content_length=False))
+        sock.sendall(request_bytes("POST", API, headers, content_length=False))
         chunk = b"x" * 1500
         # Two chunks go over the limit; the terminating chunk is never sent.
         sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk) * 2)
@@ -47,14 +47,14 @@ def test_body_at_the_limit_is_read(live_server: ServerFactory) -> None:
         payload = json.dumps({"title": "t", "description": "d" * 1500}).encode()
         assert len(payload) <= SMALL
         headers = [("X-User-ID", "a"), ("Content-Type", "application/json")]
-        status, _, body = server.raw(request_bytes("POST", LIST, headers, payload))
+        status, _, body = server.raw(request_bytes("POST", API, headers, payload))
         assert status == 201, body
 
 
 async def test_too_large_body_writes_nothing(make_client: ClientFactory, redis: Redis) -> None:
     async with make_client(max_request_bytes=SMALL) as client:
         body = {"title": "x", "metadata": {"k": "v" * SMALL}}
-        response = await client.post(LIST, json=body, headers=user("a"))
+        response = await client.post(API, json=body, headers=user("a"))
         assert response.status_code == 413
         assert response.json()["code"] == "request_too_large"
         assert await redis.dbsize() == 0
@@ -100,7 +100,7 @@ BAD_CREATE: list[dict[str, Any]] = [
 
 @pytest.mark.parametrize("body", OK_CREATE, ids=range(len(OK_CREATE)))
 async def test_create_within_bounds(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
-    response = await client.post(LIST, json=body, headers=user("a"))
+    response = await client.post(API, json=body, headers=user("a"))
     assert response.status_code == 201, response.text
     got = response.json()
     for key, value in body.items():
@@ -111,7 +111,7 @@ async def test_create_within_bounds(client: httpx.AsyncClient, body: dict[str, A
 async def test_create_out_of_bounds(
     client: httpx.AsyncClient, redis: Redis, body: dict[str, Any]
 ) -> None:
-    response = await client.post(LIST, json=body, headers=user("a"))
+    response = await client.post(API, json=body, headers=user("a"))
     assert response.status_code == 422, response.text
     assert response.json()["code"] == "validation_error"
     assert await redis.dbsize() == 0
@@ -132,7 +132,7 @@ async def test_patch_out_of_bounds(
     client: httpx.AsyncClient, field: str, value: dict[str, Any]
 ) -> None:
     sid = (await create_session(client, "a"))["session_id"]
-    response = await client.patch(f"{LIST}/{sid}", json={field: value}, headers=user("a"))
+    response = await client.patch(f"{API}/{sid}", json={field: value}, headers=user("a"))
     assert response.status_code == 422, response.text
     assert response.json()["code"] == "validation_error"
 
@@ -140,7 +140,7 @@ async def test_patch_out_of_bounds(
 @pytest.mark.parametrize("field", ["metadata", "context"])
 async def test_patch_merge_over_key_count(client: httpx.AsyncClient, field: str) -> None:
     sid = (await create_session(client, "a"))["session_id"]
-    url = f"{LIST}/{sid}"
+    url = f"{API}/{sid}"
     first = {f"k{i}": i for i in range(64)}
     assert (await client.patch(url, json={field: first}, headers=user("a"))).status_code == 200
     # Each patch alone is small; the merge would have 65 keys.
@@ -157,7 +157,7 @@ async def test_patch_merge_over_key_count(client: httpx.AsyncClient, field: str)
 @pytest.mark.parametrize("field", ["metadata", "context"])
 async def test_patch_merge_over_size(client: httpx.AsyncClient, field: str) -> None:
     sid = (await create_session(client, "a"))["session_id"]
-    url = f"{LIST}/{sid}"
+    url = f"{API}/{sid}"
     half = "v" * (9 * 1024)
     assert (
         await client.patch(url, json={field: {"a": half}}, headers=user("a"))
@@ -172,9 +172,9 @@ async def test_message_and_search_metadata_bounds(client: httpx.AsyncClient) -> 
     sid = (await create_session(client, "a"))["session_id"]
     bad = {f"k{i}": i for i in range(65)}
     message = {"role": "user", "content": "hi", "metadata": bad}
-    response = await client.post(f"{LIST}/{sid}/messages", json=message, headers=user("a"))
+    response = await client.post(f"{API}/{sid}/messages", json=message, headers=user("a"))
     assert response.status_code == 422
-    response = await client.post(f"{LIST}/search", json={"metadata": bad}, headers=user("a"))
+    response = await client.post(f"{API}/search", json={"metadata": bad}, headers=user("a"))
     assert response.status_code == 422
 
 
@@ -215,7 +215,7 @@ async def storage_commands(redis: Redis) -> dict[str, int]:
 async def quiet_client(make_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]:
     async with make_client() as client:
         # Let the startup checks (CONFIG GET) finish before counting commands.
-        assert (await client.get(f"{LIST}/sess_{'0' * 32}", headers=user("a"))).status_code == 404
+        assert (await client.get(f"{API}/sess_{'0' * 32}", headers=user("a"))).status_code == 404
         yield client
 
 
@@ -225,7 +225,7 @@ async def test_malformed_session_id_is_404_without_storage(
 ) -> None:
     await redis.config_resetstat()
     h = user("a")
-    base = f"{LIST}/{sid}"
+    base = f"{API}/{sid}"
     responses = [
         await quiet_client.get(base, headers=h),
         await quiet_client.patch(base, json={"title": "x"}, headers=h),
@@ -252,7 +252,7 @@ async def test_well_formed_unknown_id_does_reach_storage(
 ) -> None:
     # The counter above can see storage calls: a well-formed id is looked up.
     await redis.config_resetstat()
-    response = await quiet_client.get(f"{LIST}/sess_{'0' * 32}", headers=user("a"))
+    response = await quiet_client.get(f"{API}/sess_{'0' * 32}", headers=user("a"))
     assert response.status_code == 404
     assert await storage_commands(redis) != {}
 
@@ -277,7 +277,7 @@ async def test_malformed_message_id_is_404_without_storage(
 ) -> None:
     sid = (await create_session(quiet_client, "a"))["session_id"]
     await redis.config_resetstat()
-    response = await quiet_client.get(f"{LIST}/{sid}/messages/{mid}", headers=user("a"))
+    response = await quiet_client.get(f"{API}/{sid}/messages/{mid}", headers=user("a"))
     assert response.status_code == 404, response.text
     assert response.json()["code"] == "message_not_found"
     assert await storage_commands(redis) == {}
@@ -285,7 +285,7 @@ async def test_malformed_message_id_is_404_without_storage(
 
 async def test_missing_message_on_real_session_is_404(client: httpx.AsyncClient) -> None:
     sid = (await create_session(client, "a"))["session_id"]
-    response = await client.get(f"{LIST}/{sid}/messages/msg_0000000001", headers=user("a"))
+    response = await client.get(f"{API}/{sid}/messages/msg_0000000001", headers=user("a"))
     assert response.status_code == 404
     assert response.json()["code"] == "message_not_found"
 
@@ -309,7 +309,7 @@ async def test_missing_message_on_real_session_is_404(client: httpx.AsyncClient)
     ],
 )
 async def test_list_query_bounds(client: httpx.AsyncClient, query: str) -> None:
-    response = await client.get(f"{LIST}?{query}", headers=user("a"))
+    response = await client.get(f"{API}?{query}", headers=user("a"))
     assert response.status_code == 422, response.text
     assert response.json()["code"] == "validation_error"
 
@@ -327,7 +327,7 @@ async def test_list_query_bounds(client: httpx.AsyncClient, query: str) -> None:
 )
 async def test_message_query_bounds(client: httpx.AsyncClient, query: str) -> None:
     sid = (await create_session(client, "a"))["session_id"]
-    response = await client.get(f"{LIST}/{sid}/messages?{query}", headers=user("a"))
+    response = await client.get(f"{API}/{sid}/messages?{query}", headers=user("a"))
     assert response.status_code == 422, response.text
 
 
@@ -344,16 +344,16 @@ async def test_message_query_bounds(client: httpx.AsyncClient, query: str) -> No
 )
 async def test_search_bounds(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
     await create_session(client, "a")
-    response = await client.post(f"{LIST}/search", json=body, headers=user("a"))
+    response = await client.post(f"{API}/search", json=body, headers=user("a"))
     assert response.status_code == 422, response.text
 
 
 async def test_get_session_and_export_query_bounds(client: httpx.AsyncClient) -> None:
     sid = (await create_session(client, "a"))["session_id"]
     for url in (
-        f"{LIST}/{sid}?include_messages=true&limit=0",
-        f"{LIST}/{sid}?include_messages=true&limit=501",
-        f"{LIST}/{sid}/export?format=exe",
+        f"{API}/{sid}?include_messages=true&limit=0",
+        f"{API}/{sid}?include_messages=true&limit=501",
+        f"{API}/{sid}/export?format=exe",
     ):
         response = await client.get(url, headers=user("a"))
         assert response.status_code == 422, (url, response.text)
@@ -367,11 +367,11 @@ async def test_integers_beyond_64_bits_are_422_not_500(
     sid = (await create_session(client, "a"))["session_id"]
     h = user("a")
     for response in (
-        await client.post(LIST, json={"metadata": doc}, headers=h),
-        await client.post(f"{LIST}/search", json={"metadata": doc}, headers=h),
-        await client.patch(f"{LIST}/{sid}", json={"context": doc}, headers=h),
+        await client.post(API, json={"metadata": doc}, headers=h),
+        await client.post(f"{API}/search", json={"metadata": doc}, headers=h),
+        await client.patch(f"{API}/{sid}", json={"context": doc}, headers=h),
         await client.post(
-            f"{LIST}/{sid}/messages",
+            f"{API}/{sid}/messages",
             json={"role": "user", "content": "x", "metadata": doc},
             headers=h,
         ),

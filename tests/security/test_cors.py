@@ -6,8 +6,8 @@ import httpx
 import pytest
 
 from tests.conftest import ClientFactory
+from tests.helpers import API
 
-LIST = "/api/v1/sessions"
 APP = "https://app.faultmaven.com"
 ADMIN = "https://admin.faultmaven.com"
 EVIL = "https://evil.example"
@@ -23,14 +23,14 @@ def preflight(origin: str) -> dict[str, str]:
 
 async def _simple_get(client: httpx.AsyncClient, origin: str) -> httpx.Response:
     headers = {"Origin": origin, "X-User-ID": "a", "Cookie": "session=1"}
-    return await client.get(LIST, headers=headers)
+    return await client.get(API, headers=headers)
 
 
 @pytest.mark.parametrize("origins", ["*", f"*,{APP}", f"{APP},*"])
 async def test_wildcard_never_allows_credentials(make_client: ClientFactory, origins: str) -> None:
     async with make_client(cors_origins=origins) as client:
         for origin in (EVIL, APP):
-            response = await client.options(LIST, headers=preflight(origin))
+            response = await client.options(API, headers=preflight(origin))
             assert response.status_code == 200
             assert response.headers["access-control-allow-origin"] == "*"
             assert "access-control-allow-credentials" not in response.headers
@@ -46,7 +46,7 @@ async def test_explicit_origins_allow_credentials_only_for_them(
 ) -> None:
     async with make_client(cors_origins=f"{APP}, {ADMIN}") as client:
         for origin in (APP, ADMIN):
-            response = await client.options(LIST, headers=preflight(origin))
+            response = await client.options(API, headers=preflight(origin))
             assert response.status_code == 200
             assert response.headers["access-control-allow-origin"] == origin
             assert response.headers["access-control-allow-credentials"] == "true"
@@ -55,22 +55,22 @@ async def test_explicit_origins_allow_credentials_only_for_them(
             assert response.headers["access-control-allow-credentials"] == "true"
             assert "x-request-id" in response.headers["access-control-expose-headers"].lower()
 
-        response = await client.options(LIST, headers=preflight(EVIL))
+        response = await client.options(API, headers=preflight(EVIL))
         assert response.status_code == 400
         assert "access-control-allow-origin" not in response.headers
         response = await _simple_get(client, EVIL)
         assert "access-control-allow-origin" not in response.headers
         for lookalike in (APP + ".evil.example", APP.upper(), "null", APP + ":443"):
-            response = await client.options(LIST, headers=preflight(lookalike))
+            response = await client.options(API, headers=preflight(lookalike))
             assert response.headers.get("access-control-allow-origin") != lookalike
 
 
 async def test_preflight_needs_no_identity_or_token(make_client: ClientFactory) -> None:
     async with make_client(cors_origins=APP, gateway_shared_secret="s") as client:
-        response = await client.options(LIST, headers=preflight(APP))
+        response = await client.options(API, headers=preflight(APP))
         assert response.status_code == 200
         # The preflight is answered; the real request still needs the gateway's proof.
-        response = await client.get(LIST, headers={"Origin": APP, "X-User-ID": "a"})
+        response = await client.get(API, headers={"Origin": APP, "X-User-ID": "a"})
         assert response.status_code == 401
         assert response.headers["access-control-allow-origin"] == APP
 
@@ -85,18 +85,18 @@ async def test_simple_cross_site_bodies_are_not_json(
     # A browser sends these content types cross-site without a preflight: never act on them.
     async with make_client() as client:
         h = {"X-User-ID": "a"}
-        sid = (await client.post(LIST, json={}, headers=h)).json()["session_id"]
+        sid = (await client.post(API, json={}, headers=h)).json()["session_id"]
         h["Content-Type"] = content_type
         attempts = [
-            ("POST", LIST, b'{"title": "csrf"}'),
-            ("POST", f"{LIST}/{sid}/messages", b'{"role": "user", "content": "csrf"}'),
-            ("PATCH", f"{LIST}/{sid}", b'{"title": "csrf"}'),
-            ("POST", f"{LIST}/{sid}/cases", b'{"case_id": "csrf"}'),
+            ("POST", API, b'{"title": "csrf"}'),
+            ("POST", f"{API}/{sid}/messages", b'{"role": "user", "content": "csrf"}'),
+            ("PATCH", f"{API}/{sid}", b'{"title": "csrf"}'),
+            ("POST", f"{API}/{sid}/cases", b'{"case_id": "csrf"}'),
         ]
         for method, url, body in attempts:
             response = await client.request(method, url, content=body, headers=h)
             assert response.status_code == 422, (url, response.text)
-        listed = await client.get(LIST, headers={"X-User-ID": "a"})
+        listed = await client.get(API, headers={"X-User-ID": "a"})
         assert listed.json()["total"] == 1
         session = listed.json()["sessions"][0]
         assert session["title"] is None
@@ -110,13 +110,13 @@ async def test_a_browser_can_read_the_etag_and_send_conditional_headers(
     # ETag and cannot send If-Match / If-None-Match (issue 14's polling and conditional writes).
     async with make_client(cors_origins=APP) as client:
         headers = {"Origin": APP, "X-User-ID": "a"}
-        created = await client.post(LIST, headers=headers, json={})
+        created = await client.post(API, headers=headers, json={})
         assert created.status_code == 201
         exposed = created.headers["access-control-expose-headers"].lower().split(", ")
         assert "etag" in exposed
         asked = "x-user-id,if-match,if-none-match,idempotency-key,content-type"
         response = await client.options(
-            f"{LIST}/{created.json()['session_id']}",
+            f"{API}/{created.json()['session_id']}",
             headers={
                 "Origin": APP,
                 "Access-Control-Request-Method": "PATCH",
@@ -126,7 +126,7 @@ async def test_a_browser_can_read_the_etag_and_send_conditional_headers(
         assert response.status_code == 200
         assert response.headers["access-control-allow-headers"].lower() == asked
         polled = await client.get(
-            f"{LIST}/{created.json()['session_id']}",
+            f"{API}/{created.json()['session_id']}",
             headers={**headers, "If-None-Match": created.headers["etag"]},
         )
         assert polled.status_code == 304

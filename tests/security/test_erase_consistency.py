@@ -29,8 +29,8 @@ from redis.asyncio import Redis
 from session_service.store import account, branches, erasure
 from session_service.store.keys import COPY_OWNER, Keys
 from tests.conftest import ClientFactory, create_session, user
+from tests.helpers import API
 
-API = "/api/v1/sessions"
 KEYS = Keys("fms")
 ADMIN = user("root", **{"X-User-Roles": '["admin"]'})
 

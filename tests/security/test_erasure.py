@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys
 from tests.conftest import create_session, user
+from tests.helpers import API
 
-LIST = "/api/v1/sessions"
 KEYS = Keys("fms")
 ADMIN = {"X-User-Roles": '["admin"]'}
 
@@ -31,18 +31,18 @@ async def _populate(client: httpx.AsyncClient, user_id: str) -> list[str]:
     for i in range(3):
         headers = {**h, "Idempotency-Key": f"create-{i}"}
         body = {"title": f"t{i}", "client_id": f"ext-{i}", "metadata": {"i": i}}
-        response = await client.post(LIST, json=body, headers=headers)
+        response = await client.post(API, json=body, headers=headers)
         assert response.status_code == 201
         sids.append(response.json()["session_id"])
     for sid in sids:
         for j in range(2):
             message = {"role": "user", "content": f"m{j}"}
             headers = {**h, "Idempotency-Key": f"{sid}-{j}"}
-            response = await client.post(f"{LIST}/{sid}/messages", json=message, headers=headers)
+            response = await client.post(f"{API}/{sid}/messages", json=message, headers=headers)
             assert response.status_code == 201
-        linked = await client.post(f"{LIST}/{sid}/cases", json={"case_id": "c1"}, headers=h)
+        linked = await client.post(f"{API}/{sid}/cases", json={"case_id": "c1"}, headers=h)
         assert linked.status_code == 200
-    assert (await client.post(f"{LIST}/{sids[0]}/archive", headers=h)).status_code == 200
+    assert (await client.post(f"{API}/{sids[0]}/archive", headers=h)).status_code == 200
     return sids
 
 
@@ -88,15 +88,15 @@ async def test_admin_erases_everything_of_one_user(
     assert await _user_keys(redis, victim) == []
     for other in others:
         assert sorted(await _user_keys(redis, other)) == before[other]
-        listed = await client.get(f"{LIST}?include_archived=true", headers=_h(other))
+        listed = await client.get(f"{API}?include_archived=true", headers=_h(other))
         assert listed.json()["total"] == 3
-    listed = await client.get(f"{LIST}?include_archived=true", headers=_h(victim))
+    listed = await client.get(f"{API}?include_archived=true", headers=_h(victim))
     assert listed.json() == {"sessions": [], "total": 0, "limit": 50, "offset": 0}
 
     # Erasing again finds nothing; the user can start afresh (resume finds no old session).
     again = await client.delete(erase_url(victim), headers=user("root", **ADMIN))
     assert again.json()["deleted_sessions"] == 0
-    fresh = await client.post(LIST, json={"client_id": "ext-0"}, headers=_h(victim))
+    fresh = await client.post(API, json={"client_id": "ext-0"}, headers=_h(victim))
     assert fresh.status_code == 201
 
 

@@ -22,8 +22,8 @@ from session_service.store import erasure
 from session_service.store.keys import Keys
 from session_service.store.protocol import EraseArgs
 from tests.conftest import ClientFactory, create_session, user
+from tests.helpers import API
 
-API = "/api/v1/sessions"
 KEYS = Keys("fms")
 ADMIN = user("root", **{"X-User-Roles": '["admin"]'})
 

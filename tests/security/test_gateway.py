@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import ClientFactory, user
+from tests.helpers import API
 from tests.security.conftest import ServerFactory, request_bytes
 
 SECRET = "s3cret-token-from-the-gateway"
-LIST = "/api/v1/sessions"
 
 
 @pytest.mark.parametrize(
@@ -27,8 +27,8 @@ async def test_missing_or_wrong_token_is_untrusted(
         if token is not None:
             headers["X-Gateway-Token"] = token
         for response in (
-            await client.get(LIST, headers=headers),
-            await client.post(LIST, json={"title": "x"}, headers=headers),
+            await client.get(API, headers=headers),
+            await client.post(API, json={"title": "x"}, headers=headers),
             await client.delete("/api/v1/users/alice/sessions", headers=headers),
         ):
             assert response.status_code == 401
@@ -38,19 +38,19 @@ async def test_missing_or_wrong_token_is_untrusted(
 async def test_right_token_is_accepted(make_client: ClientFactory) -> None:
     async with make_client(gateway_shared_secret=SECRET) as client:
         headers = user("alice", **{"X-Gateway-Token": SECRET})
-        created = await client.post(LIST, json={"title": "x"}, headers=headers)
+        created = await client.post(API, json={"title": "x"}, headers=headers)
         assert created.status_code == 201, created.text
-        listed = await client.get(LIST, headers=headers)
+        listed = await client.get(API, headers=headers)
         assert listed.status_code == 200
         assert listed.json()["total"] == 1
 
 
 async def test_token_is_checked_before_identity(make_client: ClientFactory) -> None:
     async with make_client(gateway_shared_secret=SECRET) as client:
-        response = await client.get(LIST)
+        response = await client.get(API)
         assert response.status_code == 401
         assert response.json()["code"] == "untrusted_caller"
-        response = await client.get(LIST, headers={"X-Gateway-Token": SECRET})
+        response = await client.get(API, headers={"X-Gateway-Token": SECRET})
         assert response.json()["code"] == "missing_user_id"
 
 
@@ -63,7 +63,7 @@ async def test_operations_endpoints_stay_open(make_client: ClientFactory, path: 
 
 async def test_no_secret_means_no_token_needed(make_client: ClientFactory) -> None:
     async with make_client(gateway_shared_secret="") as client:
-        response = await client.get(LIST, headers=user("alice"))
+        response = await client.get(API, headers=user("alice"))
         assert response.status_code == 200
 
 
@@ -135,6 +135,6 @@ def test_two_gateway_tokens_are_untrusted(
             ("X-Gateway-Token", tokens[0]),
             ("x-gateway-token", tokens[1]),
         ]
-        status, _, body = server.raw(request_bytes("GET", LIST, headers))
+        status, _, body = server.raw(request_bytes("GET", API, headers))
         assert status == 401
         assert json.loads(body)["code"] == "untrusted_caller"

@@ -10,9 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ClientFactory, create_session, user
+from tests.helpers import API
 from tests.security.conftest import ServerFactory, request_bytes
-
-LIST = "/api/v1/sessions"
 
 
 @pytest.mark.parametrize(
@@ -29,7 +28,7 @@ def test_two_user_id_headers_are_ambiguous(
 ) -> None:
     with live_server() as server:
         headers = list(zip(names, values, strict=True))
-        status, _, body = server.raw(request_bytes("GET", LIST, headers))
+        status, _, body = server.raw(request_bytes("GET", API, headers))
         assert status == 400
         assert json.loads(body)["code"] == "ambiguous_identity"
 
@@ -42,18 +41,18 @@ def test_duplicate_user_id_never_creates_anything(live_server: ServerFactory) ->
             ("x-user-id", "victim"),
             ("Content-Type", "application/json"),
         ]
-        status, _, body = server.raw(request_bytes("POST", LIST, headers, payload))
+        status, _, body = server.raw(request_bytes("POST", API, headers, payload))
         assert status == 400, body
         # Neither identity got a session out of it.
         for who in ("gateway-user", "victim"):
-            status, _, body = server.raw(request_bytes("GET", LIST, [("X-User-ID", who)]))
+            status, _, body = server.raw(request_bytes("GET", API, [("X-User-ID", who)]))
             assert status == 200
             assert json.loads(body)["total"] == 0
 
 
 def test_single_user_id_over_socket_is_accepted(live_server: ServerFactory) -> None:
     with live_server() as server:
-        status, _, body = server.raw(request_bytes("GET", LIST, [("x-user-id", "alice")]))
+        status, _, body = server.raw(request_bytes("GET", API, [("x-user-id", "alice")]))
         assert status == 200, body
         assert json.loads(body)["sessions"] == []
 
@@ -75,7 +74,7 @@ def test_a_duplicated_identity_header_is_ambiguous(
             "detail": f"More than one {name} header was sent",
             "code": "ambiguous_identity",
         }
-        status, _, body = server.raw(request_bytes("GET", LIST, headers))
+        status, _, body = server.raw(request_bytes("GET", API, headers))
         assert (status, json.loads(body)["code"]) == (400, "ambiguous_identity")
 
 
@@ -126,7 +125,7 @@ async def test_roles_without_admin_are_forbidden(client: httpx.AsyncClient, role
     ],
 )
 async def test_malformed_roles_header(client: httpx.AsyncClient, roles: str) -> None:
-    response = await client.get(LIST, headers=user("alice", **{"X-User-Roles": roles}))
+    response = await client.get(API, headers=user("alice", **{"X-User-Roles": roles}))
     assert response.status_code == 400, roles
     assert response.json()["code"] == "invalid_roles_header"
 
@@ -136,10 +135,10 @@ async def test_roles_are_checked_before_anything_is_written(
 ) -> None:
     async with make_client() as client:
         bad = user("alice", **{"X-User-Roles": "a b"})
-        response = await client.post(LIST, json={"title": "x"}, headers=bad)
+        response = await client.post(API, json={"title": "x"}, headers=bad)
         assert response.status_code == 400
         await create_session(client, "alice")
-        listed = await client.get(LIST, headers=user("alice"))
+        listed = await client.get(API, headers=user("alice"))
         assert listed.json()["total"] == 1
 
 
@@ -154,14 +153,14 @@ async def test_roles_are_checked_before_anything_is_written(
 async def test_user_id_header_bounds(
     client: httpx.AsyncClient, value: str, status: int, code: str
 ) -> None:
-    response = await client.get(LIST, headers={"X-User-ID": value})
+    response = await client.get(API, headers={"X-User-ID": value})
     assert response.status_code == status
     assert response.json()["code"] == code
 
 
 def test_invalid_utf8_user_id_over_socket(live_server: ServerFactory) -> None:
     with live_server() as server:
-        data = request_bytes("GET", LIST).replace(
+        data = request_bytes("GET", API).replace(
             b"Connection: close\r\n", b"Connection: close\r\nX-User-ID: \xff\xfeab\r\n"
         )
         status, _, body = server.raw(data)
@@ -185,7 +184,7 @@ async def test_any_identity_headers_get_a_documented_answer(
     headers: list[tuple[bytes, bytes]] = [(b"X-User-ID", value)]
     if roles is not None:
         headers.append((b"X-User-Roles", roles))
-    response = await client.post(LIST, json={"title": "t"}, headers=headers)
+    response = await client.post(API, json={"title": "t"}, headers=headers)
     codes = {400: {"invalid_user_id", "invalid_roles_header"}, 401: {"missing_user_id"}}
     if response.status_code != 201:
         assert response.json()["code"] in codes[response.status_code], response.text
@@ -193,6 +192,6 @@ async def test_any_identity_headers_get_a_documented_answer(
     user_id = value.decode("utf-8")
     assert response.json()["user_id"] == user_id
     sid = response.json()["session_id"]
-    got = await client.get(f"{LIST}/{sid}", headers=[(b"X-User-ID", value)])
+    got = await client.get(f"{API}/{sid}", headers=[(b"X-User-ID", value)])
     assert got.status_code == 200
     assert got.json()["user_id"] == user_id

@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys, decode_user
 from tests.conftest import ClientFactory, user
+from tests.helpers import API
 
-LIST = "/api/v1/sessions"
 KEYS = Keys("fms")
 
 HOSTILE_USERS = [
@@ -67,7 +67,7 @@ async def _hostile_traffic(client: httpx.AsyncClient, user_id: str) -> list[str]
             "Idempotency-Key": f"{IDEMPOTENCY_KEYS[i % len(IDEMPOTENCY_KEYS)][:250]}#{i}",
         }
         body = {"title": user_id[:200], "client_id": client_id, "metadata": metadata}
-        response = await client.post(LIST, json=body, headers=headers)
+        response = await client.post(API, json=body, headers=headers)
         assert response.status_code == 201, response.text
         assert response.json()["user_id"] == user_id
         sids.append(response.json()["session_id"])
@@ -75,42 +75,42 @@ async def _hostile_traffic(client: httpx.AsyncClient, user_id: str) -> list[str]
     for key in IDEMPOTENCY_KEYS:
         message = {"role": "user", "content": f"{user_id} {key}", "metadata": metadata}
         response = await client.post(
-            f"{LIST}/{sid}/messages", json=message, headers={**h, "Idempotency-Key": key}
+            f"{API}/{sid}/messages", json=message, headers={**h, "Idempotency-Key": key}
         )
         assert response.status_code == 201, response.text
     response = await client.patch(
-        f"{LIST}/{sid}", json={"context": metadata, "metadata": {META_KEYS[0]: None}}, headers=h
+        f"{API}/{sid}", json={"context": metadata, "metadata": {META_KEYS[0]: None}}, headers=h
     )
     assert response.status_code == 200, response.text
     calls = [{"id": c, "name": "f:x", "arguments": metadata} for c in TOOL_CALL_IDS]
     response = await client.post(
-        f"{LIST}/{sid}/messages", json={"role": "assistant", "tool_calls": calls}, headers=h
+        f"{API}/{sid}/messages", json={"role": "assistant", "tool_calls": calls}, headers=h
     )
     assert response.status_code == 201, response.text
     for call in TOOL_CALL_IDS:
         result = {"role": "tool", "content": user_id, "tool_call_id": call}
-        response = await client.post(f"{LIST}/{sid}/messages", json=result, headers=h)
+        response = await client.post(f"{API}/{sid}/messages", json=result, headers=h)
         assert response.status_code == 201, response.text
     last = response.json()["message"]["message_id"]
     summary = {"content": user_id, "covers_through": last, "metadata": metadata}
     response = await client.post(
-        f"{LIST}/{sid}/summaries",
+        f"{API}/{sid}/summaries",
         json=summary,
         headers={**h, "Idempotency-Key": IDEMPOTENCY_KEYS[0]},
     )
     assert response.status_code == 201, response.text
-    response = await client.get(f"{LIST}/{sid}/window?max_tokens=100", headers=h)
+    response = await client.get(f"{API}/{sid}/window?max_tokens=100", headers=h)
     assert response.json()["summary"]["content"] == user_id
     for case_id in CASE_IDS:
-        response = await client.post(f"{LIST}/{sid}/cases", json={"case_id": case_id}, headers=h)
+        response = await client.post(f"{API}/{sid}/cases", json={"case_id": case_id}, headers=h)
         assert response.status_code == 200, response.text
-    await client.delete(f"{LIST}/{sid}/cases/{urllib.parse.quote(CASE_IDS[0])}", headers=h)
+    await client.delete(f"{API}/{sid}/cases/{urllib.parse.quote(CASE_IDS[0])}", headers=h)
     search = {"metadata": {META_KEYS[1]: {META_KEYS[1]: [META_KEYS[1]]}}}
-    response = await client.post(f"{LIST}/search", json=search, headers=h)
+    response = await client.post(f"{API}/search", json=search, headers=h)
     assert response.status_code == 200, response.text
     assert response.json()["total"] == len(CLIENT_IDS)
-    await client.post(f"{LIST}/{sids[1]}/archive", headers=h)
-    await client.post(f"{LIST}/cleanup", headers=h)
+    await client.post(f"{API}/{sids[1]}/archive", headers=h)
+    await client.post(f"{API}/cleanup", headers=h)
     return sids
 
 
@@ -122,9 +122,7 @@ async def test_every_key_is_under_its_users_tag(make_client: ClientFactory, redi
             owned[user_id] = await _hostile_traffic(client, user_id)
         # Each user sees exactly their own sessions.
         for user_id, sids in owned.items():
-            listed = await client.get(
-                f"{LIST}?limit=100&include_archived=true", headers=_h(user_id)
-            )
+            listed = await client.get(f"{API}?limit=100&include_archived=true", headers=_h(user_id))
             assert sorted(s["session_id"] for s in listed.json()["sessions"]) == sorted(sids)
 
     keys = [key async for key in redis.scan_iter(match="*", count=1000)]
@@ -152,17 +150,17 @@ async def test_every_key_is_under_its_users_tag(make_client: ClientFactory, redi
 
 
 async def test_hostile_user_cannot_reach_others(client: httpx.AsyncClient) -> None:
-    victim = await client.post(LIST, json={"title": "secret"}, headers=user("a"))
+    victim = await client.post(API, json={"title": "secret"}, headers=user("a"))
     sid = victim.json()["session_id"]
     for attacker in ("a*", "*", "?", "[a]", "A", "a ", " a", "a\u200b", "YQ", "{YQ}"):
         h = _h(attacker)
-        assert (await client.get(f"{LIST}/{sid}", headers=h)).status_code == 404
-        listed = await client.get(LIST, headers=h)
+        assert (await client.get(f"{API}/{sid}", headers=h)).status_code == 404
+        listed = await client.get(API, headers=h)
         assert listed.json()["total"] == 0
-        search = await client.post(f"{LIST}/search", json={"query": "secret"}, headers=h)
+        search = await client.post(f"{API}/search", json={"query": "secret"}, headers=h)
         assert search.json()["total"] == 0
         message = {"role": "user", "content": "x"}
-        response = await client.post(f"{LIST}/{sid}/messages", json=message, headers=h)
+        response = await client.post(f"{API}/{sid}/messages", json=message, headers=h)
         assert response.status_code == 404
-        assert (await client.delete(f"{LIST}/{sid}", headers=h)).status_code == 404
-    assert (await client.get(f"{LIST}/{sid}", headers=user("a"))).json()["message_count"] == 0
+        assert (await client.delete(f"{API}/{sid}", headers=h)).status_code == 404
+    assert (await client.get(f"{API}/{sid}", headers=user("a"))).json()["message_count"] == 0

@@ -11,9 +11,8 @@ import httpx
 from redis.asyncio import Redis
 
 from tests.conftest import ClientFactory, user
+from tests.helpers import API
 from tests.security.conftest import ServerFactory, read_response, request_bytes
-
-LIST = "/api/v1/sessions"
 
 
 async def _over_the_limit(client: httpx.AsyncClient, redis: Redis) -> list[httpx.Response]:
@@ -21,8 +20,8 @@ async def _over_the_limit(client: httpx.AsyncClient, redis: Redis) -> list[httpx
     for _ in range(3):
         await redis.flushall()
         minute = int(time.time() // 60)
-        responses = [await client.get(LIST, headers=user("alice")) for _ in range(3)]
-        responses.append(await client.post(LIST, json={"title": "x"}, headers=user("alice")))
+        responses = [await client.get(API, headers=user("alice")) for _ in range(3)]
+        responses.append(await client.post(API, json={"title": "x"}, headers=user("alice")))
         if int(time.time() // 60) == minute:
             return responses
     raise AssertionError("could not stay within one minute")
@@ -38,13 +37,13 @@ async def test_fourth_request_is_rate_limited(make_client: ClientFactory, redis:
         # The limited create wrote nothing.
         assert [k async for k in redis.scan_iter(match="fms:*:s:*")] == []
         # Another user is not affected.
-        other = await client.get(LIST, headers=user("bob"))
+        other = await client.get(API, headers=user("bob"))
         assert other.status_code == 200
 
 
 async def test_rate_limit_off_by_default(make_client: ClientFactory) -> None:
     async with make_client() as client:
-        statuses = {(await client.get(LIST, headers=user("alice"))).status_code for _ in range(10)}
+        statuses = {(await client.get(API, headers=user("alice"))).status_code for _ in range(10)}
         assert statuses == {200}
 
 
@@ -56,7 +55,7 @@ async def test_rate_limit_leaves_operations_endpoints_alone(make_client: ClientF
 
 def test_slow_body_times_out(live_server: ServerFactory) -> None:
     with live_server(request_body_timeout=0.5) as server, server.connect() as sock:
-        head = request_bytes("POST", LIST, [("X-User-ID", "a")], content_length=False)
+        head = request_bytes("POST", API, [("X-User-ID", "a")], content_length=False)
         sock.sendall(head[:-2] + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n")
         sock.sendall(b'{"title": ')  # and then nothing more
         status, _, body = read_response(sock)
@@ -67,11 +66,11 @@ def test_slow_body_times_out(live_server: ServerFactory) -> None:
 def test_slow_body_writes_nothing(live_server: ServerFactory) -> None:
     with live_server(request_body_timeout=0.5) as server:
         with server.connect() as sock:
-            head = request_bytes("POST", LIST, [("X-User-ID", "a")], content_length=False)
+            head = request_bytes("POST", API, [("X-User-ID", "a")], content_length=False)
             sock.sendall(head[:-2] + b"Content-Length: 15\r\n\r\n{}")
             status, _, _ = read_response(sock)
             assert status == 408
-        status, _, body = server.raw(request_bytes("GET", LIST, [("X-User-ID", "a")]))
+        status, _, body = server.raw(request_bytes("GET", API, [("X-User-ID", "a")]))
         assert status == 200
         assert json.loads(body)["total"] == 0
 
@@ -80,13 +79,13 @@ def test_body_cut_short_by_a_disconnect_is_not_executed(live_server: ServerFacto
     # The first bytes are a complete JSON document; the rest never comes.
     with live_server() as server:
         with server.connect() as sock:
-            head = request_bytes("POST", LIST, [("X-User-ID", "a")], content_length=False)
+            head = request_bytes("POST", API, [("X-User-ID", "a")], content_length=False)
             payload = b'{"title": "cut"}'
             sock.sendall(head[:-2] + b"Content-Length: 100\r\n\r\n" + payload)
             sock.shutdown(socket.SHUT_WR)
             sock.settimeout(10)
             assert sock.recv(1024) == b""  # closed without an answer
-        status, _, body = server.raw(request_bytes("GET", LIST, [("X-User-ID", "a")]))
+        status, _, body = server.raw(request_bytes("GET", API, [("X-User-ID", "a")]))
         assert status == 200
         assert json.loads(body)["total"] == 0
 
@@ -95,7 +94,7 @@ def test_trickled_body_times_out_as_a_whole(live_server: ServerFactory) -> None:
     # Every byte arrives well within the timeout; the body as a whole does not.
     payload = b'{"title": "' + b"t" * 40 + b'"}'
     with live_server(request_body_timeout=0.5) as server, server.connect() as sock:
-        head = request_bytes("POST", LIST, [("X-User-ID", "a")], content_length=False)
+        head = request_bytes("POST", API, [("X-User-ID", "a")], content_length=False)
         sock.sendall(head[:-2] + b"Content-Length: %d\r\n\r\n" % len(payload))
         for byte in payload:
             if select.select([sock], [], [], 0.1)[0]:

@@ -13,10 +13,10 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys
 from tests.conftest import make_settings, running_app, user
+from tests.helpers import API
 from tests.paging import all_messages
 from tests.servers import RedisProcess, redis_server
 
-LIST = "/api/v1/sessions"
 KEYS = Keys("fms")
 HEADROOM = 1024 * 1024  # bytes of data the small server accepts
 
@@ -69,7 +69,7 @@ async def fill_with_sessions(client: httpx.AsyncClient, user_id: str) -> httpx.R
     for i in range(10_000):
         body = {"title": f"s{i}", "metadata": filler, "client_id": f"c{i}"}
         response = await client.post(
-            LIST, json=body, headers=user(user_id, **{"Idempotency-Key": f"k{i}"})
+            API, json=body, headers=user(user_id, **{"Idempotency-Key": f"k{i}"})
         )
         if response.status_code != 201:
             return response
@@ -82,7 +82,7 @@ async def assert_consistent(client: httpx.AsyncClient, redis: Redis, user_id: st
     records = {k.removeprefix(base + "s:") async for k in redis.scan_iter(match=base + "s:*")}
     indexed = set(await redis.zrange(KEYS.expiry(user_id), 0, -1))
     assert records == indexed
-    listed = await client.get(f"{LIST}?limit=100&include_archived=true", headers=user(user_id))
+    listed = await client.get(f"{API}?limit=100&include_archived=true", headers=user(user_id))
     assert listed.status_code == 200
     assert listed.json()["total"] == len(records)
     for sid in records:
@@ -101,15 +101,15 @@ async def test_full_storage_answers_507_and_writes_nothing(
     before = await snapshot(small_redis)
     sid = next(iter(k for k in before if ":s:" in k)).rsplit(":", 1)[1]
     attempts = [
-        await full_client.post(LIST, json={"title": "more"}, headers=user("filler")),
-        await full_client.post(LIST, json={"title": "x"}, headers=user("newcomer")),
+        await full_client.post(API, json={"title": "more"}, headers=user("filler")),
+        await full_client.post(API, json={"title": "x"}, headers=user("newcomer")),
         await full_client.post(
-            f"{LIST}/{sid}/messages",
+            f"{API}/{sid}/messages",
             json={"role": "user", "content": "m" * 60_000},
             headers=user("filler"),
         ),
         await full_client.post(
-            f"{LIST}/{sid}/cases", json={"case_id": "c" * 128}, headers=user("filler")
+            f"{API}/{sid}/cases", json={"case_id": "c" * 128}, headers=user("filler")
         ),
     ]
     for response in attempts:
@@ -121,8 +121,8 @@ async def test_full_storage_answers_507_and_writes_nothing(
     assert await snapshot(small_redis) == before
 
     # Reads still work, and deletes (which free memory) are still accepted.
-    assert (await full_client.get(f"{LIST}/{sid}", headers=user("filler"))).status_code == 200
-    url = f"{LIST}/{sid}"
+    assert (await full_client.get(f"{API}/{sid}", headers=user("filler"))).status_code == 200
+    url = f"{API}/{sid}"
     assert (await full_client.delete(url, headers=user("filler"))).status_code == 204
     assert (await full_client.get(url, headers=user("filler"))).status_code == 404
     await assert_consistent(full_client, small_redis, "filler")
@@ -131,9 +131,9 @@ async def test_full_storage_answers_507_and_writes_nothing(
 async def test_appends_stop_cleanly_when_full(
     full_client: httpx.AsyncClient, small_redis: Redis
 ) -> None:
-    created = await full_client.post(LIST, json={"title": "chat"}, headers=user("talker"))
+    created = await full_client.post(API, json={"title": "chat"}, headers=user("talker"))
     sid = created.json()["session_id"]
-    url = f"{LIST}/{sid}/messages"
+    url = f"{API}/{sid}/messages"
     accepted = 0
     for i in range(10_000):
         message = {"role": "user", "content": f"{i} " + "m" * 8000}
@@ -147,7 +147,7 @@ async def test_appends_stop_cleanly_when_full(
     assert response.status_code == 507, response.text
     assert response.json()["code"] == "storage_full"
     assert accepted > 0
-    session = (await full_client.get(f"{LIST}/{sid}", headers=user("talker"))).json()
+    session = (await full_client.get(f"{API}/{sid}", headers=user("talker"))).json()
     assert session["message_count"] == accepted
     total, messages = await all_messages(full_client, sid, "talker")
     assert total == accepted
@@ -160,15 +160,15 @@ async def test_rate_limit_counter_refused_is_507_not_500(
 ) -> None:
     settings = make_settings(small_server.url, rate_limit_per_minute=1000)
     async with running_app(settings) as client:
-        assert (await client.get(LIST, headers=user("a"))).status_code == 200
+        assert (await client.get(API, headers=user("a"))).status_code == 200
         # Every write is now refused, the rate-limit counter's INCR included.
         await small_redis.config_set("maxmemory", 1)
-        response = await client.get(LIST, headers=user("someone-new"))
+        response = await client.get(API, headers=user("someone-new"))
         assert response.status_code == 507, response.text
         assert response.json()["code"] == "storage_full"
     # Reads alone do not need room.
     async with running_app(make_settings(small_server.url)) as client:
-        assert (await client.get(LIST, headers=user("a"))).status_code == 200
+        assert (await client.get(API, headers=user("a"))).status_code == 200
 
 
 class _Warnings(logging.Handler):

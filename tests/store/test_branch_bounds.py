@@ -22,8 +22,8 @@ from redis.asyncio import Redis
 from session_service.store.branches import SLICE_MAX
 from session_service.store.keys import Keys
 from tests.conftest import create_session, user
+from tests.helpers import API
 
-S = "/api/v1/sessions"
 KEYS = Keys("fms")
 LARGEST = 100_000
 BOUND_MS = 10.0
@@ -132,10 +132,10 @@ async def _evalsha_calls(redis: Redis) -> int:
 
 async def _messages_at_ends(client: httpx.AsyncClient, sid: str) -> list[Any]:
     first = await client.get(
-        f"{S}/{sid}/messages", params={"order": "asc", "limit": 3}, headers=user()
+        f"{API}/{sid}/messages", params={"order": "asc", "limit": 3}, headers=user()
     )
     last = await client.get(
-        f"{S}/{sid}/messages", params={"order": "desc", "limit": 3}, headers=user()
+        f"{API}/{sid}/messages", params={"order": "desc", "limit": 3}, headers=user()
     )
     return [first.json()["messages"], last.json()["messages"], last.json()["total"]]
 
@@ -145,7 +145,7 @@ async def test_a_fork_of_100000_messages_never_stalls_redis(
 ) -> None:
     async def fork(sid: str) -> tuple[httpx.Response, int]:
         calls = await _evalsha_calls(redis)
-        forked = await client.post(f"{S}/{sid}/fork", headers=user())
+        forked = await client.post(f"{API}/{sid}/fork", headers=user())
         return forked, await _evalsha_calls(redis) - calls
 
     sid, (forked, scripts) = await _stall_free(
@@ -156,16 +156,18 @@ async def test_a_fork_of_100000_messages_never_stalls_redis(
     fid = forked.json()["session_id"]
     assert forked.json()["message_count"] == LARGEST
     assert await _messages_at_ends(client, fid) == await _messages_at_ends(client, sid)
-    stats = (await client.get(f"{S}/{fid}/stats", headers=user())).json()
+    stats = (await client.get(f"{API}/{fid}/stats", headers=user())).json()
     assert (stats["total_tokens"], stats["user_message_count"]) == (3 * LARGEST, LARGEST // 2)
     full = await client.post(
-        f"{S}/{fid}/messages", json={"role": "user", "content": "next"}, headers=user()
+        f"{API}/{fid}/messages", json={"role": "user", "content": "next"}, headers=user()
     )
     assert full.json()["code"] == "session_full", "the fork is as full as its source"
     cut = {"to_message_id": "msg_0000099999"}
-    assert (await client.post(f"{S}/{fid}/rewind", json=cut, headers=user())).json()["removed"] == 1
+    assert (await client.post(f"{API}/{fid}/rewind", json=cut, headers=user())).json()[
+        "removed"
+    ] == 1
     appended = await client.post(
-        f"{S}/{fid}/messages", json={"role": "user", "content": "next"}, headers=user()
+        f"{API}/{fid}/messages", json={"role": "user", "content": "next"}, headers=user()
     )
     assert appended.json()["message"]["message_id"] == "msg_0000100001"
     assert await redis.xlen(KEYS.messages("u1", sid)) == LARGEST, "the source is untouched"
@@ -178,19 +180,19 @@ async def test_a_rewind_of_100000_messages_never_stalls_redis(
 
         async def rewind(sid: str, to: str = to) -> httpx.Response:
             body = {"to_message_id": to}
-            return await client.post(f"{S}/{sid}/rewind", json=body, headers=user())
+            return await client.post(f"{API}/{sid}/rewind", json=body, headers=user())
 
         sid, rewound = await _stall_free(
             redis, redis_url, lambda: _seed(client, redis, LARGEST), rewind
         )
         assert rewound.json() == {"removed": LARGEST - kept, "last_message_id": to}
         appended = await client.post(
-            f"{S}/{sid}/messages", json={"role": "user", "content": "next"}, headers=user()
+            f"{API}/{sid}/messages", json={"role": "user", "content": "next"}, headers=user()
         )
         assert appended.json()["message"]["message_id"] == "msg_0000100001", "ids continue"
         assert appended.json()["total_messages"] == kept + 1
         assert await redis.xlen(KEYS.messages("u1", sid)) == kept + 1
-        stats = (await client.get(f"{S}/{sid}/stats", headers=user())).json()
+        stats = (await client.get(f"{API}/{sid}/stats", headers=user())).json()
         assert stats["total_tokens"] == 3 * kept + appended.json()["message"]["token_count"]
 
 
@@ -236,15 +238,15 @@ async def test_a_source_deleted_mid_copy_ends_the_fork_and_the_rewind_with_nothi
         body = {"to_message_id": "msg_0000000100"} if operation == "rewind" else None
         response = await _with_hook(
             client,
-            lambda sid=sid: client.delete(f"{S}/{sid}", headers=user()),
+            lambda sid=sid: client.delete(f"{API}/{sid}", headers=user()),
             lambda sid=sid, body=body, operation=operation: client.post(
-                f"{S}/{sid}/{operation}", json=body, headers=user()
+                f"{API}/{sid}/{operation}", json=body, headers=user()
             ),
         )
         assert response.status_code == 404, response.text
         leftovers = [key for key in await _user_keys(redis) if ":sess_" in key]
         assert leftovers == [], f"{operation}: {leftovers}"
-        assert (await client.get(S, headers=user())).json()["total"] == 0
+        assert (await client.get(API, headers=user())).json()["total"] == 0
 
 
 async def test_a_source_rewound_mid_copy_restarts_the_fork_from_what_remains(
@@ -254,9 +256,9 @@ async def test_a_source_rewound_mid_copy_restarts_the_fork_from_what_remains(
     forked = await _with_hook(
         client,
         lambda: client.post(
-            f"{S}/{sid}/rewind", json={"to_message_id": "msg_0000000010"}, headers=user()
+            f"{API}/{sid}/rewind", json={"to_message_id": "msg_0000000010"}, headers=user()
         ),
-        lambda: client.post(f"{S}/{sid}/fork", headers=user()),
+        lambda: client.post(f"{API}/{sid}/fork", headers=user()),
     )
     assert forked.status_code == 201, forked.text
     assert forked.json()["message_count"] == 10

@@ -27,10 +27,10 @@ from redis.asyncio import Redis
 from session_service.store.keys import Keys
 from session_service.store.scripts import load_scripts
 from tests.conftest import make_settings, running_app, user
+from tests.helpers import API
 from tests.proxy import FAULTS, FaultProxy, once, random_faults
 from tests.servers import RedisProcess
 
-API = "/api/v1/sessions"
 USER = "flaky"
 WORKERS = 4
 ROUNDS = 12  # per worker: 48 sessions, ~300 appends, plus status changes and deletes

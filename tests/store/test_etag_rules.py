@@ -24,8 +24,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import create_session, user
-
-API = "/api/v1/sessions"
+from tests.helpers import API
 
 
 @dataclass(frozen=True)

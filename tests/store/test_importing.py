@@ -4,37 +4,18 @@ import works on Standalone, Sentinel and Cluster alike."""
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import pytest
 from redis.asyncio import Redis
 
 from session_legacy import writer as importing
 from session_legacy.codecs import ImportStageArgs
-from session_legacy.records import Bounds, LegacySession, read_record
+from session_legacy.records import LegacySession
 from session_service import errors
 from session_service.store.sessions import SessionStore
 from tests.conftest import user
-from tests.legacy import at, message, record
-
-BOUNDS = Bounds(
-    max_message_bytes=65536,
-    max_messages=100000,
-    min_timeout_minutes=1,
-    max_timeout_minutes=10080,
-    default_timeout_ms=86_400_000,
-)
-API = "/api/v1/sessions"
-
-
-def legacy(user_id: str, count: int) -> LegacySession:
-    data = record(
-        user_id, title="t", messages=[message("user", f"m{n}", at(1)) for n in range(count)]
-    )
-    parsed = read_record(f"session:{data['session_id']}", json.dumps(data).encode(), BOUNDS)
-    assert isinstance(parsed, LegacySession), parsed
-    return parsed
+from tests.helpers import API
+from tests.legacy import legacy
 
 
 def store_of(client: httpx.AsyncClient) -> SessionStore:

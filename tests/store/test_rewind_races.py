@@ -20,10 +20,10 @@ from session_service.store.branches import INLINE_MAX
 from session_service.store.keys import Keys
 from session_service.store.scripts import load_scripts
 from tests.conftest import client_settings, create_session, running_app, user
+from tests.helpers import API
 from tests.proxy import FaultProxy
 from tests.servers import RedisProcess
 
-S = "/api/v1/sessions"
 LONG = INLINE_MAX + 16  # messages after the rewind point: more than one script removes
 
 
@@ -54,14 +54,14 @@ async def _conversation(client: httpx.AsyncClient, count: int) -> str:
     sid: str = (await create_session(client))["session_id"]
     for n in range(1, count + 1):
         body = {"role": "user" if n % 2 else "assistant", "content": f"m{n}"}
-        response = await client.post(f"{S}/{sid}/messages", json=body, headers=user())
+        response = await client.post(f"{API}/{sid}/messages", json=body, headers=user())
         assert response.status_code == 201, response.text
     return sid
 
 
 async def _summary(client: httpx.AsyncClient, sid: str, through: int) -> str:
     body = {"content": f"up to {through}", "covers_through": mid(through)}
-    response = await client.post(f"{S}/{sid}/summaries", json=body, headers=user())
+    response = await client.post(f"{API}/{sid}/summaries", json=body, headers=user())
     assert response.status_code == 201, response.text
     summary_id: str = response.json()["summary_id"]
     return summary_id
@@ -74,7 +74,7 @@ async def _held_swap(
     swap = load_scripts().rewind_swap.sha.encode()
     proxy.hold = lambda chunk: swap in chunk
     body = {"to_message_id": mid(to)}
-    rewind = asyncio.create_task(client.post(f"{S}/{sid}/rewind", json=body, headers=user()))
+    rewind = asyncio.create_task(client.post(f"{API}/{sid}/rewind", json=body, headers=user()))
     async with asyncio.timeout(60):
         await proxy.held.wait()
     return rewind
@@ -93,13 +93,13 @@ async def test_a_summary_written_during_the_copy_that_covers_kept_messages_survi
 
     assert rewound.status_code == 200, rewound.text
     assert rewound.json() == {"removed": LONG, "last_message_id": mid(10)}
-    listed = await _get(client, f"{S}/{sid}/summaries")
+    listed = await _get(client, f"{API}/{sid}/summaries")
     assert [s["summary_id"] for s in listed["summaries"]] == [during, first]
-    window = await _get(client, f"{S}/{sid}/window?max_tokens=100000")
+    window = await _get(client, f"{API}/{sid}/window?max_tokens=100000")
     assert window["summary"]["summary_id"] == during
     later = await _summary(client, sid, 9)
     assert later == "sum_0000000003", "summary ids are never reused"
-    assert len((await _get(client, f"{S}/{sid}/summaries"))["summaries"]) == 3
+    assert len((await _get(client, f"{API}/{sid}/summaries"))["summaries"]) == 3
 
 
 async def test_a_summary_written_during_the_copy_that_covers_a_removed_message_goes(
@@ -113,9 +113,9 @@ async def test_a_summary_written_during_the_copy_that_covers_a_removed_message_g
     proxy.release()
     assert (await rewind).status_code == 200
 
-    listed = await _get(client, f"{S}/{sid}/summaries")
+    listed = await _get(client, f"{API}/{sid}/summaries")
     assert [s["summary_id"] for s in listed["summaries"]] == [first]
-    window = await _get(client, f"{S}/{sid}/window?max_tokens=100000")
+    window = await _get(client, f"{API}/{sid}/window?max_tokens=100000")
     assert window["summary"]["summary_id"] == first
 
 
@@ -130,9 +130,9 @@ async def test_more_summaries_during_the_copy_than_one_swap_carries_all_survive(
     proxy.release()
     assert (await rewind).status_code == 200
 
-    listed = await _get(client, f"{S}/{sid}/summaries?limit=100")
+    listed = await _get(client, f"{API}/{sid}/summaries?limit=100")
     assert [s["summary_id"] for s in listed["summaries"]] == [*reversed(during), first]
-    window = await _get(client, f"{S}/{sid}/window?max_tokens=100000")
+    window = await _get(client, f"{API}/{sid}/window?max_tokens=100000")
     assert window["summary"]["summary_id"] == during[-1]
 
 
@@ -148,11 +148,11 @@ def _records(sid: str) -> tuple[str, str]:
 async def _append(client: httpx.AsyncClient, sid: str, key: str) -> httpx.Response:
     body = {"role": "user", "content": f"content of {key}"}
     headers = user(**{"Idempotency-Key": key})
-    return await client.post(f"{S}/{sid}/messages", json=body, headers=headers)
+    return await client.post(f"{API}/{sid}/messages", json=body, headers=headers)
 
 
 async def _count(client: httpx.AsyncClient, sid: str) -> int:
-    return int((await _get(client, f"{S}/{sid}"))["message_count"])
+    return int((await _get(client, f"{API}/{sid}"))["message_count"])
 
 
 @pytest.mark.parametrize("removed", [6, LONG], ids=["inline", "staged"])
@@ -168,7 +168,7 @@ async def test_append_records_stay_within_one_per_message_through_rewinds(
             assert appended.status_code == 201, appended.text
             ids.append(appended.json()["message"]["message_id"])
         rewound = await client.post(
-            f"{S}/{sid}/rewind", json={"to_message_id": ids[3]}, headers=user()
+            f"{API}/{sid}/rewind", json={"to_message_id": ids[3]}, headers=user()
         )
         assert rewound.json()["removed"] == removed, rewound.text
         assert await redis.hlen(records) <= await _count(client, sid), "one record per message"
@@ -182,7 +182,9 @@ async def test_after_a_rewind_kept_keys_replay_and_removed_keys_are_forgotten(
     sid: str = (await create_session(client))["session_id"]
     first = [await _append(client, sid, f"k{n}") for n in range(4 + removed)]
     ids = [r.json()["message"]["message_id"] for r in first]
-    rewound = await client.post(f"{S}/{sid}/rewind", json={"to_message_id": ids[3]}, headers=user())
+    rewound = await client.post(
+        f"{API}/{sid}/rewind", json={"to_message_id": ids[3]}, headers=user()
+    )
     assert rewound.status_code == 200, rewound.text
 
     kept = await _append(client, sid, "k2")
@@ -235,7 +237,9 @@ async def test_records_of_an_earlier_release_scored_by_time_survive_a_rewind(
     for key, record in (await redis.hgetall(records)).items():
         await redis.zadd(index, {key: int(record.rsplit("|", 1)[1])})  # as stored then
 
-    rewound = await client.post(f"{S}/{sid}/rewind", json={"to_message_id": ids[3]}, headers=user())
+    rewound = await client.post(
+        f"{API}/{sid}/rewind", json={"to_message_id": ids[3]}, headers=user()
+    )
     assert rewound.json()["removed"] == removed, rewound.text
 
     for n in range(4):

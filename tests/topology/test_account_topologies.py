@@ -8,10 +8,9 @@ import asyncio
 import pytest
 
 from tests.conftest import ClientFactory, user
+from tests.helpers import API
 
 pytestmark = pytest.mark.topology
-
-API = "/api/v1/sessions"
 
 
 async def test_account_operations_on_every_topology(make_app: ClientFactory) -> None:

@@ -10,7 +10,7 @@ import pytest
 from session_legacy import writer as importing
 from session_service.store.sessions import SessionStore
 from tests.conftest import user
-from tests.store.test_importing import legacy
+from tests.legacy import legacy
 
 pytestmark = pytest.mark.topology
 

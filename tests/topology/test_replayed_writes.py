@@ -30,11 +30,11 @@ import redis
 
 from session_service.store.scripts import load_scripts
 from tests.conftest import create_session, make_settings, running_app, user
+from tests.helpers import API
 from tests.proxy import FaultProxy
 from tests.servers import RedisProcess
 from tests.topology.servers import FAST_SYNC, sync_client, wait_until
 
-API = "/api/v1/sessions"
 KEY = {"Idempotency-Key": "the-only-one"}
 
 
