@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -13,19 +12,15 @@ from redis.asyncio import Redis
 from session_service.store.account import DELETE_SLICE
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API
+from tests.helpers import API, epoch
 
 KEYS = Keys("fms")
 UNKNOWN_ID = "sess_" + "0" * 32
 ADMIN = {"X-User-Roles": '["admin"]'}
 
 
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
 async def _sleep_past(iso: str, margin: float = 0.15) -> None:
-    await asyncio.sleep(max(0.0, _epoch(iso) + margin - time.time()))
+    await asyncio.sleep(max(0.0, epoch(iso) + margin - time.time()))
 
 
 async def _append(client: httpx.AsyncClient, sid: str, n: int, user_id: str = "u1") -> None:

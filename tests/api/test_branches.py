@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API
+from tests.helpers import API, get_json, mid
 
 KEYS = Keys("fms")
 CALLS = [
@@ -66,12 +66,6 @@ async def _messages(client: httpx.AsyncClient, sid: str) -> list[dict[str, Any]]
         params["after"] = page["next_cursor"]
 
 
-async def _get(client: httpx.AsyncClient, path: str) -> Any:
-    response = await client.get(path, headers=user())
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 async def _fork(client: httpx.AsyncClient, sid: str, **body: Any) -> httpx.Response:
     return await client.post(f"{API}/{sid}/fork", json=body, headers=user())
 
@@ -82,22 +76,18 @@ async def _rewind(client: httpx.AsyncClient, sid: str, to: str, **headers: str) 
     )
 
 
-def _mid(n: int) -> str:
-    return f"msg_{n:010d}"
-
-
 async def test_fork_at_the_first_a_middle_and_the_last_message(client: httpx.AsyncClient) -> None:
     sid = await _conversation(client)
     source = await _messages(client, sid)
-    source_stats = await _get(client, f"{API}/{sid}/stats")
+    source_stats = await get_json(client, f"{API}/{sid}/stats")
     for through, summaries in ((1, 0), (3, 1), (None, 1)):
-        body = {} if through is None else {"through_message_id": _mid(through)}
+        body = {} if through is None else {"through_message_id": mid(through)}
         response = await _fork(client, sid, **body)
         assert response.status_code == 201, response.text
         fork = response.json()
         n = len(TURNS) if through is None else through
         assert fork["session_id"] != sid
-        assert fork["forked_from"] == {"session_id": sid, "message_id": _mid(n)}
+        assert fork["forked_from"] == {"session_id": sid, "message_id": mid(n)}
         assert (fork["title"], fork["description"]) == ("Slow db", "prod")
         assert (fork["session_type"], fork["metadata"]) == ("incident", {"team": "db"})
         assert fork["context"] == {}
@@ -108,7 +98,7 @@ async def test_fork_at_the_first_a_middle_and_the_last_message(client: httpx.Asy
         )
         copied = await _messages(client, fork["session_id"])
         assert copied == source[:n], "same ids, roles, contents, tool calls and counts"
-        stats = await _get(client, f"{API}/{fork['session_id']}/stats")
+        stats = await get_json(client, f"{API}/{fork['session_id']}/stats")
         assert stats["total_tokens"] == sum(m["token_count"] for m in copied)
         assert stats["tool_message_count"] == sum(m["role"] == "tool" for m in copied)
         assert stats["first_message_at"] == copied[0]["timestamp"]
@@ -117,7 +107,7 @@ async def test_fork_at_the_first_a_middle_and_the_last_message(client: httpx.Asy
             assert {k: v for k, v in stats.items() if k.endswith(("_count", "_tokens"))} == {
                 k: v for k, v in source_stats.items() if k.endswith(("_count", "_tokens"))
             }
-        listed = await _get(client, f"{API}/{fork['session_id']}/summaries")
+        listed = await get_json(client, f"{API}/{fork['session_id']}/summaries")
         assert len(listed["summaries"]) == summaries
     # The source is untouched.
     assert await _messages(client, sid) == source
@@ -125,27 +115,27 @@ async def test_fork_at_the_first_a_middle_and_the_last_message(client: httpx.Asy
 
 async def test_fork_and_source_are_independent_afterwards(client: httpx.AsyncClient) -> None:
     sid = await _conversation(client)
-    fork = (await _fork(client, sid, through_message_id=_mid(2), title="try b")).json()
+    fork = (await _fork(client, sid, through_message_id=mid(2), title="try b")).json()
     fid = fork["session_id"]
     assert fork["title"] == "try b"
     # The fork's call_2 was never answered there: its result may be given once, in the fork.
     answer = {"role": "tool", "content": "other logs", "tool_call_id": "call_2"}
     in_fork = await client.post(f"{API}/{fid}/messages", json=answer, headers=user())
     assert in_fork.status_code == 201, in_fork.text
-    assert in_fork.json()["message"]["message_id"] == _mid(3)
+    assert in_fork.json()["message"]["message_id"] == mid(3)
     again = await client.post(f"{API}/{sid}/messages", json=answer, headers=user())
     assert again.json()["code"] == "tool_call_already_answered"
     appended = await client.post(
         f"{API}/{sid}/messages", json={"role": "user", "content": "more"}, headers=user()
     )
-    assert appended.json()["message"]["message_id"] == _mid(7)
-    assert (await _get(client, f"{API}/{fid}"))["message_count"] == 3
+    assert appended.json()["message"]["message_id"] == mid(7)
+    assert (await get_json(client, f"{API}/{fid}"))["message_count"] == 3
 
-    await client.post(f"{API}/{sid}/rewind", json={"to_message_id": _mid(1)}, headers=user())
-    assert (await _get(client, f"{API}/{fid}"))["message_count"] == 3
+    await client.post(f"{API}/{sid}/rewind", json={"to_message_id": mid(1)}, headers=user())
+    assert (await get_json(client, f"{API}/{fid}"))["message_count"] == 3
     assert (await client.delete(f"{API}/{sid}", headers=user())).status_code == 204
     assert [m["content"] for m in await _messages(client, fid)][-1] == "other logs"
-    assert (await _get(client, f"{API}/{fid}"))["forked_from"]["session_id"] == sid
+    assert (await get_json(client, f"{API}/{fid}"))["forked_from"]["session_id"] == sid
 
 
 async def test_fork_refusals(make_client: ClientFactory, redis: Redis) -> None:
@@ -153,7 +143,7 @@ async def test_fork_refusals(make_client: ClientFactory, redis: Redis) -> None:
         sid = await _conversation(client)
         missing = f"sess_{'0' * 32}"
         assert (await _fork(client, missing)).status_code == 404
-        unknown = await _fork(client, sid, through_message_id=_mid(99))
+        unknown = await _fork(client, sid, through_message_id=mid(99))
         assert (unknown.status_code, unknown.json()["code"]) == (404, "message_not_found")
         bad = await _fork(client, sid, through_message_id="m1")
         assert bad.status_code == 422
@@ -162,7 +152,7 @@ async def test_fork_refusals(make_client: ClientFactory, redis: Redis) -> None:
         assert (full.status_code, full.json()["code"]) == (409, "session_limit_reached")
         keys = [key async for key in redis.scan_iter(match=KEYS.user_pattern("u1"), count=1000)]
         assert not [key for key in keys if missing in key]
-        sids = {sid, *(s["session_id"] for s in (await _get(client, API))["sessions"])}
+        sids = {sid, *(s["session_id"] for s in (await get_json(client, API))["sessions"])}
         assert len(sids) == 2
         strays = [k for k in keys if ":sess_" in k and k.rsplit(":", 1)[1] not in sids]
         assert strays == [], "a refused fork leaves no copy behind"
@@ -177,30 +167,30 @@ async def test_fork_takes_an_idempotency_key(client: httpx.AsyncClient) -> None:
     assert first.json()["session_id"] == retry.json()["session_id"]
     other = await client.post(f"{API}/{sid}/fork", json={"title": "c"}, headers=headers)
     assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
-    assert (await _get(client, API))["total"] == 2
+    assert (await get_json(client, API))["total"] == 2
 
 
 async def test_rewind_then_append_continues_the_ids(client: httpx.AsyncClient) -> None:
     sid = await _conversation(client)
-    before = await _get(client, f"{API}/{sid}/stats")
-    response = await _rewind(client, sid, _mid(2))
+    before = await get_json(client, f"{API}/{sid}/stats")
+    response = await _rewind(client, sid, mid(2))
     assert response.status_code == 200, response.text
-    assert response.json() == {"removed": 4, "last_message_id": _mid(2)}
+    assert response.json() == {"removed": 4, "last_message_id": mid(2)}
     assert (
         response.headers["etag"]
         == (await client.get(f"{API}/{sid}/messages", headers=user())).headers["etag"]
     )
     kept = await _messages(client, sid)
-    assert [m["message_id"] for m in kept] == [_mid(1), _mid(2)]
-    stats = await _get(client, f"{API}/{sid}/stats")
+    assert [m["message_id"] for m in kept] == [mid(1), mid(2)]
+    stats = await get_json(client, f"{API}/{sid}/stats")
     assert stats["message_count"] == 2
     assert stats["tool_message_count"] == 0
     assert stats["total_tokens"] == 25
     assert stats["last_message_at"] == kept[-1]["timestamp"]
     assert stats["first_message_at"] == before["first_message_at"]
     # The summary covered msg_3, which is gone.
-    assert (await _get(client, f"{API}/{sid}/summaries"))["summaries"] == []
-    window = await _get(client, f"{API}/{sid}/window?max_tokens=1000")
+    assert (await get_json(client, f"{API}/{sid}/summaries"))["summaries"] == []
+    window = await get_json(client, f"{API}/{sid}/window?max_tokens=1000")
     assert window["summary"] is None
     # Both calls of msg_2 are unanswered again.
     for call in ("call_1", "call_2"):
@@ -208,11 +198,11 @@ async def test_rewind_then_append_continues_the_ids(client: httpx.AsyncClient) -
         response = await client.post(f"{API}/{sid}/messages", json=answer, headers=user())
         assert response.status_code == 201, response.text
     ids = [m["message_id"] for m in await _messages(client, sid)]
-    assert ids == [_mid(1), _mid(2), _mid(7), _mid(8)], "ids continue after the highest given"
+    assert ids == [mid(1), mid(2), mid(7), mid(8)], "ids continue after the highest given"
 
-    assert (await _rewind(client, sid, _mid(1))).json() == {
+    assert (await _rewind(client, sid, mid(1))).json() == {
         "removed": 3,
-        "last_message_id": _mid(1),
+        "last_message_id": mid(1),
     }
     gone = await client.post(
         f"{API}/{sid}/messages",
@@ -222,11 +212,11 @@ async def test_rewind_then_append_continues_the_ids(client: httpx.AsyncClient) -
     assert gone.json()["code"] == "unknown_tool_call", "the call went with msg_2"
     nothing = await _rewind(client, sid, "msg_0000000000")
     assert nothing.json() == {"removed": 1, "last_message_id": None}
-    assert (await _get(client, f"{API}/{sid}"))["message_count"] == 0
+    assert (await get_json(client, f"{API}/{sid}"))["message_count"] == 0
     last = await client.post(
         f"{API}/{sid}/messages", json={"role": "user", "content": "anew"}, headers=user()
     )
-    assert last.json()["message"]["message_id"] == _mid(9)
+    assert last.json()["message"]["message_id"] == mid(9)
 
 
 async def test_rewind_refusals_and_if_match(client: httpx.AsyncClient, redis: Redis) -> None:
@@ -236,18 +226,18 @@ async def test_rewind_refusals_and_if_match(client: httpx.AsyncClient, redis: Re
         f"{API}/{sid}/messages", json={"role": "user", "content": "one more"}, headers=user()
     )
     current = (await client.get(f"{API}/{sid}/messages", headers=user())).headers["etag"]
-    refused = await _rewind(client, sid, _mid(3), **{"If-Match": stale})
+    refused = await _rewind(client, sid, mid(3), **{"If-Match": stale})
     assert (refused.status_code, refused.headers["etag"]) == (412, current)
     assert refused.json()["code"] == "precondition_failed"
-    assert (await _get(client, f"{API}/{sid}"))["message_count"] == 7
+    assert (await get_json(client, f"{API}/{sid}"))["message_count"] == 7
     # A heartbeat does not move the messages ETag.
     await client.post(f"{API}/{sid}/heartbeat", headers=user())
-    unchanged = await _rewind(client, sid, _mid(6), **{"If-Match": current})
+    unchanged = await _rewind(client, sid, mid(6), **{"If-Match": current})
     assert unchanged.json()["removed"] == 1
-    noop = await _rewind(client, sid, _mid(6), **{"If-Match": unchanged.headers["etag"]})
-    assert noop.json() == {"removed": 0, "last_message_id": _mid(6)}
+    noop = await _rewind(client, sid, mid(6), **{"If-Match": unchanged.headers["etag"]})
+    assert noop.json() == {"removed": 0, "last_message_id": mid(6)}
     assert noop.headers["etag"] == unchanged.headers["etag"], "nothing removed, same ETag"
-    unknown = await _rewind(client, sid, _mid(7))
+    unknown = await _rewind(client, sid, mid(7))
     assert (unknown.status_code, unknown.json()["code"]) == (404, "message_not_found")
     invalid = await client.post(
         f"{API}/{sid}/rewind", json={"to_message_id": 3}, headers=user(**{"If-Match": stale})
@@ -255,10 +245,10 @@ async def test_rewind_refusals_and_if_match(client: httpx.AsyncClient, redis: Re
     assert invalid.status_code == 412, "the precondition before the request"
 
     await client.post(f"{API}/{sid}/archive", headers=user())
-    archived = await _rewind(client, sid, _mid(1))
+    archived = await _rewind(client, sid, mid(1))
     assert (archived.status_code, archived.json()["code"]) == (409, "session_archived")
     assert (await client.delete(f"{API}/{sid}", headers=user())).status_code == 204
-    assert (await _rewind(client, sid, _mid(1))).status_code == 404
+    assert (await _rewind(client, sid, mid(1))).status_code == 404
     assert [k async for k in redis.scan_iter(match=f"*{sid}*")] == []
 
 
@@ -267,30 +257,30 @@ async def test_a_keyspace_walk_after_deleting_forks_finds_nothing_of_them(
 ) -> None:
     sid = await _conversation(client)
     forks = [
-        (await _fork(client, sid, through_message_id=_mid(n))).json()["session_id"]
+        (await _fork(client, sid, through_message_id=mid(n))).json()["session_id"]
         for n in (1, 4, 6)
     ]
-    await _rewind(client, forks[2], _mid(2))
+    await _rewind(client, forks[2], mid(2))
     for fid in forks:
         assert (await client.delete(f"{API}/{fid}", headers=user())).status_code == 204
     keys = [key async for key in redis.scan_iter(match=KEYS.user_pattern("u1"), count=1000)]
     assert [k for k in keys if any(fid in k for fid in forks)] == []
     per_session = [k for k in keys if ":sess_" in k]
     assert per_session and all(sid in k for k in per_session), per_session
-    assert (await _get(client, f"{API}/{sid}"))["message_count"] == len(TURNS)
+    assert (await get_json(client, f"{API}/{sid}"))["message_count"] == len(TURNS)
 
 
 async def test_an_export_after_a_rewind_and_an_append_has_every_message(
     client: httpx.AsyncClient,
 ) -> None:
     sid = await _conversation(client)
-    await _rewind(client, sid, _mid(4))
+    await _rewind(client, sid, mid(4))
     await client.post(
         f"{API}/{sid}/messages", json={"role": "user", "content": "after"}, headers=user()
     )
     exported = (await client.get(f"{API}/{sid}/export", headers=user())).json()
     ids = [m["message_id"] for m in exported["messages"]]
-    assert ids == [_mid(1), _mid(2), _mid(3), _mid(4), _mid(7)]
+    assert ids == [mid(1), mid(2), mid(3), mid(4), mid(7)]
     markdown = (await client.get(f"{API}/{sid}/export?format=markdown", headers=user())).text
     assert "after" in markdown
 
@@ -302,15 +292,15 @@ async def test_deleted_or_expired_means_gone_for_forks_rewinds_and_conditional_w
         deleted = await _conversation(client, timeout_minutes=10)
         expired = await _conversation(client)
         assert (await client.delete(f"{API}/{deleted}", headers=user())).status_code == 204
-        expires = (await _get(client, f"{API}/{expired}"))["expires_at"]
+        expires = (await get_json(client, f"{API}/{expired}"))["expires_at"]
         wait = datetime.fromisoformat(expires.replace("Z", "+00:00")).timestamp() - time.time()
         await asyncio.sleep(max(0.0, wait + 0.15))
         star = {"If-Match": "*"}
         for sid in (deleted, expired):
             attempts = [
                 await _fork(client, sid),
-                await _rewind(client, sid, _mid(1)),
-                await _rewind(client, sid, _mid(1), **star),
+                await _rewind(client, sid, mid(1)),
+                await _rewind(client, sid, mid(1), **star),
                 await client.patch(f"{API}/{sid}", json={"title": "x"}, headers=user(**star)),
                 await client.post(f"{API}/{sid}/archive", headers=user(**star)),
                 await client.post(f"{API}/{sid}/cleanup", headers=user(**star)),
@@ -319,7 +309,7 @@ async def test_deleted_or_expired_means_gone_for_forks_rewinds_and_conditional_w
                     headers=user(**star),
                 ),
                 await client.post(
-                    f"{API}/{sid}/summaries", json={"content": "s", "covers_through": _mid(1)},
+                    f"{API}/{sid}/summaries", json={"content": "s", "covers_through": mid(1)},
                     headers=user(**star),
                 ),
             ]  # fmt: skip
@@ -335,19 +325,19 @@ async def test_a_long_rewind_keeps_summary_ids_and_message_ids_unused(
         await client.post(
             f"{API}/{sid}/messages", json={"role": "user", "content": f"x{i}"}, headers=user()
         )
-    late = {"content": "late", "covers_through": _mid(70)}
+    late = {"content": "late", "covers_through": mid(70)}
     assert (await client.post(f"{API}/{sid}/summaries", json=late, headers=user())).json()[
         "summary_id"
     ] == "sum_0000000002"
-    rewound = await _rewind(client, sid, _mid(4))  # 72 removed: copied and swapped
-    assert rewound.json() == {"removed": 72, "last_message_id": _mid(4)}
-    listed = await _get(client, f"{API}/{sid}/summaries")
+    rewound = await _rewind(client, sid, mid(4))  # 72 removed: copied and swapped
+    assert rewound.json() == {"removed": 72, "last_message_id": mid(4)}
+    listed = await get_json(client, f"{API}/{sid}/summaries")
     assert [s["summary_id"] for s in listed["summaries"]] == ["sum_0000000001"]
-    again = {"content": "again", "covers_through": _mid(4)}
+    again = {"content": "again", "covers_through": mid(4)}
     stored = await client.post(f"{API}/{sid}/summaries", json=again, headers=user())
     assert stored.json()["summary_id"] == "sum_0000000003", "summary ids are never reused"
     appended = await client.post(
         f"{API}/{sid}/messages", json={"role": "user", "content": "n"}, headers=user()
     )
-    assert appended.json()["message"]["message_id"] == _mid(77)
-    assert (await _get(client, f"{API}/{sid}/stats"))["message_count"] == 5
+    assert appended.json()["message"]["message_id"] == mid(77)
+    assert (await get_json(client, f"{API}/{sid}/stats"))["message_count"] == 5

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -13,13 +12,9 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API
+from tests.helpers import API, epoch
 
 KEYS = Keys("fms")
-
-
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 async def _expired_sessions(client: httpx.AsyncClient, owners: dict[str, int]) -> None:
@@ -28,7 +23,7 @@ async def _expired_sessions(client: httpx.AsyncClient, owners: dict[str, int]) -
     for owner, count in owners.items():
         for _ in range(count):
             last = (await create_session(client, owner))["expires_at"]
-    await asyncio.sleep(max(0.0, _epoch(last) + 0.15 - time.time()))
+    await asyncio.sleep(max(0.0, epoch(last) + 0.15 - time.time()))
 
 
 async def _cleanup(client: httpx.AsyncClient, user_id: str, roles: str | None = None) -> Any:
@@ -51,7 +46,7 @@ async def test_cleanup_removes_the_callers_expired_index_entries_only(
         report = await _cleanup(client, "u1")
     assert report["cleaned_sessions"] == 2
     assert report["scanned"] == 3
-    assert abs(_epoch(report["timestamp"]) - time.time()) < 60
+    assert abs(epoch(report["timestamp"]) - time.time()) < 60
     assert report["timestamp"].endswith("Z")
     assert await redis.zcard(KEYS.expiry("u1")) == 1
     assert await redis.zcard(KEYS.expiry("u2")) == 1

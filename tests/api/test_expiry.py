@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -17,18 +16,14 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API
+from tests.helpers import API, epoch
 
 KEYS = Keys("fms")
 
 
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
 async def _sleep_past(iso: str, margin: float = 0.15) -> None:
     """Sleep until `margin` seconds after the instant `iso`."""
-    await asyncio.sleep(max(0.0, _epoch(iso) + margin - time.time()))
+    await asyncio.sleep(max(0.0, epoch(iso) + margin - time.time()))
 
 
 async def _get(client: httpx.AsyncClient, sid: str) -> httpx.Response:
@@ -55,7 +50,7 @@ async def _list_total(client: httpx.AsyncClient, **params: Any) -> int:
 async def test_timeout_minutes_sets_the_deadline(client: httpx.AsyncClient) -> None:
     created = await create_session(client, timeout_minutes=1)
     assert created["timeout_minutes"] == 1
-    window = _epoch(created["expires_at"]) - _epoch(created["last_activity_at"])
+    window = epoch(created["expires_at"]) - epoch(created["last_activity_at"])
     assert window == 60
 
 
@@ -64,7 +59,7 @@ async def test_default_session_ttl_applies_without_timeout_minutes(
 ) -> None:
     async with make_client(default_session_ttl=90) as client:
         created = await create_session(client)
-    window = _epoch(created["expires_at"]) - _epoch(created["last_activity_at"])
+    window = epoch(created["expires_at"]) - epoch(created["last_activity_at"])
     assert window == 90
     assert created["timeout_minutes"] == 1.5
 
@@ -160,7 +155,7 @@ async def test_everything_a_session_owns_shares_its_deadline(
         await client.post(f"{API}/{sid}/messages", json={"role": "user", "content": "x"},
                           headers={**user(), "Idempotency-Key": "k"})  # fmt: skip
         await client.post(f"{API}/{sid}/cases", json={"case_id": "c1"}, headers=user())
-        expires_ms = round(_epoch((await _get(client, sid)).json()["expires_at"]) * 1000)
+        expires_ms = round(epoch((await _get(client, sid)).json()["expires_at"]) * 1000)
     base = KEYS.base("u1")
     owned = [f"{base}{kind}:{sid}" for kind in ("s", "m", "i", "k")] + [f"{base}c:{b'ext-1'.hex()}"]
     for key in owned:
@@ -195,7 +190,7 @@ async def test_a_heartbeat_keeps_the_session_alive_past_its_first_deadline(
         created = await create_session(client)
         sid = created["session_id"]
         # Halfway to the first deadline, however long the create took to answer.
-        await asyncio.sleep(max(0.0, (_epoch(created["expires_at"]) - time.time()) / 2))
+        await asyncio.sleep(max(0.0, (epoch(created["expires_at"]) - time.time()) / 2))
         beat = (await client.post(f"{API}/{sid}/heartbeat", headers=user())).json()
         assert beat["expires_at"] > created["expires_at"]
         await _sleep_past(created["expires_at"], margin=0.1)
@@ -222,7 +217,7 @@ async def test_activity_slides_expires_at(client: httpx.AsyncClient, activity: s
     assert response.status_code in (200, 201), response.text
     got = (await _get(client, sid)).json()
     assert got["expires_at"] > created["expires_at"]
-    window = _epoch(got["expires_at"]) - _epoch(got["last_activity_at"])
+    window = epoch(got["expires_at"]) - epoch(got["last_activity_at"])
     assert window == 300
 
 
@@ -236,7 +231,7 @@ async def test_archived_sessions_do_not_expire_by_inactivity(make_client: Client
         await client.post(f"{API}/{sid}/messages", json={"role": "user", "content": "x"},
                           headers=user())  # fmt: skip
         archived = (await client.post(f"{API}/{sid}/archive", headers=user())).json()
-        assert _epoch(archived["expires_at"]) - time.time() > 3000
+        assert epoch(archived["expires_at"]) - time.time() > 3000
         await _sleep_past(created["expires_at"])
         assert (await _get(client, sid)).status_code == 200
         messages = (await client.get(f"{API}/{sid}/messages", headers=user())).json()
@@ -286,7 +281,7 @@ async def test_restore_gives_a_fresh_inactivity_window(make_client: ClientFactor
         assert restored.status_code == 200
         body = restored.json()
         assert body["status"] == "active"
-        assert _epoch(body["expires_at"]) > time.time()
+        assert epoch(body["expires_at"]) > time.time()
         assert (await _get(client, sid)).status_code == 200
         assert await _list_total(client) == 1
         await _sleep_past(body["expires_at"])
@@ -312,4 +307,4 @@ async def test_archiving_either_way_applies_archived_session_ttl(
         if expected is None:
             assert body["expires_at"] is None
         else:
-            assert _epoch(body["expires_at"]) - time.time() == pytest.approx(expected, abs=60)
+            assert epoch(body["expires_at"]) - time.time() == pytest.approx(expected, abs=60)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -13,14 +12,10 @@ import pytest
 
 from session_service.observability.logging import user_ref
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API, sample, scrape
+from tests.helpers import API, epoch_ms, sample, scrape
 
 EVICTING = {"session_limit_policy": "evict_oldest"}
 EVICTED = "fm_session_sessions_total"
-
-
-def _ms(iso: str) -> int:
-    return round(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 async def _later() -> None:
@@ -173,7 +168,9 @@ async def test_twenty_concurrent_creates_at_the_limit(make_client: ClientFactory
               for i in range(racers))
         )  # fmt: skip
         assert [r.status_code for r in responses] == [201] * racers
-        created = {r.json()["session_id"]: _ms(r.json()["last_activity_at"]) for r in responses}
+        created = {
+            r.json()["session_id"]: epoch_ms(r.json()["last_activity_at"]) for r in responses
+        }
         survivors = await _live(one)
         assert len(survivors) == limit
         assert survivors <= set(created)  # every older session went first
@@ -233,7 +230,7 @@ async def test_many_expired_sessions_still_indexed_do_not_confuse_the_policy(
         doomed = await create_session(client)
     async with make_client(max_sessions_per_user=3, **EVICTING) as client:
         live = await _sessions(client, 3, timeout_minutes=10)
-        await asyncio.sleep(max(0.0, _ms(doomed["expires_at"]) / 1000 + 0.15 - time.time()))
+        await asyncio.sleep(max(0.0, epoch_ms(doomed["expires_at"]) / 1000 + 0.15 - time.time()))
         before = await _evicted(client)
         response = await client.post(API, json={}, headers=user())
         assert response.status_code == 201

@@ -18,10 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import create_session, user
-
-
-def mid(n: int) -> str:
-    return f"msg_{n:010d}"
+from tests.helpers import mid
 
 
 async def new_conversation(client: httpx.AsyncClient, count: int) -> str:

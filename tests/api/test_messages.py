@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
+from tests.helpers import append
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 KEYS = Keys("fms")
@@ -21,21 +22,6 @@ KEYS = Keys("fms")
 
 def messages_url(session_id: str) -> str:
     return f"/api/v1/sessions/{session_id}/messages"
-
-
-async def append(
-    client: httpx.AsyncClient,
-    session_id: str,
-    content: str = "hello",
-    role: str = "user",
-    user_id: str = "u1",
-    **body: Any,
-) -> httpx.Response:
-    return await client.post(
-        messages_url(session_id),
-        json={"role": role, "content": content, **body},
-        headers=user(user_id),
-    )
 
 
 async def get_session(client: httpx.AsyncClient, session_id: str, **params: Any) -> dict[str, Any]:

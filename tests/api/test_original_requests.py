@@ -6,7 +6,6 @@ so `null` means "not given" on both.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -15,15 +14,11 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API
+from tests.helpers import API, epoch_ms
 
 KEYS = Keys("fms")
 PATHS = (API, f"{API}?via=fastapi")
 UNKNOWN_ID = "sess_" + "0" * 32
-
-
-def _ms(iso: str) -> int:
-    return round(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 # ---- create: null is "not given" ---------------------------------------------------------
@@ -44,7 +39,7 @@ async def test_create_with_every_optional_field_null_uses_the_defaults(
     assert (body["title"], body["description"], body["client_id"]) == (None, None, None)
     assert body["metadata"] == {}
     assert body["timeout_minutes"] == 10
-    assert _ms(body["expires_at"]) - _ms(body["last_activity_at"]) == 600_000
+    assert epoch_ms(body["expires_at"]) - epoch_ms(body["last_activity_at"]) == 600_000
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -129,8 +124,8 @@ async def test_update_timeout_minutes_recomputes_expires_at_from_now(
     body = response.json()
     assert body["timeout_minutes"] == 90
     assert body["last_activity_at"] >= created["last_activity_at"]
-    deadline = _ms(body["expires_at"])
-    assert deadline - _ms(body["last_activity_at"]) == 90 * 60_000
+    deadline = epoch_ms(body["expires_at"])
+    assert deadline - epoch_ms(body["last_activity_at"]) == 90 * 60_000
     # The keys themselves carry the new deadline, and the expiry index agrees.
     assert await redis.pexpiretime(KEYS.session("u1", sid)) == deadline
     assert await redis.zscore(KEYS.expiry("u1"), sid) == deadline
@@ -141,13 +136,13 @@ async def test_a_later_heartbeat_uses_the_new_timeout(client: httpx.AsyncClient)
     sid = (await create_session(client, timeout_minutes=5))["session_id"]
     await client.patch(f"{API}/{sid}", json={"timeout_minutes": 30}, headers=user())
     beat = (await client.post(f"{API}/{sid}/heartbeat", headers=user())).json()
-    assert _ms(beat["expires_at"]) - _ms(beat["last_activity_at"]) == 30 * 60_000
+    assert epoch_ms(beat["expires_at"]) - epoch_ms(beat["last_activity_at"]) == 30 * 60_000
 
 
 async def test_update_timeout_minutes_shortens_the_window_too(client: httpx.AsyncClient) -> None:
     sid = (await create_session(client, timeout_minutes=600))["session_id"]
     body = (await client.patch(f"{API}/{sid}", json={"timeout_minutes": 1}, headers=user())).json()
-    assert _ms(body["expires_at"]) - _ms(body["last_activity_at"]) == 60_000
+    assert epoch_ms(body["expires_at"]) - epoch_ms(body["last_activity_at"]) == 60_000
 
 
 @pytest.mark.parametrize("method", ["PATCH", "PUT"])

@@ -11,11 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API
-
-
-def mid(n: int) -> str:
-    return f"msg_{n:010d}"
+from tests.helpers import API, mid
 
 
 async def conversation(client: httpx.AsyncClient, count: int, user_id: str = "u1") -> str:

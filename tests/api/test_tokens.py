@@ -11,14 +11,7 @@ import pytest
 
 from session_service.domain.tokens import MAX_TOKEN_COUNT
 from tests.conftest import create_session, user
-from tests.helpers import API
-
-
-async def appended(client: httpx.AsyncClient, sid: str, **body: Any) -> dict[str, Any]:
-    response = await client.post(f"{API}/{sid}/messages", json=body, headers=user())
-    assert response.status_code == 201, response.text
-    message: dict[str, Any] = response.json()["message"]
-    return message
+from tests.helpers import API, appended
 
 
 def rule(content: str, calls: list[dict[str, Any]] = ()) -> int:  # type: ignore[assignment]

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from session_service.domain.tokens import MAX_TOOL_ARGUMENTS_BYTES, MAX_TOOL_CALLS
 from tests.conftest import create_session, user
-from tests.helpers import API
+from tests.helpers import API, appended
 
 CALLS = [
     {"id": "call_1", "name": "get_metrics", "arguments": {"host": "db-1", "window": [5, "m"]}},
@@ -21,13 +21,6 @@ CALLS = [
 
 async def post(client: httpx.AsyncClient, sid: str, **body: Any) -> httpx.Response:
     return await client.post(f"{API}/{sid}/messages", json=body, headers=user())
-
-
-async def appended(client: httpx.AsyncClient, sid: str, **body: Any) -> dict[str, Any]:
-    response = await post(client, sid, **body)
-    assert response.status_code == 201, response.text
-    message: dict[str, Any] = response.json()["message"]
-    return message
 
 
 async def count(client: httpx.AsyncClient, sid: str) -> int:

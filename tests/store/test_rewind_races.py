@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
@@ -20,15 +19,11 @@ from session_service.store.branches import INLINE_MAX
 from session_service.store.keys import Keys
 from session_service.store.scripts import load_scripts
 from tests.conftest import client_settings, create_session, running_app, user
-from tests.helpers import API
+from tests.helpers import API, get_json, mid
 from tests.proxy import FaultProxy
 from tests.servers import RedisProcess
 
 LONG = INLINE_MAX + 16  # messages after the rewind point: more than one script removes
-
-
-def mid(n: int) -> str:
-    return f"msg_{n:010d}"
 
 
 @pytest.fixture
@@ -42,12 +37,6 @@ async def proxy(redis_process: RedisProcess, redis: Redis) -> AsyncIterator[Faul
 async def client(proxy: FaultProxy) -> AsyncIterator[httpx.AsyncClient]:
     async with running_app(client_settings(proxy.url)) as app:
         yield app
-
-
-async def _get(client: httpx.AsyncClient, path: str) -> Any:
-    response = await client.get(path, headers=user())
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 async def _conversation(client: httpx.AsyncClient, count: int) -> str:
@@ -93,13 +82,13 @@ async def test_a_summary_written_during_the_copy_that_covers_kept_messages_survi
 
     assert rewound.status_code == 200, rewound.text
     assert rewound.json() == {"removed": LONG, "last_message_id": mid(10)}
-    listed = await _get(client, f"{API}/{sid}/summaries")
+    listed = await get_json(client, f"{API}/{sid}/summaries")
     assert [s["summary_id"] for s in listed["summaries"]] == [during, first]
-    window = await _get(client, f"{API}/{sid}/window?max_tokens=100000")
+    window = await get_json(client, f"{API}/{sid}/window?max_tokens=100000")
     assert window["summary"]["summary_id"] == during
     later = await _summary(client, sid, 9)
     assert later == "sum_0000000003", "summary ids are never reused"
-    assert len((await _get(client, f"{API}/{sid}/summaries"))["summaries"]) == 3
+    assert len((await get_json(client, f"{API}/{sid}/summaries"))["summaries"]) == 3
 
 
 async def test_a_summary_written_during_the_copy_that_covers_a_removed_message_goes(
@@ -113,9 +102,9 @@ async def test_a_summary_written_during_the_copy_that_covers_a_removed_message_g
     proxy.release()
     assert (await rewind).status_code == 200
 
-    listed = await _get(client, f"{API}/{sid}/summaries")
+    listed = await get_json(client, f"{API}/{sid}/summaries")
     assert [s["summary_id"] for s in listed["summaries"]] == [first]
-    window = await _get(client, f"{API}/{sid}/window?max_tokens=100000")
+    window = await get_json(client, f"{API}/{sid}/window?max_tokens=100000")
     assert window["summary"]["summary_id"] == first
 
 
@@ -130,9 +119,9 @@ async def test_more_summaries_during_the_copy_than_one_swap_carries_all_survive(
     proxy.release()
     assert (await rewind).status_code == 200
 
-    listed = await _get(client, f"{API}/{sid}/summaries?limit=100")
+    listed = await get_json(client, f"{API}/{sid}/summaries?limit=100")
     assert [s["summary_id"] for s in listed["summaries"]] == [*reversed(during), first]
-    window = await _get(client, f"{API}/{sid}/window?max_tokens=100000")
+    window = await get_json(client, f"{API}/{sid}/window?max_tokens=100000")
     assert window["summary"]["summary_id"] == during[-1]
 
 
@@ -152,7 +141,7 @@ async def _append(client: httpx.AsyncClient, sid: str, key: str) -> httpx.Respon
 
 
 async def _count(client: httpx.AsyncClient, sid: str) -> int:
-    return int((await _get(client, f"{API}/{sid}"))["message_count"])
+    return int((await get_json(client, f"{API}/{sid}"))["message_count"])
 
 
 @pytest.mark.parametrize("removed", [6, LONG], ids=["inline", "staged"])
