@@ -31,8 +31,10 @@ spells a key suffix and follows the layout if it changes):
   ``.summaries``, and ``.owned``, every key the session owns).
 - `user_keys(user_id)`: a user's keys (`UserKeys`: ``.base``, ``.expiry``, ``.erase``,
   ``.message_counts``, ``.user_counters``, ``.client(client_id)``, ``.status_index(status)``,
-  ``.search_snapshot(walk)``, ``.suffix(key)``).
+  ``.search_snapshot(walk)``, ``.suffix(key)``, ``.kind_of(key)``, ``.session_of(key)``).
 - `SESSION_RECORDS`: a SCAN pattern matching every user's session records.
+- `split_key(key)`: the owner and the suffix of any user's key; `KEY_SUFFIX`: every shape a
+  suffix may have.
 
 Store and metrics:
 
@@ -46,6 +48,7 @@ Store and metrics:
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,6 +57,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
+from session_service.domain.status import ALL_STATUSES
 from session_service.domain.tokens import estimate_tokens
 from session_service.store import keys as layout
 from session_service.store.keys import Keys
@@ -205,6 +209,49 @@ class UserKeys:
         """What follows the user's base in `key` (e.g. to group keys by kind)."""
         assert key.startswith(self.base), key
         return key[len(self.base) :]
+
+    def session_of(self, key: str) -> str | None:
+        """The session that owns `key` (one of `layout.SESSION_KEYS`), or None."""
+        match = _SESSION_KEY.fullmatch(self.suffix(key))
+        return match.group(1) if match else None
+
+    def kind_of(self, key: str) -> str:
+        """The suffix naming `key`'s kind (``layout.CLIENT`` etc.), without its id."""
+        rest = self.suffix(key)
+        return rest[: rest.index(":") + 1] if ":" in rest else rest
+
+
+_KINDS = "|".join(re.escape(kind) for kind in layout.SESSION_KEYS)
+_SESSION_KEY = re.compile(rf"(?:{_KINDS})(sess_[0-9a-f]{{32}})")
+
+#: Every shape a key below a user's base may have (what follows the base), from the layout.
+KEY_SUFFIX = re.compile(
+    "|".join(
+        (
+            rf"(?:{_KINDS})sess_[0-9a-f]{{32}}",
+            # A copy in progress names the session it copies (keys.COPY_OWNER).
+            rf"{re.escape(layout.COPY_OWNER)}sess_[0-9a-f]{{32}}",
+            rf"{re.escape(layout.CLIENT)}[0-9a-f]+",
+            *(
+                re.escape(kind)
+                for kind in (layout.EXPIRY, layout.MESSAGE_COUNTS, layout.USER_COUNTERS)
+            ),
+            re.escape(layout.STATUS_INDEX) + "(?:" + "|".join(sorted(ALL_STATUSES)) + ")",
+            rf"{re.escape(layout.CREATE_IDEMPOTENCY)}[0-9a-f]{{64}}",
+            rf"{re.escape(layout.SEARCH_SNAPSHOT)}[0-9a-f]{{16}}",
+            re.escape(layout.SEARCH_SNAPSHOTS),
+            rf"{re.escape(layout.RATE)}[0-9]+",
+        )
+    )
+)
+
+
+def split_key(key: str, keys: Keys = KEYS) -> tuple[str, str] | None:
+    """(owner's user id, what follows the base) of a user's key; None for any other key."""
+    match = re.fullmatch(rf"{re.escape(keys.prefix)}:\{{([A-Za-z0-9_-]+)\}}:(.*)", key, re.DOTALL)
+    if not match:
+        return None
+    return layout.decode_user(match.group(1)), match.group(2)
 
 
 def keys_of(user_id: str, sid: str, keys: Keys = KEYS) -> SessionKeys:

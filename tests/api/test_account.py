@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from session_service.store.account import DELETE_SLICE
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API, epoch
+from tests.helpers import API, epoch, user_keys
 
 KEYS = Keys("fms")
 UNKNOWN_ID = "sess_" + "0" * 32
@@ -187,8 +187,8 @@ async def test_a_session_stored_before_the_counters_is_counted_from_its_next_app
     """Sessions written before the counters existed have no entry; an append heals it."""
     sid = (await create_session(client))["session_id"]
     await _append(client, sid, 3)
-    base = KEYS.base("u1")
-    await redis.delete(f"{base}n", f"{base}u")
+    counters = user_keys("u1")
+    await redis.delete(counters.message_counts, counters.user_counters)
     assert (await _stats(client))["total_messages"] == 0
     await _append(client, sid, 1)
     assert (await _stats(client))["total_messages"] == 4

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API, epoch
+from tests.helpers import API, epoch, keys_of, user_keys
 
 KEYS = Keys("fms")
 
@@ -156,8 +156,8 @@ async def test_everything_a_session_owns_shares_its_deadline(
                           headers={**user(), "Idempotency-Key": "k"})  # fmt: skip
         await client.post(f"{API}/{sid}/cases", json={"case_id": "c1"}, headers=user())
         expires_ms = round(epoch((await _get(client, sid)).json()["expires_at"]) * 1000)
-    base = KEYS.base("u1")
-    owned = [f"{base}{kind}:{sid}" for kind in ("s", "m", "i", "k")] + [f"{base}c:{b'ext-1'.hex()}"]
+    k = keys_of("u1", sid)
+    owned = [k.session, k.messages, k.idempotency, k.cases, user_keys("u1").client("ext-1")]
     for key in owned:
         assert await redis.exists(key), key
         assert await redis.pexpiretime(key) == expires_ms, key

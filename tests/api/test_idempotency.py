@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API
+from tests.helpers import API, keys_of
 
 KEYS = Keys("fms")
 
@@ -189,14 +189,14 @@ async def test_expired_append_records_are_dropped_so_the_records_never_grow(
         sid = (await create_session(client))["session_id"]
         for i in range(25):
             assert (await append(client, sid, f"old-{i}")).status_code == 201
-        assert await redis.hlen(KEYS.base("u1") + f"i:{sid}") == 25
+        assert await redis.hlen(keys_of("u1", sid).idempotency) == 25
         await asyncio.sleep(1.1)  # past the TTL of every record above (a lower bound)
         for i in range(3):
             assert (await append(client, sid, f"new-{i}")).status_code == 201
         # Each keyed append drops up to 10 expired records, so three drop all 25.
-        fields = set(await redis.hkeys(KEYS.base("u1") + f"i:{sid}"))
+        fields = set(await redis.hkeys(keys_of("u1", sid).idempotency))
         assert len(fields) == 3
-        assert await redis.zcard(KEYS.base("u1") + f"g:{sid}") == 3
+        assert await redis.zcard(keys_of("u1", sid).idempotency_age) == 3
         replay = await append(client, sid, "new-0")
         assert replay.status_code == 201
         assert replay.json()["message"]["message_id"] == "msg_0000000026"

@@ -12,11 +12,11 @@ from redis.asyncio import Redis
 
 from session_service.domain.ids import new_session_id
 from session_service.domain.status import ALL_STATUSES
-from session_service.store.keys import STATUS_INDEX, Keys
+from session_service.store.keys import Keys
 from session_service.store.protocol import PruneArgs
 from session_service.store.sessions import NewSession, SessionStore
 from tests.conftest import ClientFactory, user
-from tests.helpers import API
+from tests.helpers import API, user_keys
 
 KEYS = Keys("fms")
 FILTERS: list[dict[str, Any]] = [
@@ -58,7 +58,7 @@ async def _reference(redis: Redis, statuses: list[str]) -> list[str]:
         rows += [
             (score, sid)
             for sid, score in await redis.zrange(
-                KEYS.base("u1") + STATUS_INDEX + status, 0, -1, withscores=True
+                user_keys("u1").status_index(status), 0, -1, withscores=True
             )
         ]
     return [sid for _, sid in sorted(rows, reverse=True)]
@@ -163,7 +163,7 @@ async def test_pages_and_walks_stay_exact_when_many_sessions_share_one_milliseco
         # A bulk load can give hundreds of sessions the same activity time (and a legacy
         # import a fractional one): rewrite two thirds of the index scores that way.
         for status in ALL_STATUSES:
-            key = KEYS.base("u1") + STATUS_INDEX + status
+            key = user_keys("u1").status_index(status)
             rows = await redis.zrange(key, 0, -1)
             if rows:
                 await redis.zadd(key, {sid: 1_700_000_000_000 + (i % 3) * 0.5 for i, sid in

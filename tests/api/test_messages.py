@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import append
+from tests.helpers import append, keys_of
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 KEYS = Keys("fms")
@@ -365,7 +365,7 @@ async def test_deleting_a_session_removes_its_messages_and_idempotency_records(
         messages_url(sid), json={"role": "user", "content": "x"}, headers=headers
     )
     assert first.status_code == 201
-    messages_key, idem_key = KEYS.messages("u1", sid), f"{KEYS.base('u1')}i:{sid}"
+    messages_key, idem_key = KEYS.messages("u1", sid), keys_of("u1", sid).idempotency
     assert await redis.exists(messages_key, idem_key) == 2
 
     deleted = await client.delete(f"/api/v1/sessions/{sid}", headers=user())
@@ -392,7 +392,7 @@ async def test_messages_and_idempotency_records_share_the_sessions_deadline(
     session = await get_session(client, sid)
     deadline = int(parse(session["expires_at"]).timestamp() * 1000)
 
-    for key in (KEYS.session("u1", sid), KEYS.messages("u1", sid), f"{KEYS.base('u1')}i:{sid}"):
+    for key in (KEYS.session("u1", sid), KEYS.messages("u1", sid), keys_of("u1", sid).idempotency):
         assert await redis.pexpiretime(key) == deadline, key
 
 

@@ -26,7 +26,7 @@ from session_service.store.records import SearchFilters
 from session_service.store.search import SCAN_BUDGET, search_args
 from session_service.store.sessions import NewSession, SessionStore
 from tests.conftest import ClientFactory, user
-from tests.helpers import API
+from tests.helpers import API, user_keys
 
 SEARCH = f"{API}/search"
 N = 3_000
@@ -123,7 +123,7 @@ async def test_a_scan_cursor_in_a_large_tie_reads_a_bounded_slice(
             args = replace(fixed, mode="scan", walk=walk, cursor_score=score, cursor_sid=sid)
             return await store._read(store.scripts.search, "u1", args)
 
-        snapshot = KEYS.base("u1") + "w:tiewalk"
+        snapshot = user_keys("u1").search_snapshot("tiewalk")
         first = await scan("tiewalk", "", "")
         assert first[0] == 0 and first[1] == str(moment)
         held = await redis.zcard(snapshot)

@@ -13,10 +13,9 @@ from redis.asyncio import Redis
 from session_service import errors
 from session_service.app import build_store
 from session_service.domain.ids import new_session_id
-from session_service.store.keys import Keys
 from session_service.store.sessions import NewSession
 from tests.conftest import create_session, make_settings, user
-from tests.helpers import API
+from tests.helpers import API, KEYS, user_keys
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 UNKNOWN_ID = "sess_00000000000000000000000000000000"
@@ -110,7 +109,7 @@ async def test_stored_record_carries_a_schema_version(
     client: httpx.AsyncClient, redis: Redis
 ) -> None:
     created = await create_session(client, title="t")
-    record = await redis.hgetall(Keys("fms").session("u1", created["session_id"]))
+    record = await redis.hgetall(KEYS.session("u1", created["session_id"]))
     assert record["v"] == "1"
 
 
@@ -361,7 +360,7 @@ async def test_delete_leaves_no_orphan_keys(client: httpx.AsyncClient, redis: Re
 
     after = {key async for key in redis.scan_iter("*")}
     assert not [key for key in after if sid in key]
-    assert Keys("fms").base("u1") + "c:" + b"ext-9".hex() not in after
+    assert user_keys("u1").client("ext-9") not in after
     for key in after:
         kind = await redis.type(key)
         if kind == "zset":

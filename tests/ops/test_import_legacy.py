@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from session_service.domain.tokens import estimate_tokens
 from tests.conftest import ClientFactory, user
-from tests.helpers import API
+from tests.helpers import API, SESSION_RECORDS
 from tests.legacy import LEGACY_DB, WEEK, at, message, record, service_iso, write
 from tests.ops.service import cli
 from tests.servers import redis_server
@@ -268,7 +268,7 @@ async def test_unreadable_records_are_reported_never_guessed(
     assert "no UTC offset" in failed[keys["naive-time"]]
     assert "role 'tool'" in failed[keys["bad-role"]]
     assert [s["key"] for s in summary["skipped"]] == [f"session:{deleted}"]
-    stored = {key async for key in redis.scan_iter(match="fms:*:s:*")}
+    stored = {key async for key in redis.scan_iter(match=SESSION_RECORDS)}
     assert [key.rsplit(":", 1)[1] for key in stored] == [good]
 
 

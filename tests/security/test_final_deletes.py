@@ -10,7 +10,6 @@ key at all.
 from __future__ import annotations
 
 import asyncio
-import re
 import urllib.parse
 from typing import Any
 
@@ -19,10 +18,11 @@ import pytest
 from redis.asyncio import Redis
 
 from session_service.store import erasure
+from session_service.store import keys as layout
 from session_service.store.keys import Keys
 from session_service.store.protocol import EraseArgs
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API
+from tests.helpers import API, user_keys
 
 KEYS = Keys("fms")
 ADMIN = user("root", **{"X-User-Roles": '["admin"]'})
@@ -37,9 +37,7 @@ async def _keys(redis: Redis, user_id: str) -> list[str]:
 
 
 def _sid_of(key: str, user_id: str) -> str | None:
-    suffix = key[len(KEYS.base(user_id)) :]
-    match = re.match(r"^[smik]:(sess_[0-9a-f]{32})", suffix)
-    return match.group(1) if match else None
+    return user_keys(user_id).session_of(key)
 
 
 # ---- delete ------------------------------------------------------------------------
@@ -167,10 +165,9 @@ async def _assert_whole(client: httpx.AsyncClient, redis: Redis, user_id: str) -
         assert got.json()["message_count"] == len(got.json()["messages"])
         assert await redis.exists(KEYS.session(user_id, sid))
     for key in keys:
-        suffix = key[len(KEYS.base(user_id)) :]
-        if suffix.startswith(("c:", "q:")):
+        if user_keys(user_id).kind_of(key) in (layout.CLIENT, layout.CREATE_IDEMPOTENCY):
             assert (await redis.get(key) or "").endswith(tuple(indexed) or ("-",)), key
-    assert not await redis.exists(KEYS.base(user_id) + "e"), "the erase queue was left"
+    assert not await redis.exists(user_keys(user_id).erase), "the erase queue was left"
     return indexed
 
 
@@ -264,7 +261,7 @@ async def test_a_queue_left_by_an_erase_of_an_earlier_release_is_dropped(
     hiding the sessions from it until the next erase; delete-all and erase both drop them."""
     for user_id, how in (("old1", "erase"), ("old2", "delete-all")):
         sids = await _populate(client, user_id, 6)
-        await redis.rename(KEYS.expiry(user_id), KEYS.base(user_id) + "e")
+        await redis.rename(KEYS.expiry(user_id), user_keys(user_id).erase)
         if how == "erase":
             response = await client.delete(erase_url(user_id), headers=ADMIN)
             assert response.json()["deleted_sessions"] == len(sids)

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from session_service.store.keys import Keys, decode_user
+from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, user
-from tests.helpers import API
+from tests.helpers import API, KEY_SUFFIX, split_key
 
 KEYS = Keys("fms")
 
@@ -40,16 +40,6 @@ IDEMPOTENCY_KEYS = ["* {x}:y", "'; FLUSHALL", "k" * 255, "[[", "%00"]
 TOOL_CALL_IDS = ["*", "{x}:y", "a:1", "]]", "'--", "%s", "t" * 128]
 META_KEYS = ["a:b", "{x}", "*", "m:", "x:", "\u0000", "s:sess_", "ключ", "k" * 128]
 CASE_IDS = ["a:b:c", "..", "_x_", "fms:x", "c" * 128]
-SESSION_SUFFIX = re.compile(
-    r"(?:[smiktygo]:sess_[0-9a-f]{32}"
-    r"|c:[0-9a-f]+"
-    r"|x"
-    r"|[nu]"
-    r"|z:(?:active|in_progress|completed|abandoned|archived)"
-    r"|q:[0-9a-f]{64}"
-    r"|w:[0-9a-f]{16}|ws"
-    r"|r:[0-9]+)"
-)
 
 
 def _h(user_id: str, **extra: str) -> dict[str, Any]:
@@ -130,14 +120,14 @@ async def test_every_key_is_under_its_users_tag(make_client: ClientFactory, redi
     bases = {KEYS.base(u): u for u in HOSTILE_USERS}
     seen_users = set()
     for key in keys:
-        match = re.fullmatch(r"fms:\{([A-Za-z0-9_-]+)\}:(.*)", key, re.DOTALL)
-        assert match, key
-        owner = decode_user(match.group(1))
+        split = split_key(key)
+        assert split, key
+        owner, suffix = split
         assert owner in HOSTILE_USERS, key
         assert key.startswith(KEYS.base(owner))
         assert bases[key[: len(KEYS.base(owner))]] == owner
-        assert SESSION_SUFFIX.fullmatch(match.group(2)), key
-        sid = re.search(r"sess_[0-9a-f]{32}", match.group(2))
+        assert KEY_SUFFIX.fullmatch(suffix), key
+        sid = re.search(r"sess_[0-9a-f]{32}", suffix)
         if sid:
             assert sid.group(0) in owned[owner], key
         seen_users.add(owner)

@@ -11,7 +11,7 @@ import httpx
 from redis.asyncio import Redis
 
 from tests.conftest import ClientFactory, user
-from tests.helpers import API
+from tests.helpers import API, SESSION_RECORDS
 from tests.security.conftest import ServerFactory, read_response, request_bytes
 
 
@@ -35,7 +35,7 @@ async def test_fourth_request_is_rate_limited(make_client: ClientFactory, redis:
         assert limited.json()["code"] == "rate_limited"
         assert 1 <= int(limited.headers["retry-after"]) <= 60
         # The limited create wrote nothing.
-        assert [k async for k in redis.scan_iter(match="fms:*:s:*")] == []
+        assert [k async for k in redis.scan_iter(match=SESSION_RECORDS)] == []
         # Another user is not affected.
         other = await client.get(API, headers=user("bob"))
         assert other.status_code == 200

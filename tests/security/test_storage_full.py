@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys
 from tests.conftest import make_settings, running_app, user
-from tests.helpers import API
+from tests.helpers import API, keys_of, user_keys
 from tests.paging import all_messages
 from tests.servers import RedisProcess, redis_server
 
@@ -78,16 +78,20 @@ async def fill_with_sessions(client: httpx.AsyncClient, user_id: str) -> httpx.R
 
 async def assert_consistent(client: httpx.AsyncClient, redis: Redis, user_id: str) -> None:
     """Index, records and conversations agree: nothing is half-written."""
-    base = KEYS.base(user_id)
-    records = {k.removeprefix(base + "s:") async for k in redis.scan_iter(match=base + "s:*")}
+    owned = user_keys(user_id)
+    records = {
+        sid
+        async for k in redis.scan_iter(match=KEYS.user_pattern(user_id))
+        if (sid := owned.session_of(k)) and k == keys_of(user_id, sid).session
+    }
     indexed = set(await redis.zrange(KEYS.expiry(user_id), 0, -1))
     assert records == indexed
     listed = await client.get(f"{API}?limit=100&include_archived=true", headers=user(user_id))
     assert listed.status_code == 200
     assert listed.json()["total"] == len(records)
     for sid in records:
-        count = int(await redis.hget(base + "s:" + sid, "mc") or 0)
-        assert await redis.xlen(base + "m:" + sid) == count
+        count = int(await redis.hget(keys_of(user_id, sid).session, "mc") or 0)
+        assert await redis.xlen(keys_of(user_id, sid).messages) == count
 
 
 async def test_full_storage_answers_507_and_writes_nothing(

@@ -14,12 +14,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from session_service.store import keys
 from session_service.store.branches import INLINE_MAX
-from session_service.store.keys import Keys
 from session_service.store.scripts import load_scripts
 from tests.conftest import client_settings, create_session, running_app, user
-from tests.helpers import API, get_json, mid
+from tests.helpers import API, get_json, keys_of, mid
 from tests.proxy import FaultProxy
 from tests.servers import RedisProcess
 
@@ -130,8 +128,8 @@ async def test_more_summaries_during_the_copy_than_one_swap_carries_all_survive(
 
 def _records(sid: str) -> tuple[str, str]:
     """The keys of a session's append idempotency records and their index."""
-    base = Keys("fms").base("u1")
-    return f"{base}{keys.IDEMPOTENCY}{sid}", f"{base}{keys.IDEMPOTENCY_AGE}{sid}"
+    owned = keys_of("u1", sid)
+    return owned.idempotency, owned.idempotency_age
 
 
 async def _append(client: httpx.AsyncClient, sid: str, key: str) -> httpx.Response:
