@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import httpx
@@ -12,15 +11,11 @@ from redis.asyncio import Redis
 from session_service.store.account import DELETE_SLICE
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API, epoch, user_keys
+from tests.helpers import API, user_keys, wait_past
 
 KEYS = Keys("fms")
 UNKNOWN_ID = "sess_" + "0" * 32
 ADMIN = {"X-User-Roles": '["admin"]'}
-
-
-async def _sleep_past(iso: str, margin: float = 0.15) -> None:
-    await asyncio.sleep(max(0.0, epoch(iso) + margin - time.time()))
 
 
 async def _append(client: httpx.AsyncClient, sid: str, n: int, user_id: str = "u1") -> None:
@@ -72,10 +67,12 @@ async def test_head_needs_an_identity(client: httpx.AsyncClient) -> None:
     assert (await client.head(f"{API}/{sid}")).status_code == 401
 
 
-async def test_head_is_404_once_the_session_expires(make_client: ClientFactory) -> None:
+async def test_head_is_404_once_the_session_expires(
+    make_client: ClientFactory, redis: Redis
+) -> None:
     async with make_client(default_session_ttl=1) as client:
         created = await create_session(client)
-        await _sleep_past(created["expires_at"])
+        await wait_past(redis, created["expires_at"])
         assert (
             await client.head(f"{API}/{created['session_id']}", headers=user())
         ).status_code == 404
@@ -158,6 +155,7 @@ async def test_statistics_message_total_follows_deletes(client: httpx.AsyncClien
 
 async def test_statistics_forget_expired_sessions_and_their_messages(
     make_client: ClientFactory,
+    redis: Redis,
 ) -> None:
     async with make_client(default_session_ttl=1) as client:
         keeper = (await create_session(client, timeout_minutes=10))["session_id"]
@@ -166,7 +164,7 @@ async def test_statistics_forget_expired_sessions_and_their_messages(
         await _append(client, doomed, 3)
         assert (await _stats(client))["total_messages"] == 4
         expires = (await client.get(f"{API}/{doomed}", headers=user())).json()["expires_at"]
-        await _sleep_past(expires)
+        await wait_past(redis, expires)
         stats = await _stats(client)
     assert (stats["total_sessions"], stats["total_messages"]) == (1, 1)
     assert stats["by_status"]["in_progress"] == 1
@@ -246,11 +244,12 @@ async def test_delete_all_works_in_slices(client: httpx.AsyncClient) -> None:
 
 async def test_delete_all_does_not_count_sessions_that_had_already_expired(
     make_client: ClientFactory,
+    redis: Redis,
 ) -> None:
     async with make_client(default_session_ttl=1) as client:
         await create_session(client, timeout_minutes=10)
         doomed = await create_session(client)
-        await _sleep_past(doomed["expires_at"])
+        await wait_past(redis, doomed["expires_at"])
         assert (await client.delete(API, headers=user())).json() == {"deleted": 1}
 
 
@@ -270,6 +269,7 @@ async def test_the_new_routes_are_in_the_openapi_document(client: httpx.AsyncCli
 
 async def test_statistics_are_exact_with_more_expired_sessions_than_one_prune_takes(
     make_client: ClientFactory,
+    redis: Redis,
 ) -> None:
     async with make_client(default_session_ttl=1) as client:
         keeper = (await create_session(client, timeout_minutes=10))["session_id"]
@@ -279,7 +279,7 @@ async def test_statistics_are_exact_with_more_expired_sessions_than_one_prune_ta
         doomed = await create_session(client)
         await _append(client, doomed["session_id"], 2)
         assert (await _stats(client))["total_messages"] == 3
-        await _sleep_past(doomed["expires_at"])
+        await wait_past(redis, doomed["expires_at"])
         stats = await _stats(client)
     assert (stats["total_sessions"], stats["total_messages"]) == (1, 1)
 

@@ -4,9 +4,6 @@ messages; If-Match, archived, deleted and limits answered like every write."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -14,7 +11,7 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API, get_json, mid
+from tests.helpers import API, get_json, mid, wait_past
 
 KEYS = Keys("fms")
 CALLS = [
@@ -293,8 +290,7 @@ async def test_deleted_or_expired_means_gone_for_forks_rewinds_and_conditional_w
         expired = await _conversation(client)
         assert (await client.delete(f"{API}/{deleted}", headers=user())).status_code == 204
         expires = (await get_json(client, f"{API}/{expired}"))["expires_at"]
-        wait = datetime.fromisoformat(expires.replace("Z", "+00:00")).timestamp() - time.time()
-        await asyncio.sleep(max(0.0, wait + 0.15))
+        await wait_past(redis, expires)
         star = {"If-Match": "*"}
         for sid in (deleted, expired):
             attempts = [

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API, epoch
+from tests.helpers import API, epoch, store_of, wait_past
 
 KEYS = Keys("fms")
 
@@ -23,7 +23,7 @@ async def _expired_sessions(client: httpx.AsyncClient, owners: dict[str, int]) -
     for owner, count in owners.items():
         for _ in range(count):
             last = (await create_session(client, owner))["expires_at"]
-    await asyncio.sleep(max(0.0, epoch(last) + 0.15 - time.time()))
+    await wait_past(store_of(client).client, last)
 
 
 async def _cleanup(client: httpx.AsyncClient, user_id: str, roles: str | None = None) -> Any:

@@ -1,7 +1,8 @@
 """Inactivity expiry and archived retention (issue 4, item 3).
 
-Sessions here live one or two seconds (`DEFAULT_SESSION_TTL`), so the tests sleep
-until a deadline taken from the service's own `expires_at` has passed.
+Sessions here live one or two seconds (`DEFAULT_SESSION_TTL`, the shortest the settings
+allow, or two where a test must do several things first), and the tests wait until Redis's
+own clock, the one the service decides expiry on, has passed the session's `expires_at`.
 """
 
 from __future__ import annotations
@@ -16,14 +17,9 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API, epoch, keys_of, user_keys
+from tests.helpers import API, epoch, epoch_ms, keys_of, redis_now_ms, user_keys, wait_past
 
 KEYS = Keys("fms")
-
-
-async def _sleep_past(iso: str, margin: float = 0.15) -> None:
-    """Sleep until `margin` seconds after the instant `iso`."""
-    await asyncio.sleep(max(0.0, epoch(iso) + margin - time.time()))
 
 
 async def _get(client: httpx.AsyncClient, sid: str) -> httpx.Response:
@@ -106,7 +102,7 @@ async def test_every_read_agrees_the_instant_a_session_expires(
         await client.post(f"{API}/{sid}/cases", json={"case_id": "c1"}, headers=user())
         expires = (await _get(client, sid)).json()["expires_at"]
         assert await _search_total(client) == 2
-        await _sleep_past(expires)
+        await wait_past(redis, expires)
 
         # Search first: no other read has pruned the indexes yet.
         assert await _search_total(client) == 1
@@ -130,19 +126,21 @@ async def test_every_read_agrees_the_instant_a_session_expires(
 
 async def test_list_total_drops_the_instant_a_session_expires_before_any_other_read(
     make_client: ClientFactory,
+    redis: Redis,
 ) -> None:
     async with make_client(default_session_ttl=1) as client:
         created = await create_session(client)
-        await _sleep_past(created["expires_at"])
+        await wait_past(redis, created["expires_at"])
         assert await _list_total(client) == 0
 
 
 async def test_get_is_404_the_instant_a_session_expires_before_any_other_read(
     make_client: ClientFactory,
+    redis: Redis,
 ) -> None:
     async with make_client(default_session_ttl=1) as client:
         created = await create_session(client)
-        await _sleep_past(created["expires_at"])
+        await wait_past(redis, created["expires_at"])
         assert (await _get(client, created["session_id"])).status_code == 404
 
 
@@ -166,7 +164,7 @@ async def test_everything_a_session_owns_shares_its_deadline(
 # ---- activity slides, reads do not -----------------------------------------------------------
 
 
-async def test_reads_do_not_slide_the_deadline(make_client: ClientFactory) -> None:
+async def test_reads_do_not_slide_the_deadline(make_client: ClientFactory, redis: Redis) -> None:
     async with make_client(default_session_ttl=2) as client:
         created = await create_session(client)
         sid = created["session_id"]
@@ -179,21 +177,22 @@ async def test_reads_do_not_slide_the_deadline(make_client: ClientFactory) -> No
         got = (await _get(client, sid)).json()
         assert got["expires_at"] == created["expires_at"]
         assert got["last_activity_at"] == created["last_activity_at"]
-        await _sleep_past(created["expires_at"])
+        await wait_past(redis, created["expires_at"])
         assert (await _get(client, sid)).status_code == 404
 
 
 async def test_a_heartbeat_keeps_the_session_alive_past_its_first_deadline(
     make_client: ClientFactory,
+    redis: Redis,
 ) -> None:
     async with make_client(default_session_ttl=2) as client:
         created = await create_session(client)
         sid = created["session_id"]
         # Halfway to the first deadline, however long the create took to answer.
-        await asyncio.sleep(max(0.0, (epoch(created["expires_at"]) - time.time()) / 2))
+        await wait_past(redis, (epoch_ms(created["expires_at"]) + await redis_now_ms(redis)) // 2)
         beat = (await client.post(f"{API}/{sid}/heartbeat", headers=user())).json()
         assert beat["expires_at"] > created["expires_at"]
-        await _sleep_past(created["expires_at"], margin=0.1)
+        await wait_past(redis, created["expires_at"])
         response = await _get(client, sid)
         assert response.status_code == 200
         assert response.json()["expires_at"] == beat["expires_at"]
@@ -224,7 +223,9 @@ async def test_activity_slides_expires_at(client: httpx.AsyncClient, activity: s
 # ---- archived retention --------------------------------------------------------------------
 
 
-async def test_archived_sessions_do_not_expire_by_inactivity(make_client: ClientFactory) -> None:
+async def test_archived_sessions_do_not_expire_by_inactivity(
+    make_client: ClientFactory, redis: Redis
+) -> None:
     async with make_client(default_session_ttl=2, archived_session_ttl=3600) as client:
         created = await create_session(client, title="kept")
         sid = created["session_id"]
@@ -232,7 +233,7 @@ async def test_archived_sessions_do_not_expire_by_inactivity(make_client: Client
                           headers=user())  # fmt: skip
         archived = (await client.post(f"{API}/{sid}/archive", headers=user())).json()
         assert epoch(archived["expires_at"]) - time.time() > 3000
-        await _sleep_past(created["expires_at"])
+        await wait_past(redis, created["expires_at"])
         assert (await _get(client, sid)).status_code == 200
         messages = (await client.get(f"{API}/{sid}/messages", headers=user())).json()
         assert [m["content"] for m in messages["messages"]] == ["x"]
@@ -241,11 +242,12 @@ async def test_archived_sessions_do_not_expire_by_inactivity(make_client: Client
 
 async def test_archived_sessions_are_kept_for_archived_session_ttl(
     make_client: ClientFactory,
+    redis: Redis,
 ) -> None:
     async with make_client(default_session_ttl=3600, archived_session_ttl=1) as client:
         sid = (await create_session(client))["session_id"]
         archived = (await client.post(f"{API}/{sid}/archive", headers=user())).json()
-        await _sleep_past(archived["expires_at"])
+        await wait_past(redis, archived["expires_at"])
         assert (await _get(client, sid)).status_code == 404
         assert await _list_total(client, include_archived="true") == 0
         assert await _search_total(client, status="archived") == 0
@@ -261,7 +263,7 @@ async def test_archived_session_ttl_zero_keeps_archived_sessions_until_deleted(
                           headers=user())  # fmt: skip
         archived = (await client.post(f"{API}/{sid}/archive", headers=user())).json()
         assert archived["expires_at"] is None
-        await _sleep_past(created["expires_at"])
+        await wait_past(redis, created["expires_at"])
         got = await _get(client, sid)
         assert got.status_code == 200
         assert got.json()["expires_at"] is None
@@ -271,12 +273,14 @@ async def test_archived_session_ttl_zero_keeps_archived_sessions_until_deleted(
         assert await _list_total(client, status="archived") == 1
 
 
-async def test_restore_gives_a_fresh_inactivity_window(make_client: ClientFactory) -> None:
+async def test_restore_gives_a_fresh_inactivity_window(
+    make_client: ClientFactory, redis: Redis
+) -> None:
     async with make_client(default_session_ttl=2, archived_session_ttl=0) as client:
         created = await create_session(client)
         sid = created["session_id"]
         await client.post(f"{API}/{sid}/archive", headers=user())
-        await _sleep_past(created["expires_at"])
+        await wait_past(redis, created["expires_at"])
         restored = await client.post(f"{API}/{sid}/restore", headers=user())
         assert restored.status_code == 200
         body = restored.json()
@@ -284,7 +288,7 @@ async def test_restore_gives_a_fresh_inactivity_window(make_client: ClientFactor
         assert epoch(body["expires_at"]) > time.time()
         assert (await _get(client, sid)).status_code == 200
         assert await _list_total(client) == 1
-        await _sleep_past(body["expires_at"])
+        await wait_past(redis, body["expires_at"])
         assert (await _get(client, sid)).status_code == 404
         assert await _list_total(client) == 0
 

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API, keys_of
+from tests.helpers import API, epoch_ms, keys_of, wait_past
 
 KEYS = Keys("fms")
 
@@ -173,7 +173,8 @@ async def test_an_append_key_is_forgotten_after_the_idempotency_ttl(
     async with make_client(idempotency_ttl_seconds=1) as client:
         sid = (await create_session(client))["session_id"]
         first = await append(client, sid, "k-1")
-        await asyncio.sleep(1.1)
+        # The record is forgotten once Redis's clock is past its time plus the TTL.
+        await wait_past(redis, epoch_ms(first.json()["message"]["timestamp"]) + 1000)
 
         later = await append(client, sid, "k-1")
 
@@ -188,9 +189,11 @@ async def test_expired_append_records_are_dropped_so_the_records_never_grow(
     async with make_client(idempotency_ttl_seconds=1) as client:
         sid = (await create_session(client))["session_id"]
         for i in range(25):
-            assert (await append(client, sid, f"old-{i}")).status_code == 201
+            last = await append(client, sid, f"old-{i}")
+            assert last.status_code == 201
         assert await redis.hlen(keys_of("u1", sid).idempotency) == 25
-        await asyncio.sleep(1.1)  # past the TTL of every record above (a lower bound)
+        # Past the TTL of every record above, on the clock the script reads.
+        await wait_past(redis, epoch_ms(last.json()["message"]["timestamp"]) + 1000)
         for i in range(3):
             assert (await append(client, sid, f"new-{i}")).status_code == 201
         # Each keyed append drops up to 10 expired records, so three drop all 25.

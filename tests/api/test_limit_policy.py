@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from session_service.observability.logging import user_ref
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API, epoch_ms, sample, scrape
+from tests.helpers import API, epoch_ms, sample, scrape, wait_past
 
 EVICTING = {"session_limit_policy": "evict_oldest"}
 EVICTED = "fm_session_sessions_total"
@@ -221,6 +221,7 @@ async def test_an_eviction_is_logged_without_content_or_the_user_id(
 
 async def test_many_expired_sessions_still_indexed_do_not_confuse_the_policy(
     make_client: ClientFactory,
+    redis: Redis,
 ) -> None:
     """More expired sessions than one script prunes: the create still evicts exactly one
     live session, and statistics count only the live ones."""
@@ -230,7 +231,7 @@ async def test_many_expired_sessions_still_indexed_do_not_confuse_the_policy(
         doomed = await create_session(client)
     async with make_client(max_sessions_per_user=3, **EVICTING) as client:
         live = await _sessions(client, 3, timeout_minutes=10)
-        await asyncio.sleep(max(0.0, epoch_ms(doomed["expires_at"]) / 1000 + 0.15 - time.time()))
+        await wait_past(redis, doomed["expires_at"])
         before = await _evicted(client)
         response = await client.post(API, json={}, headers=user())
         assert response.status_code == 201

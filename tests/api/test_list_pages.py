@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -16,7 +14,7 @@ from session_service.store.keys import Keys
 from session_service.store.protocol import PruneArgs
 from session_service.store.sessions import NewSession, SessionStore
 from tests.conftest import ClientFactory, user
-from tests.helpers import API, user_keys
+from tests.helpers import API, epoch_ms, redis_now_ms, user_keys, wait_past
 
 KEYS = Keys("fms")
 FILTERS: list[dict[str, Any]] = [
@@ -141,10 +139,9 @@ async def test_sessions_expired_beyond_one_prune_batch_are_never_listed_or_count
         short = [new_session_id() for _ in range(350)]
         await store.create_many("u1", [NewSession.build(sid, 2_000) for sid in short])
         last = await store.get("u1", short[-1])
-        deadline = datetime.fromisoformat(last["expires_at"]).timestamp()
-        await asyncio.sleep(max(0.0, deadline + 0.05 - time.time()))
+        await wait_past(redis, epoch_ms(last["expires_at"]))
         # Creates prune too, so count what is still indexed after every deadline passed.
-        pending = await redis.zcount(KEYS.expiry("u1"), "-inf", f"({int(time.time() * 1000)}")
+        pending = await redis.zcount(KEYS.expiry("u1"), "-inf", f"({await redis_now_ms(redis)}")
         assert pending > 100
         # One script call prunes a bounded batch, never everything at once.
         removed, _, more = await store.scripts.prune(redis, [KEYS.base("u1")], PruneArgs())

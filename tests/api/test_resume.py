@@ -7,9 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API
+from tests.helpers import API, wait_past
 
 
 async def _create(client: httpx.AsyncClient, user_id: str = "u1", **body: Any) -> httpx.Response:
@@ -82,10 +83,11 @@ async def test_a_deleted_session_is_not_resumed(client: httpx.AsyncClient) -> No
     assert response.json()["session_id"] != sid
 
 
-async def test_an_expired_session_is_not_resumed(make_client: ClientFactory) -> None:
+async def test_an_expired_session_is_not_resumed(make_client: ClientFactory, redis: Redis) -> None:
     async with make_client(default_session_ttl=1) as client:
-        sid = (await create_session(client, client_id="ext-1"))["session_id"]
-        await asyncio.sleep(1.1)
+        created = await create_session(client, client_id="ext-1")
+        sid = created["session_id"]
+        await wait_past(redis, created["expires_at"])
         response = await _create(client, client_id="ext-1")
         assert response.status_code == 201
         assert response.json()["session_resumed"] is False

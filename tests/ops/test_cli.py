@@ -3,15 +3,14 @@ installed console script against a real server."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from datetime import datetime
 from pathlib import Path
 
 import httpx
+from redis.asyncio import Redis
 
 from tests.conftest import ClientFactory, create_session, user
+from tests.helpers import wait_past
 from tests.ops.service import cli
 
 
@@ -55,13 +54,12 @@ async def test_export_of_another_users_session_fails_with_not_found(
 
 
 async def test_cleanup_shows_progress_on_stderr_and_a_summary_on_stdout(
-    tmp_path: Path, make_client: ClientFactory, redis_url: str
+    tmp_path: Path, make_client: ClientFactory, redis: Redis, redis_url: str
 ) -> None:
     async with make_client(default_session_ttl=1) as client:
         short = await create_session(client, "u-a")
     await create_session_for(make_client, "u-b")
-    expires = datetime.fromisoformat(short["expires_at"]).timestamp()
-    await asyncio.sleep(max(0.0, expires - time.time()) + 0.05)
+    await wait_past(redis, short["expires_at"])
     code, out, err = await cli(tmp_path, "cleanup", REDIS_URL=redis_url)
     assert code == 0, err
     assert json.loads(out) == {"cleaned_sessions": 1, "scanned": 2}
