@@ -142,6 +142,7 @@ async def test_openapi_documents_both_export_media_types(client: httpx.AsyncClie
 LARGE = 20_000
 
 
+@pytest.mark.slow
 async def test_a_20000_message_session_exports_completely_in_both_formats(
     client: httpx.AsyncClient, redis: Redis
 ) -> None:

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 
 from session_service.domain.ids import new_session_id
@@ -98,6 +99,7 @@ async def test_every_filter_pages_through_every_session_once_in_the_promised_ord
         assert len(await _reference(redis, list(ALL_STATUSES))) == len(ids)
 
 
+@pytest.mark.slow
 async def test_large_offsets_are_exact_at_12000_sessions(
     make_client: ClientFactory, redis: Redis
 ) -> None:

@@ -49,6 +49,7 @@ async def _walk(client: httpx.AsyncClient, body: dict[str, Any], between: Any) -
         await between()
 
 
+@pytest.mark.slow
 async def test_a_walk_of_50000_sessions_is_exact_while_others_create_heartbeat_and_delete(
     make_client: ClientFactory,
 ) -> None:
@@ -116,6 +117,7 @@ async def test_a_walk_of_50000_sessions_is_exact_while_others_create_heartbeat_a
         assert set(seen) <= set(initial) | set(created)
 
 
+@pytest.mark.slow
 async def test_a_filtered_walk_resumes_after_its_cursor_with_small_pages(
     make_client: ClientFactory,
 ) -> None:

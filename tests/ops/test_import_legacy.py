@@ -284,6 +284,7 @@ async def test_dry_run_writes_nothing(
     assert await redis.dbsize() == 0
 
 
+@pytest.mark.slow
 async def test_a_long_conversation_is_staged_in_chunks_and_read_back_whole(
     tmp_path: Path, source: Redis, redis_url: str, client: httpx.AsyncClient
 ) -> None:

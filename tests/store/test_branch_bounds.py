@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 
 from session_service.store.branches import SLICE_MAX
@@ -140,6 +141,7 @@ async def _messages_at_ends(client: httpx.AsyncClient, sid: str) -> list[Any]:
     return [first.json()["messages"], last.json()["messages"], last.json()["total"]]
 
 
+@pytest.mark.slow
 async def test_a_fork_of_100000_messages_never_stalls_redis(
     client: httpx.AsyncClient, redis: Redis, redis_url: str
 ) -> None:
@@ -173,6 +175,7 @@ async def test_a_fork_of_100000_messages_never_stalls_redis(
     assert await redis.xlen(KEYS.messages("u1", sid)) == LARGEST, "the source is untouched"
 
 
+@pytest.mark.slow
 async def test_a_rewind_of_100000_messages_never_stalls_redis(
     client: httpx.AsyncClient, redis: Redis, redis_url: str
 ) -> None:

@@ -35,6 +35,8 @@ from tests.proxy import FaultProxy
 from tests.servers import RedisProcess
 from tests.topology.servers import FAST_SYNC, sync_client, wait_until
 
+pytestmark = pytest.mark.slow
+
 KEY = {"Idempotency-Key": "the-only-one"}
 
 
