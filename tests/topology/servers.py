@@ -55,17 +55,22 @@ class SentinelProcess:
         self.process: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
 
+    def config(self) -> str:
+        """What this sentinel monitors and how (quorum 2 of the topology's three)."""
+        return (
+            f"sentinel monitor {MASTER_SET} 127.0.0.1 {self.master_port} 2\n"
+            f"sentinel down-after-milliseconds {MASTER_SET} {DOWN_AFTER_MS}\n"
+            f"sentinel failover-timeout {MASTER_SET} {FAILOVER_TIMEOUT_MS}\n"
+            f"sentinel parallel-syncs {MASTER_SET} 1\n"
+        )
+
     def start(self) -> SentinelProcess:
         config = self.workdir / "sentinel.conf"
         config.write_text(
             f"port {self.port}\n"
             "bind 127.0.0.1\n"
             f"dir {self.workdir}\n"
-            f"logfile {self.workdir / 'sentinel.log'}\n"
-            f"sentinel monitor {MASTER_SET} 127.0.0.1 {self.master_port} 2\n"
-            f"sentinel down-after-milliseconds {MASTER_SET} {DOWN_AFTER_MS}\n"
-            f"sentinel failover-timeout {MASTER_SET} {FAILOVER_TIMEOUT_MS}\n"
-            f"sentinel parallel-syncs {MASTER_SET} 1\n"
+            f"logfile {self.workdir / 'sentinel.log'}\n" + self.config()
         )
         self.process = subprocess.Popen(
             [find_server_binary(), str(config), "--sentinel"],

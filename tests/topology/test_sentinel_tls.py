@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,11 +25,10 @@ import redis
 from redis.asyncio import Redis
 
 from session_service.config import Settings
-from session_service.store.embedded import find_server_binary
 from session_service.store.keys import Keys
 from session_service.store.probe import unusable_setting
 from tests.conftest import create_session, running_app
-from tests.servers import RedisProcess, wait_for_port
+from tests.servers import RedisProcess
 from tests.topology.servers import MASTER_SET, SentinelProcess, wait_until
 
 TLS = Path(__file__).parent.parent / "tls"
@@ -113,23 +111,15 @@ def proxied(target: int, terminate_tls: bool = True) -> Iterator[SniffingProxy]:
 class PasswordSentinel(SentinelProcess):
     """A sentinel of its own (quorum 1) with a password, authenticating to the master."""
 
-    def start(self) -> SentinelProcess:
-        config = self.workdir / "sentinel.conf"
-        config.write_text(
-            f"port {self.port}\n"
-            "bind 127.0.0.1\n"
-            f"dir {self.workdir}\n"
-            f"logfile {self.workdir / 'sentinel.log'}\n"
+    def config(self) -> str:
+        return (
             f"requirepass {SENTINEL_PASSWORD}\n"
             f"sentinel monitor {MASTER_SET} 127.0.0.1 {self.master_port} 1\n"
             f"sentinel auth-pass {MASTER_SET} {SENTINEL_SIDE_PASSWORD}\n"
         )
-        self.process = subprocess.Popen(
-            [find_server_binary(), str(config), "--sentinel"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port)
+
+    def start(self) -> SentinelProcess:
+        super().start()
 
         def knows_master() -> bool:
             with redis.Redis(
