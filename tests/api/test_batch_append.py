@@ -18,9 +18,9 @@ from session_service.api.fast import servable
 from session_service.app import routes_in_order
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
+from tests.helpers import API
 
 KEYS = Keys("fms")
-API = "/api/v1/sessions"
 
 
 def call(cid: str, name: str = "kubectl") -> dict[str, Any]:

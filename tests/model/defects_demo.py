@@ -13,8 +13,7 @@ import time
 import pytest
 
 from tests.model.defects import DEFECTS
-from tests.model.harness import Faults, Topo, knobs, run_round, say
-from tests.model.test_model import CLIENTS, OPS, SEEDS
+from tests.model.harness import CLIENTS, OPS, SEEDS, Faults, Topo, knobs, run_round, say
 from tests.model.workload import Plan
 
 pytestmark = [

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-API = "/api/v1/sessions"
+from tests.helpers import API
 
 
 @dataclass

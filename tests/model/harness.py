@@ -287,3 +287,9 @@ async def run_round(
     violations = [v for v in check(world.history, final) if v.kind not in IGNORED]
     return Round(seed, world.history, final, violations, time.monotonic() - started,
                  faults.log, world.origin)  # fmt: skip
+
+
+#: The model runs' size, shared by `test_model.py` and `defects_demo.py` (MODEL_SEEDS, MODEL_OPS).
+SEEDS = [int(s) for s in os.environ.get("MODEL_SEEDS", "1,2,3").split(",")]
+OPS = int(os.environ.get("MODEL_OPS", "50"))
+CLIENTS = 6

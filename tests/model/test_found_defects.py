@@ -20,11 +20,10 @@ import pytest
 
 from session_service.store import branches
 from tests.conftest import ClientFactory, make_settings, running_app, user
+from tests.helpers import API
 from tests.topology.servers import sentinel_topology, sync_client
 
 pytestmark = pytest.mark.slow
-
-API = "/api/v1/sessions"
 
 
 async def _append_until_acknowledged(client: httpx.AsyncClient, sid: str, content: str) -> str:

@@ -7,11 +7,9 @@ the command that replays its round alone (`make soak ... DURATION=0`).
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from tests.model.harness import Faults, Topo, knobs, run_round, say
+from tests.model.harness import CLIENTS, OPS, SEEDS, Faults, Topo, knobs, run_round, say
 from tests.model.workload import Plan
 
 pytestmark = [
@@ -21,10 +19,6 @@ pytestmark = [
     # not about the contract this test checks.
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
-
-SEEDS = [int(s) for s in os.environ.get("MODEL_SEEDS", "1,2,3").split(",")]
-OPS = int(os.environ.get("MODEL_OPS", "50"))
-CLIENTS = 6
 
 
 # A budget of operations, not of time: on a loaded machine it takes longer, never less.

@@ -26,9 +26,9 @@ import httpx
 
 from session_service.config import Settings
 from tests.conftest import running_app
+from tests.helpers import API
 from tests.model.history import Op
 
-API = "/api/v1/sessions"
 ADMIN = {"X-User-ID": "model-admin", "X-User-Roles": "admin"}
 STATUSES = ("active", "in_progress", "completed", "abandoned")
 ROLES = ("user", "assistant", "system")
