@@ -231,9 +231,11 @@ async def test_archived_sessions_do_not_expire_by_inactivity(
         sid = created["session_id"]
         await client.post(f"{API}/{sid}/messages", json={"role": "user", "content": "x"},
                           headers=user())  # fmt: skip
+        # The deadline the session would have had without archiving (the append slid it).
+        active_deadline = (await _get(client, sid)).json()["expires_at"]
         archived = (await client.post(f"{API}/{sid}/archive", headers=user())).json()
         assert epoch(archived["expires_at"]) - time.time() > 3000
-        await wait_past(redis, created["expires_at"])
+        await wait_past(redis, active_deadline)
         assert (await _get(client, sid)).status_code == 200
         messages = (await client.get(f"{API}/{sid}/messages", headers=user())).json()
         assert [m["content"] for m in messages["messages"]] == ["x"]
@@ -261,9 +263,10 @@ async def test_archived_session_ttl_zero_keeps_archived_sessions_until_deleted(
         sid = created["session_id"]
         await client.post(f"{API}/{sid}/messages", json={"role": "user", "content": "x"},
                           headers=user())  # fmt: skip
+        active_deadline = (await _get(client, sid)).json()["expires_at"]
         archived = (await client.post(f"{API}/{sid}/archive", headers=user())).json()
         assert archived["expires_at"] is None
-        await wait_past(redis, created["expires_at"])
+        await wait_past(redis, active_deadline)
         got = await _get(client, sid)
         assert got.status_code == 200
         assert got.json()["expires_at"] is None
