@@ -21,8 +21,8 @@ import pytest
 
 from session_service.store.branches import INLINE_MAX
 from tests.conftest import ClientFactory, create_session, user
+from tests.helpers import API
 
-API = "/api/v1/sessions"
 ADMIN = user("root", **{"X-User-Roles": '["admin"]'})
 KEPT = 10
 LONG = INLINE_MAX + 16  # removed by the rewind: more than one script removes (staged)

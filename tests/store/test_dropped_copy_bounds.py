@@ -29,8 +29,8 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
+from tests.helpers import API
 
-S = "/api/v1/sessions"
 KEYS = Keys("fms")
 ADMIN = user("root", **{"X-User-Roles": '["admin"]'})
 CALLS = 2_000
@@ -96,7 +96,7 @@ async def _copied(
     sid = await _seed_tool_calls(client, redis, CALLS)
     held = HoldBeforePublish(scripts.fork)
     monkeypatch.setattr(scripts, "fork", held)
-    forking = asyncio.ensure_future(client.post(f"{S}/{sid}/fork", headers=user()))
+    forking = asyncio.ensure_future(client.post(f"{API}/{sid}/fork", headers=user()))
     async with asyncio.timeout(120):
         await held.reached.wait()
     return held, forking
@@ -114,7 +114,7 @@ async def test_a_fork_refused_after_its_copy_frees_the_copy_in_the_background(
         assert refused.status_code == 409, refused.text
         assert refused.json()["code"] == "session_limit_reached"
         assert await _lazyfreed(redis) > before, "the copy was freed on the main thread"
-        assert (await client.get(S, headers=user())).json()["total"] == 2
+        assert (await client.get(API, headers=user())).json()["total"] == 2
 
 
 async def test_an_erase_sweeps_a_copy_in_flight_in_the_background(

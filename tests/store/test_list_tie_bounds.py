@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from session_service.domain.status import ALL_STATUSES
 from session_service.store.keys import Keys
 from tests.conftest import user
-from tests.store.test_branch_bounds import _stall_free
+from tests.store.stalls import stall_free
 
 KEYS = Keys("fms")
 SESSIONS = 50_000  # the documented largest number per user
@@ -62,7 +62,7 @@ async def test_a_list_page_deep_in_a_tie_set_never_stalls_redis(
         params = {"offset": 10_000, "limit": 100, "include_archived": "true"}
         return await client.get("/api/v1/sessions", params=params, headers=user())
 
-    _, listed = await _stall_free(redis, redis_url, lambda: _seed_tie_set(redis), page)
+    _, listed = await stall_free(redis, redis_url, lambda: _seed_tie_set(redis), page)
     assert listed.status_code == 200, listed.text
     assert listed.json()["total"] == SESSIONS
     ids = [s["session_id"] for s in listed.json()["sessions"]]
