@@ -55,6 +55,7 @@ async def _seed_tie_set(redis: Redis) -> int:
         "resolves the offset inside the tie set by rank (as search.lua's rank_after) instead."
     ),
 )
+@pytest.mark.slow
 async def test_a_list_page_deep_in_a_tie_set_never_stalls_redis(
     client: httpx.AsyncClient, redis: Redis, redis_url: str
 ) -> None:
