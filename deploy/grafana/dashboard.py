@@ -253,11 +253,41 @@ DOMAIN = RowSpec(
     ),
 )
 
-# The change feed (issue 24) adds its row here, in the same commit as its metrics:
-# watchers (a gauge), events sent, and the delivery latency histogram. A panel may
-# only name metrics the service exports (tests/ops/test_dashboard.py fails otherwise),
-# so the row stays empty until the feed exists, and an empty row is left out.
-CHANGE_FEED = RowSpec("Change feed")
+DELIVERY = rate("fm_session_feed_delivery_seconds_bucket", by="le")
+
+CHANGE_FEED = RowSpec(
+    "Change feed",
+    (
+        PanelSpec(
+            "Open change feeds",
+            "Streams and waiting header-only polls, over every instance "
+            "(MAX_WATCHERS_PER_USER per user, MAX_WATCHERS_PER_WORKER per worker).",
+            (Query(f"sum(fm_session_feed_watchers{{{JOB}}})", "watchers"),),
+        ),
+        PanelSpec(
+            "Feed events sent by kind",
+            "message, summary, session, rewound, deleted: events written to clients.",
+            (Query(rate("fm_session_feed_events_sent_total", by="kind"), "{{kind}}"),),
+            unit="ops",
+        ),
+        PanelSpec(
+            "Feed delivery latency",
+            "From the change's commit in Redis (Redis time) to the write of its event.",
+            (
+                Query(f"histogram_quantile(0.5, {DELIVERY})", "p50"),
+                Query(f"histogram_quantile(0.99, {DELIVERY})", "p99"),
+            ),
+            unit="s",
+        ),
+        PanelSpec(
+            "Feeds ended by the server",
+            "deleted (the session went), shutdown (a graceful stop), slow_reader (the client "
+            "stopped reading).",
+            (Query(rate("fm_session_feed_closed_total", by="reason"), "{{reason}}"),),
+            unit="ops",
+        ),
+    ),
+)
 
 PROCESS = RowSpec(
     "Process",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,7 +80,45 @@ def mixed_traffic(http: httpx.Client) -> dict[int, int]:
     call("GET", f"/api/v1/sessions/{sid}")  # 401: no identity
     if n % 2:
         call("DELETE", f"/api/v1/sessions/{sid}", headers=user())
+    else:
+        watched = watch_one_append(http, sid)
+        statuses[watched] = statuses.get(watched, 0) + 1
     return statuses
+
+
+def watching(http: httpx.Client) -> bool:
+    found = re.search(
+        r"^fm_session_feed_watchers(?:\{[^}]*\})? (\S+)$", http.get("/metrics").text, re.M
+    )
+    return found is not None and float(found[1]) > 0
+
+
+def watch_one_append(http: httpx.Client, sid: str) -> int:
+    """A header-only watcher waits; an append wakes it (the feed's panels get data)."""
+    events = f"/api/v1/sessions/{sid}/events"
+    current = http.get(f"{events}", headers={**user(), "Accept": "application/json"})
+    last = current.json()["last_event_id"] if current.status_code == 200 else None
+    answers: list[int] = []
+    headers = {**user(), "Accept": "application/json", "Prefer": "wait=5"}
+    if last:
+        headers["Last-Event-ID"] = last
+
+    def watch() -> None:
+        with httpx.Client(base_url=str(http.base_url), timeout=10) as own:
+            answers.append(own.get(events, headers=headers).status_code)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    deadline = time.monotonic() + 10  # the append must find the watcher waiting
+    while time.monotonic() < deadline and not watching(http):
+        time.sleep(0.02)
+    http.post(
+        f"/api/v1/sessions/{sid}/messages",
+        json={"role": "assistant", "content": "watched"},
+        headers=user(),
+    )
+    watcher.join(15)
+    return answers[0] if answers else 0
 
 
 def substitute(expr: str) -> str:
