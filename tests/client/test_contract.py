@@ -36,6 +36,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "DeletedSessions": models.DeletedSessions,
     "ErasureReport": models.ErasureReport,
     "ErrorBody": models.ErrorBody,
+    "FeedEventBody": models.FeedEventBody,
+    "FeedPoll": models.FeedPoll,
     "ForkRequest": models.ForkRequest,
     "ForkedFrom": models.ForkedFrom,
     "Health": models.Health,
@@ -217,7 +219,7 @@ def test_sync_and_async_clients_have_the_same_surface() -> None:
     for name, signature in sync.items():
         assert list(signature.parameters.values()) == list(aio[name].parameters.values()), name
         member = getattr(AsyncSessionClient, name)
-        if name.startswith("iter_"):
+        if name.startswith("iter_") or name == "watch":
             assert inspect.isasyncgenfunction(member), name
         else:
             assert inspect.iscoroutinefunction(member), name

@@ -16,6 +16,7 @@ from typing import TypeVar
 import httpx
 
 from fm_session_client.aio_conversation_api import AsyncConversationApi
+from fm_session_client.aio_feed_api import AsyncFeedApi
 from fm_session_client.aio_sessions_api import AsyncSessionsApi
 from fm_session_client.base import Attempts, Settings, answer, build_request, gave_up, is_failure
 from fm_session_client.calls import Call
@@ -24,7 +25,7 @@ from fm_session_client.retry import RetryPolicy
 T = TypeVar("T")
 
 
-class AsyncSessionClient(AsyncSessionsApi, AsyncConversationApi):
+class AsyncSessionClient(AsyncSessionsApi, AsyncConversationApi, AsyncFeedApi):
     """An asyncio client of the session service, for one user (or none, for the service endpoints).
 
     `timeout` and `deadline` override the retry policy's read timeout per attempt and its

@@ -18,13 +18,14 @@ import httpx
 from fm_session_client.base import Attempts, Settings, answer, build_request, gave_up, is_failure
 from fm_session_client.calls import Call
 from fm_session_client.conversation_api import ConversationApi
+from fm_session_client.feed_api import FeedApi
 from fm_session_client.retry import RetryPolicy
 from fm_session_client.sessions_api import SessionsApi
 
 T = TypeVar("T")
 
 
-class SessionClient(SessionsApi, ConversationApi):
+class SessionClient(SessionsApi, ConversationApi, FeedApi):
     """A client of the session service, for one user (or none, for the service endpoints).
 
     `timeout` and `deadline` override the retry policy's read timeout per attempt and its

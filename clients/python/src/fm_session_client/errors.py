@@ -22,8 +22,10 @@
         │   ├── RequestTimeout, RequestTooLarge, MessageTooLarge, InvalidRequest,
         │   ├── IdempotencyKeyReused, UnknownToolCall, UnknownMessage
         │   └── RateLimited            rate_limited (`retry_after`)
+        │       └── TooManyWatchers    too_many_watchers: the user's feeds are at the cap
         └── StorageError               5xx
             ├── StorageUnavailable     storage_unavailable (`retry_after`)
+            │   └── FeedUnavailable    feed_unavailable: this instance holds no more feeds
             └── StorageFull            storage_full
 
 An answer whose `code` this client does not know becomes the class of its status family
@@ -245,6 +247,13 @@ class RateLimited(RequestError):
         return _retry_after(self.headers)
 
 
+class TooManyWatchers(RateLimited):
+    """The user already holds MAX_WATCHERS_PER_USER feeds: close one, or wait
+    `retry_after`. A `RateLimited` so a caller that backs off on 429 handles it too."""
+
+    code = "too_many_watchers"
+
+
 class StorageError(ApiError):
     pass
 
@@ -256,6 +265,16 @@ class StorageUnavailable(StorageError):
     def retry_after(self) -> float | None:
         """Seconds the service asked to wait (its `Retry-After`)."""
         return _retry_after(self.headers)
+
+
+class FeedUnavailable(StorageUnavailable):
+    """The instance holds MAX_WATCHERS_PER_WORKER feeds (or is shutting down).
+
+    A `StorageUnavailable` because a caller handles it the same way: wait `retry_after`
+    (1 s) and try again, most likely on another instance.
+    """
+
+    code = "feed_unavailable"
 
 
 class StorageFull(StorageError):
@@ -295,7 +314,9 @@ ERRORS_BY_CODE: dict[str, type[ApiError]] = {
         UnknownToolCall,
         UnknownMessage,
         RateLimited,
+        TooManyWatchers,
         StorageUnavailable,
+        FeedUnavailable,
         StorageFull,
     )
 }

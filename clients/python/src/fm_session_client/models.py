@@ -385,3 +385,27 @@ class ErrorBody(Answer):
     current_status: str | None = None
     etag: str | None = None
     index: int | None = None
+
+
+# ---- the change feed (docs/events.md) ----
+
+FeedEventKind = Literal["message", "summary", "session", "rewound", "deleted"]
+
+
+class FeedEventBody(Answer):
+    """One event of a header-only poll, as the wire has it (`feed.py` types its `data`)."""
+
+    event: FeedEventKind
+    #: A message event's message_id, else None.
+    id: str | None = None
+    data: dict[str, Any]
+
+
+class FeedPoll(Answer):
+    """A header-only poll's answer: send `last_event_id` back as Last-Event-ID and `etag`
+    as If-None-Match to miss nothing between two polls."""
+
+    events: list[FeedEventBody]
+    last_event_id: str
+    #: The session's ETag (from the answer's header), for the next `if_none_match=`.
+    etag: str | None = Field(default=None, exclude=True)

@@ -21,6 +21,7 @@ from fm_session_client.calls.conversation import (
     window,
 )
 from fm_session_client.calls.core import UNSET, Call, MessageInput, new_idempotency_key
+from fm_session_client.calls.feed import poll_events
 from fm_session_client.calls.operations import OPERATIONS
 from fm_session_client.calls.sessions import (
     archive,
@@ -78,6 +79,7 @@ __all__ = [
     "list_summaries",
     "metrics",
     "new_idempotency_key",
+    "poll_events",
     "ready",
     "recovery_info",
     "restore",

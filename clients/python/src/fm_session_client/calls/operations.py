@@ -38,5 +38,6 @@ OPERATIONS: dict[str, str] = {
     "rewind_api_v1_sessions__session_id__rewind_post": "rewind",
     "link_case_api_v1_sessions__session_id__cases_post": "link_case",
     "list_cases_api_v1_sessions__session_id__cases_get": "list_cases",
+    "session_events_api_v1_sessions__session_id__events_get": "poll_events",
     "unlink_case_api_v1_sessions__session_id__cases__case_id__delete": "unlink_case",
 }
