@@ -127,7 +127,12 @@ class SseParser:
 class Watcher:
     """One `watch()`'s state: cursor, ETag, mode, and what a cut stream leads to."""
 
-    def __init__(self, last_event_id: str | None, mode: WatchMode, poll_wait: int) -> None:
+    def __init__(
+        self, session_id: str, last_event_id: str | None, mode: WatchMode, poll_wait: int
+    ) -> None:
+        self.session_id = session_id
+        #: Whether a request was answered: a 404 after it means the session is gone.
+        self.opened = False
         self.cursor = last_event_id
         #: The newest message id yielded: anything at or below it is a duplicate.
         self.newest = last_event_id
@@ -201,8 +206,18 @@ class Watcher:
             return None
         return retry_module.wait_before_retry(policy, self.failures - 1, failure, float("inf"), rng)
 
+    def vanished(self, response: httpx.Response) -> DeletedEvent | None:
+        """A 404 once the feed was open: the session was deleted or expired while no
+        request was held (between two polls, or while reconnecting), so the `deleted`
+        event was never sent. It ends the watch as that event would."""
+        if not self.opened or response.status_code != 404:
+            return None
+        self.done = True
+        return DeletedEvent(self.session_id)
+
     def polled(self, page: models.FeedPoll) -> list[FeedEvent]:
         """A poll's events to yield, in order; the cursor and ETag for the next poll."""
+        self.opened = True
         events = [e for body in page.events if (e := self.accept(body.event, body.data))]
         if self.newest is None or page.last_event_id > self.newest:
             self.cursor = page.last_event_id

@@ -66,7 +66,7 @@ class FeedApi:
         Without `last_event_id` it starts with the session's current state. A stream
         quiet for `idle_timeout` seconds (heartbeats count) is taken as cut.
         """
-        watcher = feed.Watcher(last_event_id, mode, poll_wait)
+        watcher = feed.Watcher(session_id, last_event_id, mode, poll_wait)
         probe = calls.poll_events(session_id)
         if last_event_id is None:
             # Where "now" is: the current state and the newest message id as the cursor,
@@ -98,9 +98,14 @@ class FeedApi:
         try:
             if response.status_code != 200:
                 response.read()
+                gone = watcher.vanished(response)
+                if gone is not None:
+                    yield gone
+                    return
                 self._after_failure(watcher, response, probe)
                 return
             watcher.failures = 0
+            watcher.opened = True
             if not stream:
                 try:
                     response.read()
