@@ -4,10 +4,11 @@
 Writes are exactly-once: creates, appends, batches, summaries and forks carry an
 Idempotency-Key and are retried with it after a transient failure, within a deadline.
 Errors are exceptions chosen by the service's error `code` (see `errors`).
+`watch()` follows a session's change feed as typed events (see `feed`).
 Session stores for agent frameworks are in `fm_session_client.adapters` (extras).
 """
 
-from fm_session_client import errors, models
+from fm_session_client import errors, feed, models
 from fm_session_client.aio import AsyncSessionClient
 from fm_session_client.calls import UNSET, new_idempotency_key
 from fm_session_client.client import SessionClient
@@ -38,6 +39,7 @@ __all__ = [
     "ToolCall",
     "TransportError",
     "errors",
+    "feed",
     "models",
     "new_idempotency_key",
 ]

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import httpx
 
-from fm_session_client import models
+from fm_session_client import errors, models
 from fm_session_client import retry as retry_module
 
 WatchMode = Literal["auto", "stream", "poll"]
@@ -176,7 +176,9 @@ class Watcher:
         if media == "text/event-stream":
             return True
         if self.mode == "stream":
-            raise ValueError(f"watch(mode='stream'): the answer is {media or 'untyped'}")
+            raise errors.SessionServiceError(
+                f"watch(mode='stream'): the answer is {media or 'untyped'}, not a stream"
+            )
         self.polling = True
         return False
 
