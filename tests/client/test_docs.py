@@ -41,6 +41,7 @@ def test_page_examples_run_as_written(service: ServiceProcess, tmp_path: Path) -
     assert "422 unknown_tool_call" in out
     assert "message 1 is at fault; nothing was stored" in out
     assert "3 3" in out
+    assert "['disk full on /var', 'which host?']" in out  # watch() saw both, then deleted
     assert "/var is 97% full (after 1 questions)" in out
     assert "/var is 97% full (after 2 questions)" in out
     assert out.count("(after 2 questions)") == 2  # both frameworks remembered the first run
