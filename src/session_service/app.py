@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from session_service import __version__
 from session_service.api import handlers
+from session_service.api.confirmed import ConfirmedReadsMiddleware
 from session_service.api.fast import FastPathMiddleware
 from session_service.api.middleware import EdgeMiddleware, GuardMiddleware, OriginGate
 from session_service.api.routes import (
@@ -61,6 +62,7 @@ def build_store(settings: Settings, url: str | None) -> SessionStore:
         limits,
         min_replicas_ack=settings.redis_min_replicas_ack,
         replica_ack_timeout_ms=settings.redis_replica_ack_timeout_ms,
+        confirmed_reads=settings.redis_confirmed_reads,
     )
 
 
@@ -285,6 +287,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.fast_path:
             inner = FastPathMiddleware(inner, routes=routes)
         inner = HeadMiddleware(inner, routes)
+        if settings.redis_confirmed_reads:
+            inner = ConfirmedReadsMiddleware(inner)
         guarded = GuardMiddleware(
             inner,
             gateway_secret=settings.gateway_shared_secret,

@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     redis_max_connections: int = Field(64, ge=1, le=10000)
     redis_min_replicas_ack: int = Field(0, ge=0, le=16)
     redis_replica_ack_timeout_ms: int = Field(500, ge=1, le=60000)
+    redis_confirmed_reads: bool = False
     redis_tls_ca_certs: str | None = None
     redis_tls_certfile: str | None = None
     redis_tls_keyfile: str | None = None
@@ -201,6 +202,11 @@ class Settings(BaseSettings):
         ):
             raise ValueError(
                 "REDIS_URL, REDIS_HOST or REDIS_CLUSTER_NODES is required when REDIS_MODE=cluster"
+            )
+        if self.redis_confirmed_reads and self.redis_min_replicas_ack == 0:
+            raise ValueError(
+                "REDIS_CONFIRMED_READS needs REDIS_MIN_REPLICAS_ACK of 1 or more (the replicas "
+                "an answer waits for)"
             )
         if self.redis_mode is RedisMode.CLUSTER and not self.redis_url and self.redis_db:
             raise ValueError("REDIS_DB must be 0 when REDIS_MODE=cluster (a Cluster has one db)")

@@ -11,10 +11,11 @@ Not collected by `make test` (the file name does not start with `test_`); run th
 - OPS, CLIENTS: operations per client and clients per round.
 
 On Sentinel a round also fails the master over (SENTINEL FAILOVER) while the clients
-run, with REDIS_MIN_REPLICAS_ACK=1; on Cluster a replica takes over its primary's
-slots (CLUSTER FAILOVER). The fault proxy sits only in front of a standalone server
-(Sentinel and Cluster hand out the nodes' own addresses); CLIENT KILL and instance
-restarts run everywhere.
+run, with REDIS_MIN_REPLICAS_ACK=1 and REDIS_CONFIRMED_READS (without it a read may
+show a write the failover loses: the documented `id-reused` trade-off); on Cluster a
+replica takes over its primary's slots (CLUSTER FAILOVER). The fault proxy sits only
+in front of a standalone server (Sentinel and Cluster hand out the nodes' own
+addresses); CLIENT KILL and instance restarts run everywhere.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def _topo(mode: str, request: pytest.FixtureRequest, seed: int) -> Topo:
         settings = {
             "redis_mode": "sentinel", "redis_sentinel_hosts": s.hosts, "redis_url": None,
             "redis_min_replicas_ack": 1, "redis_replica_ack_timeout_ms": REPLICA_ACK_TIMEOUT_MS,
+            "redis_confirmed_reads": True,
         }  # fmt: skip
         return Topo(mode, settings, lambda: [f"redis://127.0.0.1:{s.master_port()}/0"],
                     failover=lambda: _sentinel_failover(s))  # fmt: skip
@@ -93,6 +95,7 @@ def _topo(mode: str, request: pytest.FixtureRequest, seed: int) -> Topo:
         settings = {
             "redis_mode": "cluster", "redis_cluster_nodes": c.seeds, "redis_url": None,
             "redis_min_replicas_ack": 1, "redis_replica_ack_timeout_ms": REPLICA_ACK_TIMEOUT_MS,
+            "redis_confirmed_reads": True,
         }  # fmt: skip
         return Topo(mode, settings, lambda: [f"redis://127.0.0.1:{p}/0" for p in c.primaries()],
                     failover=lambda: _cluster_failover(c, rng))  # fmt: skip

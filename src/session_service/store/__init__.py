@@ -5,6 +5,7 @@ from `store/`. They speak domain values; how they reach Redis (key names, script
 arguments, stored encodings, fingerprints) stays inside.
 """
 
+from session_service.store.confirmation import Ticket, begin_ticket
 from session_service.store.errors import translate
 from session_service.store.feed import FeedHub
 from session_service.store.records import (
@@ -34,7 +35,9 @@ __all__ = [
     "SearchFilters",
     "SessionStore",
     "Tagged",
+    "Ticket",
     "Unset",
     "Watcher",
+    "begin_ticket",
     "translate",
 ]

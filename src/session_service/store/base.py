@@ -17,10 +17,11 @@ from redis.exceptions import NoScriptError
 from session_service import errors
 from session_service.observability.logging import user_ref
 from session_service.observability.metrics import SESSIONS, count_replay
+from session_service.store import confirmation
 from session_service.store.connection.client import RedisClient
-from session_service.store.connection.wait import eval_and_wait
+from session_service.store.connection.wait import confirm, eval_and_wait
 from session_service.store.errors import script_error
-from session_service.store.keys import Keys
+from session_service.store.keys import READ_BARRIER, Keys
 from session_service.store.protocol import ScriptArgs
 from session_service.store.records import Limits
 from session_service.store.retries import again_on_connection_error
@@ -50,6 +51,7 @@ class StoreBase:
         limits: Limits,
         min_replicas_ack: int = 0,
         replica_ack_timeout_ms: int = 500,
+        confirmed_reads: bool = False,
     ) -> None:
         # redis-py's command stubs mix bytes and str; replies are decoded strings here.
         self.client: Any = client
@@ -58,6 +60,7 @@ class StoreBase:
         self.scripts = load_scripts()
         self.min_replicas_ack = min_replicas_ack
         self.replica_ack_timeout_ms = replica_ack_timeout_ms
+        self.confirmed_reads = confirmed_reads and min_replicas_ack > 0
         self.is_cluster = isinstance(client, RedisCluster)
 
     async def _read(self, script: Script, user_id: str, args: ScriptArgs) -> Any:
@@ -83,6 +86,9 @@ class StoreBase:
         return reply
 
     async def _write_acked(self, script: Script, base: str, args: list[str | int]) -> Any:
+        # With confirmed reads, a barrier write makes the WAIT cover what the script
+        # read as well, refusals included: its answer then needs no confirmation.
+        barrier = f"{base}{READ_BARRIER}" if self.confirmed_reads else None
         for _ in range(2):
             reply, acked = await eval_and_wait(
                 self.client,
@@ -91,6 +97,7 @@ class StoreBase:
                 args,
                 replicas=self.min_replicas_ack,
                 timeout_ms=self.replica_ack_timeout_ms,
+                barrier=barrier,
             )
             if isinstance(reply, NoScriptError):
                 # Loading a script twice is harmless, so a dropped connection is retried.
@@ -100,15 +107,40 @@ class StoreBase:
                 raise reply
             if isinstance(acked, Exception):
                 raise acked
-            refused = isinstance(reply, list) and reply[:1] == ["err"]  # nothing was written
+            # A refusal wrote nothing, so it needs no replica unless it must confirm a read.
+            refused = isinstance(reply, list) and reply[:1] == ["err"] and barrier is None
             if not refused and int(acked) < self.min_replicas_ack:
                 raise errors.StorageUnavailable(
                     f"The write reached {acked} of {self.min_replicas_ack} required replicas in "
                     "time; it may not survive a failover. Retrying the same request with the "
                     "same idempotency key stores it once."
                 )
+            if barrier is not None:
+                confirmation.mark_confirmed()
             return reply
         raise errors.StorageUnavailable()
+
+    async def confirm_reads(self, user_id: str) -> None:
+        """Answer only once REDIS_MIN_REPLICAS_ACK replicas hold what the answer shows.
+
+        A barrier write, then WAIT, on the user's node: replication is in order, so a
+        replica that confirms the barrier holds everything the node held when the
+        answer was read. 503 when too few confirm in time: the answer may show a write
+        that a failover would lose (and whose id a later write would then reuse).
+        """
+        acked = await confirm(
+            self.client,
+            self.keys.read_barrier(user_id),
+            self.min_replicas_ack,
+            self.replica_ack_timeout_ms,
+        )
+        if isinstance(acked, Exception):
+            raise acked
+        if int(acked) < self.min_replicas_ack:
+            raise errors.StorageUnavailable(
+                f"What this answer shows reached {acked} of {self.min_replicas_ack} required "
+                "replicas in time (REDIS_CONFIRMED_READS); it may not survive a failover."
+            )
 
     def _record_evictions(self, user_id: str, session_ids: list[str]) -> list[str]:
         """Count and log sessions the limit policy deleted (ids only, the user hashed)."""

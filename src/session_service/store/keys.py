@@ -35,6 +35,8 @@ another user's id as a prefix of the whole tag)::
     P:{U}:w:<walk>       zset    one search walk's matches, sid -> last activity (ms)
     P:{U}:ws             zset    the user's search walks, walk id -> scan completed (ms)
     P:{U}:v              zset    the user's open watchers (change feed), id -> lease end (ms)
+    P:{U}:rb             string  written (1 s TTL) before a WAIT that confirms what an answer
+                                 shows (REDIS_CONFIRMED_READS); its value is never read
     P:feed               channel change notifications of every user (lib.lua's notify)
 
 Every key of a user carries the same hash tag ``{U}``, so all of them live in
@@ -79,6 +81,7 @@ COPY_OWNER = "o:"
 SEARCH_SNAPSHOT = "w:"
 SEARCH_SNAPSHOTS = "ws"
 WATCHERS = "v"
+READ_BARRIER = "rb"
 FEED = "feed"
 
 #: Every key a session owns, by suffix: what expires with it, and what deleting it removes.
@@ -222,6 +225,9 @@ class Keys:
 
     def imported(self, user_id: str, session_id: str) -> str:
         return f"{self.base(user_id)}{IMPORTED}{session_id}"
+
+    def read_barrier(self, user_id: str) -> str:
+        return f"{self.base(user_id)}{READ_BARRIER}"
 
     def rate(self, user_id: str, minute: int) -> str:
         return f"{self.base(user_id)}{RATE}{minute}"

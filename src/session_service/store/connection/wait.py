@@ -1,4 +1,4 @@
-"""A script and the WAIT that follows it, on one connection, in one round trip."""
+"""WAIT on the connection that wrote: after a script, or after a read barrier."""
 
 from __future__ import annotations
 
@@ -9,9 +9,26 @@ from redis.asyncio.cluster import RedisCluster
 from session_service.store.connection.client import RedisClient
 from session_service.store.connection.cluster import on_owner
 
+#: How long a read barrier's key lives: long enough for its WAIT, never read back.
+BARRIER_TTL_MS = 1000
+
+
+def barrier_command(barrier: str) -> tuple[Any, ...]:
+    """A write that moves the connection's replication offset past everything the
+    server holds now, so the WAIT after it confirms all of it (a read-only command
+    or a script that wrote nothing leaves the offset where the connection's last
+    write put it, and WAIT would confirm only that)."""
+    return ("SET", barrier, "1", "PX", BARRIER_TTL_MS)
+
 
 async def eval_and_wait(
-    client: RedisClient, sha: str, key: str, args: list[str | int], replicas: int, timeout_ms: int
+    client: RedisClient,
+    sha: str,
+    key: str,
+    args: list[str | int],
+    replicas: int,
+    timeout_ms: int,
+    barrier: str | None = None,
 ) -> tuple[Any, Any]:
     """EVALSHA on `key`, then WAIT on the same connection, in one round trip.
 
@@ -19,26 +36,34 @@ async def eval_and_wait(
     one. Each element of the answer is the command's reply or the exception it
     raised. redis-py's cluster pipeline would route the keyless WAIT to another
     node (and re-send a MOVED script alone), so on Cluster both go to the key's
-    primary over one of that node's connections.
+    primary over one of that node's connections. With a `barrier` key (in the
+    script's slot), a barrier write goes between them: the WAIT then also confirms
+    what the script read, even when it wrote nothing.
     """
+    commands: list[tuple[Any, ...]] = [("EVALSHA", sha, 1, key, *args)]
+    if barrier is not None:
+        commands.append(barrier_command(barrier))
+    commands.append(("WAIT", replicas, timeout_ms))
+    replies = await _on_one_connection(client, key, commands)
+    if barrier is not None and isinstance(replies[1], Exception):
+        return replies[0], replies[1]  # the WAIT would confirm only the script's writes
+    return replies[0], replies[-1]
+
+
+async def confirm(client: RedisClient, barrier: str, replicas: int, timeout_ms: int) -> Any:
+    """A read barrier: how many replicas hold everything the barrier's node held when
+    it ran (WAIT's answer, or the exception the barrier or the WAIT raised)."""
+    commands = [barrier_command(barrier), ("WAIT", replicas, timeout_ms)]
+    written, acked = await _on_one_connection(client, barrier, commands)
+    return written if isinstance(written, Exception) else acked
+
+
+async def _on_one_connection(
+    client: RedisClient, key: str, commands: list[tuple[Any, ...]]
+) -> list[Any]:
     if isinstance(client, RedisCluster):
-        return await _cluster_eval_and_wait(client, sha, key, args, replicas, timeout_ms)
+        return await on_owner(client, key, commands)
     pipe = client.pipeline(transaction=False)
-    pipe.evalsha(sha, 1, key, *args)
-    pipe.execute_command("WAIT", replicas, timeout_ms)
-    reply, acked = await pipe.execute(raise_on_error=False)
-    return reply, acked
-
-
-async def _cluster_eval_and_wait(
-    client: RedisCluster,
-    sha: str,
-    key: str,
-    args: list[str | int],
-    replicas: int,
-    timeout_ms: int,
-) -> tuple[Any, Any]:
-    reply, acked = await on_owner(
-        client, key, [("EVALSHA", sha, 1, key, *args), ("WAIT", replicas, timeout_ms)]
-    )
-    return reply, acked
+    for command in commands:
+        pipe.execute_command(*command)
+    return list(await pipe.execute(raise_on_error=False))
