@@ -181,3 +181,26 @@ async def test_pages_and_walks_stay_exact_when_many_sessions_share_one_milliseco
                 break
         assert walked == await _reference(redis, list(ALL_STATUSES))
         assert sorted(walked) == sorted(ids)
+
+
+async def test_every_offset_inside_tie_sets_is_exact(
+    make_client: ClientFactory, redis: Redis
+) -> None:
+    """A page may start anywhere inside a tie set spread over several indexes: every
+    offset and a few limits, with whole-millisecond and fractional ties side by side."""
+    async with make_client(max_sessions_per_user=5_000) as client:
+        await _mixed_user(_store(client), 240)
+        for status in ALL_STATUSES:
+            key = user_keys("u1").status_index(status)
+            rows = await redis.zrange(key, 0, -1)
+            # Three ties: one millisecond, the same plus a fraction, and an older one.
+            scores = (1_700_000_000_000, 1_700_000_000_000.25, 1_699_999_999_999)
+            await redis.zadd(key, {sid: scores[i % 4] if i % 4 < 3 else 1_700_000_000_001
+                                   for i, sid in enumerate(rows)})  # fmt: skip
+        for params in ({"include_archived": "true"}, {"status": ["active", "archived"]}):
+            expected = await _reference(redis, _statuses(params))
+            for limit in (1, 2, 5):
+                for offset in range(len(expected) + 1):
+                    body = await _page(client, {**params, "limit": limit, "offset": offset})
+                    got = [s["session_id"] for s in body["sessions"]]
+                    assert got == expected[offset : offset + limit], (params, limit, offset)
