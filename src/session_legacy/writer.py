@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from session_legacy.codecs import ImportCommitArgs, ImportStageArgs
+from session_legacy.codecs import AlreadyThere, ImportCommitArgs, ImportStageArgs, Skipped
 from session_legacy.records import LegacyMessage, LegacySession
 from session_service import errors
 from session_service.domain.text import search_fold
 from session_service.domain.tokens import estimate_tokens
 from session_service.observability.metrics import SESSIONS
 from session_service.store.codec import SCHEMA_VERSION, dump_json
+from session_service.store.replies import Refusal
 
 if TYPE_CHECKING:
     from session_service.store.base import StoreBase as SessionStore
@@ -30,9 +31,9 @@ CHUNK_BYTES = 512 * 1024
 STAGING_TTL_MS = 3_600_000
 
 
-def _count_expired(pruned: object) -> None:
-    if pruned and int(str(pruned)) > 0:
-        SESSIONS.labels("expired").inc(int(str(pruned)))
+def _count_expired(pruned: int) -> None:
+    if pruned > 0:
+        SESSIONS.labels("expired").inc(pruned)
 
 
 def session_fields(session: LegacySession) -> list[tuple[str, str]]:
@@ -110,11 +111,11 @@ async def stage_messages(store: SessionStore, session: LegacySession) -> bool:
             messages=tuple(messages),
         )
         reply = await store._write(store.scripts.import_stage, session.user_id, args)
-        if reply[0] == "exists":
+        if isinstance(reply, AlreadyThere):
             return False
-        if reply[0] == "err":
+        if isinstance(reply, Refusal):
             raise errors.StorageUnavailable(
-                f"staging the messages failed ({reply[1]}): another import of the same "
+                f"staging the messages failed ({reply.code}): another import of the same "
                 "session at the same time? Run the import again."
             )
     return True
@@ -134,13 +135,13 @@ async def commit(store: SessionStore, session: LegacySession, ttl_ms: int) -> st
         fields=tuple(fields),
     )
     reply = await store._write(store.scripts.import_commit, session.user_id, args)
-    if reply[0] == "err":
+    if isinstance(reply, Refusal):
         raise errors.StorageUnavailable(
-            f"committing the session failed ({reply[1]}): its staged messages were "
+            f"committing the session failed ({reply.code}): its staged messages were "
             "incomplete. Run the import again."
         )
-    _count_expired(reply[2])
-    return None if reply[0] == "imported" else str(reply[1])
+    _count_expired(reply.pruned)
+    return reply.reason if isinstance(reply, Skipped) else None
 
 
 async def imported_state(store: SessionStore, user_id: str, session_id: str) -> str | None:

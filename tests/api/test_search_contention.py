@@ -125,23 +125,23 @@ async def test_a_scan_cursor_in_a_large_tie_reads_a_bounded_slice(
 
         snapshot = user_keys("u1").search_snapshot("tiewalk")
         first = await scan("tiewalk", "", "")
-        assert first[0] == 0 and first[1] == str(moment)
+        assert not first.done and first.score == str(moment)
         held = await redis.zcard(snapshot)
         # The cursor's session moves on (a heartbeat between two scan calls of a walk).
-        cursor_sid = first[2]
+        cursor_sid = first.session_id
         response = await client.post(f"{API}/{cursor_sid}/heartbeat", headers=user())
         assert response.status_code == 200
-        await scan("tiewalk", first[1], cursor_sid)
+        await scan("tiewalk", first.score, cursor_sid)
         added = await redis.zcard(snapshot) - held
         assert 0 < added <= SCAN_BUDGET, f"one scan call read {added} sessions of one millisecond"
         # The same cursor on a page call reads the rows just below it, newest first.
         reply = first
-        while reply[0] == 0:
-            reply = await scan("tiewalk", reply[1], reply[2])
+        while not reply.done:
+            reply = await scan("tiewalk", reply.score, reply.session_id)
         args = replace(
             fixed, mode="page", walk="tiewalk", budget=SCAN_BUDGET, want=5,
-            cursor_score=first[1], cursor_sid=cursor_sid,
+            cursor_score=first.score, cursor_sid=cursor_sid,
         )  # fmt: skip
         page = await store._read(store.scripts.search, "u1", args)
         below = [sid for sid in reversed(ids) if sid < cursor_sid][:5]
-        assert [page[i] for i in range(4, len(page), 2)] == below
+        assert [row.session_id for row in page.rows] == below

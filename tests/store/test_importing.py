@@ -9,9 +9,10 @@ import pytest
 from redis.asyncio import Redis
 
 from session_legacy import writer as importing
-from session_legacy.codecs import ImportStageArgs
+from session_legacy.codecs import AlreadyThere, ImportStageArgs, Staged
 from session_legacy.records import LegacySession
 from session_service import errors
+from session_service.store.replies import Refusal
 from session_service.store.sessions import SessionStore
 from tests.conftest import user
 from tests.helpers import API
@@ -23,7 +24,9 @@ def store_of(client: httpx.AsyncClient) -> SessionStore:
     return store
 
 
-async def stage(store: SessionStore, session: LegacySession, first: int, count: int) -> list[str]:
+async def stage(
+    store: SessionStore, session: LegacySession, first: int, count: int
+) -> Staged | AlreadyThere | Refusal:
     messages = [
         str(part)
         for m in session.messages[first - 1 : first - 1 + count]
@@ -35,8 +38,7 @@ async def stage(store: SessionStore, session: LegacySession, first: int, count: 
         staging_ttl_ms=importing.STAGING_TTL_MS,
         messages=tuple(messages),
     )
-    reply: list[str] = await store._write(store.scripts.import_stage, session.user_id, args)
-    return reply
+    return await store._write(store.scripts.import_stage, session.user_id, args)
 
 
 async def test_staged_messages_stay_invisible_and_an_incomplete_staging_is_refused(
@@ -44,7 +46,7 @@ async def test_staged_messages_stay_invisible_and_an_incomplete_staging_is_refus
 ) -> None:
     store = store_of(client)
     session = legacy("u-stage", 6)
-    assert (await stage(store, session, 1, 3))[0] == "ok"
+    assert await stage(store, session, 1, 3) == Staged("ok", 3)
     assert (
         await client.get(f"{API}/{session.session_id}", headers=user("u-stage"))
     ).status_code == 404
@@ -63,8 +65,8 @@ async def test_a_retried_chunk_is_applied_once_and_a_gap_is_refused(
     store = store_of(client)
     session = legacy("u-retry", 6)
     await stage(store, session, 1, 3)
-    assert await stage(store, session, 4, 3) == ["ok", 6]
-    assert await stage(store, session, 4, 3) == ["ok", 6], "the same chunk again changes nothing"
+    assert await stage(store, session, 4, 3) == Staged("ok", 6)
+    assert await stage(store, session, 4, 3) == Staged("ok", 6), "the same chunk again: no change"
     staging = store.keys.import_staging("u-retry", session.session_id)
     assert await redis.xlen(staging) == 6
-    assert (await stage(store, session, 8, 1))[:2] == ["err", "import_gap"]
+    assert await stage(store, session, 8, 1) == Refusal("err", "import_gap", "6")

@@ -24,6 +24,7 @@ from redis.exceptions import ResponseError
 import session_legacy.codecs  # noqa: F401  (its codecs register the import's scripts)
 from session_service.store import protocol
 from session_service.store.keys import LUA_PRELUDE
+from session_service.store.replies import Done
 from session_service.store.scripts import load_scripts
 
 SCRIPTS = sorted(protocol.CODECS)
@@ -56,7 +57,7 @@ def test_a_codec_registers_its_script_and_two_codecs_cannot_claim_one() -> None:
     from dataclasses import dataclass
 
     @dataclass(frozen=True, slots=True, kw_only=True)
-    class ProbeArgs(protocol.ScriptArgs):
+    class ProbeArgs(protocol.ScriptArgs[Done]):
         script = "probe_only_in_this_test"
         sid: str
 
@@ -65,7 +66,7 @@ def test_a_codec_registers_its_script_and_two_codecs_cannot_claim_one() -> None:
         with pytest.raises(TypeError, match="both claim"):
 
             @dataclass(frozen=True, slots=True, kw_only=True)
-            class OtherArgs(protocol.ScriptArgs):
+            class OtherArgs(protocol.ScriptArgs[Done]):
                 script = "probe_only_in_this_test"
 
         with pytest.raises(TypeError, match="must name its script"):
@@ -87,7 +88,7 @@ def test_every_codec_takes_its_arguments_by_name_only(name: str) -> None:
 
 def test_a_positional_codec_is_refused() -> None:
     @dataclasses.dataclass(frozen=True, slots=True)
-    class PositionalArgs(protocol.ScriptArgs):
+    class PositionalArgs(protocol.ScriptArgs[Done]):
         script = "positional_only_in_this_test"
         sid: str
 

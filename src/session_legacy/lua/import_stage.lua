@@ -18,7 +18,7 @@ else
   local tail = redis.call('XREVRANGE', jk, '+', '-', 'COUNT', 1)
   if #tail > 0 then last = tonumber(string.match(tail[1][1], '^0%-(%d+)$')) end
   if last == first + n - 1 then return {'ok', last} end  -- this chunk is already staged
-  if last ~= first - 1 then return {'err', 'import_gap', last} end
+  if last ~= first - 1 then return {'err', 'import_gap', I(last)} end
 end
 for i = 0, n - 1 do
   local at = 1 + i * 5

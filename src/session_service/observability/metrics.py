@@ -134,9 +134,10 @@ def _export_at_zero() -> None:
         FEED_CLOSED.labels(reason)
 
 
-def count_replay(script: str, reply: Any) -> None:
-    """A writing script answered `{'replay', ...}`: the retry changed nothing."""
-    if type(reply) is list and reply and reply[0] == "replay":
+def count_replay(script: str, replayed: bool) -> None:
+    """A writing script answered `{'replay', ...}` (store/replies.py tells): the retry
+    changed nothing."""
+    if replayed:
         REPLAYS.labels(REPLAY_OPERATIONS.get(script, script)).inc()
 
 

@@ -22,22 +22,22 @@ class AccountOps(StoreBase):
     async def statistics(self, user_id: str) -> dict[str, Any]:
         """Counts by status, total messages, oldest and newest last activity."""
         while True:
-            reply = await self._read(self.scripts.statistics, user_id, StatisticsArgs())
-            count_expired(reply[0])
-            if int(reply[1]) == 0:  # no expired session left in the indexes
+            stats = await self._read(self.scripts.statistics, user_id, StatisticsArgs())
+            count_expired(stats.pruned)
+            if stats.expired_left == 0:  # no expired session left in the indexes
                 break
         by_status: dict[str, int] = {}
         oldest: list[int] = []
         newest: list[int] = []
-        for i in range(3, len(reply), 4):
-            by_status[reply[i]] = int(reply[i + 1])
-            if reply[i + 2] != "":
-                oldest.append(int(float(reply[i + 2])))
-                newest.append(int(float(reply[i + 3])))
+        for row in stats.statuses:
+            by_status[row.status] = row.sessions
+            if row.oldest is not None and row.newest is not None:
+                oldest.append(int(row.oldest))
+                newest.append(int(row.newest))
         return {
             "total_sessions": sum(by_status.values()),
             "by_status": by_status,
-            "total_messages": max(0, int(reply[2])),
+            "total_messages": max(0, stats.messages),
             "oldest_activity_at": iso(min(oldest)) if oldest else None,
             "newest_activity_at": iso(max(newest)) if newest else None,
         }
@@ -53,13 +53,13 @@ class AccountOps(StoreBase):
         cutoff: int | None = None
         cursor = "0"
         while True:
-            reply = await self._write(
+            step = await self._write(
                 self.scripts.delete_all,
                 user_id,
                 DeleteAllArgs(slice=DELETE_SLICE, cutoff=cutoff, cursor=cursor),
             )
-            count_expired(int(reply[1]))
-            deleted += int(reply[0])
-            cursor, cutoff = str(reply[2]), int(reply[3])
-            if int(reply[4]):
+            count_expired(step.expired)
+            deleted += step.deleted
+            cursor, cutoff = step.cursor, step.cutoff
+            if step.done:
                 return deleted

@@ -7,7 +7,7 @@ runners), kept apart so the session store stays a readable size.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from session_service import errors
 from session_service.domain.ids import message_id, summary_id
@@ -17,14 +17,15 @@ from session_service.domain.tokens import (
     estimate_tokens,
 )
 from session_service.store.codec import dump_json, iso, message_from_entry, summary_from_entry
-from session_service.store.errors import script_error
 from session_service.store.keys import Keys, digest
 from session_service.store.protocol import ScriptArgs, SummarizeArgs, WindowArgs
 from session_service.store.records import Limits, Tagged
+from session_service.store.replies import SummaryReplay
 from session_service.store.scripts import Script, Scripts
 
 WINDOW_CHUNK = 128  # the largest; window.lua sizes its reads from the mean tokens
 SUMMARY_CHUNK = 500
+R = TypeVar("R")
 
 
 class _Store(Protocol):
@@ -33,15 +34,9 @@ class _Store(Protocol):
     limits: Limits
     scripts: Scripts
 
-    async def _read(self, script: Script, user_id: str, args: ScriptArgs) -> Any: ...
+    async def _read(self, script: Script, user_id: str, args: ScriptArgs[R]) -> R: ...
 
-    async def _write(self, script: Script, user_id: str, args: ScriptArgs) -> Any: ...
-
-
-def _checked(reply: list[Any]) -> list[Any]:
-    if reply[0] == "err":
-        raise script_error(reply)
-    return reply
+    async def _write(self, script: Script, user_id: str, args: ScriptArgs[R]) -> R: ...
 
 
 class AgentStore:
@@ -49,26 +44,24 @@ class AgentStore:
         self: _Store, user_id: str, session_id: str, max_tokens: int
     ) -> dict[str, Any]:
         """The latest summary and the newest messages after it within `max_tokens`."""
-        reply = _checked(
-            await self._read(
-                self.scripts.window,
-                user_id,
-                WindowArgs(
-                    sid=session_id,
-                    max_tokens=max_tokens,
-                    max_messages=WINDOW_MAX_MESSAGES,
-                    largest_chunk=WINDOW_CHUNK,
-                    max_bytes=WINDOW_MAX_BYTES,
-                ),
-            )
+        window = await self._read(
+            self.scripts.window,
+            user_id,
+            WindowArgs(
+                sid=session_id,
+                max_tokens=max_tokens,
+                max_messages=WINDOW_MAX_MESSAGES,
+                largest_chunk=WINDOW_CHUNK,
+                max_bytes=WINDOW_MAX_BYTES,
+            ),
         )
-        summary = summary_from_entry(*reply[1][0]) if reply[1] else None
-        messages = [message_from_entry(i, f) for i, f in reply[4:]]
+        summary = summary_from_entry(*window.summary) if window.summary else None
+        messages = [message_from_entry(*entry) for entry in window.messages]
         return {
             "summary": summary,
             "messages": messages,
-            "total_tokens": int(reply[2]),
-            "truncated": bool(reply[3]),
+            "total_tokens": window.tokens,
+            "truncated": window.truncated,
             "first_message_id": messages[0]["message_id"] if messages else None,
         }
 
@@ -104,21 +97,21 @@ class AgentStore:
             idem_ttl_ms=self.limits.idempotency_ttl_ms,
             if_match=if_match,
         )
-        reply = _checked(await self._write(self.scripts.summarize, user_id, args))
-        if reply[0] == "replay":
-            if not reply[1]:  # the summary went with a rewind; the key is spent
+        reply = await self._write(self.scripts.summarize, user_id, args)
+        if isinstance(reply, SummaryReplay):
+            if reply.entry is None:  # the summary went with a rewind; the key is spent
                 raise errors.IdempotencyKeyReused()
-            return Tagged(summary_from_entry(*reply[1][0]), reply[2]), True
+            return Tagged(summary_from_entry(*reply.entry), reply.etag), True
         body = {
-            "summary_id": summary_id(int(reply[1])),
+            "summary_id": summary_id(reply.seq),
             "covers_through": message_id(covers_through),
             "content": content,
             "token_count": tokens,
             "token_count_estimated": token_count is None,
-            "created_at": iso(int(reply[2])),
+            "created_at": iso(reply.created_ms),
             "metadata": metadata or {},
         }
-        return Tagged(body, reply[3]), False
+        return Tagged(body, reply.etag), False
 
     async def summaries_page(
         self: _Store, user_id: str, session_id: str, limit: int, before: int | None

@@ -8,8 +8,8 @@ user id and only ever touches keys under that user's hash tag.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, TypeVar
 
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
@@ -20,27 +20,21 @@ from session_service.observability.metrics import SESSIONS, count_replay
 from session_service.store import confirmation
 from session_service.store.connection.client import RedisClient
 from session_service.store.connection.wait import confirm, eval_and_wait
-from session_service.store.errors import script_error
 from session_service.store.keys import READ_BARRIER, Keys
 from session_service.store.protocol import ScriptArgs
 from session_service.store.records import Limits
+from session_service.store.replies import is_refusal, replayed
 from session_service.store.retries import again_on_connection_error
 from session_service.store.scripts import Script, load_scripts
 
 logger = logging.getLogger("session_service.store")
+R = TypeVar("R")
 
 
-def ok(reply: list[Any], target_status: str | None = None) -> list[Any]:
-    """A script's reply, or the error it answered with (`{'err', code, extra?}`)."""
-    if reply[0] == "err":
-        raise script_error(reply, target_status)
-    return reply
-
-
-def count_expired(pruned: Any) -> None:
+def count_expired(pruned: int) -> None:
     """Every script that prunes reports how many expired sessions it removed."""
-    if pruned and int(pruned) > 0:
-        SESSIONS.labels("expired").inc(int(pruned))
+    if pruned > 0:
+        SESSIONS.labels("expired").inc(pruned)
 
 
 class StoreBase:
@@ -63,53 +57,64 @@ class StoreBase:
         self.confirmed_reads = confirmed_reads and min_replicas_ack > 0
         self.is_cluster = isinstance(client, RedisCluster)
 
-    async def _read(self, script: Script, user_id: str, args: ScriptArgs) -> Any:
-        """Run a script that reads, and at most prunes expired index entries.
+    async def _read(self, script: Script, user_id: str, args: ScriptArgs[R]) -> R:
+        """Run a script that reads, and at most prunes expired index entries; its reply
+        decoded (a refusal raised).
 
         It never waits for replicas: losing a prune loses nothing, and listing must
         keep working while a replica is down.
         """
-        return await script(self.client, [self.keys.base(user_id)], args)
+        return args.decode(await script(self.client, [self.keys.base(user_id)], args))
 
-    async def _write(self, script: Script, user_id: str, args: ScriptArgs) -> Any:
+    async def _write(
+        self,
+        script: Script,
+        user_id: str,
+        args: ScriptArgs[R],
+        target_status: str | None = None,
+    ) -> R:
         """Run a writing script; with REDIS_MIN_REPLICAS_ACK, WAIT in the same round trip.
+        The reply comes decoded; a refusal raises its error (`target_status`: update's).
 
         WAIT counts only this connection's writes. An idempotent replay writes nothing
         of its own, so every script answers 'replay' through lib.lua's replay(), which
         rewrites the record: a replica that confirms that write holds the original.
         """
         if self.min_replicas_ack == 0:
-            reply = await script(self.client, [self.keys.base(user_id)], args)
+            raw = await script(self.client, [self.keys.base(user_id)], args)
+            reply = args.decode(raw, target_status)
         else:
-            reply = await self._write_acked(script, self.keys.base(user_id), script.argv(args))
-        count_replay(script.name, reply)
+            reply = await self._write_acked(script, self.keys.base(user_id), args, target_status)
+        count_replay(script.name, replayed(reply))
         return reply
 
-    async def _write_acked(self, script: Script, base: str, args: list[str | int]) -> Any:
+    async def _write_acked(
+        self, script: Script, base: str, args: ScriptArgs[R], target_status: str | None
+    ) -> R:
         # With confirmed reads, a barrier write makes the WAIT cover what the script
         # read as well, refusals included: its answer then needs no confirmation.
         barrier = f"{base}{READ_BARRIER}" if self.confirmed_reads else None
+        argv = script.argv(args)
         for _ in range(2):
-            reply, acked = await eval_and_wait(
+            raw, acked = await eval_and_wait(
                 self.client,
                 script.sha,
                 base,
-                args,
+                argv,
                 replicas=self.min_replicas_ack,
                 timeout_ms=self.replica_ack_timeout_ms,
                 barrier=barrier,
             )
-            if isinstance(reply, NoScriptError):
+            if isinstance(raw, NoScriptError):
                 # Loading a script twice is harmless, so a dropped connection is retried.
                 await again_on_connection_error(lambda: self.client.script_load(script.source))
                 continue
-            if isinstance(reply, Exception):
-                raise reply
+            if isinstance(raw, Exception):
+                raise raw
             if isinstance(acked, Exception):
                 raise acked
             # A refusal wrote nothing, so it needs no replica unless it must confirm a read.
-            refused = isinstance(reply, list) and reply[:1] == ["err"] and barrier is None
-            if not refused and int(acked) < self.min_replicas_ack:
+            if (barrier is not None or not is_refusal(raw)) and int(acked) < self.min_replicas_ack:
                 raise errors.StorageUnavailable(
                     f"The write reached {acked} of {self.min_replicas_ack} required replicas in "
                     "time; it may not survive a failover. Retrying the same request with the "
@@ -117,7 +122,7 @@ class StoreBase:
                 )
             if barrier is not None:
                 confirmation.mark_confirmed()
-            return reply
+            return args.decode(raw, target_status)  # a refusal raises here
         raise errors.StorageUnavailable()
 
     async def confirm_reads(self, user_id: str) -> None:
@@ -142,7 +147,7 @@ class StoreBase:
                 "replicas in time (REDIS_CONFIRMED_READS); it may not survive a failover."
             )
 
-    def _record_evictions(self, user_id: str, session_ids: list[str]) -> list[str]:
+    def _record_evictions(self, user_id: str, session_ids: Sequence[str]) -> list[str]:
         """Count and log sessions the limit policy deleted (ids only, the user hashed)."""
         for sid in session_ids:
             SESSIONS.labels("evicted").inc()

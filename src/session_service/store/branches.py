@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 from session_service import errors
 from session_service.domain.ids import new_session_id
@@ -29,11 +29,9 @@ from session_service.store.base import StoreBase
 from session_service.store.codec import (
     dump_json,
     last_seq,
-    pairs,
     session_etag,
     session_from_fields,
 )
-from session_service.store.errors import script_error
 from session_service.store.keys import digest
 from session_service.store.protocol import (
     CopyArgs,
@@ -44,6 +42,17 @@ from session_service.store.protocol import (
     RewindSwapArgs,
 )
 from session_service.store.records import Tagged
+from session_service.store.replies import (
+    Fields,
+    ForkReplay,
+    MessagesCopied,
+    RecordsCopied,
+    ReplyMismatch,
+    Restart,
+    RewindStaged,
+    SummariesCopied,
+    SwapBehind,
+)
 
 SLICE_FIRST = 64  # entries in the first slice; later ones are sized from the bytes seen
 SLICE_MAX = 128
@@ -55,17 +64,21 @@ STAGING_TTL_MS = 600_000
 #: Starts over when the source is rewound during the copy, at most this many times.
 ATTEMPTS = 3
 ROLES = ("u", "a", "s", "t")
+Slice = TypeVar("Slice", MessagesCopied, SummariesCopied, RecordsCopied)
 
 
 class _Restart(Exception):
     """The source was rewound (or the copy expired) while copying: start over."""
 
 
-def _ok(reply: list[Any]) -> list[Any]:
-    if reply[0] == "err":
-        raise script_error(reply)
-    if reply[0] == "restart":
-        raise _Restart()
+def _slice(
+    reply: MessagesCopied | SummariesCopied | RecordsCopied | Restart, shape: type[Slice]
+) -> Slice:
+    """A copy.lua slice's reply, as the shape its `what` answers; Restart starts over."""
+    if not isinstance(reply, shape):
+        if isinstance(reply, Restart):
+            raise _Restart()
+        raise ReplyMismatch(f"copy.lua answered {type(reply).__name__} to a {shape.__name__} slice")
     return reply
 
 
@@ -119,16 +132,15 @@ async def _copy(
             generation=gen,
             ttl_ms=STAGING_TTL_MS,
         )
-        reply = _ok(await store._write(store.scripts.copy, user_id, args))
-        last, done, nbytes = int(reply[1]), reply[2] == 1, int(reply[3])
-        if last > after:
-            copied.first_ts = copied.first_ts or str(reply[4])
-            copied.last_ts = str(reply[5])
-        for i, role in enumerate(ROLES):
-            copied.roles[role][0] += int(reply[6 + 2 * i])
-            copied.roles[role][1] += int(reply[7 + 2 * i])
-        count = _next_count(count, last - after, nbytes)
-        after = last
+        step = _slice(await store._write(store.scripts.copy, user_id, args), MessagesCopied)
+        if step.last > after:
+            copied.first_ts = copied.first_ts or step.first_ts
+            copied.last_ts = step.last_ts
+        for role in step.roles:
+            copied.roles[role.role][0] += role.messages
+            copied.roles[role.role][1] += role.tokens
+        count = _next_count(count, step.last - after, step.bytes)
+        after, done = step.last, step.done
     await _copy_summaries(store, user_id, src, dst, through, gen, copied)
     return copied
 
@@ -156,13 +168,12 @@ async def _copy_summaries(
             generation=gen,
             ttl_ms=STAGING_TTL_MS,
         )
-        reply = _ok(await store._write(store.scripts.copy, user_id, args))
-        last, done, nbytes, n = int(reply[1]), reply[2] == 1, int(reply[3]), int(reply[4])
-        if n:
-            copied.summaries += n
-            copied.summary = (last, str(reply[5]), str(reply[6]))
-        count = _next_count(count, n, nbytes)
-        after = last
+        step = _slice(await store._write(store.scripts.copy, user_id, args), SummariesCopied)
+        if step.copied:
+            copied.summaries += step.copied
+            copied.summary = (step.last, step.covers_through, step.tokens)
+        count = _next_count(count, step.copied, step.bytes)
+        after, done = step.last, step.done
 
 
 async def _copy_records(
@@ -184,10 +195,9 @@ async def _copy_records(
                 generation=gen,
                 ttl_ms=STAGING_TTL_MS,
             )
-            reply = _ok(await store._write(store.scripts.copy, user_id, args))
-            last, done, nbytes, n = int(reply[1]), reply[2] == 1, int(reply[3]), int(reply[4])
-            count = _next_count(count, n, nbytes)
-            after = last
+            step = _slice(await store._write(store.scripts.copy, user_id, args), RecordsCopied)
+            count = _next_count(count, step.read, step.bytes)
+            after, done = step.last, step.done
 
 
 async def _drop(store: StoreBase, user_id: str, staging: str) -> None:
@@ -199,8 +209,7 @@ async def _drop(store: StoreBase, user_id: str, staging: str) -> None:
         return
 
 
-def _tagged(session_id: str, user_id: str, flat: list[str]) -> Tagged:
-    fields = pairs(flat)
+def _tagged(session_id: str, user_id: str, fields: Fields) -> Tagged:
     body = session_from_fields(session_id, user_id, fields)
     return Tagged(body, session_etag(fields), last_seq(fields))
 
@@ -225,22 +234,20 @@ class BranchOps(StoreBase):
         key = digest(idempotency_key) if idempotency_key else ""
         folded = search_fold(title) if title else ""
         for _ in range(ATTEMPTS):
-            begin = _ok(
-                await self._write(
-                    self.scripts.fork_begin,
-                    user_id,
-                    ForkBeginArgs(
-                        src=source_id,
-                        through=through,
-                        idem=key,
-                        fingerprint=fingerprint,
-                        max_sessions=self.limits.max_sessions_per_user,
-                    ),
-                )
+            begin = await self._write(
+                self.scripts.fork_begin,
+                user_id,
+                ForkBeginArgs(
+                    src=source_id,
+                    through=through,
+                    idem=key,
+                    fingerprint=fingerprint,
+                    max_sessions=self.limits.max_sessions_per_user,
+                ),
             )
-            if begin[0] == "replay":
-                return _tagged(begin[1], user_id, begin[2])
-            upto, gen, new_id = int(begin[1]), str(begin[2]), new_session_id()
+            if isinstance(begin, ForkReplay):
+                return _tagged(begin.session_id, user_id, begin.fields)
+            upto, gen, new_id = begin.through, begin.generation, new_session_id()
             try:
                 copied = await _copy(self, user_id, source_id, new_id, upto, gen)
             except _Restart:
@@ -267,10 +274,9 @@ class BranchOps(StoreBase):
                     counters=copied.counters(fork=True),
                 ),
             )
-            if reply[0] == "restart":  # the copy was dropped by the script
+            if isinstance(reply, Restart):  # the copy was dropped by the script
                 continue
-            reply = _ok(reply)
-            return _tagged(reply[1], user_id, reply[2])
+            return _tagged(reply.session_id, user_id, reply.fields)
         raise errors.SessionRewound()
 
     async def rewind(
@@ -279,10 +285,10 @@ class BranchOps(StoreBase):
         """(messages removed, the messages ETag after)."""
         for _ in range(ATTEMPTS):
             args = RewindArgs(sid=session_id, to=to, if_match=if_match, max_inline=INLINE_MAX)
-            reply = _ok(await self._write(self.scripts.rewind, user_id, args))
-            if reply[0] == "ok":
-                return int(reply[1]), str(reply[2])
-            gen, staging = str(reply[1]), new_session_id()
+            begun = await self._write(self.scripts.rewind, user_id, args)
+            if not isinstance(begun, RewindStaged):  # a short tail: rewound at once
+                return begun.removed, begun.etag
+            gen, staging = begun.generation, new_session_id()
             try:
                 copied = await _copy(self, user_id, session_id, staging, to, gen)
                 await _copy_records(self, user_id, session_id, staging, to, gen)
@@ -295,21 +301,23 @@ class BranchOps(StoreBase):
                     to=to,
                     counters=counters,
                 )
-                reply = _ok(await self._write(self.scripts.rewind_swap, user_id, swap))
-                while reply[0] == "behind":
+                swapped = await self._write(self.scripts.rewind_swap, user_id, swap)
+                while isinstance(swapped, SwapBehind):
                     # More summaries were written during the copy than the swap
                     # carries over in one script: copy them in slices, swap again.
                     await _copy_summaries(
-                        self, user_id, session_id, staging, to, gen, Copied(), int(reply[1])
+                        self, user_id, session_id, staging, to, gen, Copied(), swapped.after
                     )
-                    reply = _ok(await self._write(self.scripts.rewind_swap, user_id, swap))
+                    swapped = await self._write(self.scripts.rewind_swap, user_id, swap)
+                if isinstance(swapped, Restart):
+                    raise _Restart()
             except _Restart:
                 continue
             except BaseException:
                 # Harmless after a swap whose reply was lost: the staging keys are gone.
                 await _drop(self, user_id, staging)
                 raise
-            return int(reply[1]), str(reply[2])
+            return swapped.removed, swapped.etag
         raise errors.SessionRewound()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from session_service import errors
-from session_service.store.base import StoreBase, ok
+from session_service.store.base import StoreBase
 from session_service.store.codec import (
     iso,
 )
@@ -15,16 +15,14 @@ class CaseOps(StoreBase):
         args = LinkCaseArgs(
             sid=session_id, case_id=case_id, max_cases=self.limits.max_cases_per_session
         )
-        reply = ok(await self._write(self.scripts.link_case, user_id, args))
-        return iso(int(reply[1]))
+        reply = await self._write(self.scripts.link_case, user_id, args)
+        return iso(reply.linked_ms)
 
     async def unlink_case(self, user_id: str, session_id: str, case_id: str) -> bool:
-        reply = ok(
-            await self._write(
-                self.scripts.unlink_case, user_id, UnlinkCaseArgs(sid=session_id, case_id=case_id)
-            )
+        reply = await self._write(
+            self.scripts.unlink_case, user_id, UnlinkCaseArgs(sid=session_id, case_id=case_id)
         )
-        return bool(reply[1])
+        return reply.removed
 
     async def linked_cases(self, user_id: str, session_id: str) -> list[tuple[str, str]]:
         pipe = self.client.pipeline(transaction=False)

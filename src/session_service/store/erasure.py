@@ -23,8 +23,8 @@ race the slices. Erasing with nothing racing leaves no key.
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
+from session_service.store.base import StoreBase
 from session_service.store.protocol import EraseArgs, EraseStraysArgs
 
 ERASE_SLICE = 50
@@ -35,7 +35,7 @@ SWEEPS = 3
 MARK_TTL_MS = 600_000
 
 
-async def erase_user(store: Any, user_id: str) -> tuple[int, int]:
+async def erase_user(store: StoreBase, user_id: str) -> tuple[int, int]:
     """(live sessions deleted, keys deleted) for one user."""
     sessions = keys = 0
     run, cutoff, cursor = secrets.token_hex(8), None, "0"
@@ -43,11 +43,11 @@ async def erase_user(store: Any, user_id: str) -> tuple[int, int]:
         args = EraseArgs(
             slice=ERASE_SLICE, run=run, cutoff=cutoff, cursor=cursor, mark_ttl_ms=MARK_TTL_MS
         )
-        reply = await store._write(store.scripts.erase, user_id, args)
-        cutoff, cursor = int(reply[0]), str(reply[1])
-        sessions += int(reply[3])
-        keys += int(reply[4])
-        if int(reply[5]):
+        step = await store._write(store.scripts.erase, user_id, args)
+        cutoff, cursor = step.cutoff, step.cursor
+        sessions += step.live
+        keys += step.keys
+        if step.done:
             break
     base = store.keys.base(user_id)
     for _ in range(SWEEPS):
@@ -55,12 +55,10 @@ async def erase_user(store: Any, user_id: str) -> tuple[int, int]:
         deleted = 0
         for at in range(0, len(found), STRAY_BATCH):
             batch = found[at : at + STRAY_BATCH]
-            deleted += int(
-                await store._write(
-                    store.scripts.erase_strays,
-                    user_id,
-                    EraseStraysArgs(suffixes=tuple(batch), cutoff=cutoff),
-                )
+            deleted += await store._write(
+                store.scripts.erase_strays,
+                user_id,
+                EraseStraysArgs(suffixes=tuple(batch), cutoff=cutoff),
             )
         keys += deleted
         if deleted == 0:

@@ -30,10 +30,13 @@ _SCRIPT_ERRORS: dict[str, type[errors.ServiceError]] = {
 }
 
 
-def script_error(reply: list[object], target_status: str | None = None) -> errors.ServiceError:
-    """The error a script answered with as `{'err', code, extra?}`."""
-    code = str(reply[1])
-    extra = str(reply[2]) if len(reply) > 2 else None
+def script_error(
+    code: str, extra: str | None = None, target_status: str | None = None
+) -> errors.ServiceError:
+    """The error a script refused with, `{'err', code, extra?}` (decoded by replies.py).
+
+    `target_status` completes an invalid transition's detail: update.lua names only the
+    session's current status, the caller knows the one it asked for."""
     if code == "precondition_failed":
         return errors.PreconditionFailed(extra or '""')
     if code == "invalid_status_transition":

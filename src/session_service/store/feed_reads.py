@@ -13,11 +13,12 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from session_service.store.base import StoreBase, ok
-from session_service.store.codec import message_from_entry, pairs, summary_from_entry
+from session_service.store.base import StoreBase
+from session_service.store.codec import message_from_entry, summary_from_entry
 from session_service.store.lifecycle import _tagged
 from session_service.store.protocol import FeedArgs, WatchArgs
 from session_service.store.records import Tagged
+from session_service.store.replies import FeedRead, Gone
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +41,9 @@ class FeedOps(StoreBase):
         """The session and up to `limit` messages after seq `after` (feed.lua, atomic);
         None once the session is gone."""
         args = FeedArgs(sid=session_id, after=after, limit=limit)
-        reply = await self._read(self.scripts.feed, user_id, args)
-        return _state(user_id, session_id, limit, reply)
+        return _state(
+            user_id, session_id, limit, await self._read(self.scripts.feed, user_id, args)
+        )
 
     async def feed_states(
         self, reads: list[tuple[str, str, int, int]]
@@ -50,22 +52,26 @@ class FeedOps(StoreBase):
         one round trip: a pipeline of feed.lua calls. An entry whose call failed (a
         script cache lost in a failover, a slot moving) answers its exception; the
         caller reads it again alone."""
-        replies = await self._feed_pipeline(reads)
+        calls = [FeedArgs(sid=sid, after=after, limit=limit) for _, sid, after, limit in reads]
+        replies = await self._feed_pipeline(reads, calls)
         if any(isinstance(reply, NoScriptError) for reply in replies):
             # A server that lost its script cache (a restart, a failover): load it once.
             await self.client.script_load(self.scripts.feed.source)
-            replies = await self._feed_pipeline(reads)
+            replies = await self._feed_pipeline(reads, calls)
         return [
-            reply if isinstance(reply, Exception) else _state(user_id, sid, limit, reply)
-            for (user_id, sid, _, limit), reply in zip(reads, replies, strict=True)
+            reply
+            if isinstance(reply, Exception)
+            else _state(user_id, sid, limit, args.decode(reply))
+            for (user_id, sid, _, limit), args, reply in zip(reads, calls, replies, strict=True)
         ]
 
-    async def _feed_pipeline(self, reads: list[tuple[str, str, int, int]]) -> list[Any]:
+    async def _feed_pipeline(
+        self, reads: list[tuple[str, str, int, int]], calls: list[FeedArgs]
+    ) -> list[Any]:
         script = self.scripts.feed
         pipe = self.client.pipeline(transaction=False)
-        for user_id, session_id, after, limit in reads:
-            argv = script.argv(FeedArgs(sid=session_id, after=after, limit=limit))
-            pipe.evalsha(script.sha, 1, self.keys.base(user_id), *argv)
+        for (user_id, _, _, _), args in zip(reads, calls, strict=True):
+            pipe.evalsha(script.sha, 1, self.keys.base(user_id), *script.argv(args))
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
 
@@ -84,19 +90,18 @@ class FeedOps(StoreBase):
         """Open, renew or close watcher slots of one user (watch.lua); opening one
         past `max_watchers` raises TooManyWatchers."""
         args = WatchArgs(op=op, lease_ms=lease_ms, max_watchers=max_watchers, ids=tuple(ids))
-        ok(await self._read(self.scripts.watch, user_id, args))
+        await self._read(self.scripts.watch, user_id, args)
 
 
-def _state(user_id: str, session_id: str, limit: int, reply: Any) -> FeedState | None:
-    if not reply:
+def _state(user_id: str, session_id: str, limit: int, read: FeedRead | Gone) -> FeedState | None:
+    if isinstance(read, Gone):
         return None
-    flat, kept, entries = reply
-    fields = pairs(flat)
+    fields = read.fields
     return FeedState(
         session=_tagged(session_id, user_id, fields),
-        kept=int(kept),
-        messages=[message_from_entry(i, f) for i, f in entries[:limit]],
-        more=len(entries) > limit,
+        kept=read.kept,
+        messages=[message_from_entry(*entry) for entry in read.entries[:limit]],
+        more=len(read.entries) > limit,
         latest_summary=int(fields.get("sy") or 0),
         expires_at_ms=int(fields.get("ea") or 0),
     )

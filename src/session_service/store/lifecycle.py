@@ -8,14 +8,13 @@ from typing import Any
 from session_service import errors
 from session_service.domain.status import allowed_from
 from session_service.domain.text import search_fold
-from session_service.store.base import StoreBase, count_expired, ok
+from session_service.store.base import StoreBase, count_expired
 from session_service.store.codec import (
     iso,
     iso_or_none,
     last_seq,
     message_from_entry,
     messages_etag,
-    pairs,
     session_etag,
     session_from_fields,
 )
@@ -38,6 +37,7 @@ from session_service.store.records import (
     Unset,
     canonical_pairs,
 )
+from session_service.store.replies import CreateAgain, CreateReplay
 
 
 def _tagged(session_id: str, user_id: str, fields: dict[str, str]) -> Tagged:
@@ -77,18 +77,19 @@ class SessionOps(StoreBase):
         args = self._create_args(new, idempotency_key)
         evicted: list[str] = []
         while True:
-            reply = ok(await self._write(self.scripts.create, user_id, args))
-            if reply[0] != "again":  # 'again': a bounded step of evicting or pruning, no create
+            reply = await self._write(self.scripts.create, user_id, args)
+            if not isinstance(reply, CreateAgain):
                 break
-            count_expired(reply[1])
-            evicted += self._record_evictions(user_id, reply[2])
-        if reply[0] == "replay":
-            outcome, sid, fields = reply[1], reply[2], reply[3]
+            # A bounded step of evicting or pruning, nothing created yet.
+            count_expired(reply.pruned)
+            evicted += self._record_evictions(user_id, reply.evicted)
+        if isinstance(reply, CreateReplay):
+            outcome = reply.outcome
         else:
-            outcome, sid, fields = reply[0], reply[1], reply[2]
-            count_expired(reply[3])
-            evicted += self._record_evictions(user_id, reply[4] if len(reply) > 4 else [])
-        session = _tagged(sid, user_id, pairs(fields))
+            outcome = reply.tag
+            count_expired(reply.pruned)
+            evicted += self._record_evictions(user_id, reply.evicted)
+        session = _tagged(reply.session_id, user_id, reply.fields)
         return CreateResult(session, resumed=outcome == "resumed", evicted=tuple(evicted))
 
     async def create_many(
@@ -100,11 +101,11 @@ class SessionOps(StoreBase):
         for start in range(0, len(news), chunk):
             pipe = self.client.pipeline(transaction=False)
             batch = news[start : start + chunk]
-            for new in batch:
-                args = self._create_args(new, None).argv()
-                pipe.evalsha(self.scripts.create.sha, 1, base, *args)
-            for new, reply in zip(batch, await pipe.execute(), strict=True):
-                if ok(reply)[0] == "again":  # a bounded eviction or prune step: once more
+            calls = [self._create_args(new, None) for new in batch]
+            for args in calls:
+                pipe.evalsha(self.scripts.create.sha, 1, base, *args.argv())
+            for new, args, raw in zip(batch, calls, await pipe.execute(), strict=True):
+                if isinstance(args.decode(raw), CreateAgain):  # a bounded step: once more
                     await self.create(user_id, new)
 
     async def get(self, user_id: str, session_id: str) -> Tagged:
@@ -142,21 +143,20 @@ class SessionOps(StoreBase):
         self, user_id: str, statuses: Sequence[str], offset: int, limit: int
     ) -> tuple[int, list[dict[str, Any]]]:
         while True:  # each call prunes a bounded batch; the page waits for an exact index
-            reply = await self._read(
+            page = await self._read(
                 self.scripts.list,
                 user_id,
                 ListArgs(offset=offset, limit=limit, statuses=tuple(statuses)),
             )
-            count_expired(reply[1])
-            total = int(reply[0])
-            if total >= 0:
+            count_expired(page.pruned)
+            if page.total >= 0:
                 break
         sessions = [
-            session_from_fields(reply[i], user_id, pairs(reply[i + 1]))
-            for i in range(2, len(reply), 2)
-            if reply[i + 1]
+            session_from_fields(row.session_id, user_id, row.fields)
+            for row in page.rows
+            if row.fields  # expired while the page was read
         ]
-        return total, sessions
+        return page.total, sessions
 
     async def update(
         self,
@@ -198,52 +198,42 @@ class SessionOps(StoreBase):
             timeout_ms=timeout_ms,
             if_match=if_match,
         )
-        reply = ok(await self._write(self.scripts.update, user_id, args), target)
-        return _tagged(session_id, user_id, pairs(reply[1]))
+        reply = await self._write(self.scripts.update, user_id, args, target)
+        return _tagged(session_id, user_id, reply.fields)
 
     async def delete(self, user_id: str, session_id: str, if_match: str = "") -> None:
-        ok(
-            await self._write(
-                self.scripts.delete, user_id, DeleteArgs(sid=session_id, if_match=if_match)
-            )
+        await self._write(
+            self.scripts.delete, user_id, DeleteArgs(sid=session_id, if_match=if_match)
         )
 
     async def heartbeat(self, user_id: str, session_id: str) -> Tagged:
-        reply = ok(
-            await self._write(self.scripts.heartbeat, user_id, HeartbeatArgs(sid=session_id))
-        )
+        reply = await self._write(self.scripts.heartbeat, user_id, HeartbeatArgs(sid=session_id))
         body = {
             "session_id": session_id,
-            "status": reply[1],
-            "last_activity_at": iso(int(reply[2])),
-            "expires_at": iso_or_none(str(reply[3])),
+            "status": reply.status,
+            "last_activity_at": iso(reply.last_activity_ms),
+            "expires_at": iso_or_none(str(reply.expires_ms)),
         }
-        return Tagged(body, reply[4])
+        return Tagged(body, reply.etag)
 
     async def archive(self, user_id: str, session_id: str, if_match: str = "") -> Tagged:
         args = ArchiveArgs(
             sid=session_id, archived_ttl_ms=self.limits.archived_ttl_ms, if_match=if_match
         )
-        reply = ok(await self._write(self.scripts.archive, user_id, args))
-        return _tagged(session_id, user_id, pairs(reply[1]))
+        reply = await self._write(self.scripts.archive, user_id, args)
+        return _tagged(session_id, user_id, reply.fields)
 
     async def restore(self, user_id: str, session_id: str, if_match: str = "") -> Tagged:
-        reply = ok(
-            await self._write(
-                self.scripts.restore, user_id, RestoreArgs(sid=session_id, if_match=if_match)
-            )
+        reply = await self._write(
+            self.scripts.restore, user_id, RestoreArgs(sid=session_id, if_match=if_match)
         )
-        return _tagged(session_id, user_id, pairs(reply[1]))
+        return _tagged(session_id, user_id, reply.fields)
 
     async def clear_context(
         self, user_id: str, session_id: str, if_match: str = ""
     ) -> tuple[list[str], str]:
         """(the context keys removed, the session's ETag after)."""
-        reply = ok(
-            await self._write(
-                self.scripts.clear_context,
-                user_id,
-                ClearContextArgs(sid=session_id, if_match=if_match),
-            )
+        reply = await self._write(
+            self.scripts.clear_context, user_id, ClearContextArgs(sid=session_id, if_match=if_match)
         )
-        return [str(key) for key in reply[1]], reply[2]
+        return list(reply.removed), reply.etag

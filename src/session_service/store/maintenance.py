@@ -19,11 +19,12 @@ class MaintenanceOps(StoreBase):
         """Prune one user in bounded batches, so no single script runs long."""
         removed = 0
         while True:
-            r, scanned, more = await self.scripts.prune(self.client, [base], PruneArgs())
-            count_expired(r)
-            removed += int(r)
-            if not int(more):
-                return removed, int(scanned)
+            args = PruneArgs()
+            step = args.decode(await self.scripts.prune(self.client, [base], args))
+            count_expired(step.removed)
+            removed += step.removed
+            if not step.more:
+                return removed, step.scanned
 
     async def cleanup_all(
         self, progress: Callable[[int, int, int], None] | None = None

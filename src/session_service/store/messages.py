@@ -10,7 +10,7 @@ from session_service import errors
 from session_service.domain.ids import message_id, message_seq
 from session_service.domain.text import search_fold, title_from_message
 from session_service.domain.tokens import estimate_tokens
-from session_service.store.base import StoreBase, ok
+from session_service.store.base import StoreBase
 from session_service.store.codec import (
     dump_json,
     iso,
@@ -18,10 +18,10 @@ from session_service.store.codec import (
     message_from_entry,
     messages_etag,
 )
-from session_service.store.errors import script_error
 from session_service.store.keys import digest
 from session_service.store.protocol import BATCH_MESSAGE_FIELDS, AppendArgs, AppendBatchArgs
 from session_service.store.records import Appended, AppendedBatch, NewMessage
+from session_service.store.replies import AppendReplay, BatchReplay
 
 EXPORT_CHUNK = 500
 
@@ -128,17 +128,16 @@ class MessageOps(StoreBase):
             tool_call_id=tool_call_id or "",
             call_ids=prepared.call_ids,
         )
-        reply = ok(await self._write(self.scripts.append, user_id, args))
-        if reply[0] == "replay":
+        reply = await self._write(self.scripts.append, user_id, args)
+        if isinstance(reply, AppendReplay):
             # The message went with a rewind that an earlier release made (a rewind
             # now forgets the keys of the appends it removes): the key is spent.
-            if not reply[4]:
+            if reply.entry is None:
                 raise errors.IdempotencyKeyReused()
-            entry_id, fields = reply[4][0]
-            replayed = message_from_entry(entry_id, fields)
-            return Appended(replayed, int(reply[2]), reply[3], True, reply[5])
-        message = prepared.stored(int(reply[1]), int(reply[2]))
-        return Appended(message, int(reply[3]), reply[4], False, reply[5])
+            replayed = message_from_entry(*reply.entry)
+            return Appended(replayed, reply.messages, reply.status, True, reply.etag)
+        message = prepared.stored(reply.seq, reply.ts)
+        return Appended(message, reply.messages, reply.status, False, reply.etag)
 
     async def append_batch(
         self,
@@ -187,21 +186,17 @@ class MessageOps(StoreBase):
             messages=tuple(encoded),
             call_ids=tuple(cid for p in prepared for cid in p.call_ids),
         )
+        # A refusal names the message at fault (its index, decoded with it).
         reply = await self._write(self.scripts.append_batch, user_id, args)
-        if reply[0] == "err" and len(reply) > 3:
-            raise script_error(reply[:3] if reply[2] else reply[:2]).in_batch(int(reply[3]))
-        reply = ok(reply)
-        if reply[0] == "replay":
-            entries = reply[4]
+        if isinstance(reply, BatchReplay):
             # A rewind that removed some of the batch but not all keeps its key (the
             # record is scored by the batch's first message): the key is spent.
-            if len(entries) != len(messages):
+            if len(reply.entries) != len(messages):
                 raise errors.IdempotencyKeyReused()
-            replayed = [message_from_entry(entry_id, fields) for entry_id, fields in entries]
-            return AppendedBatch(replayed, int(reply[2]), reply[3], True, reply[5])
-        first, ts = int(reply[1]), int(reply[3])
-        stored = [p.stored(first + i, ts) for i, p in enumerate(prepared)]
-        return AppendedBatch(stored, int(reply[4]), reply[5], False, reply[6])
+            replayed = [message_from_entry(*entry) for entry in reply.entries]
+            return AppendedBatch(replayed, reply.messages, reply.status, True, reply.etag)
+        stored = [p.stored(reply.first + i, reply.ts) for i, p in enumerate(prepared)]
+        return AppendedBatch(stored, reply.messages, reply.status, False, reply.etag)
 
     async def messages_page(
         self,

@@ -9,7 +9,10 @@ tests/store/test_script_contract.py checks, for every script, that the fields th
 Lua reads are exactly the codec's and that values arrive intact.
 
 Declaring a codec registers its script: a new script is its `lua/<name>.lua` file and
-one `ScriptArgs` subclass naming it, nothing else (`CODECS`, `scripts.Scripts`).
+one `ScriptArgs` subclass naming it, nothing else (`CODECS`, `scripts.Scripts`). The
+codec also names the shapes the script answers, `ScriptArgs[AppendOk | AppendReplay]`
+(replies.py), so `args.decode(raw)` gives the reply as named fields: one declaration
+holds both directions of the call.
 
 Field types and how they travel:
 
@@ -25,7 +28,49 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar, get_type_hints
+from typing import Any, ClassVar, Generic, TypeVar, cast, get_args, get_origin, get_type_hints
+
+from session_service.store.replies import (
+    AppendOk,
+    AppendReplay,
+    BatchOk,
+    BatchReplay,
+    CaseLinked,
+    CaseUnlinked,
+    ContextCleared,
+    CreateAgain,
+    CreateDone,
+    CreateReplay,
+    DeleteAllSlice,
+    Done,
+    EraseSlice,
+    FeedRead,
+    ForkBegun,
+    Forked,
+    ForkReplay,
+    Gone,
+    Heartbeat,
+    MessagesCopied,
+    Pruned,
+    RecordsCopied,
+    Replies,
+    Restart,
+    RewindStaged,
+    Rewound,
+    ScanStep,
+    SearchPage,
+    SessionFields,
+    SessionPage,
+    Statistics,
+    SummariesCopied,
+    SummaryOk,
+    SummaryReplay,
+    SwapBehind,
+    Window,
+)
+
+#: The reply shapes a codec declares (replies.py), as one type or a union.
+R = TypeVar("R")
 
 Pairs = tuple[tuple[str, str], ...]
 
@@ -40,25 +85,36 @@ _KINDS: dict[Any, str] = {
 
 
 #: Every script's codec, by script name, filled as the codecs below are declared.
-CODECS: dict[str, type[ScriptArgs]] = {}
+CODECS: dict[str, type[ScriptArgs[Any]]] = {}
+#: Every script's reply decoder, by script name, built from its codec's declaration.
+REPLIES: dict[str, Replies[Any]] = {}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ScriptArgs:
-    """One script's arguments; subclasses name the script and declare the fields."""
+class ScriptArgs(Generic[R]):
+    """One script's arguments; subclasses name the script, its replies and the fields."""
 
     script: ClassVar[str]
     #: The package whose `lua/` folder holds the script (lib.lua is always the store's).
     lua_package: ClassVar[str] = "session_service.store"
 
     def __init_subclass__(cls) -> None:
-        """Register the codec under its script's name (one declaration per script).
+        """Register the codec and its replies under its script's name (one declaration
+        per script).
 
-        No `super()` call: slots=True rebuilds this class, which breaks the zero-argument
-        form, and `object.__init_subclass__` does nothing."""
+        Generic's hook is called by name: slots=True rebuilds this class, which breaks
+        the zero-argument `super()`."""
+        super(ScriptArgs, cls).__init_subclass__()
         name = cls.__dict__.get("script")
         if not isinstance(name, str) or not name:
             raise TypeError(f"{cls.__name__} must name its script: script = '<name>'")
+        declared = [
+            get_args(base)[0]
+            for base in cls.__dict__.get("__orig_bases__", ())
+            if get_origin(base) is ScriptArgs
+        ]
+        if not declared:
+            raise TypeError(f"{cls.__name__} must declare its replies: ScriptArgs[<shapes>]")
         known = CODECS.get(name)
         # dataclass(slots=True) builds a second class of the same name: it replaces the first.
         if known is not None and (known.__module__, known.__name__) != (
@@ -67,6 +123,12 @@ class ScriptArgs:
         ):
             raise TypeError(f"{cls.__name__} and {known.__name__} both claim {name}.lua")
         CODECS[name] = cls
+        REPLIES[name] = Replies(name, declared[0])
+
+    def decode(self, raw: object, target_status: str | None = None) -> R:
+        """The script's raw reply to this call as its declared shape (replies.py); a
+        refusal raises the service error it stands for (`target_status`: update's)."""
+        return cast(R, REPLIES[self.script](raw, target_status))
 
     @classmethod
     def layout(cls) -> list[tuple[str, str]]:
@@ -93,7 +155,7 @@ class ScriptArgs:
 _LAYOUTS: dict[Any, list[tuple[str, str]]] = {}
 
 
-def _layout(cls: type[ScriptArgs]) -> list[tuple[str, str]]:
+def _layout(cls: type[ScriptArgs[Any]]) -> list[tuple[str, str]]:
     known = _LAYOUTS.get(cls)
     if known is not None:
         return known
@@ -111,7 +173,7 @@ def _layout(cls: type[ScriptArgs]) -> list[tuple[str, str]]:
     return layout
 
 
-def lua_binding(cls: type[ScriptArgs]) -> str:
+def lua_binding(cls: type[ScriptArgs[Any]]) -> str:
     """The Lua that reads ARGV into `A`, and refuses a call with a different arity."""
     lines = [
         "local A, _i = {}, 0",
@@ -141,7 +203,7 @@ def lua_binding(cls: type[ScriptArgs]) -> str:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CreateArgs(ScriptArgs):
+class CreateArgs(ScriptArgs[CreateDone | CreateAgain | CreateReplay]):
     script = "create"
     sid: str
     timeout_ms: int
@@ -155,7 +217,7 @@ class CreateArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UpdateArgs(ScriptArgs):
+class UpdateArgs(ScriptArgs[SessionFields]):
     script = "update"
     sid: str
     title_op: str  # '0' untouched, '1' set, '2' clear
@@ -176,7 +238,7 @@ class UpdateArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AppendArgs(ScriptArgs):
+class AppendArgs(ScriptArgs[AppendOk | AppendReplay]):
     script = "append"
     sid: str
     role: str
@@ -210,7 +272,7 @@ BATCH_MESSAGE_FIELDS = (
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AppendBatchArgs(ScriptArgs):
+class AppendBatchArgs(ScriptArgs[BatchOk | BatchReplay]):
     script = "append_batch"
     sid: str
     title: str  # from the batch's first user message (an untitled session with none takes it)
@@ -227,7 +289,7 @@ class AppendBatchArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SearchArgs(ScriptArgs):
+class SearchArgs(ScriptArgs[ScanStep | SearchPage | Gone]):
     script = "search"
     mode: str  # 'scan' (add matches to the walk's snapshot) or 'page' (read it)
     walk: str  # the snapshot's id
@@ -248,7 +310,7 @@ class SearchArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SummarizeArgs(ScriptArgs):
+class SummarizeArgs(ScriptArgs[SummaryOk | SummaryReplay]):
     script = "summarize"
     sid: str
     content: str
@@ -264,13 +326,13 @@ class SummarizeArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class HeartbeatArgs(ScriptArgs):
+class HeartbeatArgs(ScriptArgs[Heartbeat]):
     script = "heartbeat"
     sid: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ArchiveArgs(ScriptArgs):
+class ArchiveArgs(ScriptArgs[SessionFields]):
     script = "archive"
     sid: str
     archived_ttl_ms: int
@@ -278,28 +340,28 @@ class ArchiveArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RestoreArgs(ScriptArgs):
+class RestoreArgs(ScriptArgs[SessionFields]):
     script = "restore"
     sid: str
     if_match: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DeleteArgs(ScriptArgs):
+class DeleteArgs(ScriptArgs[Done]):
     script = "delete"
     sid: str
     if_match: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ClearContextArgs(ScriptArgs):
+class ClearContextArgs(ScriptArgs[ContextCleared]):
     script = "clear_context"
     sid: str
     if_match: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LinkCaseArgs(ScriptArgs):
+class LinkCaseArgs(ScriptArgs[CaseLinked]):
     script = "link_case"
     sid: str
     case_id: str
@@ -307,14 +369,14 @@ class LinkCaseArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UnlinkCaseArgs(ScriptArgs):
+class UnlinkCaseArgs(ScriptArgs[CaseUnlinked]):
     script = "unlink_case"
     sid: str
     case_id: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ListArgs(ScriptArgs):
+class ListArgs(ScriptArgs[SessionPage]):
     script = "list"
     offset: int
     limit: int
@@ -322,7 +384,7 @@ class ListArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DeleteAllArgs(ScriptArgs):
+class DeleteAllArgs(ScriptArgs[DeleteAllSlice]):
     script = "delete_all"
     slice: int
     cutoff: int | None  # ms: sessions created after it are left; None: now (the first slice)
@@ -330,7 +392,7 @@ class DeleteAllArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EraseArgs(ScriptArgs):
+class EraseArgs(ScriptArgs[EraseSlice]):
     script = "erase"
     slice: int
     run: str  # this erase's id among the user's erases in progress
@@ -340,24 +402,24 @@ class EraseArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EraseStraysArgs(ScriptArgs):
+class EraseStraysArgs(ScriptArgs[int]):
     script = "erase_strays"
     suffixes: tuple[str, ...]  # keys relative to the user's base
     cutoff: int  # the erase's: a copy in progress is kept only for a session created after it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PruneArgs(ScriptArgs):
+class PruneArgs(ScriptArgs[Pruned]):
     script = "prune"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StatisticsArgs(ScriptArgs):
+class StatisticsArgs(ScriptArgs[Statistics]):
     script = "statistics"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class WindowArgs(ScriptArgs):
+class WindowArgs(ScriptArgs[Window]):
     script = "window"
     sid: str
     max_tokens: int
@@ -367,7 +429,7 @@ class WindowArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CopyArgs(ScriptArgs):
+class CopyArgs(ScriptArgs[MessagesCopied | SummariesCopied | RecordsCopied | Restart]):
     script = "copy"
     src: str
     dst: str  # an id with no session record: the fork's, or a rewind's staging id
@@ -380,7 +442,7 @@ class CopyArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ForkBeginArgs(ScriptArgs):
+class ForkBeginArgs(ScriptArgs[ForkBegun | ForkReplay]):
     script = "fork_begin"
     src: str
     through: int | None  # None: the source's last message
@@ -390,7 +452,7 @@ class ForkBeginArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ForkArgs(ScriptArgs):
+class ForkArgs(ScriptArgs[Forked | ForkReplay | Restart]):
     script = "fork"
     src: str
     dst: str
@@ -407,7 +469,7 @@ class ForkArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RewindArgs(ScriptArgs):
+class RewindArgs(ScriptArgs[Rewound | RewindStaged]):
     script = "rewind"
     sid: str
     to: int  # the last message seq kept (0: none)
@@ -416,7 +478,7 @@ class RewindArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RewindSwapArgs(ScriptArgs):
+class RewindSwapArgs(ScriptArgs[Rewound | SwapBehind | Restart]):
     script = "rewind_swap"
     sid: str
     staging: str
@@ -427,7 +489,7 @@ class RewindSwapArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FeedArgs(ScriptArgs):
+class FeedArgs(ScriptArgs[FeedRead | Gone]):
     script = "feed"
     sid: str
     after: int  # the watcher's cursor (message seq), 0 for none
@@ -435,7 +497,7 @@ class FeedArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class WatchArgs(ScriptArgs):
+class WatchArgs(ScriptArgs[Done]):
     script = "watch"
     op: str  # 'open', 'renew' or 'close'
     lease_ms: int

@@ -32,14 +32,14 @@ class Script:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
-    async def __call__(self, client: Any, keys: list[str], args: ScriptArgs) -> Any:
+    async def __call__(self, client: Any, keys: list[str], args: ScriptArgs[Any]) -> Any:
         argv = self.argv(args)
         try:
             return await client.evalsha(self.sha, len(keys), *keys, *argv)
         except NoScriptError:
             return await client.eval(self.source, len(keys), *keys, *argv)
 
-    def argv(self, args: ScriptArgs) -> list[str | int]:
+    def argv(self, args: ScriptArgs[Any]) -> list[str | int]:
         """The ARGV of a call: its codec's layout (checked to be this script's codec)."""
         if args.script != self.name:
             raise TypeError(f"{type(args).__name__} is not the codec of {self.name}.lua")

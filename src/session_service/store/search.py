@@ -29,11 +29,11 @@ from session_service.store.codec import (
     decode_cursor,
     dump_json,
     encode_cursor,
-    pairs,
     session_from_fields,
 )
 from session_service.store.protocol import SearchArgs
 from session_service.store.records import SearchFilters
+from session_service.store.replies import Gone, ScanStep, SearchPage
 
 # Sessions examined per scan call and snapshot rows per page call: a few ms each.
 SCAN_BUDGET = 500
@@ -42,7 +42,7 @@ SNAPSHOT_TTL_MS = 10 * 60 * 1000
 SNAPSHOTS_PER_USER = 4
 FIRST_PAGE_SCANS = 2
 
-Run = Callable[[SearchArgs], Awaitable[Any]]
+Run = Callable[[SearchArgs], Awaitable[ScanStep | SearchPage | Gone]]
 
 
 def ms(value: datetime | None) -> int | None:
@@ -81,7 +81,7 @@ def search_args(filters: SearchFilters) -> SearchArgs:
 class Walk:
     """One search request: scan a snapshot if needed, then read one page of it."""
 
-    def __init__(self, run: Run, filters: SearchFilters, count_expired: Callable[[Any], None]):
+    def __init__(self, run: Run, filters: SearchFilters, count_expired: Callable[[int], None]):
         self.run = run
         self.fixed = search_args(filters)
         self.count_expired = count_expired
@@ -102,13 +102,13 @@ class Walk:
         walk = secrets.token_hex(8)
         score = sid = ""
         while True:
-            reply = await self.run(self._args("scan", walk, 0, score, sid))
-            if reply[0] == "gone":  # a scan is never dropped; its snapshot expired
+            step = await self.run(self._args("scan", walk, 0, score, sid))
+            if not isinstance(step, ScanStep):  # never dropped: its snapshot expired
                 raise errors.SearchExpired()
-            self.count_expired(reply[3])
-            if int(reply[0]):
+            self.count_expired(step.pruned)
+            if step.done:
                 return walk
-            score, sid = reply[1], reply[2]
+            score, sid = step.score, step.session_id
 
     async def page(
         self, user_id: str, limit: int, cursor: str | None, decode: Callable[..., dict[str, Any]]
@@ -121,8 +121,8 @@ class Walk:
             walk, scans = await self.scan(), 1
         sessions: list[dict[str, Any]] = []
         while True:
-            reply = await self.run(self._args("page", walk, limit - len(sessions), score, sid))
-            if reply[0] == "gone":
+            page = await self.run(self._args("page", walk, limit - len(sessions), score, sid))
+            if not isinstance(page, SearchPage):
                 if scans == 0 or scans >= FIRST_PAGE_SCANS:
                     raise errors.SearchExpired()
                 # Dropped by newer walks between its scan and this page: once more.
@@ -130,14 +130,12 @@ class Walk:
                 _, score, sid = start
                 sessions = []
                 continue
-            done, score, sid, total = int(reply[0]), reply[1], reply[2], int(reply[3])
-            sessions += [
-                decode(reply[i], user_id, pairs(reply[i + 1])) for i in range(4, len(reply), 2)
-            ]
-            if done:
-                return total, sessions, None
+            score, sid = page.score, page.session_id
+            sessions += [decode(row.session_id, user_id, row.fields) for row in page.rows]
+            if page.done:
+                return page.total, sessions, None
             if len(sessions) >= limit:
-                return total, sessions, encode_cursor(walk, score, sid)
+                return page.total, sessions, encode_cursor(walk, score, sid)
 
 
 class SearchOps(StoreBase):
@@ -146,7 +144,7 @@ class SearchOps(StoreBase):
     ) -> tuple[int, list[dict[str, Any]], str | None]:
         """One page of a walk over a snapshot of the matches (see the module docstring)."""
 
-        async def run(args: SearchArgs) -> Any:
+        async def run(args: SearchArgs) -> ScanStep | SearchPage | Gone:
             # Safe to run again: a scan slice re-adds the same members, and a page
             # re-reads the same rows (after its last page the snapshot is gone: 409).
             return await self._read(self.scripts.search, user_id, args)

@@ -5,13 +5,14 @@
 -- and its keys live ttl_ms at most: a copy that dies leaves nothing for long.
 -- Every slice also (re)writes k_copy_owner(dst) = src with the same deadline.
 -- Arguments: protocol.CopyArgs.
--- Reply 'm': {'ok', last seq, done, bytes, first ts|'', last ts|'', role counts}
---   role counts: n, tokens for u, a, s, t (user, assistant, system, tool)
--- Reply 'y': {'ok', last seq, done, bytes, copied, last covers_through|'', last tokens|''}
+-- Replies (replies.py MessagesCopied, SummariesCopied, RecordsCopied, Restart):
+-- 'm': {'messages', last seq, done, bytes, first ts|'', last ts|'', role counts}
+--   role counts: role letter, messages, tokens for u, a, s, t (user, assistant, system, tool)
+-- 'y': {'summaries', last seq, done, bytes, copied, last covers_through|'', last tokens|''}
 -- For a rewind only, the append idempotency records of the kept messages (lib.lua):
 -- 'i' those scored by seq in (after, through]; 'l' those an earlier release scored
 -- by time (all kept), after the score `after`.
--- Reply 'i', 'l': {'ok', last score, done, bytes, entries read}
+-- 'i', 'l': {'records', last score, done, bytes, entries read}
 -- {'err', 'session_not_found'} or {'restart'} (src was rewound): dst is deleted.
 local src, dst, what = A.src, A.dst, A.what
 local through, after, count = A.through, A.after, A.count
@@ -54,9 +55,9 @@ if what == 'm' then
     last_ts, last = f.t, seq
   end
   if #entries < count or last >= through then done = 1 end
-  out = {'ok', last, done, bytes, first_ts, last_ts}
+  out = {'messages', last, done, bytes, first_ts, last_ts}
   for _, name in ipairs({'u', 'a', 's', 't'}) do
-    out[#out + 1] = roles[name][1]; out[#out + 1] = roles[name][2]
+    out[#out + 1] = name; out[#out + 1] = roles[name][1]; out[#out + 1] = roles[name][2]
   end
 elseif what == 'i' or what == 'l' then
   local age, entries = k_idem_age(src), nil
@@ -87,7 +88,7 @@ elseif what == 'i' or what == 'l' then
     last = tonumber(entries[#entries])
   end
   if #members < count then done = 1 end
-  out = {'ok', last, done, bytes, #members}
+  out = {'records', last, done, bytes, #members}
 else
   local entries = redis.call('XRANGE', k_summaries(src), '0-' .. I(after + 1), '+', 'COUNT', count)
   local copied, last_w, last_k = 0, '', ''
@@ -102,7 +103,7 @@ else
     last = tonumber(string.match(e[1], '%-(%d+)$'))
     bytes = bytes + f.bytes
   end
-  out = {'ok', last, done, bytes, copied, last_w, last_k}
+  out = {'summaries', last, done, bytes, copied, last_w, last_k}
 end
 for _, k in ipairs(keys_of(dst, STAGING_KEYS)) do
   redis.call('PEXPIRE', k, A.ttl_ms)

@@ -3,10 +3,10 @@
 -- it when a rewind removed the cursor's message), and up to limit + 1 messages after
 -- the cursor. Atomic, so a rewind can never fall between the check and the page.
 -- Arguments: protocol.FeedArgs.
--- Reply: {} once the session is gone | {hash fields, kept seq, entries}
+-- Reply (replies.py FeedRead, Gone): {hash fields, kept seq, entries} | {'gone'}
 local sid, after, limit = A.sid, A.after, A.limit
 local fields = redis.call('HGETALL', k_session(sid))
-if #fields == 0 then return {} end
+if #fields == 0 then return {'gone'} end
 local kept = 0
 if after > 0 then
   local e = redis.call('XREVRANGE', k_messages(sid), '0-' .. I(after), '-', 'COUNT', 1)

@@ -14,8 +14,9 @@
 -- only then may newer walks drop it (the oldest beyond max_walks): a scan is
 -- never dropped half-way, so walks running at once cannot undo each other's scans.
 -- Arguments: protocol.SearchArgs.
--- scan -> {done, cursor_score, cursor_sid, pruned} | {'gone'}
--- page -> {done, cursor_score, cursor_sid, total, sid, fields, sid, fields, ...} | {'gone'}
+-- Replies (replies.py ScanStep, SearchPage, Gone):
+-- scan -> {'scan', done, cursor_score, cursor_sid, pruned} | {'gone'}
+-- page -> {'page', done, cursor_score, cursor_sid, total, sid, fields, sid, fields, ...} | {'gone'}
 local mode, snap_id = A.mode, A.walk
 local budget, want = A.budget, A.want
 local cs, csid, ttl = A.cursor_score, A.cursor_sid, A.ttl_ms
@@ -146,21 +147,21 @@ if mode == 'scan' then
       end
     end
     redis.call('PEXPIRE', snaps, ttl)
-    return {1, '', '', pruned}
+    return {'scan', 1, '', '', pruned}
   end
-  return {0, last[3], last[2], pruned}
+  return {'scan', 0, last[3], last[2], pruned}
 end
 
 -- page
 if redis.call('EXISTS', snap) == 0 then return {'gone'} end
 local rows, cut = after(snap, budget, true)
-local out = {0, cs, csid, redis.call('ZCARD', snap) - 1}
+local out = {'page', 0, cs, csid, redis.call('ZCARD', snap) - 1}
 local got, last = 0, nil
 for j = 1, #rows do
   local sid = rows[j][2]
   if sid == '' then
     last = nil
-    out[1] = 1
+    out[2] = 1
     break
   end
   last = rows[j]
@@ -169,14 +170,14 @@ for j = 1, #rows do
     out[#out + 1] = redis.call('HGETALL', k_session(sid))
     got = got + 1
     if got == want then
-      if rows[j + 1] and rows[j + 1][2] == '' then out[1] = 1 end
+      if rows[j + 1] and rows[j + 1][2] == '' then out[2] = 1 end
       break
     end
   end
 end
-if not cut and got < want then out[1] = 1 end
-if last then out[2], out[3] = last[3], last[2] end
-if out[1] == 1 then
+if not cut and got < want then out[2] = 1 end
+if last then out[3], out[4] = last[3], last[2] end
+if out[2] == 1 then
   redis.call('UNLINK', snap)
   redis.call('ZREM', snaps, snap_id)
 else
