@@ -75,6 +75,7 @@ def test_a_codec_registers_its_script_and_two_codecs_cannot_claim_one() -> None:
                 pass
     finally:
         del protocol.CODECS["probe_only_in_this_test"]
+        protocol.REPLIES.pop("probe_only_in_this_test", None)
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -97,6 +98,7 @@ def test_a_positional_codec_is_refused() -> None:
             PositionalArgs.layout()
     finally:
         del protocol.CODECS["positional_only_in_this_test"]
+        protocol.REPLIES.pop("positional_only_in_this_test", None)
 
 
 def test_a_script_refuses_another_scripts_codec() -> None:

@@ -169,6 +169,9 @@ def _int_or_none(value: Any) -> int | None:
     return None if value == "" or value is None else _int(value)
 
 
+#: Converters that return a value of this wire type unchanged (the generated fast path).
+_AS_IS: dict[Callable[[Any], Any], str] = {_str: "str", _int: "int"}
+
 _KINDS: dict[Any, Callable[[Any], Any]] = {
     str: _str,
     str | None: _str_or_none,
@@ -190,7 +193,7 @@ _KINDS: dict[Any, Callable[[Any], Any]] = {
 class _Shape:
     """One NamedTuple's decoder: its converters, built once from its annotations."""
 
-    __slots__ = ("cls", "convs", "names", "required", "rest", "script", "size", "tags")
+    __slots__ = ("cls", "convs", "fast", "names", "required", "rest", "script", "size", "tags")
 
     def __init__(self, script: str, cls: type[Any], *, group: bool = False) -> None:
         self.script = script
@@ -223,9 +226,39 @@ class _Shape:
         self.required = self.size - len(cls._field_defaults)
         if self.rest is not None and self.required != self.size:
             raise TypeError(f"{cls.__name__}: a shape with Rest[...] takes no defaults")
+        self.fast = self._compile()
+
+    def _compile(self) -> Callable[[list[Any]], Any]:
+        """The decoder of a reply with every fixed slot present, as one generated
+        function (as collections.namedtuple builds its __new__): a slot that arrives
+        as its declared type is taken as is, any other goes through its converter
+        (which converts, or raises). It costs about what reading the slots by index
+        did; the generic path below stays for defaults and for naming a bad slot."""
+        env: dict[str, Any] = {"_new": tuple.__new__, "_cls": self.cls, "_c": self.convs}
+        slots = []
+        for i, conv in enumerate(self.convs):
+            wire = _AS_IS.get(conv)
+            if conv is _same:
+                slots.append(f"r[{i}]")
+            elif wire is not None:
+                slots.append(f"(r[{i}] if type(r[{i}]) is {wire} else _c[{i}](r[{i}]))")
+            else:
+                slots.append(f"_c[{i}](r[{i}])")
+        if self.rest is not None:
+            env["_rest"] = self._rest
+            slots.append("_rest(r, len(r))")
+        source = f"def decode(r):\n    return _new(_cls, ({', '.join(slots)},))\n"
+        exec(source, env)  # built above from the declarations only, never from a reply
+        decode: Callable[[list[Any]], Any] = env["decode"]
+        return decode
 
     def __call__(self, raw: list[Any]) -> Any:
         n = len(raw)
+        if n == self.size or (self.rest is not None and n > self.size):
+            try:
+                return self.fast(raw)
+            except (TypeError, ValueError):
+                pass  # the generic path below names the slot
         if n < self.required or (self.rest is None and n > self.size):
             raise ReplyMismatch(self._where(f"{n} slots, declared {self._arity()}"))
         try:
@@ -245,7 +278,11 @@ class _Shape:
             step = rest.size
             if (n - self.size) % step:
                 raise ReplyMismatch(self._where(f"{n} slots, not {self.size} + {step} * k"))
-            return tuple(rest(raw[i : i + step]) for i in range(self.size, n, step))
+            starts = range(self.size, n, step)
+            try:
+                return tuple([rest.fast(raw[i : i + step]) for i in starts])
+            except (TypeError, ValueError):  # the group's own call names the bad slot
+                return tuple([rest(raw[i : i + step]) for i in starts])
         assert rest is not None
         return tuple(rest(value) for value in raw[self.size :])
 

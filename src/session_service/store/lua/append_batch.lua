@@ -10,6 +10,7 @@
 -- Reply: {'ok', first seq, last seq, ts, count, status, messages etag}
 --      | {'replay', last seq, count, status, entries, messages etag}
 --      | {'err', code, extra or '', index of the message at fault (from 0)?}
+-- Its shapes, decoded by the store: replies.py BatchOk, BatchReplay.
 local STRIDE = 8
 local sid = A.sid
 local now = now_ms()

@@ -8,6 +8,7 @@
 -- A queue an erase of an earlier release left (K_ERASE) holds sessions it hid
 -- from the index: they go first.
 -- Returns {live sessions deleted, expired ones pruned, cursor, cutoff, done}.
+-- Its shapes, decoded by the store: replies.py DeleteAllSlice.
 local now = now_ms()
 local cutoff = A.cutoff or now
 local live, expired = 0, 0

@@ -1,5 +1,6 @@
 -- One bounded slice of a user's erasure. Arguments: protocol.EraseArgs.
 -- Returns {cutoff, cursor, dropped, live_dropped, keys_dropped, done}
+-- Its shapes, decoded by the store: replies.py EraseSlice.
 --
 -- The erase drops every session created at or before its cutoff (the first
 -- slice's now), whole, and nothing else; nothing is hidden or moved meanwhile, so

@@ -2,6 +2,7 @@
 -- before anything is copied. Writes nothing but a replay's confirmation (lib.lua).
 -- Arguments: protocol.ForkBeginArgs.
 -- Reply: {'replay', sid, fields} | {'ok', through seq, rewind generation} | {'err', code}
+-- Its shapes, decoded by the store: replies.py ForkReplay, ForkBegun.
 local src, idem, fp = A.src, A.idem, A.fingerprint
 local reused = false
 if idem ~= '' then

@@ -6,6 +6,7 @@
 -- so writes to sessions of other statuses never move a page.
 -- Returns {total, expired_sessions_pruned, sid, fields, sid, fields, ...};
 -- total -1: expired sessions are still indexed (pruning is bounded), call again.
+-- Its shapes, decoded by the store: replies.py SessionPage.
 -- Arguments: protocol.ListArgs.
 local now = now_ms()
 local pruned = prune(now)

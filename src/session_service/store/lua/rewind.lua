@@ -7,6 +7,7 @@
 -- of removed appends go too (forget_appends).
 -- Arguments: protocol.RewindArgs.
 -- Reply: {'ok', removed, messages etag} | {'staged', rewind generation} | {'err', code}
+-- Its shapes, decoded by the store: replies.py Rewound, RewindStaged.
 local sid, to, limit = A.sid, A.to, A.max_inline
 local now = now_ms()
 local sk = k_session(sid)

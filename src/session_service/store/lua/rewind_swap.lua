@@ -9,6 +9,7 @@
 -- Arguments: protocol.RewindSwapArgs (counters: the kept part's, as for a fork;
 -- the summary fields sn/sy/sw/sk are recomputed here from what is swapped in).
 -- Reply: {'ok', removed, messages etag} | {'behind', seq} | {'restart'} | {'err', code}
+-- Its shapes, decoded by the store: replies.py Rewound, SwapBehind, Restart.
 local sid, stg = A.sid, A.staging
 local now = now_ms()
 local sk = k_session(sid)

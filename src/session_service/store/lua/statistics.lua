@@ -2,6 +2,7 @@
 -- reads whatever the number of sessions, never a scan. Expired sessions are
 -- pruned first (the caller repeats while some remain), so counts are exact.
 -- Returns {pruned, expired_remaining, messages, status, count, oldest, newest, ...}
+-- Its shapes, decoded by the store: replies.py Statistics.
 local now = now_ms()
 local pruned = prune(now)
 local remaining = redis.call('ZCOUNT', k_expiry(), '-inf', '(' .. I(now))

@@ -10,6 +10,7 @@
 -- Arguments: protocol.WindowArgs.
 -- Reply: {'ok', summary entry list ({} when none), total_tokens, truncated (0|1),
 --         entry, entry, ...} with the entries oldest first.
+-- Its shapes, decoded by the store: replies.py Window.
 local sid, budget = A.sid, A.max_tokens
 local cap, largest, max_bytes = A.max_messages, A.largest_chunk, A.max_bytes
 local h = redis.call('HMGET', k_session(sid), 'st', 'sy', 'sw', 'sk', 'tk', 'mc')
