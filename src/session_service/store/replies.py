@@ -11,9 +11,10 @@ turns a raw reply into one of them and the store reads names, never positions.
 Decoding is strict, so every test that goes through the store holds the scripts'
 actual replies to these declarations on a real server: a slot count outside the
 shape's, a value of another kind, or a tag no shape declares raises ReplyMismatch
-(a bug, never a client's fault). It is also cheap: each shape is turned into a list
-of converters once, when its codec is declared; a call is a dict lookup, one
-converter per slot and the NamedTuple's constructor.
+(a bug, never a client's fault). It is also cheap, with no reflection per call: each
+shape is turned into one generated function when its codec is declared (`_Shape`),
+so a call is a dict lookup by tag, a type test per slot and the tuple's constructor,
+a microsecond or so more than reading the slots by index was.
 
 Every script may refuse with `{'err', code, extra?, at?}` (lib.lua's `precondition`,
 `check_message`...): that decodes here too, into the service error it stands for
@@ -232,8 +233,9 @@ class _Shape:
         """The decoder of a reply with every fixed slot present, as one generated
         function (as collections.namedtuple builds its __new__): a slot that arrives
         as its declared type is taken as is, any other goes through its converter
-        (which converts, or raises). It costs about what reading the slots by index
-        did; the generic path below stays for defaults and for naming a bad slot."""
+        (which converts, or raises). No call per slot: the append's reply, the hot
+        path's, decodes in a few tenths of a microsecond more than indexing took. The
+        generic path below stays for defaults and for naming a bad slot."""
         env: dict[str, Any] = {"_new": tuple.__new__, "_cls": self.cls, "_c": self.convs}
         slots = []
         for i, conv in enumerate(self.convs):
