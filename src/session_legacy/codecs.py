@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from session_service.store.protocol import Pairs, ScriptArgs
-from session_service.store.replies import Refusal
+from session_service.store.reply_decoding import Refusal
 
 PACKAGE = "session_legacy"
 

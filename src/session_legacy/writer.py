@@ -19,7 +19,7 @@ from session_service.domain.text import search_fold
 from session_service.domain.tokens import estimate_tokens
 from session_service.observability.metrics import SESSIONS
 from session_service.store.codec import SCHEMA_VERSION, dump_json
-from session_service.store.replies import Refusal
+from session_service.store.reply_decoding import Refusal
 
 if TYPE_CHECKING:
     from session_service.store.base import StoreBase as SessionStore

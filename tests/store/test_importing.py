@@ -12,7 +12,7 @@ from session_legacy import writer as importing
 from session_legacy.codecs import AlreadyThere, ImportStageArgs, Staged
 from session_legacy.records import LegacySession
 from session_service import errors
-from session_service.store.replies import Refusal
+from session_service.store.reply_decoding import Refusal
 from session_service.store.sessions import SessionStore
 from tests.conftest import user
 from tests.helpers import API

@@ -38,14 +38,12 @@ from session_service.store.protocol import (
     RewindSwapArgs,
 )
 from session_service.store.records import NewMessage, NewSession, SearchFilters
-from session_service.store.replies import (
-    AppendOk,
+from session_service.store.replies import AppendOk, SessionPage, Statistics
+from session_service.store.reply_decoding import (
     Entry,
     Refusal,
     Replies,
     ReplyMismatch,
-    SessionPage,
-    Statistics,
 )
 from session_service.store.sessions import SessionStore
 from tests.legacy import legacy

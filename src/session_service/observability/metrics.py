@@ -135,7 +135,7 @@ def _export_at_zero() -> None:
 
 
 def count_replay(script: str, replayed: bool) -> None:
-    """A writing script answered `{'replay', ...}` (store/replies.py tells): the retry
+    """A writing script answered `{'replay', ...}` (store/reply_decoding.py tells): the retry
     changed nothing."""
     if replayed:
         REPLAYS.labels(REPLAY_OPERATIONS.get(script, script)).inc()

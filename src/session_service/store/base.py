@@ -23,7 +23,7 @@ from session_service.store.connection.wait import confirm, eval_and_wait
 from session_service.store.keys import READ_BARRIER, Keys
 from session_service.store.protocol import ScriptArgs
 from session_service.store.records import Limits
-from session_service.store.replies import is_refusal, replayed
+from session_service.store.reply_decoding import is_refusal, replayed
 from session_service.store.retries import again_on_connection_error
 from session_service.store.scripts import Script, load_scripts
 

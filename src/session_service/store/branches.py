@@ -43,16 +43,15 @@ from session_service.store.protocol import (
 )
 from session_service.store.records import Tagged
 from session_service.store.replies import (
-    Fields,
     ForkReplay,
     MessagesCopied,
     RecordsCopied,
-    ReplyMismatch,
     Restart,
     RewindStaged,
     SummariesCopied,
     SwapBehind,
 )
+from session_service.store.reply_decoding import Fields, ReplyMismatch
 
 SLICE_FIRST = 64  # entries in the first slice; later ones are sized from the bytes seen
 SLICE_MAX = 128

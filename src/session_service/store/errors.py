@@ -33,7 +33,7 @@ _SCRIPT_ERRORS: dict[str, type[errors.ServiceError]] = {
 def script_error(
     code: str, extra: str | None = None, target_status: str | None = None
 ) -> errors.ServiceError:
-    """The error a script refused with, `{'err', code, extra?}` (decoded by replies.py).
+    """The error a script refused with, `{'err', code, extra?}` (decoded by reply_decoding.py).
 
     `target_status` completes an invalid transition's detail: update.lua names only the
     session's current status, the caller knows the one it asked for."""

@@ -53,7 +53,6 @@ from session_service.store.replies import (
     MessagesCopied,
     Pruned,
     RecordsCopied,
-    Replies,
     Restart,
     RewindStaged,
     Rewound,
@@ -68,6 +67,7 @@ from session_service.store.replies import (
     SwapBehind,
     Window,
 )
+from session_service.store.reply_decoding import Replies
 
 #: The reply shapes a codec declares (replies.py), as one type or a union.
 R = TypeVar("R")
@@ -126,7 +126,7 @@ class ScriptArgs(Generic[R]):
         REPLIES[name] = Replies(name, declared[0])
 
     def decode(self, raw: object, target_status: str | None = None) -> R:
-        """The script's raw reply to this call as its declared shape (replies.py); a
+        """The script's raw reply to this call as its declared shape (reply_decoding.py); a
         refusal raises the service error it stands for (`target_status`: update's)."""
         return cast(R, REPLIES[self.script](raw, target_status))
 
