@@ -1,6 +1,7 @@
 """Python client of the FaultMaven session service.
 
-`SessionClient` (blocking) and `AsyncSessionClient` (asyncio) have the same methods.
+`SessionClient` (blocking) and `AsyncSessionClient` (asyncio) have the same methods: the
+blocking modules are written from the asyncio ones by clients/python/unasync.py.
 Writes are exactly-once: creates, appends, batches, summaries and forks carry an
 Idempotency-Key and are retried with it after a transient failure, within a deadline.
 Errors are exceptions chosen by the service's error `code` (see `errors`).

@@ -1,6 +1,6 @@
-"""The asyncio client: `SessionClient`'s methods (client.py), awaited; iterators are async.
+"""`AsyncSessionClient`: its settings, its HTTP client, and the `_run` that every method uses.
 
-Every method is one `Call` from calls.py run through `_run`, which owns retries: the
+Every method is one `Call` from calls/ run through `_run`, which owns retries: the
 same request (same Idempotency-Key) again after a transient failure, with backoff,
 until the operation's deadline.
 """
@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 
 class AsyncSessionClient(AsyncSessionsApi, AsyncConversationApi, AsyncFeedApi):
-    """An asyncio client of the session service, for one user (or none, for the service endpoints).
+    """A client of the session service, for one user (or none, for the service endpoints).
 
     `timeout` and `deadline` override the retry policy's read timeout per attempt and its
     overall deadline per operation; `transport` is for tests and custom networking.

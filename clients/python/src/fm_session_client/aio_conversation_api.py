@@ -1,4 +1,4 @@
-"""The conversation half of `AsyncSessionClient` (conversation_api.py, awaited)."""
+"""The conversation half of `AsyncSessionClient`: messages, prompt window, summaries, branches."""
 
 from __future__ import annotations
 

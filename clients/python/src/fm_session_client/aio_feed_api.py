@@ -1,5 +1,5 @@
-"""`AsyncSessionClient.watch()`: the change feed as an async iterator (feed.py keeps
-the state; this module only sends, reads and sleeps)."""
+"""`AsyncSessionClient.watch()`: the change feed as an iterator of typed events (feed.py
+keeps the state; this module only sends, reads and sleeps)."""
 
 from __future__ import annotations
 

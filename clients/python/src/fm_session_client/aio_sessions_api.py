@@ -1,4 +1,4 @@
-"""The sessions half of `AsyncSessionClient` (sessions_api.py, awaited)."""
+"""The sessions half of `AsyncSessionClient`: service, sessions, search, cases, administration."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any, TypeVar
 
 from fm_session_client import calls, models
 from fm_session_client.calls import UNSET, Call
-from fm_session_client.sessions_api import search_request
 
 T = TypeVar("T")
 
@@ -130,7 +129,7 @@ class AsyncSessionsApi:
         limit: int = 50,
         cursor: str | None = None,
     ) -> models.SearchResult:
-        request = search_request(
+        request = calls.search_request(
             status=status,
             query=query,
             metadata=metadata,
@@ -160,7 +159,7 @@ class AsyncSessionsApi:
         page_size: int = 100,
     ) -> AsyncIterator[models.Session]:
         """Every match, page after page, following `next_cursor`."""
-        request = search_request(
+        request = calls.search_request(
             status=status,
             query=query,
             metadata=metadata,

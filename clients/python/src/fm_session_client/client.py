@@ -1,6 +1,8 @@
-"""The blocking client. `AsyncSessionClient` (aio.py) has the same methods, awaited.
+# Written by clients/python/unasync.py from aio.py: edit that module, then run
+# `make client-sync`. tests/client/test_unasync.py fails when this file is stale.
+"""`SessionClient`: its settings, its HTTP client, and the `_run` that every method uses.
 
-Every method is one `Call` from calls.py run through `_run`, which owns retries: the
+Every method is one `Call` from calls/ run through `_run`, which owns retries: the
 same request (same Idempotency-Key) again after a transient failure, with backoff,
 until the operation's deadline.
 """

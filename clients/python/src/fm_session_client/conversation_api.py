@@ -1,4 +1,6 @@
-"""The conversation half of `SessionClient`: messages, the prompt window, summaries, branches."""
+# Written by clients/python/unasync.py from aio_conversation_api.py: edit that module, then run
+# `make client-sync`. tests/client/test_unasync.py fails when this file is stale.
+"""The conversation half of `SessionClient`: messages, prompt window, summaries, branches."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""`SessionClient.watch()`: the change feed as a generator, the blocking twin of
-aio_feed_api.py (feed.py keeps the state; this module only sends, reads and sleeps)."""
+# Written by clients/python/unasync.py from aio_feed_api.py: edit that module, then run
+# `make client-sync`. tests/client/test_unasync.py fails when this file is stale.
+"""`SessionClient.watch()`: the change feed as an iterator of typed events (feed.py
+keeps the state; this module only sends, reads and sleeps)."""
 
 from __future__ import annotations
 
@@ -78,7 +80,7 @@ class FeedApi:
 
     def _watch_once(
         self, watcher: feed.Watcher, probe: Call[models.FeedPoll], idle_timeout: float
-    ) -> Generator[feed.FeedEvent, None, None]:
+    ) -> Generator[feed.FeedEvent, None]:
         """One request: a stream until it ends, or one poll; then the wait before the next."""
         stream = not watcher.polling
         timeout = httpx.Timeout(

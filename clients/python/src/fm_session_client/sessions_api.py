@@ -1,4 +1,6 @@
-"""The sessions half of `SessionClient`: the service, sessions, search, cases, administration."""
+# Written by clients/python/unasync.py from aio_sessions_api.py: edit that module, then run
+# `make client-sync`. tests/client/test_unasync.py fails when this file is stale.
+"""The sessions half of `SessionClient`: service, sessions, search, cases, administration."""
 
 from __future__ import annotations
 
@@ -8,40 +10,6 @@ from typing import Any, TypeVar
 
 from fm_session_client import calls, models
 from fm_session_client.calls import UNSET, Call
-
-
-def _iso(value: str | datetime | None) -> str | None:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
-def search_request(
-    *,
-    status: models.SessionStatus | Sequence[models.SessionStatus] | None = None,
-    query: str | None = None,
-    metadata: Mapping[str, Any] | None = None,
-    session_type: str | None = None,
-    created_after: str | datetime | None = None,
-    created_before: str | datetime | None = None,
-    updated_after: str | datetime | None = None,
-    updated_before: str | datetime | None = None,
-    include_archived: bool = False,
-    limit: int = 50,
-    cursor: str | None = None,
-) -> models.SearchRequest:
-    return models.SearchRequest(
-        status=status if isinstance(status, str) or status is None else list(status),
-        query=query,
-        metadata=dict(metadata) if metadata is not None else None,
-        session_type=session_type,
-        created_after=_iso(created_after),
-        created_before=_iso(created_before),
-        updated_after=_iso(updated_after),
-        updated_before=_iso(updated_before),
-        include_archived=include_archived,
-        limit=limit,
-        cursor=cursor,
-    )
-
 
 T = TypeVar("T")
 
@@ -140,7 +108,7 @@ class SessionsApi:
         Walks the search cursor rather than list offsets: a session that becomes active
         during the walk would move between offset pages, but not out of a cursor walk.
         """
-        return self.iter_search(
+        yield from self.iter_search(
             status=status, include_archived=include_archived, page_size=page_size
         )
 
@@ -162,7 +130,7 @@ class SessionsApi:
         limit: int = 50,
         cursor: str | None = None,
     ) -> models.SearchResult:
-        request = search_request(
+        request = calls.search_request(
             status=status,
             query=query,
             metadata=metadata,
@@ -192,7 +160,7 @@ class SessionsApi:
         page_size: int = 100,
     ) -> Iterator[models.Session]:
         """Every match, page after page, following `next_cursor`."""
-        request = search_request(
+        request = calls.search_request(
             status=status,
             query=query,
             metadata=metadata,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -95,6 +96,40 @@ def list_sessions(
 def delete_all_sessions() -> Call[models.DeletedSessions]:
     # Deleting everything twice deletes the same thing: safe to repeat.
     return Call("DELETE", API, model_of(models.DeletedSessions), repeatable=True)
+
+
+def _iso(value: str | datetime | None) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def search_request(
+    *,
+    status: models.SessionStatus | Sequence[models.SessionStatus] | None = None,
+    query: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    session_type: str | None = None,
+    created_after: str | datetime | None = None,
+    created_before: str | datetime | None = None,
+    updated_after: str | datetime | None = None,
+    updated_before: str | datetime | None = None,
+    include_archived: bool = False,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> models.SearchRequest:
+    """The body of a search: tuples and datetimes as the service reads them."""
+    return models.SearchRequest(
+        status=status if isinstance(status, str) or status is None else list(status),
+        query=query,
+        metadata=dict(metadata) if metadata is not None else None,
+        session_type=session_type,
+        created_after=_iso(created_after),
+        created_before=_iso(created_before),
+        updated_after=_iso(updated_after),
+        updated_before=_iso(updated_before),
+        include_archived=include_archived,
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 def search(request: models.SearchRequest) -> Call[models.SearchResult]:
