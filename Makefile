@@ -16,7 +16,7 @@ MIN_STAMP := $(MIN_VENV)/.installed
 LATEST_VENV ?= .venv-latest
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test prometheus test-min test-latest lock check lint typecheck fmt docs docs-check docs-site bench clean
+.PHONY: run test prometheus test-min test-latest lock check lint typecheck fmt docs docs-check docs-site bench clean client-sync
 
 $(UV):
 	@test -x $(UV_VENV)/bin/python || $(PYTHON) -m venv $(UV_VENV)
@@ -111,6 +111,10 @@ docs-check: $(STAMP)
 	$(BIN)/python deploy/grafana/dashboard.py --check
 	$(BIN)/python deploy/prometheus/prometheusrule.py --check
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $$(mktemp -d)
+
+# The blocking Python client, rewritten from the asyncio one (tests/client/test_unasync.py).
+client-sync: $(STAMP)
+	$(BIN)/python clients/python/unasync.py
 
 # The manual (docs/) as a static site in site/.
 docs-site: $(STAMP)
