@@ -261,23 +261,13 @@ _UPDATE_DOC: dict[str, Any] = {
 }
 
 
-@router.patch("/{session_id}", summary="Update a session", **_UPDATE_DOC)
-async def patch_session(
-    session_id: SessionIdDep,
-    body: models.SessionUpdate,
-    user: UserDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    if_match: SessionIfMatchDep,
-) -> Response:
-    session = await store.update(
-        user.user_id, session_id, **inputs.changes(body, settings), if_match=if_match
-    )
-    return json_response(session, headers=tagged(session.etag))
-
-
-@router.put("/{session_id}", summary="Update a session (same as PATCH)", **_UPDATE_DOC)
-async def put_session(
+# One handler for both methods. The names keep each operation's OpenAPI operationId;
+# decorators apply bottom-up, so PATCH is registered (and documented) first.
+@router.put(
+    "/{session_id}", summary="Update a session (same as PATCH)", name="put_session", **_UPDATE_DOC
+)
+@router.patch("/{session_id}", summary="Update a session", name="patch_session", **_UPDATE_DOC)
+async def update_session(
     session_id: SessionIdDep,
     body: models.SessionUpdate,
     user: UserDep,
