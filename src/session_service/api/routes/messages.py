@@ -33,6 +33,18 @@ from session_service.transcript import json_transcript, markdown_transcript
 
 router = APIRouter(prefix="/api/v1/sessions/{session_id}", tags=["messages"])
 NOT_FOUND = errors.SessionNotFound
+#: What an append answers, one message or a batch.
+APPEND_ERRORS = (
+    NOT_FOUND,
+    errors.PreconditionFailed,
+    errors.SessionArchived,
+    errors.SessionFull,
+    errors.MessageTooLarge,
+    errors.IdempotencyKeyReused,
+    errors.UnknownToolCall,
+    errors.ToolCallAlreadyAnswered,
+    errors.DuplicateToolCall,
+)
 
 
 @router.post(
@@ -55,18 +67,7 @@ NOT_FOUND = errors.SessionNotFound
     response_model=models.AppendedMessage,
     responses={
         **tagged_responses(201, description="Appended"),
-        **error_responses(
-            NOT_FOUND,
-            errors.PreconditionFailed,
-            errors.SessionArchived,
-            errors.SessionFull,
-            errors.MessageTooLarge,
-            errors.IdempotencyKeyReused,
-            errors.UnknownToolCall,
-            errors.ToolCallAlreadyAnswered,
-            errors.DuplicateToolCall,
-            body=True,
-        ),
+        **error_responses(*APPEND_ERRORS, body=True),
     },
 )
 async def append_message(
@@ -124,18 +125,7 @@ async def append_message(
     response_model=models.AppendedBatch,
     responses={
         **tagged_responses(201, description="Appended, every message of the batch"),
-        **error_responses(
-            NOT_FOUND,
-            errors.PreconditionFailed,
-            errors.SessionArchived,
-            errors.SessionFull,
-            errors.MessageTooLarge,
-            errors.IdempotencyKeyReused,
-            errors.UnknownToolCall,
-            errors.ToolCallAlreadyAnswered,
-            errors.DuplicateToolCall,
-            body=True,
-        ),
+        **error_responses(*APPEND_ERRORS, body=True),
     },
 )
 async def append_batch(
