@@ -35,10 +35,11 @@ from pydantic_core import PydanticUndefined
 from redis.exceptions import RedisError
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from session_service import errors
 from session_service.api.handlers import error_response, refused
+from session_service.api.middleware import replay
 from session_service.api.solver import Context, Plan, Unsupported, check
 from session_service.store import translate
 
@@ -163,7 +164,7 @@ class FastPathMiddleware:
             try:
                 body = _parse(scope, raw, served.strict_content_type)
             except _Forward:
-                await self.app(scope, _replay(raw, receive), send)
+                await self.app(scope, replay(raw, receive), send)
                 return
         scope["route"] = served.route
         scope["endpoint"] = served.route.endpoint
@@ -199,19 +200,6 @@ async def _read_body(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-
-
-def _replay(raw: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": raw, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 def _parse(scope: Scope, raw: bytes, strict_content_type: bool) -> Any:

@@ -250,20 +250,24 @@ class GuardMiddleware:
                         break
         except TimeoutError:
             raise errors.RequestTimeout() from None
-        body = b"".join(chunks)
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        return replay
+        return replay(b"".join(chunks), receive)
 
     async def _check_rate(self, scope: Scope, user_id: str) -> None:
         store = scope["app"].state.store
         wait = await store.hit_rate_limit(user_id, self.rate_limit)
         if wait is not None:
             raise errors.RateLimited(wait)
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands out a body already read, whole, then defers to `receive`."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
