@@ -25,7 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from session_service.domain.status import SessionStatus
-from session_service.domain.text import NOT_UNICODE, lone_surrogate, unencodable
+from session_service.domain.text import NOT_UNICODE, check_json_bounds, lone_surrogate
 from session_service.domain.tokens import MAX_TOOL_CALLS, TokenCount, ToolCall, ToolCallId
 
 MAX_TITLE = 200
@@ -34,14 +34,6 @@ MAX_JSON_KEYS = 64
 MAX_JSON_BYTES = 16 * 1024
 MAX_JSON_DEPTH = 5
 MAX_KEY_LENGTH = 128
-
-
-def _depth(value: Any, level: int = 1) -> int:
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level)
-    return level - 1 if level > 1 else 0
 
 
 def check_json_object(value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -53,15 +45,7 @@ def check_json_object(value: dict[str, Any] | None) -> dict[str, Any] | None:
     for key in value:
         if not 1 <= len(key) <= MAX_KEY_LENGTH:
             raise ValueError(f"keys must be 1-{MAX_KEY_LENGTH} characters")
-    try:
-        size = len(orjson.dumps(value))
-    except orjson.JSONEncodeError:
-        raise ValueError(unencodable(value)) from None
-    if size > MAX_JSON_BYTES:
-        raise ValueError(f"at most {MAX_JSON_BYTES} bytes when serialized")
-    if _depth(value) > MAX_JSON_DEPTH:
-        raise ValueError(f"at most {MAX_JSON_DEPTH} levels deep")
-    return value
+    return check_json_bounds(value, MAX_JSON_BYTES, MAX_JSON_DEPTH)
 
 
 def _iso_text(value: Any) -> Any:

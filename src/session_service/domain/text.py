@@ -1,10 +1,15 @@
-"""Small text rules: titles derived from messages and search folding."""
+"""Small text rules: titles derived from messages, search folding, and the bounds of JSON
+values as stored (what orjson can serialize, how large, how deep)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+import orjson
 
 TITLE_FROM_MESSAGE_CHARS = 60
+
+J = TypeVar("J")
 
 
 def title_from_message(content: str, limit: int = TITLE_FROM_MESSAGE_CHARS) -> str:
@@ -70,3 +75,26 @@ def unencodable(value: Any) -> str:
     if where is not None:
         return ".".join(where) + ": " + NOT_UNICODE if where else NOT_UNICODE
     return "numbers must fit in 64 bits"
+
+
+def json_depth(value: Any) -> int:
+    """How deeply objects and arrays nest: 0 for a scalar, 1 for a flat object or array."""
+    if isinstance(value, dict):
+        return 1 + max((json_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((json_depth(v) for v in value), default=0)
+    return 0
+
+
+def check_json_bounds(value: J, max_bytes: int, max_depth: int) -> J:
+    """`value` unchanged when orjson serializes it within `max_bytes` and it nests no deeper
+    than `max_depth`; else ValueError saying which bound it breaks."""
+    try:
+        size = len(orjson.dumps(value))
+    except orjson.JSONEncodeError:
+        raise ValueError(unencodable(value)) from None
+    if size > max_bytes:
+        raise ValueError(f"at most {max_bytes} bytes when serialized")
+    if json_depth(value) > max_depth:
+        raise ValueError(f"at most {max_depth} levels deep")
+    return value

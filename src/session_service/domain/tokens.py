@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from session_service.domain.text import unencodable
+from session_service.domain.text import check_json_bounds
 
 MAX_TOOL_CALLS = 32  # per assistant message
 MAX_TOOL_CALL_ID = 128
@@ -36,24 +36,8 @@ ToolName = Annotated[
 TokenCount = Annotated[int, Field(ge=0, le=MAX_TOKEN_COUNT, strict=True)]
 
 
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
-
-
 def _check_arguments(value: dict[str, Any] | str) -> dict[str, Any] | str:
-    try:
-        size = len(orjson.dumps(value))
-    except orjson.JSONEncodeError:
-        raise ValueError(unencodable(value)) from None
-    if size > MAX_TOOL_ARGUMENTS_BYTES:
-        raise ValueError(f"at most {MAX_TOOL_ARGUMENTS_BYTES} bytes when serialized")
-    if _depth(value) > MAX_TOOL_ARGUMENTS_DEPTH:
-        raise ValueError(f"at most {MAX_TOOL_ARGUMENTS_DEPTH} levels deep")
-    return value
+    return check_json_bounds(value, MAX_TOOL_ARGUMENTS_BYTES, MAX_TOOL_ARGUMENTS_DEPTH)
 
 
 ToolArguments = Annotated[dict[str, Any] | str, AfterValidator(_check_arguments)]
