@@ -34,10 +34,7 @@ def message_id(seq: int) -> str:
 
 def message_seq(value: str) -> int | None:
     """The sequence number of a well-formed message id, else None."""
-    if MESSAGE_ID_RE.fullmatch(value) is None:
-        return None
-    seq = int(value[4:])
-    return seq if seq > 0 else None
+    return _seq(MESSAGE_ID_RE, value)
 
 
 def summary_id(seq: int) -> str:
@@ -46,7 +43,12 @@ def summary_id(seq: int) -> str:
 
 def summary_seq(value: str) -> int | None:
     """The sequence number of a well-formed summary id, else None."""
-    if SUMMARY_ID_RE.fullmatch(value) is None:
+    return _seq(SUMMARY_ID_RE, value)
+
+
+def _seq(pattern: re.Pattern[str], value: str) -> int | None:
+    # Both kinds are a four-character prefix and a number; 0 is never issued.
+    if pattern.fullmatch(value) is None:
         return None
     seq = int(value[4:])
     return seq if seq > 0 else None
