@@ -31,6 +31,7 @@ import inspect
 import os
 import time
 from collections.abc import AsyncIterator, Callable
+from types import TracebackType
 from typing import Any, TypeVar, get_args
 
 from prometheus_client import (
@@ -162,17 +163,34 @@ def _record_error(operation: str, exc: BaseException) -> None:
         STORAGE_ERRORS.labels(operation, exc.code).inc()
 
 
+class _Measured:
+    """One storage round trip: its latency observed and, when it raises, its error counted."""
+
+    __slots__ = ("operation", "started")
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+        self.started = time.perf_counter()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None:
+            _record_error(self.operation, exc)
+        _latency(self.operation).observe(time.perf_counter() - self.started)
+
+
 def _timed(operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
+        with _Measured(operation):
             return await method(*args, **kwargs)
-        except BaseException as exc:
-            _record_error(operation, exc)
-            raise
-        finally:
-            _latency(operation).observe(time.perf_counter() - started)
 
     return wrapper
 
@@ -186,16 +204,11 @@ def _timed_iter(operation: str, method: Callable[..., AsyncIterator[Any]]) -> Ca
         inner = method(*args, **kwargs)
         try:
             while True:
-                started = time.perf_counter()
-                try:
-                    item = await inner.__anext__()
-                except StopAsyncIteration:
-                    return
-                except BaseException as exc:
-                    _record_error(operation, exc)
-                    raise
-                finally:
-                    _latency(operation).observe(time.perf_counter() - started)
+                with _Measured(operation):
+                    try:
+                        item = await inner.__anext__()
+                    except StopAsyncIteration:
+                        return
                 yield item
         finally:
             await inner.aclose()  # type: ignore[attr-defined]
