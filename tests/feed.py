@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
 
 from session_service.app import create_app
 from tests.conftest import make_settings
-from tests.servers import free_port
+from tests.servers import free_port, uvicorn_thread
 
 
 @dataclass
@@ -38,23 +37,8 @@ def serve(redis_url: str, **overrides: Any) -> Iterator[Served]:
     """The app under uvicorn in a background thread, on a free loopback port."""
     overrides.setdefault("redis_timeout_seconds", 10.0)
     app = create_app(make_settings(redis_url, **overrides))
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
+    with uvicorn_thread(app) as port:
         yield Served(app, f"http://127.0.0.1:{port}")
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 def until(condition: Callable[[], Any], within: float = 60.0, what: str = "condition") -> Any:

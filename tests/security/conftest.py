@@ -10,19 +10,16 @@ from __future__ import annotations
 import contextlib
 import http.client
 import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import redis as sync_redis
-import uvicorn
 
 from session_service.app import create_app
 from tests.conftest import make_settings
-from tests.servers import free_port
+from tests.servers import uvicorn_thread
 
 
 @dataclass
@@ -55,24 +52,8 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
 @contextlib.contextmanager
 def serve(redis_url: str, **overrides: Any) -> Iterator[LiveServer]:
     """The app under uvicorn in a background thread, on a free loopback port."""
-    app = create_app(make_settings(redis_url, **overrides))
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
+    with uvicorn_thread(create_app(make_settings(redis_url, **overrides))) as port:
         yield LiveServer("127.0.0.1", port)
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 @pytest.fixture
