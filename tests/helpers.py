@@ -10,7 +10,7 @@ Requests (through the app client of the `client`/`make_client` fixtures):
 - `create_session(client, user_id, **body)`: a 201 create, its body.
 - `append(client, sid, content, role, user_id, **body)`: one message append, the response.
 - `appended(client, sid, **body)`: an append that must answer 201, its message.
-- `get_json(client, path, user_id)`: a GET that must answer 200, its body.
+- `get_json(client, path, user_id, params)`: a GET that must answer 200, its body.
 - `SESSION_WRITES`: the writes on one session that honour If-Match, as a table.
 - `mid(n)`: the id of the n-th message of a session (``msg_0000000001`` ...).
 - `epoch(iso)`, `epoch_ms(iso)`: a timestamp the service wrote, as seconds or milliseconds.
@@ -109,9 +109,11 @@ async def appended(client: httpx.AsyncClient, sid: str, **body: Any) -> dict[str
     return message
 
 
-async def get_json(client: httpx.AsyncClient, path: str, user_id: str = "u1") -> Any:
-    """A GET of `path` that must answer 200; its body."""
-    response = await client.get(path, headers=user(user_id))
+async def get_json(
+    client: httpx.AsyncClient, path: str, user_id: str = "u1", params: Any = None
+) -> Any:
+    """A GET of `path` (with query `params`) that must answer 200; its body."""
+    response = await client.get(path, params=params, headers=user(user_id))
     assert response.status_code == 200, response.text
     return response.json()
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API
+from tests.helpers import API, get_json
 from tests.servers import free_port
 
 TIMEOUT = 0.3  # CASE_SERVICE_TIMEOUT for these tests, in seconds
@@ -112,10 +112,8 @@ async def _link(client: httpx.AsyncClient, sid: str, case_id: str) -> httpx.Resp
 
 
 async def _cases(client: httpx.AsyncClient, sid: str, user_id: str = "u1") -> dict[str, Any]:
-    response = await client.get(f"{API}/{sid}/cases", headers=user(user_id))
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    cases: dict[str, Any] = await get_json(client, f"{API}/{sid}/cases", user_id)
+    return cases
 
 
 # ---- links --------------------------------------------------------------------------

@@ -17,7 +17,16 @@ from redis.asyncio import Redis
 
 from session_service.store.keys import Keys
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API, epoch, epoch_ms, keys_of, redis_now_ms, user_keys, wait_past
+from tests.helpers import (
+    API,
+    epoch,
+    epoch_ms,
+    get_json,
+    keys_of,
+    redis_now_ms,
+    user_keys,
+    wait_past,
+)
 
 KEYS = Keys("fms")
 
@@ -34,9 +43,7 @@ async def _search_total(client: httpx.AsyncClient, **body: Any) -> int:
 
 
 async def _list_total(client: httpx.AsyncClient, **params: Any) -> int:
-    response = await client.get(API, params=params, headers=user())
-    assert response.status_code == 200, response.text
-    total: int = response.json()["total"]
+    total: int = (await get_json(client, API, params=params))["total"]
     return total
 
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import create_session, user
-from tests.helpers import API
+from tests.helpers import API, get_json
 
 STATUSES = ["active", "in_progress", "completed", "archived", "abandoned"]
 ALLOWED: dict[str, set[str]] = {
@@ -46,10 +46,8 @@ async def _set_status(
 
 
 async def _get(client: httpx.AsyncClient, sid: str) -> dict[str, Any]:
-    response = await client.get(f"{API}/{sid}", headers=user())
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    session: dict[str, Any] = await get_json(client, f"{API}/{sid}")
+    return session
 
 
 # ---- transitions -------------------------------------------------------------------

@@ -15,7 +15,7 @@ from session_service.store.keys import Keys
 from session_service.store.protocol import PruneArgs
 from session_service.store.sessions import NewSession, SessionStore
 from tests.conftest import ClientFactory, user
-from tests.helpers import API, epoch_ms, redis_now_ms, user_keys, wait_past
+from tests.helpers import API, epoch_ms, get_json, redis_now_ms, user_keys, wait_past
 
 KEYS = Keys("fms")
 FILTERS: list[dict[str, Any]] = [
@@ -34,10 +34,8 @@ def _store(client: httpx.AsyncClient) -> SessionStore:
 
 
 async def _page(client: httpx.AsyncClient, params: dict[str, Any]) -> dict[str, Any]:
-    response = await client.get(API, params=params, headers=user())
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    page: dict[str, Any] = await get_json(client, API, params=params)
+    return page
 
 
 async def _pages(client: httpx.AsyncClient, params: dict[str, Any], limit: int) -> list[str]:
