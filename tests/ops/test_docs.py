@@ -104,14 +104,43 @@ def test_check_fails_when_a_generated_file_is_missing(
     assert "docs/api/openapi.json is out of date" in err
 
 
-def test_check_fails_when_the_readme_lost_its_markers(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+#: A page broken one way -> (the page, the text replaced, its replacement, what --check says).
+BROKEN_PAGES = {
+    "the_readme_lost_its_markers": (
+        "README.md",
+        "<!-- /GENERATED:STATS -->",
+        "",
+        "README.md lacks the markers of GENERATED:STATS",
+    ),
+    "a_setting_is_missing_from_the_configuration_page": (
+        "docs/configuration.md",
+        "`MAX_MESSAGE_BYTES`",
+        "MAX_MESSAGE_BYTES",
+        "docs/configuration.md does not document the setting MAX_MESSAGE_BYTES",
+    ),
+    **{
+        f"{page}_shows_a_wrong_default": (
+            page,
+            "| Port | `8001` |",
+            "| Port | `8080` |",
+            f"{page} shows PORT's default as `8080`; the code says `8001`",
+        )
+        for page in ("README.md", "docs/configuration.md")
+    },
+}
+
+
+@pytest.mark.parametrize(("page", "old", "new", "message"), BROKEN_PAGES.values(), ids=BROKEN_PAGES)
+def test_check_fails_when_a_page_is_broken(
+    page: str, old: str, new: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    readme = _fresh_docs(tmp_path, capsys) / "README.md"
-    readme.write_text(readme.read_text().replace("<!-- /GENERATED:STATS -->", ""))
+    path = _fresh_docs(tmp_path, capsys) / page
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
     code, err = _docs("--check", "--root", str(tmp_path), capsys=capsys)
     assert code == 1
-    assert "README.md lacks the markers of GENERATED:STATS" in err
+    assert message in err
 
 
 def test_yaml_and_json_documents_hold_the_same_spec() -> None:
@@ -204,27 +233,6 @@ async def test_markdown_export_media_type_is_documented_as_served(
     assert media_type == "text/markdown"
     path = _committed_spec()["paths"]["/api/v1/sessions/{session_id}/export"]
     assert media_type in path["get"]["responses"]["200"]["content"]
-
-
-def test_check_fails_when_a_setting_is_missing_from_the_configuration_page(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    page = _fresh_docs(tmp_path, capsys) / "docs/configuration.md"
-    page.write_text(page.read_text().replace("`MAX_MESSAGE_BYTES`", "MAX_MESSAGE_BYTES"))
-    code, err = _docs("--check", "--root", str(tmp_path), capsys=capsys)
-    assert code == 1
-    assert "docs/configuration.md does not document the setting MAX_MESSAGE_BYTES" in err
-
-
-@pytest.mark.parametrize("page", ["README.md", "docs/configuration.md"])
-def test_check_fails_when_a_page_shows_a_wrong_default(
-    page: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = _fresh_docs(tmp_path, capsys) / page
-    path.write_text(path.read_text().replace("| Port | `8001` |", "| Port | `8080` |"))
-    code, err = _docs("--check", "--root", str(tmp_path), capsys=capsys)
-    assert code == 1
-    assert f"{page} shows PORT's default as `8080`; the code says `8001`" in err
 
 
 def test_readme_configuration_table_matches_every_default_in_the_code() -> None:
