@@ -57,6 +57,27 @@ class Held:
         return reply
 
 
+async def _erase_one_slice(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, user_id: str
+) -> None:
+    """Erase `user_id` in a process that dies after the erase's first slice; then undo
+    `monkeypatch` (every patch of the test so far)."""
+    store = client.app.state.store  # type: ignore[attr-defined]
+    sliced = asyncio.Event()
+
+    async def die_after_one_slice(runs: int) -> None:
+        sliced.set()
+        await asyncio.Event().wait()  # the erasing process stops here for good
+
+    monkeypatch.setattr(store.scripts, "erase", Held(store.scripts.erase, die_after_one_slice))
+    erase = asyncio.ensure_future(client.delete(erase_url(user_id), headers=ADMIN))
+    await sliced.wait()
+    erase.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await erase
+    monkeypatch.undo()
+
+
 async def _status(client: httpx.AsyncClient, user_id: str, sid: str) -> int:
     return (await client.get(f"{API}/{sid}", headers=user(user_id))).status_code
 
@@ -111,23 +132,10 @@ async def test_an_interrupted_erase_leaves_every_operation_one_consistent_view(
     monkeypatch.setattr(erasure, "ERASE_SLICE", 4)
     limit = 240
     async with make_client(max_sessions_per_user=limit) as client:
-        store = client.app.state.store  # type: ignore[attr-defined]
         h = user("halted")
         # More than a small zset holds, so one slice of the erase is a part of them.
         before = [(await create_session(client, "halted"))["session_id"] for _ in range(200)]
-        sliced = asyncio.Event()
-
-        async def die_after_one_slice(runs: int) -> None:
-            sliced.set()
-            await asyncio.Event().wait()  # the erasing process stops here for good
-
-        monkeypatch.setattr(store.scripts, "erase", Held(store.scripts.erase, die_after_one_slice))
-        erase = asyncio.ensure_future(client.delete(erase_url("halted"), headers=ADMIN))
-        await sliced.wait()
-        erase.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await erase
-        monkeypatch.undo()
+        await _erase_one_slice(client, monkeypatch, "halted")
 
         readable = [sid for sid in before if await _status(client, "halted", sid) == 200]
         assert 0 < len(readable) < len(before), "not one slice"
@@ -227,22 +235,9 @@ async def test_sessions_an_interrupted_erase_left_still_expire(
 ) -> None:
     monkeypatch.setattr(erasure, "ERASE_SLICE", 4)
     async with make_client(max_sessions_per_user=250, default_session_ttl=2) as client:
-        store = client.app.state.store  # type: ignore[attr-defined]
         h = user("fading")
         before = [await create_session(client, "fading") for _ in range(200)]
-        sliced = asyncio.Event()
-
-        async def die_after_one_slice(runs: int) -> None:
-            sliced.set()
-            await asyncio.Event().wait()
-
-        monkeypatch.setattr(store.scripts, "erase", Held(store.scripts.erase, die_after_one_slice))
-        erase = asyncio.ensure_future(client.delete(erase_url("fading"), headers=ADMIN))
-        await sliced.wait()
-        erase.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await erase
-        monkeypatch.undo()
+        await _erase_one_slice(client, monkeypatch, "fading")
 
         # Until the server's clock passes every deadline (GET never shows an expired one).
         for session in before:
