@@ -9,7 +9,7 @@ Requests (through the app client of the `client`/`make_client` fixtures):
 - `user(user_id, **headers)`: the identity headers the gateway would set.
 - `create_session(client, user_id, **body)`: a 201 create, its body.
 - `append(client, sid, content, role, user_id, **body)`: one message append, the response.
-- `appended(client, sid, **body)`: an append that must answer 201, its message.
+- `appended(client, sid, user_id, **body)`: an append that must answer 201, its message.
 - `get_json(client, path, user_id, params)`: a GET that must answer 200, its body.
 - `SESSION_WRITES`: the writes on one session that honour If-Match, as a table.
 - `mid(n)`: the id of the n-th message of a session (``msg_0000000001`` ...).
@@ -101,9 +101,11 @@ async def append(
     )
 
 
-async def appended(client: httpx.AsyncClient, sid: str, **body: Any) -> dict[str, Any]:
-    """An append of exactly `body` that must answer 201; the stored message."""
-    response = await client.post(f"{API}/{sid}/messages", json=body, headers=user())
+async def appended(
+    client: httpx.AsyncClient, sid: str, user_id: str = "u1", **body: Any
+) -> dict[str, Any]:
+    """An append of exactly `body` as `user_id` that must answer 201; the stored message."""
+    response = await client.post(f"{API}/{sid}/messages", json=body, headers=user(user_id))
     assert response.status_code == 201, response.text
     message: dict[str, Any] = response.json()["message"]
     return message

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import create_session, user
+from tests.helpers import appended
 
 JSON = {"Accept": "application/json"}
 
@@ -28,13 +29,7 @@ async def poll(
 
 
 async def append(client: httpx.AsyncClient, sid: str, content: str, user_id: str = "u1") -> Any:
-    response = await client.post(
-        f"/api/v1/sessions/{sid}/messages",
-        json={"role": "user", "content": content},
-        headers=user(user_id),
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["message"]
+    return await appended(client, sid, user_id, role="user", content=content)
 
 
 async def until(condition: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:

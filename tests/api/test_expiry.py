@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -29,6 +30,13 @@ from tests.helpers import (
 )
 
 KEYS = Keys("fms")
+
+
+@pytest.fixture
+async def archived_kept(make_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]:
+    """Sessions idle out after two seconds; archived ones are kept until deleted."""
+    async with make_client(default_session_ttl=2, archived_session_ttl=0) as client:
+        yield client
 
 
 async def _get(client: httpx.AsyncClient, sid: str) -> httpx.Response:
@@ -131,24 +139,29 @@ async def test_every_read_agrees_the_instant_a_session_expires(
         assert resumed.status_code == 201
 
 
-async def test_list_total_drops_the_instant_a_session_expires_before_any_other_read(
-    make_client: ClientFactory,
-    redis: Redis,
-) -> None:
+@pytest.fixture
+async def just_expired(
+    make_client: ClientFactory, redis: Redis
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """A client and its one session, expired an instant ago and not read since."""
     async with make_client(default_session_ttl=1) as client:
         created = await create_session(client)
         await wait_past(redis, created["expires_at"])
-        assert await _list_total(client) == 0
+        yield client, created["session_id"]
+
+
+async def test_list_total_drops_the_instant_a_session_expires_before_any_other_read(
+    just_expired: tuple[httpx.AsyncClient, str],
+) -> None:
+    client, _ = just_expired
+    assert await _list_total(client) == 0
 
 
 async def test_get_is_404_the_instant_a_session_expires_before_any_other_read(
-    make_client: ClientFactory,
-    redis: Redis,
+    just_expired: tuple[httpx.AsyncClient, str],
 ) -> None:
-    async with make_client(default_session_ttl=1) as client:
-        created = await create_session(client)
-        await wait_past(redis, created["expires_at"])
-        assert (await _get(client, created["session_id"])).status_code == 404
+    client, sid = just_expired
+    assert (await _get(client, sid)).status_code == 404
 
 
 async def test_everything_a_session_owns_shares_its_deadline(
@@ -263,44 +276,43 @@ async def test_archived_sessions_are_kept_for_archived_session_ttl(
 
 
 async def test_archived_session_ttl_zero_keeps_archived_sessions_until_deleted(
-    make_client: ClientFactory, redis: Redis
+    archived_kept: httpx.AsyncClient, redis: Redis
 ) -> None:
-    async with make_client(default_session_ttl=2, archived_session_ttl=0) as client:
-        created = await create_session(client)
-        sid = created["session_id"]
-        await client.post(f"{API}/{sid}/messages", json={"role": "user", "content": "x"},
-                          headers=user())  # fmt: skip
-        active_deadline = (await _get(client, sid)).json()["expires_at"]
-        archived = (await client.post(f"{API}/{sid}/archive", headers=user())).json()
-        assert archived["expires_at"] is None
-        await wait_past(redis, active_deadline)
-        got = await _get(client, sid)
-        assert got.status_code == 200
-        assert got.json()["expires_at"] is None
-        assert got.json()["message_count"] == 1
-        assert await redis.pttl(KEYS.session("u1", sid)) == -1
-        assert await redis.pttl(KEYS.messages("u1", sid)) == -1
-        assert await _list_total(client, status="archived") == 1
+    client = archived_kept
+    sid = (await create_session(client))["session_id"]
+    await client.post(f"{API}/{sid}/messages", json={"role": "user", "content": "x"},
+                      headers=user())  # fmt: skip
+    active_deadline = (await _get(client, sid)).json()["expires_at"]
+    archived = (await client.post(f"{API}/{sid}/archive", headers=user())).json()
+    assert archived["expires_at"] is None
+    await wait_past(redis, active_deadline)
+    got = await _get(client, sid)
+    assert got.status_code == 200
+    assert got.json()["expires_at"] is None
+    assert got.json()["message_count"] == 1
+    assert await redis.pttl(KEYS.session("u1", sid)) == -1
+    assert await redis.pttl(KEYS.messages("u1", sid)) == -1
+    assert await _list_total(client, status="archived") == 1
 
 
 async def test_restore_gives_a_fresh_inactivity_window(
-    make_client: ClientFactory, redis: Redis
+    archived_kept: httpx.AsyncClient, redis: Redis
 ) -> None:
-    async with make_client(default_session_ttl=2, archived_session_ttl=0) as client:
-        created = await create_session(client)
-        sid = created["session_id"]
-        await client.post(f"{API}/{sid}/archive", headers=user())
-        await wait_past(redis, created["expires_at"])
-        restored = await client.post(f"{API}/{sid}/restore", headers=user())
-        assert restored.status_code == 200
-        body = restored.json()
-        assert body["status"] == "active"
-        assert epoch(body["expires_at"]) > time.time()
-        assert (await _get(client, sid)).status_code == 200
-        assert await _list_total(client) == 1
-        await wait_past(redis, body["expires_at"])
-        assert (await _get(client, sid)).status_code == 404
-        assert await _list_total(client) == 0
+    client = archived_kept
+    created = await create_session(client)
+    sid = created["session_id"]
+    await client.post(f"{API}/{sid}/archive", headers=user())
+    await wait_past(redis, created["expires_at"])
+    restored = await client.post(f"{API}/{sid}/restore", headers=user())
+    assert restored.status_code == 200
+    body = restored.json()
+    assert body["status"] == "active"
+    assert epoch(body["expires_at"]) > time.time()
+    assert (await _get(client, sid)).status_code == 200
+    assert await _list_total(client) == 1
+    await wait_past(redis, body["expires_at"])
+    assert (await _get(client, sid)).status_code == 404
+    assert await _list_total(client) == 0
 
 
 @pytest.mark.parametrize("how", ["archive", "patch"])
