@@ -15,9 +15,15 @@ from session_service.store.connection.client import build_client
 from tests.conftest import make_settings
 
 
-async def test_a_request_waits_for_a_connection_released_meanwhile(redis_url: str) -> None:
-    client = build_client(make_settings(redis_url, redis_max_connections=1), redis_url)
+def _one_connection(redis_url: str, **settings: Any) -> Redis:
+    """A standalone client whose pool holds a single connection."""
+    client = build_client(make_settings(redis_url, redis_max_connections=1, **settings), redis_url)
     assert isinstance(client, Redis)
+    return client
+
+
+async def test_a_request_waits_for_a_connection_released_meanwhile(redis_url: str) -> None:
+    client = _one_connection(redis_url)
     pool = client.connection_pool
     held = await pool.get_connection()
 
@@ -34,9 +40,7 @@ async def test_a_request_waits_for_a_connection_released_meanwhile(redis_url: st
 async def test_an_exhausted_pool_fails_after_the_timeout_instead_of_hanging(
     redis_url: str,
 ) -> None:
-    settings = make_settings(redis_url, redis_max_connections=1, redis_timeout_seconds=0.3)
-    client = build_client(settings, redis_url)
-    assert isinstance(client, Redis)
+    client = _one_connection(redis_url, redis_timeout_seconds=0.3)
     held = await client.connection_pool.get_connection()
     with pytest.raises(rx.ConnectionError):
         await asyncio.wait_for(client.ping(), timeout=5)
@@ -82,9 +86,7 @@ async def test_a_waiting_request_is_not_overtaken_by_a_later_one(redis_url: str)
     """First come, first served: a request that gives its connection back and asks
     again at once (as one with several commands does) queues behind the one already
     waiting, which would otherwise starve into a 503 while the later requests succeed."""
-    settings = make_settings(redis_url, redis_max_connections=1, redis_timeout_seconds=3)
-    client = build_client(settings, redis_url)
-    assert isinstance(client, Redis)
+    client = _one_connection(redis_url, redis_timeout_seconds=3)
     pool = client.connection_pool
     held = await pool.get_connection()
     waiting = asyncio.create_task(client.ping())
@@ -106,9 +108,7 @@ async def test_a_request_cancelled_as_it_is_handed_a_connection_passes_it_on(
 ) -> None:
     """A request that gives up (its client left) at the moment a connection is
     released to it must not take the release with it: the next in line is served."""
-    settings = make_settings(redis_url, redis_max_connections=1, redis_timeout_seconds=3)
-    client = build_client(settings, redis_url)
-    assert isinstance(client, Redis)
+    client = _one_connection(redis_url, redis_timeout_seconds=3)
     pool = client.connection_pool
     held = await pool.get_connection()
     first = asyncio.create_task(client.ping())
