@@ -29,7 +29,7 @@ from tests.model.workload import LONG_TIMEOUT_MINUTES, NO_MESSAGE, msg_seq
 #: Stages of a rewind or fork copy expire by themselves after this long (STAGING_TTL_MS).
 STAGING_TTL_MS = 600_000
 SESSION_KEYED = frozenset("smiktygo")
-TTL_KEYS = ("q:", "r:", "w:", "ws", "rb")
+TTL_KEYS = ("q:", "r:", "w:", "ws")
 ERASE_KEYS = ("e", "es", "el")
 STATUSES = ("active", "in_progress", "completed", "abandoned", "archived")
 ROLE_FIELDS = {"user": "user", "assistant": "assistant", "system": "system", "tool": "tool"}

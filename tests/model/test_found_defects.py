@@ -115,6 +115,72 @@ async def test_without_confirmed_reads_a_read_may_show_a_write_a_failover_loses(
     assert (second, after) == ("msg_0000000001", [("msg_0000000001", "B")])
 
 
+async def test_a_failover_between_a_read_and_its_confirmation_answers_503(
+    tmp_path: Path,
+) -> None:
+    """Review of the fix above: the read runs on the old master and shows A; its
+    confirmation is held (a gate in front of `confirm_reads`, nothing below it is
+    replaced) until the failover is over, and then reaches the new master, whose
+    replica would confirm it. The answer was read elsewhere, so it is a 503."""
+    with sentinel_topology(tmp_path) as topology:
+        settings = make_settings(
+            None,
+            redis_mode="sentinel",
+            redis_sentinel_hosts=topology.hosts,
+            redis_min_replicas_ack=1,
+            redis_replica_ack_timeout_ms=300,
+            redis_timeout_seconds=10.0,
+            redis_confirmed_reads=True,
+        )
+        async with running_app(settings) as client:
+            created = await client.post(API, json={"timeout_minutes": 60}, headers=user())
+            assert created.status_code == 201, created.text
+            sid = created.json()["session_id"]
+            master, replica = topology.master, topology.replicas[0]
+            assert master.process is not None and replica.process is not None
+            store: Any = client.app.state.store  # type: ignore[attr-defined]
+            original = store.confirm_reads
+            reached, release = asyncio.Event(), asyncio.Event()
+
+            async def gated(user_id: str) -> None:
+                reached.set()
+                await release.wait()
+                await original(user_id)
+
+            os.kill(replica.process.pid, signal.SIGSTOP)
+            try:
+                with sync_client(master.port) as admin:
+                    admin.execute_command("CLIENT", "KILL", "TYPE", "replica")
+                first = await client.post(
+                    f"{API}/{sid}/messages", json={"role": "user", "content": "A"}, headers=user()
+                )
+                assert first.status_code == 503, first.text
+                store.confirm_reads = gated
+                read = asyncio.create_task(client.get(f"{API}/{sid}/messages", headers=user()))
+                await asyncio.wait_for(reached.wait(), 30)  # the read is done, barrier pending
+                old_port = master.port
+                master.stop(hard=True)
+            finally:
+                os.kill(replica.process.pid, signal.SIGCONT)
+            new_port = await asyncio.to_thread(topology.wait_promoted, old_port)
+            master.extra += ["--replicaof", "127.0.0.1", str(new_port)]
+            await asyncio.to_thread(master.start)
+            for _ in range(300):  # the restarted node is the new master's replica
+                with sync_client(new_port) as promoted:
+                    if int(promoted.info("replication").get("connected_slaves", 0)) >= 1:
+                        break
+                await asyncio.sleep(0.1)
+            release.set()
+            seen = await read
+            store.confirm_reads = original
+            shown = [(m["message_id"], m["content"]) for m in seen.json().get("messages", [])]
+            second = await _append_until_acknowledged(client, sid, "B")
+            final = await client.get(f"{API}/{sid}/messages", headers=user())
+            after = [(m["message_id"], m["content"]) for m in final.json()["messages"]]
+            assert (seen.status_code, shown) == (503, []), seen.text
+            assert after == [(second, "B")]
+
+
 async def test_an_erase_spares_the_messages_a_concurrent_rewind_keeps(
     make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,6 +9,8 @@ Cluster, and a change-feed stream confirms what it delivers.
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
 import httpx
@@ -19,6 +21,7 @@ from tests.conftest import make_settings, running_app, user
 from tests.feed import Watch, serve
 from tests.helpers import API
 from tests.topology.conftest import Topology, _topology
+from tests.topology.servers import SentinelTopology
 
 
 @pytest.fixture(params=("sentinel", "cluster"))
@@ -130,3 +133,53 @@ def test_a_stream_confirms_what_it_delivers(replicated: Topology) -> None:
 def test_confirmed_reads_need_replicas_to_wait_for() -> None:
     with pytest.raises(ValueError, match="REDIS_CONFIRMED_READS needs REDIS_MIN_REPLICAS_ACK"):
         make_settings("redis://127.0.0.1:6379/0", redis_confirmed_reads=True)
+
+
+async def test_reads_stay_confirmed_when_redis_is_out_of_memory(replicated: Topology) -> None:
+    """The barrier stores nothing (SPUBLISH), so a full Redis refuses writes, not reads."""
+    async with running_app(make_settings(None, **confirmed(replicated))) as client:
+        sid = (await client.post(API, json={}, headers=user())).json()["session_id"]
+        try:
+            for url in replicated.primaries():
+                async with Redis.from_url(url) as node:
+                    await node.config_set("maxmemory", 1)
+            read = await client.get(f"{API}/{sid}", headers=user())
+            assert read.status_code == 200, read.text
+            refused = await client.patch(f"{API}/{sid}", json={"title": "x"}, headers=user())
+            assert refused.status_code == 507, refused.text  # the write is what is refused
+        finally:
+            for url in replicated.primaries():
+                async with Redis.from_url(url) as node:
+                    await node.config_set("maxmemory", 0)
+
+
+async def test_bad_input_is_a_4xx_while_no_replica_confirms(sentinel: SentinelTopology) -> None:
+    """An answer that read nothing needs no confirmation: a refused body stays a 422 and
+    an unknown route a 404 while the replica is stopped; a read is a 503 then (so is a
+    refused body on a session's route: whether the session exists is read first)."""
+    settings = make_settings(
+        None,
+        redis_mode="sentinel",
+        redis_sentinel_hosts=sentinel.hosts,
+        redis_min_replicas_ack=1,
+        redis_replica_ack_timeout_ms=300,
+        redis_confirmed_reads=True,
+    )
+    async with running_app(settings) as client:
+        sid = (await client.post(API, json={}, headers=user())).json()["session_id"]
+        master = sentinel.master_port()
+        replica = next(p for p in [sentinel.master, *sentinel.replicas] if p.port != master)
+        assert replica.process is not None
+        os.kill(replica.process.pid, signal.SIGSTOP)
+        try:
+            bad = await client.post(API, json={"timeout_minutes": "soon"}, headers=user())
+            assert bad.status_code == 422, bad.text
+            unknown = await client.get(f"{API}/{sid}/nothing-here", headers=user())
+            assert unknown.status_code == 404, unknown.text
+            read = await client.get(f"{API}/{sid}", headers=user())
+            assert read.status_code == 503, read.text
+            assert read.json()["code"] == "storage_unavailable"
+            assert read.headers["retry-after"]
+        finally:
+            os.kill(replica.process.pid, signal.SIGCONT)
+        sentinel.wait_healthy(timeout=90)

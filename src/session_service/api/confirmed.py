@@ -9,12 +9,15 @@ it, docs/model-checking.md). With confirmed reads, every answer under /api/ is
 held until the replicas confirm everything the user's node held when it was read.
 
 The answer is read first and confirmed after, so the confirmation covers it: the
-response's start is held until its first body message, and the barrier runs then.
-A write whose own WAIT ran after a barrier (store `_write_acked`) has confirmed its
-answer already and is not confirmed twice. A streamed answer (the change feed,
-an export) confirms each chunk before it goes out; a chunk that cannot be
-confirmed ends the stream (the client resumes from its last event). 5xx answers
-show nothing and are sent as they are.
+response's start is held until its first body message, and the barrier runs then,
+if the request read Redis since its last confirmation (a write whose own WAIT ran
+after a barrier has confirmed its answer already; a refused body read nothing).
+The barrier must reach the server the answer was read from: a failover in between
+is a 503 (store `confirm_reads`). A streamed answer (the change feed, an export)
+confirms each chunk that carries data before it goes out (its events may have been
+read by a shared task, so always); SSE comments and retry hints carry none. A chunk
+that cannot be confirmed ends the stream (the client resumes from its last
+event). 5xx answers show nothing and are sent as they are.
 """
 
 from __future__ import annotations
@@ -68,9 +71,14 @@ class ConfirmedReadsMiddleware:
                             await send_error(send, error)
                             return
                     await send(start)
-                elif message.get("body"):
+                elif _shows_data(message.get("body", b"")):
                     # A later chunk of a stream was read after the first was confirmed.
                     await store.confirm_reads(user_id)
             await send(message)
 
         await self.app(scope, receive, confirmed_send)
+
+
+def _shows_data(chunk: bytes) -> bool:
+    """A stream chunk that is not only an SSE comment (a heartbeat) or a retry hint."""
+    return bool(chunk) and not chunk.startswith((b":", b"retry:"))

@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar
 
+from redis import exceptions as rx
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
@@ -128,10 +129,12 @@ class StoreBase:
     async def confirm_reads(self, user_id: str) -> None:
         """Answer only once REDIS_MIN_REPLICAS_ACK replicas hold what the answer shows.
 
-        A barrier write, then WAIT, on the user's node: replication is in order, so a
-        replica that confirms the barrier holds everything the node held when the
-        answer was read. 503 when too few confirm in time: the answer may show a write
-        that a failover would lose (and whose id a later write would then reuse).
+        A barrier (SPUBLISH to the user's shard channel), then WAIT, on one connection
+        to the user's node: replication is in order, so a replica that confirms the
+        barrier holds everything the node held when the answer was read. 503 when
+        too few confirm in time (the answer may show a write that a failover would
+        lose, and whose id a later write would then reuse), or when the answer was
+        read from another server than the barrier reached (a failover in between).
         """
         acked = await confirm(
             self.client,
@@ -139,13 +142,25 @@ class StoreBase:
             self.min_replicas_ack,
             self.replica_ack_timeout_ms,
         )
+        ticket = confirmation.current_ticket()
+        if isinstance(acked, rx.MovedError):
+            await self.client.nodes_manager.move_slot(acked)
+            raise errors.StorageUnavailable(
+                "The user's data moved to another node while this answer was read."
+            )
         if isinstance(acked, Exception):
             raise acked
+        if ticket is not None and len(ticket.servers) > 1:
+            raise errors.StorageUnavailable(
+                "This answer was read from a server that is no longer the master (a "
+                "failover); it may show a write the failover lost."
+            )
         if int(acked) < self.min_replicas_ack:
             raise errors.StorageUnavailable(
                 f"What this answer shows reached {acked} of {self.min_replicas_ack} required "
                 "replicas in time (REDIS_CONFIRMED_READS); it may not survive a failover."
             )
+        confirmation.mark_confirmed()
 
     def _record_evictions(self, user_id: str, session_ids: Sequence[str]) -> list[str]:
         """Count and log sessions the limit policy deleted (ids only, the user hashed)."""

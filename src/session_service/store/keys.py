@@ -35,8 +35,9 @@ another user's id as a prefix of the whole tag)::
     P:{U}:w:<walk>       zset    one search walk's matches, sid -> last activity (ms)
     P:{U}:ws             zset    the user's search walks, walk id -> scan completed (ms)
     P:{U}:v              zset    the user's open watchers (change feed), id -> lease end (ms)
-    P:{U}:rb             string  written (1 s TTL) before a WAIT that confirms what an answer
-                                 shows (REDIS_CONFIRMED_READS); its value is never read
+    P:{U}:rb             channel a read barrier: SPUBLISHed (nobody subscribes) before a
+                                 WAIT that confirms what an answer shows
+                                 (REDIS_CONFIRMED_READS); no key is stored
     P:feed               channel change notifications of every user (lib.lua's notify)
 
 Every key of a user carries the same hash tag ``{U}``, so all of them live in
@@ -227,6 +228,7 @@ class Keys:
         return f"{self.base(user_id)}{IMPORTED}{session_id}"
 
     def read_barrier(self, user_id: str) -> str:
+        """The user's shard channel a read barrier is published to (no key)."""
         return f"{self.base(user_id)}{READ_BARRIER}"
 
     def rate(self, user_id: str, minute: int) -> str:

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 from redis.asyncio.connection import AbstractConnection, Connection
 
+from session_service.store.confirmation import ServedBy
+
 _pack: Callable[..., bytes] | None
 try:
     from hiredis import pack_command as _pack
@@ -50,13 +52,16 @@ C = TypeVar("C", bound=AbstractConnection)
 
 
 def hiredis_packing(connection_class: type[C]) -> type[C]:
-    """`connection_class` packing with hiredis; one subclass per class, made once."""
+    """`connection_class` packing with hiredis, and telling the request's read
+    confirmation which server it sent to (store/confirmation.py); one subclass per
+    class, made once."""
     if issubclass(connection_class, HiredisPacking):
         return connection_class
     made = _made.get(connection_class)
     if made is None:
         name = f"Hiredis{connection_class.__name__}"
-        made = _made[connection_class] = type(name, (HiredisPacking, connection_class), {})
+        bases = (HiredisPacking, ServedBy, connection_class)
+        made = _made[connection_class] = type(name, bases, {})
     return made
 
 

@@ -70,15 +70,19 @@ class ServiceCluster(RedisCluster):
         return ServiceClusterPipeline(self, transaction)  # type: ignore[abstract]
 
 
-async def on_owner(client: RedisCluster, key: str, commands: list[tuple[Any, ...]]) -> list[Any]:
+async def on_owner(
+    client: RedisCluster, key: str, commands: list[tuple[Any, ...]], follow_moved: bool = True
+) -> list[Any]:
     """Send `commands` over one connection to the primary serving `key`.
 
     Answers each command's reply or exception. MOVED is followed (the slot has a
-    new owner) but ASK is not: during a slot migration a script's undeclared keys
-    may be split between two nodes, so it answers 503 until the slot has moved.
+    new owner) unless `follow_moved` is false (a read barrier must reach the node
+    the answer was read from, or none), but ASK is not: during a slot migration a
+    script's undeclared keys may be split between two nodes, so it answers 503
+    until the slot has moved.
     """
     await client.initialize()
-    for _ in range(2):
+    for _ in range(2 if follow_moved else 1):
         try:
             node = client.get_node_from_key(key)
         except rx.SlotNotCoveredError as exc:

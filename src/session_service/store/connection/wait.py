@@ -9,16 +9,18 @@ from redis.asyncio.cluster import RedisCluster
 from session_service.store.connection.client import RedisClient
 from session_service.store.connection.cluster import on_owner
 
-#: How long a read barrier's key lives: long enough for its WAIT, never read back.
-BARRIER_TTL_MS = 1000
-
 
 def barrier_command(barrier: str) -> tuple[Any, ...]:
-    """A write that moves the connection's replication offset past everything the
-    server holds now, so the WAIT after it confirms all of it (a read-only command
-    or a script that wrote nothing leaves the offset where the connection's last
-    write put it, and WAIT would confirm only that)."""
-    return ("SET", barrier, "1", "PX", BARRIER_TTL_MS)
+    """A replicated command that moves the connection's replication offset past
+    everything the server holds now, so the WAIT after it confirms all of it (a
+    read-only command or a script that wrote nothing leaves the offset where the
+    connection's last write put it, and WAIT would confirm only that).
+
+    SPUBLISH to the user's shard channel, which nobody subscribes to: it is
+    replicated like a write, but stores nothing, is allowed when Redis is out of
+    memory (a SET would be refused, and every read with it), and on Cluster stays
+    on the user's shard (PUBLISH would go to every node)."""
+    return ("SPUBLISH", barrier, "")
 
 
 async def eval_and_wait(
@@ -52,17 +54,18 @@ async def eval_and_wait(
 
 async def confirm(client: RedisClient, barrier: str, replicas: int, timeout_ms: int) -> Any:
     """A read barrier: how many replicas hold everything the barrier's node held when
-    it ran (WAIT's answer, or the exception the barrier or the WAIT raised)."""
+    it ran (WAIT's answer, or the exception the barrier or the WAIT raised). On
+    Cluster a MOVED is not followed: the new owner never served the answer."""
     commands = [barrier_command(barrier), ("WAIT", replicas, timeout_ms)]
-    written, acked = await _on_one_connection(client, barrier, commands)
+    written, acked = await _on_one_connection(client, barrier, commands, follow_moved=False)
     return written if isinstance(written, Exception) else acked
 
 
 async def _on_one_connection(
-    client: RedisClient, key: str, commands: list[tuple[Any, ...]]
+    client: RedisClient, key: str, commands: list[tuple[Any, ...]], follow_moved: bool = True
 ) -> list[Any]:
     if isinstance(client, RedisCluster):
-        return await on_owner(client, key, commands)
+        return await on_owner(client, key, commands, follow_moved=follow_moved)
     pipe = client.pipeline(transaction=False)
     for command in commands:
         pipe.execute_command(*command)
