@@ -77,10 +77,16 @@ local function union_page()
   end
   if skip > 0 then
     local target = tied - 1 - skip  -- rows of the millisecond below the page's first
-    while true do
+    -- Each round shrinks the widest window, which always holds the target: at most
+    -- the windows' summed log2 rounds. Guarded anyway: a script that has pruned
+    -- (written) can no longer be killed, so it must never spin.
+    for round = 1, 64 * #runs + 64 do
       local widest = runs[1]
       for _, r in ipairs(runs) do
         if r.hi - r.lo > widest.hi - widest.lo then widest = r end
+      end
+      if widest.hi <= widest.lo or round == 64 * #runs + 64 then
+        error('list.lua: the page start inside a tie set was not found')
       end
       local mid = math.floor((widest.lo + widest.hi) / 2)
       local pivot = row_at(widest, mid)
