@@ -19,12 +19,27 @@ import base64
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-from tests.model.final import FinalSession, FinalState, KeyInfo
+from tests.model.batch_rules import batches_atomic
+from tests.model.facts import (
+    Facts,
+    Violation,
+    appended,
+    facts_of,
+    final_of,
+    lineage_tokens,
+    message_views,
+    rewind_to,
+    rewinds_removing,
+    session_removals,
+)
+from tests.model.feed_rules import feeds_deliver
+from tests.model.final import FinalState, KeyInfo
 from tests.model.history import WRITES, Op
-from tests.model.workload import LONG_TIMEOUT_MINUTES, NO_MESSAGE, msg_seq
+from tests.model.workload import msg_seq
+
+__all__ = ["RULES", "Violation", "check"]
 
 #: Stages of a rewind or fork copy expire by themselves after this long (STAGING_TTL_MS).
 STAGING_TTL_MS = 600_000
@@ -33,76 +48,6 @@ TTL_KEYS = ("q:", "r:", "w:", "ws")
 ERASE_KEYS = ("e", "es", "el")
 STATUSES = ("active", "in_progress", "completed", "abandoned", "archived")
 ROLE_FIELDS = {"user": "user", "assistant": "assistant", "system": "system", "tool": "tool"}
-
-
-@dataclass(frozen=True)
-class Violation:
-    kind: str
-    user: str
-    subject: str
-    text: str
-    ops: tuple[int, ...] = ()
-    sessions: tuple[str, ...] = ()  # where it shows: their histories are printed with it
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.kind, self.user, self.subject)
-
-
-@dataclass
-class Facts:
-    """What the history says, indexed for the rules."""
-
-    history: list[Op]
-    created: dict[str, Op] = field(default_factory=dict)  # sid -> the first ok create/fork
-    short: dict[str, bool] = field(default_factory=dict)
-    owner: dict[str, str] = field(default_factory=dict)
-    parent: dict[str, str] = field(default_factory=dict)  # fork -> source
-    by_sid: dict[str, list[Op]] = field(default_factory=lambda: defaultdict(list))
-    by_user: dict[str, list[Op]] = field(default_factory=lambda: defaultdict(list))
-    sent: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # sid -> tokens
-    acked_at: dict[str, float] = field(default_factory=dict)  # token -> first ok append's end
-    client_ids: dict[str, str] = field(default_factory=dict)  # sid -> its client_id
-    index: dict[int, Op] = field(default_factory=dict)
-
-
-def facts_of(history: list[Op], final: FinalState | None = None) -> Facts:
-    facts = Facts(history, index={op.index: op for op in history})
-    for op in history:
-        facts.by_user[op.user].append(op)
-        if op.sid:
-            facts.by_sid[op.sid].append(op)
-        if op.kind in ("create", "fork") and op.ok and isinstance(op.body, dict):
-            _learn_session(facts, op)
-        if op.kind == "append" and op.possible and op.sid:
-            token = op.args["body"]["content"]
-            facts.sent[op.sid].add(token)
-            if op.ok:
-                facts.acked_at[token] = min(facts.acked_at.get(token, op.end), op.end)
-    for sessions in final.sessions.values() if final is not None else ():
-        for sid, fs in sessions.items():
-            forked = fs.body.get("forked_from")
-            if forked:
-                facts.parent.setdefault(sid, forked["session_id"])
-            if fs.body.get("timeout_minutes") != LONG_TIMEOUT_MINUTES:
-                facts.short.setdefault(sid, True)
-    return facts
-
-
-def _learn_session(facts: Facts, op: Op) -> None:
-    """A create or fork answered with a session: who owns it, where it came from, and
-    whether it may expire during the run (created without a long timeout)."""
-    sid = op.body["session_id"]
-    first = facts.created.get(sid)
-    if first is None or op.end < first.end:
-        facts.created[sid] = op
-    facts.owner[sid] = op.user
-    if op.body.get("client_id"):
-        facts.client_ids[sid] = op.body["client_id"]
-    # The answer's own timeout: a resume by client_id answers the session it found.
-    facts.short.setdefault(sid, op.body.get("timeout_minutes") != LONG_TIMEOUT_MINUTES)
-    if op.kind == "fork":
-        facts.parent[sid] = op.sid or ""
 
 
 def check(history: list[Op], final: FinalState) -> list[Violation]:
@@ -116,32 +61,8 @@ def check(history: list[Op], final: FinalState) -> list[Violation]:
 # ---- helpers -------------------------------------------------------------------------
 
 
-def _session_removals(facts: Facts, sid: str, user: str) -> Iterable[Op]:
-    for op in facts.by_sid.get(sid, []):
-        if op.kind == "delete" and op.possible:
-            yield op
-    for op in facts.by_user.get(user, []):
-        if op.kind in ("delete_all", "erase") and op.possible:
-            yield op
-
-
-def _rewinds_removing(facts: Facts, sid: str, seq: int, after: float) -> list[Op]:
-    """Possible rewinds of `sid` that could have run after `after` and removed `seq`."""
-    out = []
-    for op in facts.by_sid.get(sid, []):
-        if op.kind == "rewind" and op.possible and op.end > after:
-            to = op.args["body"]["to_message_id"]
-            if (0 if to == NO_MESSAGE else msg_seq(to)) < seq:
-                out.append(op)
-    return out
-
-
-def _final(final: FinalState, user: str, sid: str) -> FinalSession | None:
-    return final.sessions.get(user, {}).get(sid)
-
-
 def _seen_sessions(op: Op) -> list[str]:
-    """Sessions an acknowledged answer shows to exist."""
+    """Sessions an acknowledged answer shows to exist (a feed poll: when it opened)."""
     if not op.ok or op.kind in ("create", "delete", "delete_all", "erase", "statistics"):
         return []
     if op.kind in ("search", "list"):
@@ -150,82 +71,81 @@ def _seen_sessions(op: Op) -> list[str]:
 
 
 def _seen_tokens(op: Op) -> list[tuple[str, str]]:
-    """(session, message content) pairs an acknowledged read shows."""
-    if op.ok and op.kind == "messages" and op.sid:
-        return [(op.sid, m["content"]) for m in op.body.get("messages", [])]
-    return []
+    """(session, message content) pairs an acknowledged read or feed poll shows."""
+    return [(op.sid, m["content"]) for m in message_views(op)] if op.sid else []
 
 
 # ---- rules ---------------------------------------------------------------------------
 
 
 def acknowledged_appends(facts: Facts, final: FinalState) -> Iterable[Violation]:
-    """Every acknowledged append is stored once, at its id, unless a rewind removed it."""
-    for op in facts.history:
-        if op.kind != "append" or not op.ok or op.sid is None:
-            continue
-        fs = _final(final, op.user, op.sid)
-        if fs is None:
-            continue
-        token = op.args["body"]["content"]
-        mid = op.body["message"]["message_id"]
-        found = [m for m in fs.messages if m["content"] == token]
-        if len(found) > 1:
-            yield Violation(
-                "append-twice",
-                op.user,
-                f"{op.sid}/{token}",
-                f"acknowledged append {token} is stored {len(found)} times",
-                (op.index,),
-            )
-        elif found and found[0]["message_id"] != mid:
-            yield Violation(
-                "append-moved",
-                op.user,
-                f"{op.sid}/{mid}",
-                f"append acknowledged as {mid} is stored as {found[0]['message_id']}",
-                (op.index,),
-            )
-        elif not found and not _rewinds_removing(facts, op.sid, msg_seq(mid), op.start):
-            yield Violation(
-                "append-lost",
-                op.user,
-                f"{op.sid}/{mid}",
-                f"acknowledged append {mid} ({token}) is missing and no rewind "
-                "could have removed it",
-                (op.index,),
-            )
+    """Every acknowledged message (single or in a batch) is stored once, at its id,
+    unless a rewind removed it."""
+    for sid, sent in facts.appends.items():
+        for a in sent:
+            op, token, mid = a.op, a.token, a.mid
+            if mid is None:
+                continue
+            fs = final_of(final, op.user, sid)
+            if fs is None:
+                continue
+            found = [m for m in fs.messages if m["content"] == token]
+            if len(found) > 1:
+                yield Violation(
+                    "append-twice",
+                    op.user,
+                    f"{sid}/{token}",
+                    f"acknowledged {op.kind} message {token} is stored {len(found)} times",
+                    (op.index,),
+                )
+            elif found and found[0]["message_id"] != mid:
+                yield Violation(
+                    "append-moved",
+                    op.user,
+                    f"{sid}/{mid}",
+                    f"{op.kind} message acknowledged as {mid} is stored as "
+                    f"{found[0]['message_id']}",
+                    (op.index,),
+                )
+            elif not found and not rewinds_removing(facts, sid, a.seq, op.start):
+                yield Violation(
+                    "append-lost",
+                    op.user,
+                    f"{sid}/{mid}",
+                    f"acknowledged {op.kind} message {mid} ({token}) is missing and no "
+                    "rewind could have removed it",
+                    (op.index,),
+                )
 
 
 def reads_show_acknowledged(facts: Facts, final: FinalState) -> Iterable[Violation]:
-    """A whole read of the messages (or summaries) that starts after an append (or a
-    summary) was acknowledged shows it, unless a rewind that could have run between
+    """A whole read of the messages (or summaries) that starts after an append, a batch
+    (or a summary) was acknowledged shows it, unless a rewind that could have run between
     them removed it."""
     for read in facts.history:
         if not read.ok or read.sid is None or read.kind not in ("messages", "summaries"):
             continue
         if read.body.get("has_more"):
             continue
+        acked: list[tuple[Op, str, int]] = []
         if read.kind == "messages":
             shown = {m["content"] for m in read.body.get("messages", [])}
+            acked = [(a.op, a.token, a.seq) for a in facts.appends.get(read.sid, []) if a.mid]
         else:
             shown = {s["summary_id"] for s in read.body.get("summaries", [])}
-        for op in facts.by_sid.get(read.sid, []):
-            if not op.ok or op.end >= read.start:
-                continue
-            if read.kind == "messages" and op.kind == "append":
-                what, seq = op.args["body"]["content"], msg_seq(op.body["message"]["message_id"])
-            elif read.kind == "summaries" and op.kind == "summary":
-                what, seq = op.body["summary_id"], msg_seq(op.body["covers_through"])
-            else:
-                continue
-            if what in shown:
+            acked = [
+                (op, op.body["summary_id"], msg_seq(op.body["covers_through"]))
+                for op in facts.by_sid.get(read.sid, [])
+                if op.kind == "summary" and op.ok
+            ]
+        for op, what, seq in acked:
+            if op.end >= read.start or what in shown:
                 continue
             between = [
-                r for r in _rewinds_removing(facts, read.sid, seq, op.start) if r.start < read.end
+                r for r in rewinds_removing(facts, read.sid, seq, op.start) if r.start < read.end
             ]
             if not between:
-                kind = "append" if op.kind == "append" else "summary"
+                kind = "summary" if op.kind == "summary" else "append"
                 yield Violation(
                     f"{kind}-not-read",
                     op.user,
@@ -235,6 +155,39 @@ def reads_show_acknowledged(facts: Facts, final: FinalState) -> Iterable[Violati
                     "have removed it",
                     (op.index, read.index),
                 )
+
+
+def reads_respect_rewinds(facts: Facts, final: FinalState) -> Iterable[Violation]:
+    """A message acknowledged before an acknowledged rewind started, and above the id
+    the rewind keeps, is gone for good: no read, feed poll or final state that starts
+    after the rewind answered shows it."""
+    for sid, ops in facts.by_sid.items():
+        rewinds = [op for op in ops if op.kind == "rewind" and op.ok]
+        if not rewinds:
+            continue
+        acked = {a.token: a for a in facts.appends.get(sid, []) if a.mid}
+        user = facts.owner.get(sid, ops[0].user)
+        fs = final_of(final, user, sid)
+        views = [(op.index, op.start, message_views(op)) for op in ops if message_views(op)]
+        views += [(-1, final.at, fs.messages)] if fs is not None else []
+        for index, start, messages in views:
+            for m in messages:
+                a = acked.get(m["content"])
+                if a is None:
+                    continue
+                gone = [
+                    r for r in rewinds
+                    if a.op.end < r.start and rewind_to(r) < a.seq and r.end < start
+                ]  # fmt: skip
+                if gone:
+                    where = f"read #{index}" if index >= 0 else "the final state"
+                    yield Violation(
+                        "rewound-read", user, f"{sid}/{a.mid}",
+                        f"{a.mid} ({a.token}) was acknowledged before rewind "
+                        f"#{gone[0].index} to {gone[0].args['body']['to_message_id']} "
+                        f"started, yet {where}, after the rewind answered, shows it",
+                        (a.op.index, gone[0].index) + ((index,) if index >= 0 else ()),
+                    )  # fmt: skip
 
 
 def stored_once(facts: Facts, final: FinalState) -> Iterable[Violation]:
@@ -253,7 +206,7 @@ def stored_once(facts: Facts, final: FinalState) -> Iterable[Violation]:
             seqs = [msg_seq(m["message_id"]) for m in fs.messages]
             if seqs != sorted(set(seqs)):
                 yield Violation("ids-out-of-order", user, sid, f"message ids of {sid}: {seqs}")
-            allowed = _lineage_tokens(facts, sid)
+            allowed = lineage_tokens(facts, sid)
             for m in fs.messages:
                 if m["content"] not in allowed:
                     yield Violation(
@@ -266,22 +219,7 @@ def stored_once(facts: Facts, final: FinalState) -> Iterable[Violation]:
 
 
 def _ops_sending(facts: Facts, sid: str, token: str) -> tuple[int, ...]:
-    return tuple(
-        op.index
-        for op in facts.by_sid.get(sid, [])
-        if op.kind == "append" and op.args["body"]["content"] == token
-    )
-
-
-def _lineage_tokens(facts: Facts, sid: str) -> set[str]:
-    tokens: set[str] = set()
-    seen: set[str] = set()
-    current: str | None = sid
-    while current and current not in seen:
-        seen.add(current)
-        tokens |= facts.sent.get(current, set())
-        current = facts.parent.get(current)
-    return tokens
+    return tuple(a.op.index for a in facts.appends.get(sid, []) if a.token == token)
 
 
 def ids_never_reused(facts: Facts, final: FinalState) -> Iterable[Violation]:
@@ -307,8 +245,14 @@ def ids_never_reused(facts: Facts, final: FinalState) -> Iterable[Violation]:
 
 def _named_by(op: Op) -> list[tuple[str, str]]:
     """(message or summary id, content) pairs an acknowledged answer shows."""
-    if op.kind == "append":
-        return [(op.body["message"]["message_id"], op.args["body"]["content"])]
+    if op.kind in ("append", "batch"):
+        return [(a.mid, a.token) for a in appended(op) if a.mid]
+    if op.kind == "feed":
+        return [
+            (e["data"]["message_id" if e["event"] == "message" else "summary_id"],
+             e["data"]["content"])
+            for e in op.body.get("events", []) if e["event"] in ("message", "summary")
+        ]  # fmt: skip
     if op.kind == "summary":
         return [(op.body["summary_id"], op.body["content"])]
     if op.kind == "messages":
@@ -323,14 +267,14 @@ def summaries_survive(facts: Facts, final: FinalState) -> Iterable[Violation]:
     for op in facts.history:
         if op.kind != "summary" or not op.ok or op.sid is None:
             continue
-        fs = _final(final, op.user, op.sid)
+        fs = final_of(final, op.user, op.sid)
         if fs is None:
             continue
         sid_ = op.body["summary_id"]
         if any(s["summary_id"] == sid_ for s in fs.summaries):
             continue
         covers = msg_seq(op.body["covers_through"])
-        if not _rewinds_removing(facts, op.sid, covers, op.start):
+        if not rewinds_removing(facts, op.sid, covers, op.start):
             yield Violation(
                 "summary-lost",
                 op.user,
@@ -359,9 +303,9 @@ def summaries_survive(facts: Facts, final: FinalState) -> Iterable[Violation]:
 def sessions_survive(facts: Facts, final: FinalState) -> Iterable[Violation]:
     """An acknowledged session stays until a delete, delete-all, erase or its expiry."""
     for sid, op in facts.created.items():
-        if facts.short.get(sid, True) or _final(final, op.user, sid) is not None:
+        if facts.short.get(sid, True) or final_of(final, op.user, sid) is not None:
             continue
-        if any(r.end > op.start for r in _session_removals(facts, sid, op.user)):
+        if any(r.end > op.start for r in session_removals(facts, sid, op.user)):
             continue
         yield Violation(
             "session-lost",
@@ -552,6 +496,16 @@ def _session_views(facts: Facts, final: FinalState) -> dict[str, list[tuple[str,
     """sid -> (ETag, the session as shown, op index or -1 for the final read)."""
     views: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
     for op in facts.history:
+        if op.kind == "feed" and op.ok:
+            # A feed's `session` event: the session as GET answers it, and its ETag.
+            for e in op.body.get("events", []):
+                if e["event"] == "session":
+                    session = e["data"]["session"]
+                    body = {k: v for k, v in session.items() if k != "messages"}
+                    views[session["session_id"]].append(
+                        (e["data"]["etag"], json.dumps(body, sort_keys=True), op.index)
+                    )
+            continue
         if op.kind not in _SESSION_BODIES or not op.ok or not op.etag:
             continue
         if not isinstance(op.body, dict) or "session_id" not in op.body:
@@ -606,7 +560,7 @@ def walks_exact(facts: Facts, final: FinalState) -> Iterable[Violation]:
     """A search walk shows every session that lived through it, each exactly once."""
     walks: dict[int, list[Op]] = defaultdict(list)
     for op in facts.history:
-        if op.walk is not None:
+        if op.walk is not None and op.kind in ("search", "list"):
             walks[op.walk].append(op)
     for pages in walks.values():
         first, last = pages[0], pages[-1]
@@ -642,7 +596,7 @@ def _walk_misses(
     for sid, created in facts.created.items():
         if created.user != user or created.end >= first.start or facts.short.get(sid, True):
             continue
-        if sid in shown or any(r.start < last.end for r in _session_removals(facts, sid, user)):
+        if sid in shown or any(r.start < last.end for r in session_removals(facts, sid, user)):
             continue
         yield Violation(
             "search-walk-missed", user, f"walk{first.walk}/{sid}",
@@ -716,6 +670,8 @@ def _encode(user: str) -> str:
 RULES = (
     acknowledged_appends,
     reads_show_acknowledged,
+    reads_respect_rewinds,
+    batches_atomic,
     stored_once,
     ids_never_reused,
     summaries_survive,
@@ -727,5 +683,6 @@ RULES = (
     etags_track_state,
     messages_etags_track_state,
     walks_exact,
+    feeds_deliver,
     no_orphan_keys,
 )

@@ -20,8 +20,8 @@ OK, FAIL, INFO = "ok", "fail", "info"
 #: Operations that change state (everything else only reads).
 WRITES = frozenset(
     {
-        "create", "update", "status", "archive", "restore", "append", "summary", "fork",
-        "rewind", "delete", "delete_all", "erase", "heartbeat", "link", "unlink",
+        "create", "update", "status", "archive", "restore", "append", "batch", "summary",
+        "fork", "rewind", "delete", "delete_all", "erase", "heartbeat", "link", "unlink",
     }
 )  # fmt: skip
 
@@ -43,7 +43,7 @@ class Op:
     body: Any = None
     etag: str | None = None
     error: str | None = None
-    walk: int | None = None  # pages of one search or list walk share this id
+    walk: int | None = None  # pages of one search or list walk, or polls of one feed
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -101,4 +101,22 @@ def _brief(body: Any) -> str:
     messages = body.get("messages")
     if isinstance(messages, list):
         out.append("messages=" + ",".join(str(m.get("message_id")) for m in messages))
+    events = body.get("events")
+    if isinstance(events, list):
+        out.append("events=" + ",".join(_event(e) for e in events if isinstance(e, dict)))
+        out.append(f"last_event_id={body.get('last_event_id')}")
     return " (" + " ".join(out) + ")" if out else ""
+
+
+def _event(event: dict[str, Any]) -> str:
+    """A feed event in short: its kind, and what it names."""
+    data = event.get("data") or {}
+    if event.get("event") == "message":
+        return f"message:{event.get('id')}"
+    if event.get("event") == "summary":
+        return f"summary:{data.get('summary_id')}"
+    if event.get("event") == "rewound":
+        return f"rewound:{data.get('last_message_id')}"
+    if event.get("event") == "session":
+        return f"session:{data.get('etag')}"
+    return str(event.get("event"))

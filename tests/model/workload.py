@@ -58,7 +58,17 @@ CLASHES = (
     ("walk", "heartbeat", "create"),
     ("summary", "append"),
     ("fork", "append"),
+    ("rewind", "batch"),
+    ("batch", "append", "batch"),
+    ("erase", "batch"),
+    ("batch", "fork"),
+    ("delete", "batch"),
+    ("feed", "batch", "append"),
 )
+#: Messages a batch carries in these runs (the service accepts 1-64).
+BATCH_SIZES = (1, 6)
+#: How long a feed poll after the first may wait for a change (`Prefer: wait=N`).
+FEED_WAIT_SECONDS = 1
 
 
 class Instance:
@@ -143,10 +153,10 @@ class Plan:
     weights: dict[str, int] = field(
         default_factory=lambda: {
             "create": 6, "get": 4, "update": 2, "status": 2, "archive": 2, "restore": 2,
-            "append": 10, "grow": 3, "summary": 12, "fork": 5, "rewind": 12, "delete": 2,
-            "delete_all": 1, "erase": 1, "heartbeat": 3, "link": 2, "unlink": 1,
+            "append": 10, "batch": 4, "grow": 3, "summary": 12, "fork": 5, "rewind": 12,
+            "delete": 2, "delete_all": 1, "erase": 1, "heartbeat": 3, "link": 2, "unlink": 1,
             "messages": 4, "summaries": 3, "search_walk": 3, "list_walk": 2, "stats": 1,
-            "statistics": 1, "clash": 14,
+            "statistics": 1, "feed": 2, "clash": 14,
         }
     )  # fmt: skip
 
@@ -380,6 +390,44 @@ class ModelClient:
             known.messages_etag = op.etag
         return op
 
+    async def op_batch(self, known: Known | None = None) -> Op | None:
+        """A batch append of 1-6 messages (sometimes an assistant's tool call and its
+        result), with or without Idempotency-Key and If-Match, retried like `append`."""
+        known = known or self.pick()
+        if known is None:
+            await self.op_create()
+            return None
+        messages: list[dict[str, Any]] = []
+        for _ in range(self.rng.randint(*BATCH_SIZES)):
+            message: dict[str, Any] = {"role": self.rng.choice(ROLES), "content": self.token()}
+            if self.rng.random() < 0.3:
+                message["token_count"] = self.rng.randint(0, 50)
+            messages.append(message)
+        if len(messages) >= 2 and self.rng.random() < 0.3:
+            # A tool call answered in the same batch: the tool-call index moves with it.
+            at = self.rng.randrange(len(messages) - 1)
+            call = f"call-{self.token()}"
+            messages[at] = {
+                "role": "assistant",
+                "content": messages[at]["content"],
+                "tool_calls": [{"id": call, "name": "probe", "arguments": {}}],
+            }
+            messages[at + 1] = {"role": "tool", "content": messages[at + 1]["content"],
+                                "tool_call_id": call}  # fmt: skip
+        body = {"messages": messages}
+        extra: dict[str, str] = {}
+        if self.rng.random() < 0.5:
+            extra["Idempotency-Key"] = f"batch-{self.token()}"
+        if known.messages_etag and self.rng.random() < 0.2:
+            extra["If-Match"] = known.messages_etag
+        op = await self.keyed(
+            "batch", known.sid, "POST", f"{API}/{known.sid}/messages/batch", body, extra
+        )
+        if op.ok:
+            known.messages.extend(m["message_id"] for m in op.body["messages"])
+            known.messages_etag = op.etag
+        return op
+
     async def op_grow(self) -> None:
         """A burst of appends to one session, so rewinds have something long to cut."""
         known = self.pick()
@@ -501,6 +549,39 @@ class ModelClient:
         if op.ok:
             known.messages_etag = op.etag
 
+    async def op_feed(self, known: Known | None = None) -> None:
+        """A client that follows a session's change feed in the header-only form: 2-4
+        polls, each resuming from the `last_event_id` and `ETag` of the one before, the
+        later ones waiting up to FEED_WAIT_SECONDS for a change. The first starts from
+        now, from the first message, or from a message the client knows."""
+        known = known or self.pick()
+        if known is None:
+            return await self.op_create()
+        feed = self.world.next_walk()
+        cursor: str | None = None
+        draw = self.rng.random()
+        if draw < 0.3:
+            cursor = NO_MESSAGE
+        elif draw < 0.5 and known.messages:
+            cursor = self.rng.choice(known.messages)
+        etag: str | None = None
+        for poll in range(self.rng.randint(2, 4)):
+            extra = {"Accept": "application/json"}
+            if cursor is not None:
+                extra["Last-Event-ID"] = cursor
+            if etag is not None:
+                extra["If-None-Match"] = etag
+            if poll:
+                extra["Prefer"] = f"wait={FEED_WAIT_SECONDS}"
+            op = await self.call("feed", known.sid, "GET", f"{API}/{known.sid}/events",
+                                 {"headers": extra}, headers=self.headers(**extra),
+                                 walk=feed)  # fmt: skip
+            if not op.ok:
+                return
+            cursor, etag = op.body["last_event_id"], op.etag or etag
+            if any(e["event"] == "deleted" for e in op.body["events"]):
+                return
+
     async def op_stats(self) -> None:
         known = self.pick()
         if known is None:
@@ -570,6 +651,12 @@ class ModelClient:
 
     async def clash_append(self, known: Known, keep: int) -> None:
         await self.op_append(self.world.by_sid.get(known.sid) or known)
+
+    async def clash_batch(self, known: Known, keep: int) -> None:
+        await self.op_batch(self.world.by_sid.get(known.sid) or known)
+
+    async def clash_feed(self, known: Known, keep: int) -> None:
+        await self.op_feed(self.world.by_sid.get(known.sid) or known)
 
     async def clash_fork(self, known: Known, keep: int) -> None:
         body = {"through_message_id": self.rng.choice(known.messages)} if known.messages else {}

@@ -1,0 +1,178 @@
+"""The change feed's rules: what docs/events.md promises a client that polls and resumes.
+
+A feed in the history is a sequence of header-only polls of one session (they share
+`Op.walk`), each resuming from the `last_event_id` of the one before. The docs promise:
+
+- a poll with `Last-Event-ID` sends every message after that one, in order, with no
+  gap and no duplicate, a page (100 messages) at a time: so message event ids strictly
+  increase within a poll and across the resumed sequence, and all lie above the cursor
+  (`feed-out-of-order`); each event's `id` is its message's id (`feed-event-id`);
+- every message stored after the cursor when the poll reads is in it: a message
+  acknowledged before the poll started, or one with an id below a message the poll
+  shows (ids are given at commit, so it was committed before that one), is in the
+  poll unless the page is full or something could have removed it (`feed-missed`);
+- a `rewound` event only when a rewind could have removed the cursor's message, and it
+  names an id below the cursor (`feed-rewound-unexplained`);
+- a `deleted` event only when a delete, delete-all, erase or expiry could have removed
+  the session (`feed-deleted-unexplained`).
+
+Message events are also views like any read: the checker's id rule (one id, one content),
+the erase rule, the rewind rule and the batch rule read them too, and here each must
+carry a content some possible append or batch sent to the session or a fork source
+(`never-sent`). Summaries and session states are current state, not history: the docs
+do not replay them, so no rule asks a resumed poll for them; a `session` event's ETag
+and session join the ETag rule.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from session_service.store.watch import PAGE
+from tests.model.batch_rules import feed_cursor
+from tests.model.facts import (
+    Appended,
+    Facts,
+    Violation,
+    final_of,
+    lineage_tokens,
+    message_views,
+    rewind_to,
+    rewinds_removing,
+    session_removals,
+)
+from tests.model.final import FinalState
+from tests.model.history import Op
+from tests.model.workload import msg_seq
+
+
+def feeds_deliver(facts: Facts, final: FinalState) -> Iterable[Violation]:
+    """Each feed's polls, in order: ordered ids, nothing missed, explained cuts."""
+    feeds: dict[int, list[Op]] = defaultdict(list)
+    for op in facts.history:
+        if op.kind == "feed" and op.walk is not None:
+            feeds[op.walk].append(op)
+        if op.kind in ("feed", "messages"):
+            yield from _sent_only(facts, op)
+    for polls in feeds.values():
+        newest = 0  # the highest message id the sequence has shown
+        for poll in polls:
+            if not poll.ok or poll.sid is None:
+                break
+            yield from _ordered(poll, newest)
+            shown = [msg_seq(m["message_id"]) for m in message_views(poll)]
+            newest = max([newest, *shown])
+            yield from _nothing_missed(facts, final, poll)
+            yield from _cuts_explained(facts, poll)
+
+
+def _sent_only(facts: Facts, op: Op) -> Iterable[Violation]:
+    if op.sid is None:
+        return
+    allowed: set[str] | None = None
+    for m in message_views(op):
+        allowed = lineage_tokens(facts, op.sid) if allowed is None else allowed
+        if m["content"] not in allowed:
+            yield Violation(
+                "never-sent", op.user, f"{op.sid}/{m['message_id']}",
+                f"{op.kind} #{op.index} shows {m['message_id']} ({m['content']}), which no "
+                "possible append or batch to the session or its fork sources sent",
+                (op.index,),
+            )  # fmt: skip
+
+
+def _ordered(poll: Op, newest: int) -> Iterable[Violation]:
+    cursor = feed_cursor(poll)
+    floor = max(newest, cursor or 0)
+    subject = f"{poll.sid}/feed{poll.walk}"
+    for event in poll.body["events"]:
+        if event["event"] != "message":
+            continue
+        mid = event["data"]["message_id"]
+        if event.get("id") != mid:
+            yield Violation(
+                "feed-event-id", poll.user, f"{subject}/{mid}",
+                f"poll #{poll.index}: a message event with id {event.get('id')} carries {mid}",
+                (poll.index,),
+            )  # fmt: skip
+        if msg_seq(mid) <= floor:
+            yield Violation(
+                "feed-out-of-order", poll.user, subject,
+                f"poll #{poll.index} (after {poll.args['headers'].get('Last-Event-ID')}) "
+                f"sends {mid}, not above msg seq {floor}, the cursor or an id the feed "
+                "already sent",
+                (poll.index,),
+            )  # fmt: skip
+        floor = max(floor, msg_seq(mid))
+
+
+def _nothing_missed(facts: Facts, final: FinalState, poll: Op) -> Iterable[Violation]:
+    cursor = feed_cursor(poll)
+    events = poll.body["events"]
+    if cursor is None or any(e["event"] == "deleted" for e in events):
+        return
+    sid = poll.sid or ""
+    messages = message_views(poll)
+    shown = {m["content"] for m in messages}
+    top = max((msg_seq(m["message_id"]) for m in messages), default=0)
+    full = len(messages) >= PAGE
+    for a in facts.appends.get(sid, []):
+        if a.mid is None or a.seq <= cursor or a.token in shown:
+            continue
+        if not (a.op.end < poll.start or a.seq < top) or (full and a.seq > top):
+            continue
+        if _maybe_removed(facts, final, a, poll):
+            continue
+        when = "acknowledged before it started" if a.op.end < poll.start else "below an id it shows"
+        yield Violation(
+            "feed-missed", poll.user, f"{sid}/{a.mid}",
+            f"poll #{poll.index} after {poll.args['headers'].get('Last-Event-ID')} does not "
+            f"send {a.mid} ({a.token}, {when}), and nothing could have removed it",
+            (a.op.index, poll.index), (sid,),
+        )  # fmt: skip
+
+
+def _maybe_removed(facts: Facts, final: FinalState, a: Appended, poll: Op) -> bool:
+    """Something that could have run before the poll ended removed the message (it is
+    not in the final state at its id, and a rewind or a removal of its session could
+    have run after it was sent)."""
+    fs = final_of(final, poll.user, a.sid)
+    if fs is not None and any(
+        m["message_id"] == a.mid and m["content"] == a.token for m in fs.messages
+    ):
+        return False
+    rewinds = rewinds_removing(facts, a.sid, a.seq, a.op.start)
+    removals = session_removals(facts, a.sid, poll.user)
+    return any(r.start < poll.end for r in [*rewinds, *removals])
+
+
+def _cuts_explained(facts: Facts, poll: Op) -> Iterable[Violation]:
+    sid = poll.sid or ""
+    cursor = feed_cursor(poll)
+    for event in poll.body["events"]:
+        if event["event"] == "rewound" and cursor and sid not in facts.parent:
+            kept = event["data"].get("last_message_id")
+            ours = any(a.seq == cursor for a in facts.appends.get(sid, []) if a.mid)
+            rewinds = [
+                r for r in facts.by_sid.get(sid, [])
+                if r.kind == "rewind" and r.possible and r.start < poll.end
+                and rewind_to(r) < cursor
+            ]  # fmt: skip
+            below = kept is None or msg_seq(kept) < cursor
+            if not below or (ours and not rewinds):
+                yield Violation(
+                    "feed-rewound-unexplained", poll.user, f"{sid}/feed{poll.walk}",
+                    f"poll #{poll.index} after msg seq {cursor} says rewound to {kept}, "
+                    "and no rewind could have removed the cursor's message",
+                    (poll.index,),
+                )  # fmt: skip
+        if event["event"] == "deleted" and facts.short.get(sid) is False:
+            removals = session_removals(facts, sid, poll.user)
+            if not any(r.start < poll.end for r in removals):
+                yield Violation(
+                    "feed-deleted-unexplained", poll.user, f"{sid}/feed{poll.walk}",
+                    f"poll #{poll.index} says {sid} was deleted; it is long-lived and "
+                    "no delete, delete-all or erase could have removed it",
+                    (poll.index,),
+                )  # fmt: skip
