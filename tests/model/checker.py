@@ -191,7 +191,7 @@ def reads_respect_rewinds(facts: Facts, final: FinalState) -> Iterable[Violation
 
 
 def stored_once(facts: Facts, final: FinalState) -> Iterable[Violation]:
-    """Nothing appears twice; ids ascend; nothing appears that was never sent."""
+    """Nothing appears twice; ids ascend; nothing stored or read was never sent."""
     for user, sessions in final.sessions.items():
         for sid, fs in sessions.items():
             tokens = [m["content"] for m in fs.messages]
@@ -216,6 +216,17 @@ def stored_once(facts: Facts, final: FinalState) -> Iterable[Violation]:
                         f"{sid} holds {m['message_id']} ({m['content']}), which no "
                         "possible append to it or its fork sources sent",
                     )
+    for op in facts.history:
+        views = message_views(op) if op.sid else []
+        allowed = lineage_tokens(facts, op.sid or "") if views else set()
+        for m in views:
+            if m["content"] not in allowed:
+                yield Violation(
+                    "never-sent", op.user, f"{op.sid}/{m['message_id']}",
+                    f"{op.kind} #{op.index} shows {m['message_id']} ({m['content']}), which "
+                    "no possible append or batch to the session or its fork sources sent",
+                    (op.index,),
+                )  # fmt: skip
 
 
 def _ops_sending(facts: Facts, sid: str, token: str) -> tuple[int, ...]:

@@ -17,9 +17,8 @@ A feed in the history is a sequence of header-only polls of one session (they sh
   the session (`feed-deleted-unexplained`).
 
 Message events are also views like any read: the checker's id rule (one id, one content),
-the erase rule, the rewind rule and the batch rule read them too, and here each must
-carry a content some possible append or batch sent to the session or a fork source
-(`never-sent`). Summaries and session states are current state, not history: the docs
+the sent rule (`never-sent`), the erase rule, the rewind rule and the batch rule read
+them too. Summaries and session states are current state, not history: the docs
 do not replay them, so no rule asks a resumed poll for them; a `session` event's ETag
 and session join the ETag rule.
 """
@@ -36,7 +35,6 @@ from tests.model.facts import (
     Facts,
     Violation,
     final_of,
-    lineage_tokens,
     message_views,
     rewind_to,
     rewinds_removing,
@@ -53,8 +51,6 @@ def feeds_deliver(facts: Facts, final: FinalState) -> Iterable[Violation]:
     for op in facts.history:
         if op.kind == "feed" and op.walk is not None:
             feeds[op.walk].append(op)
-        if op.kind in ("feed", "messages"):
-            yield from _sent_only(facts, op)
     for polls in feeds.values():
         newest = 0  # the highest message id the sequence has shown
         for poll in polls:
@@ -65,21 +61,6 @@ def feeds_deliver(facts: Facts, final: FinalState) -> Iterable[Violation]:
             newest = max([newest, *shown])
             yield from _nothing_missed(facts, final, poll)
             yield from _cuts_explained(facts, poll)
-
-
-def _sent_only(facts: Facts, op: Op) -> Iterable[Violation]:
-    if op.sid is None:
-        return
-    allowed: set[str] | None = None
-    for m in message_views(op):
-        allowed = lineage_tokens(facts, op.sid) if allowed is None else allowed
-        if m["content"] not in allowed:
-            yield Violation(
-                "never-sent", op.user, f"{op.sid}/{m['message_id']}",
-                f"{op.kind} #{op.index} shows {m['message_id']} ({m['content']}), which no "
-                "possible append or batch to the session or its fork sources sent",
-                (op.index,),
-            )  # fmt: skip
 
 
 def _ordered(poll: Op, newest: int) -> Iterable[Violation]:

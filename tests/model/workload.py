@@ -153,10 +153,10 @@ class Plan:
     weights: dict[str, int] = field(
         default_factory=lambda: {
             "create": 6, "get": 4, "update": 2, "status": 2, "archive": 2, "restore": 2,
-            "append": 10, "batch": 4, "grow": 3, "summary": 12, "fork": 5, "rewind": 12,
+            "append": 10, "batch": 5, "grow": 3, "summary": 12, "fork": 5, "rewind": 12,
             "delete": 2, "delete_all": 1, "erase": 1, "heartbeat": 3, "link": 2, "unlink": 1,
             "messages": 4, "summaries": 3, "search_walk": 3, "list_walk": 2, "stats": 1,
-            "statistics": 1, "feed": 2, "clash": 14,
+            "statistics": 1, "feed": 3, "clash": 14,
         }
     )  # fmt: skip
 
