@@ -11,6 +11,9 @@ A feed in the history is a sequence of header-only polls of one session (they sh
   acknowledged before the poll started, or one with an id below a message the poll
   shows (ids are given at commit, so it was committed before that one), is in the
   poll unless the page is full or something could have removed it (`feed-missed`);
+- across the resumed sequence, a cursor never jumps over a message: every acknowledged
+  message between the first cursor and the last `last_event_id` was sent by one of the
+  polls, unless something could have removed it (`feed-skipped`);
 - a `rewound` event only when a rewind could have removed the cursor's message, and it
   names an id below the cursor (`feed-rewound-unexplained`);
 - a `deleted` event only when a delete, delete-all, erase or expiry could have removed
@@ -53,14 +56,17 @@ def feeds_deliver(facts: Facts, final: FinalState) -> Iterable[Violation]:
             feeds[op.walk].append(op)
     for polls in feeds.values():
         newest = 0  # the highest message id the sequence has shown
+        answered: list[Op] = []
         for poll in polls:
             if not poll.ok or poll.sid is None:
                 break
+            answered.append(poll)
             yield from _ordered(poll, newest)
             shown = [msg_seq(m["message_id"]) for m in message_views(poll)]
             newest = max([newest, *shown])
             yield from _nothing_missed(facts, final, poll)
             yield from _cuts_explained(facts, poll)
+        yield from _nothing_skipped(facts, final, answered)
 
 
 def _ordered(poll: Op, newest: int) -> Iterable[Violation]:
@@ -157,3 +163,40 @@ def _cuts_explained(facts: Facts, poll: Op) -> Iterable[Violation]:
                     "no delete, delete-all or erase could have removed it",
                     (poll.index,),
                 )  # fmt: skip
+
+
+def _nothing_skipped(facts: Facts, final: FinalState, polls: list[Op]) -> Iterable[Violation]:
+    """Across a resumed sequence, every acknowledged message between where it started
+    and the last `last_event_id` it was given was sent by one of its polls: a cursor
+    never jumps over a message."""
+    if not polls:
+        return
+    start = feed_cursor(polls[0])
+    if start is None:  # opened from now: owed is what follows its first last_event_id
+        start = msg_seq(polls[0].body["last_event_id"])
+    end = msg_seq(polls[-1].body["last_event_id"])
+    sid = polls[0].sid or ""
+    sent = {m["message_id"]: m["content"] for poll in polls for m in message_views(poll)}
+    shown = set(sent.values())
+    if any(e["event"] == "deleted" for poll in polls for e in poll.body["events"]):
+        return
+    for a in facts.appends.get(sid, []):
+        if a.mid is None or not start < a.seq <= end or a.token in shown:
+            continue
+        if _maybe_removed(facts, final, a, polls[-1]):
+            continue
+        if a.mid in sent:
+            # The feed sent another message under this id: one the id now names was
+            # lost (a failover), and the id reused. That is `id-reused`, seen here.
+            yield Violation(
+                "id-reused", polls[0].user, f"{sid}/{a.mid}",
+                f"the feed sent {a.mid} as {sent[a.mid]}; it was acknowledged as {a.token}",
+                (a.op.index, *(p.index for p in polls)), (sid,),
+            )  # fmt: skip
+            continue
+        yield Violation(
+            "feed-skipped", polls[0].user, f"{sid}/{a.mid}",
+            f"the polls #{polls[0].index}..#{polls[-1].index} moved the cursor from msg seq "
+            f"{start} to {end} without sending {a.mid} ({a.token})",
+            (a.op.index, *(p.index for p in polls)), (sid,),
+        )  # fmt: skip

@@ -88,6 +88,7 @@ NEW_KINDS = {
     "batch-partial", "batch-not-contiguous", "batch-ids-not-contiguous", "append-lost",
     "append-not-read", "feed-missed", "feed-out-of-order", "feed-event-id",
     "feed-rewound-unexplained", "feed-deleted-unexplained", "rewound-read", "never-sent",
+    "feed-skipped",
 }  # fmt: skip
 
 
@@ -208,3 +209,22 @@ def test_a_feed_event_nobody_sent() -> None:
     h.create()
     h.poll("msg_0000000000", [event("msg_0000000001", "ghost")])
     assert "never-sent" in kinds(h, final())
+
+
+def test_a_cursor_never_jumps_over_a_message() -> None:
+    h = History()
+    h.create()
+    h.append("a", "msg_0000000001")
+    # The first poll sends a, but answers a last_event_id past b, which was being
+    # appended while it read (so that poll does not owe b) ...
+    first = h.poll("msg_0000000000", [event("msg_0000000001", "a")], last="msg_0000000002")
+    h.append("b", "msg_0000000002")
+    h.ops[-1].start = first.start
+    h.append("c", "msg_0000000003")
+    # ... and the next poll, resuming from it, sends c only: b is never sent.
+    h.poll("msg_0000000002", [event("msg_0000000003", "c")], last="msg_0000000003")
+    stored = final(("msg_0000000001", "a"), ("msg_0000000002", "b"), ("msg_0000000003", "c"))
+    assert "feed-skipped" in kinds(h, stored)
+    h.ops[-1].args["headers"]["Last-Event-ID"] = "msg_0000000001"
+    h.ops[-1].body["events"].insert(0, event("msg_0000000002", "b"))
+    assert not kinds(h, stored) & NEW_KINDS
