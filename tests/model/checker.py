@@ -44,7 +44,7 @@ __all__ = ["RULES", "Violation", "check"]
 #: Stages of a rewind or fork copy expire by themselves after this long (STAGING_TTL_MS).
 STAGING_TTL_MS = 600_000
 SESSION_KEYED = frozenset("smiktygo")
-TTL_KEYS = ("q:", "r:", "w:", "ws")
+TTL_KEYS = ("q:", "r:", "w:", "ws", "v")
 ERASE_KEYS = ("e", "es", "el")
 STATUSES = ("active", "in_progress", "completed", "abandoned", "archived")
 ROLE_FIELDS = {"user": "user", "assistant": "assistant", "system": "system", "tool": "tool"}
