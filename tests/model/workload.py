@@ -64,6 +64,8 @@ CLASHES = (
     ("batch", "fork"),
     ("delete", "batch"),
     ("feed", "batch", "append"),
+    ("rewind", "feed", "batch"),
+    ("feed", "delete"),
 )
 #: Messages a batch carries in these runs (the service accepts 1-64).
 BATCH_SIZES = (1, 6)
