@@ -6,7 +6,8 @@ gives the checker each message of a batch as one appended message. What only a b
 promises (docs/batch-append.md) is checked here:
 
 - an acknowledged batch's answer gives its messages consecutive ids, in the batch's
-  order (`batch-ids-not-contiguous`);
+  order (`batch-ids-not-contiguous`), and one timestamp (`batch-timestamps-differ`,
+  also checked wherever the batch shows);
 - wherever a batch shows (the final state, a whole read of the messages, a feed poll),
   whether it was acknowledged, failed or its answer was lost, its messages show as one
   run of consecutive ids in the batch's order (`batch-not-contiguous`), and either all of
@@ -56,6 +57,13 @@ def batches_atomic(facts: Facts, final: FinalState) -> Iterable[Violation]:
                 yield Violation(
                     "batch-ids-not-contiguous", op.user, f"{sid}/{members[0].token}",
                     f"batch #{op.index} was answered with ids {[a.mid for a in members]}",
+                    (op.index,),
+                )  # fmt: skip
+            stamps = {m.get("timestamp") for m in op.body["messages"]} if op.ok else set()
+            if len(stamps) > 1:
+                yield Violation(
+                    "batch-timestamps-differ", op.user, f"{sid}/{members[0].token}",
+                    f"batch #{op.index} was answered with timestamps {sorted(map(str, stamps))}",
                     (op.index,),
                 )  # fmt: skip
     for view in _views(facts, final):
@@ -129,6 +137,15 @@ def _check_view(facts: Facts, view: View) -> Iterable[Violation]:
         tail_cut = hi < size_of[first] - 1 and not (view.full and seqs[-1] == last_seq)
         if tail_cut and _cut_at(facts, view, seqs[-1]):
             tail_cut = False
+        stamps = {m.get("timestamp") for m in view.messages if m["content"] in where
+                  and where[m["content"]][0] == first}  # fmt: skip
+        if len(stamps) > 1:
+            yield Violation(
+                "batch-timestamps-differ", view.user, subject,
+                f"{view.where} shows batch {first}'s messages with timestamps "
+                f"{sorted(map(str, stamps))}",
+                _ops(view), (view.sid,),
+            )  # fmt: skip
         if head_cut or tail_cut:
             yield Violation(
                 "batch-partial", view.user, subject,

@@ -14,6 +14,11 @@ A feed in the history is a sequence of header-only polls of one session (they sh
 - across the resumed sequence, a cursor never jumps over a message: every acknowledged
   message between the first cursor and the last `last_event_id` was sent by one of the
   polls, unless something could have removed it (`feed-skipped`);
+- one wake-up's events come in the order rewound, messages, summaries, session
+  (`feed-event-order`);
+- the session and the messages a watcher sends come from one atomic read, so a poll
+  that starts at the first message and shows all of them carries a `session` event
+  (when it carries one) whose `message_count` is their number (`feed-session-count`);
 - a `rewound` event only when a rewind could have removed the cursor's message, and it
   names an id below the cursor (`feed-rewound-unexplained`);
 - a `deleted` event only when a delete, delete-all, erase or expiry could have removed
@@ -67,12 +72,28 @@ def feeds_deliver(facts: Facts, final: FinalState) -> Iterable[Violation]:
             yield from _nothing_missed(facts, final, poll)
             yield from _cuts_explained(facts, poll)
         yield from _nothing_skipped(facts, final, answered)
+    for polls in feeds.values():
+        for poll in polls:
+            if poll.ok:
+                yield from _session_matches_messages(poll)
+
+
+#: "Within one wake-up the order is: rewound, messages (oldest first), summaries, session"
+#: (and a `deleted` event ends the feed). A poll answers one wake-up's events.
+RANK = {"rewound": 0, "message": 1, "summary": 2, "session": 3, "deleted": 4}
 
 
 def _ordered(poll: Op, newest: int) -> Iterable[Violation]:
     cursor = feed_cursor(poll)
     floor = max(newest, cursor or 0)
     subject = f"{poll.sid}/feed{poll.walk}"
+    kinds = [e["event"] for e in poll.body["events"]]
+    ranks = [RANK.get(k, -1) for k in kinds]
+    if ranks != sorted(ranks) or -1 in ranks:
+        yield Violation(
+            "feed-event-order", poll.user, subject,
+            f"poll #{poll.index} sends its events in the order {kinds}", (poll.index,),
+        )  # fmt: skip
     for event in poll.body["events"]:
         if event["event"] != "message":
             continue
@@ -200,3 +221,22 @@ def _nothing_skipped(facts: Facts, final: FinalState, polls: list[Op]) -> Iterab
             f"{start} to {end} without sending {a.mid} ({a.token})",
             (a.op.index, *(p.index for p in polls)), (sid,),
         )  # fmt: skip
+
+
+def _session_matches_messages(poll: Op) -> Iterable[Violation]:
+    """A poll's session and messages come from one atomic read: when the poll starts at
+    the first message and shows all of them, its `session` event counts exactly those."""
+    events = poll.body["events"]
+    if feed_cursor(poll) != 0 or any(e["event"] == "rewound" for e in events):
+        return
+    shown = message_views(poll)
+    if len(shown) >= PAGE:
+        return
+    for e in events:
+        if e["event"] == "session" and e["data"]["session"]["message_count"] != len(shown):
+            yield Violation(
+                "feed-session-count", poll.user, f"{poll.sid}/feed{poll.walk}",
+                f"poll #{poll.index} from the first message sends {len(shown)} messages and "
+                f"a session with message_count {e['data']['session']['message_count']}",
+                (poll.index,),
+            )  # fmt: skip

@@ -228,3 +228,29 @@ def test_a_cursor_never_jumps_over_a_message() -> None:
     h.ops[-1].args["headers"]["Last-Event-ID"] = "msg_0000000001"
     h.ops[-1].body["events"].insert(0, event("msg_0000000002", "b"))
     assert not kinds(h, stored) & NEW_KINDS
+
+
+def test_one_wake_ups_events_come_in_the_documented_order() -> None:
+    h = History()
+    h.create()
+    h.append("a", "msg_0000000001")
+    session = {"event": "session", "data": {"etag": '"1.s1"', "session": {
+        "session_id": SID, "message_count": 1}}}  # fmt: skip
+    h.poll("msg_0000000000", [session, event("msg_0000000001", "a")], last="msg_0000000001")
+    stored = final(("msg_0000000001", "a"))
+    assert "feed-event-order" in kinds(h, stored)
+    h.ops[-1].body["events"].reverse()
+    assert not kinds(h, stored) & (NEW_KINDS | {"feed-event-order", "feed-session-count"})
+    # The same read counts a second message it does not send: not one atomic read.
+    h.ops[-1].body["events"][1]["data"]["session"]["message_count"] = 2
+    assert "feed-session-count" in kinds(h, stored)
+
+
+def test_a_batchs_messages_share_one_timestamp() -> None:
+    h = History()
+    h.create()
+    h.batch(["a", "b"], ["msg_0000000001", "msg_0000000002"])
+    h.ops[-1].body["messages"][0]["timestamp"] = "2026-01-01T00:00:00.001Z"
+    h.ops[-1].body["messages"][1]["timestamp"] = "2026-01-01T00:00:00.002Z"
+    stored = final(("msg_0000000001", "a"), ("msg_0000000002", "b"))
+    assert "batch-timestamps-differ" in kinds(h, stored)

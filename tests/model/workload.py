@@ -555,7 +555,8 @@ class ModelClient:
         """A client that follows a session's change feed in the header-only form: 2-4
         polls, each resuming from the `last_event_id` and `ETag` of the one before, the
         later ones waiting up to FEED_WAIT_SECONDS for a change. The first starts from
-        now, from the first message, or from a message the client knows."""
+        now, from the first message, or from a message the client knows (then sometimes
+        with the session ETag the client last saw, as `If-None-Match`)."""
         known = known or self.pick()
         if known is None:
             return await self.op_create()
@@ -566,7 +567,9 @@ class ModelClient:
             cursor = NO_MESSAGE
         elif draw < 0.5 and known.messages:
             cursor = self.rng.choice(known.messages)
-        etag: str | None = None
+        # A state the client saw earlier: a poll that resumes with it opens with the
+        # current state when it changed since.
+        etag = known.etag if cursor is not None and self.rng.random() < 0.5 else None
         for poll in range(self.rng.randint(2, 4)):
             extra = {"Accept": "application/json"}
             if cursor is not None:
