@@ -15,6 +15,14 @@ promises (docs/batch-append.md) is checked here:
   rewind or a fork that names the last message shown (they keep a prefix), a feed poll
   whose cursor sits inside the batch (it shows what follows the cursor), or a feed page
   that is full (the rest comes in the next poll).
+
+And the rule of one Idempotency-Key, for batches and single appends alike (docs/
+batch-append.md, docs/idempotency.md): a replay of an acknowledged keyed write answers
+the same messages as the first answer and stores nothing, even when the If-Match it
+carries no longer holds (`replay-differs`, `replay-refused`). Only a rewind that could
+have run between the two changes that: one that removed the whole write forgets its key
+(the replay stores it anew), one that removed part of a batch spends it (422
+`idempotency_key_reused`).
 """
 
 from __future__ import annotations
@@ -24,7 +32,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from session_service.store.watch import PAGE
-from tests.model.facts import Appended, Facts, Violation, lineage, message_views
+from tests.model.facts import (
+    APPENDS,
+    Appended,
+    Facts,
+    Violation,
+    lineage,
+    message_views,
+    rewind_to,
+)
 from tests.model.final import FinalState
 from tests.model.history import Op
 from tests.model.workload import msg_seq
@@ -173,3 +189,44 @@ def _cut_at(facts: Facts, view: View, seq: int) -> bool:
 
 def _ops(view: View) -> tuple[int, ...]:
     return (view.index,) if view.index >= 0 else ()
+
+
+def replays_answer_alike(facts: Facts, final: FinalState) -> Iterable[Violation]:
+    """A replay of an acknowledged keyed append or batch answers what the first did."""
+    for op in facts.history:
+        first = facts.index.get(op.args.get("replay_of", -1))
+        if op.kind not in APPENDS or first is None or not first.ok or op.outcome == "info":
+            continue
+        was, now = _answered(first), _answered(op) if op.ok else []
+        top = max(_seq(m) for m in was)
+        rewound = any(
+            r.kind == "rewind" and r.possible and r.start < op.end and r.end > first.start
+            and rewind_to(r) < top
+            for r in facts.by_sid.get(op.sid or "", [])
+        )  # fmt: skip
+        if op.ok and now != was and not rewound:
+            yield Violation(
+                "replay-differs", op.user, f"{op.sid}/{first.index}",
+                f"replay #{op.index} of {op.kind} #{first.index} answered "
+                f"{[m['message_id'] for m in now]}, not the first answer "
+                f"{[m['message_id'] for m in was]} (or not the same messages)",
+                (first.index, op.index),
+            )  # fmt: skip
+        code = op.code()
+        excused = code == "session_not_found" or (code == "idempotency_key_reused" and rewound)
+        if op.outcome == "fail" and not excused:
+            yield Violation(
+                "replay-refused", op.user, f"{op.sid}/{first.index}",
+                f"replay #{op.index} of the acknowledged {op.kind} #{first.index} answered "
+                f"{op.status} {code}",
+                (first.index, op.index),
+            )  # fmt: skip
+
+
+def _answered(op: Op) -> list[dict[str, Any]]:
+    body = op.body
+    return list(body["messages"]) if op.kind == "batch" else [body["message"]]
+
+
+def _seq(message: dict[str, Any]) -> int:
+    return msg_seq(message["message_id"])

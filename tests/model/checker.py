@@ -21,8 +21,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from tests.model.batch_rules import batches_atomic
+from tests.model.batch_rules import batches_atomic, replays_answer_alike
 from tests.model.facts import (
+    Appended,
     Facts,
     Violation,
     appended,
@@ -80,12 +81,16 @@ def _seen_tokens(op: Op) -> list[tuple[str, str]]:
 
 def acknowledged_appends(facts: Facts, final: FinalState) -> Iterable[Violation]:
     """Every acknowledged message (single or in a batch) is stored once, at its id,
-    unless a rewind removed it."""
+    unless a rewind removed it. A keyed write answered twice (a replay after a rewind
+    removed the first copy stores it anew) may be stored at either answer's id."""
     for sid, sent in facts.appends.items():
+        acks: dict[str, list[Appended]] = defaultdict(list)
         for a in sent:
-            op, token, mid = a.op, a.token, a.mid
-            if mid is None:
-                continue
+            if a.mid is not None:
+                acks[a.token].append(a)
+        for token, answers in acks.items():
+            a = max(answers, key=lambda each: each.op.end)  # the latest answer
+            op, mid = a.op, a.mid
             fs = final_of(final, op.user, sid)
             if fs is None:
                 continue
@@ -96,16 +101,16 @@ def acknowledged_appends(facts: Facts, final: FinalState) -> Iterable[Violation]
                     op.user,
                     f"{sid}/{token}",
                     f"acknowledged {op.kind} message {token} is stored {len(found)} times",
-                    (op.index,),
+                    tuple(each.op.index for each in answers),
                 )
-            elif found and found[0]["message_id"] != mid:
+            elif found and found[0]["message_id"] not in {each.mid for each in answers}:
                 yield Violation(
                     "append-moved",
                     op.user,
                     f"{sid}/{mid}",
                     f"{op.kind} message acknowledged as {mid} is stored as "
                     f"{found[0]['message_id']}",
-                    (op.index,),
+                    tuple(each.op.index for each in answers),
                 )
             elif not found and not rewinds_removing(facts, sid, a.seq, op.start):
                 yield Violation(
@@ -165,14 +170,14 @@ def reads_respect_rewinds(facts: Facts, final: FinalState) -> Iterable[Violation
         rewinds = [op for op in ops if op.kind == "rewind" and op.ok]
         if not rewinds:
             continue
-        acked = {a.token: a for a in facts.appends.get(sid, []) if a.mid}
+        acked = {(a.token, a.mid): a for a in facts.appends.get(sid, []) if a.mid}
         user = facts.owner.get(sid, ops[0].user)
         fs = final_of(final, user, sid)
         views = [(op.index, op.start, message_views(op)) for op in ops if message_views(op)]
         views += [(-1, final.at, fs.messages)] if fs is not None else []
         for index, start, messages in views:
             for m in messages:
-                a = acked.get(m["content"])
+                a = acked.get((m["content"], m["message_id"]))
                 if a is None:
                     continue
                 gone = [
@@ -683,6 +688,7 @@ RULES = (
     reads_show_acknowledged,
     reads_respect_rewinds,
     batches_atomic,
+    replays_answer_alike,
     stored_once,
     ids_never_reused,
     summaries_survive,

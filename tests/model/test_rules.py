@@ -254,3 +254,24 @@ def test_a_batchs_messages_share_one_timestamp() -> None:
     h.ops[-1].body["messages"][1]["timestamp"] = "2026-01-01T00:00:00.002Z"
     stored = final(("msg_0000000001", "a"), ("msg_0000000002", "b"))
     assert "batch-timestamps-differ" in kinds(h, stored)
+
+
+def test_a_replay_answers_what_the_first_answer_did() -> None:
+    h = History()
+    h.create()
+    first = h.batch(["a", "b"], ["msg_0000000001", "msg_0000000002"])
+    again = h.batch(["a", "b"], ["msg_0000000003", "msg_0000000004"])
+    again.args["replay_of"] = first.index
+    stored = final(("msg_0000000001", "a"), ("msg_0000000002", "b"))
+    assert "replay-differs" in kinds(h, stored)
+    again.status, again.body = 412, {"code": "precondition_failed"}
+    assert "replay-refused" in kinds(h, stored)
+    # A rewind between them removed the batch: the replay stores it anew.
+    again.status, again.body = 201, {"messages": [message("msg_0000000003", "a"),
+                                                 message("msg_0000000004", "b")]}  # fmt: skip
+    first.body = {"messages": [message("msg_0000000001", "a"), message("msg_0000000002", "b")]}
+    rewind = h.rewind("msg_0000000000")
+    rewind.start = first.end
+    anew = final(("msg_0000000003", "a"), ("msg_0000000004", "b"))
+    assert not kinds(h, anew) & {"replay-differs", "replay-refused", "append-moved",
+                                 "append-lost", "rewound-read"}  # fmt: skip

@@ -69,6 +69,8 @@ CLASHES = (
 )
 #: Messages a batch carries in these runs (the service accepts 1-64).
 BATCH_SIZES = (1, 6)
+#: How often an acknowledged keyed append or batch is sent again (`ModelClient.repeat`).
+REPEAT = 0.15
 #: How long a feed poll after the first may wait for a change (`Prefer: wait=N`).
 FEED_WAIT_SECONDS = 1
 
@@ -302,6 +304,21 @@ class ModelClient:
             return retry
         return op
 
+    async def repeat(self, op: Op, path: str, known: Known) -> None:
+        """Send an acknowledged keyed append or batch once more, with the same key, body
+        and headers, through the other instance: a client whose own timeout fired just
+        as the answer left. The replay must answer what the first answer did and store
+        nothing, even though the If-Match it carries no longer holds."""
+        headers = self.headers(**op.args["headers"])
+        again = await self.call(
+            op.kind, op.sid, "POST", path, {**op.args, "replay_of": op.index},
+            self.other(self.world.instances[op.instance]), headers, json=op.args["body"],
+        )  # fmt: skip
+        if again.ok:  # stored anew when a rewind had removed it all: learn the new ids
+            body = again.body
+            ids = [m["message_id"] for m in body.get("messages", [body.get("message")])]
+            known.messages += [m for m in ids if m not in known.messages]
+
     def learn_session(self, op: Op, short: bool) -> None:
         if op.ok and isinstance(op.body, dict) and "session_id" in op.body:
             known = self.world.remember(self.user, op.body["session_id"], short)
@@ -384,12 +401,13 @@ class ModelClient:
             extra["Idempotency-Key"] = f"append-{self.token()}"
         if not plain and known.messages_etag and self.rng.random() < 0.2:
             extra["If-Match"] = known.messages_etag
-        op = await self.keyed(
-            "append", known.sid, "POST", f"{API}/{known.sid}/messages", body, extra
-        )
+        path = f"{API}/{known.sid}/messages"
+        op = await self.keyed("append", known.sid, "POST", path, body, extra)
         if op.ok:
             known.messages.append(op.body["message"]["message_id"])
             known.messages_etag = op.etag
+            if "Idempotency-Key" in extra and self.rng.random() < REPEAT:
+                await self.repeat(op, path, known)
         return op
 
     async def op_batch(self, known: Known | None = None) -> Op | None:
@@ -422,12 +440,13 @@ class ModelClient:
             extra["Idempotency-Key"] = f"batch-{self.token()}"
         if known.messages_etag and self.rng.random() < 0.2:
             extra["If-Match"] = known.messages_etag
-        op = await self.keyed(
-            "batch", known.sid, "POST", f"{API}/{known.sid}/messages/batch", body, extra
-        )
+        path = f"{API}/{known.sid}/messages/batch"
+        op = await self.keyed("batch", known.sid, "POST", path, body, extra)
         if op.ok:
             known.messages.extend(m["message_id"] for m in op.body["messages"])
             known.messages_etag = op.etag
+            if "Idempotency-Key" in extra and self.rng.random() < REPEAT:
+                await self.repeat(op, path, known)
         return op
 
     async def op_grow(self) -> None:
