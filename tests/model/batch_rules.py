@@ -37,6 +37,7 @@ from tests.model.facts import (
     Appended,
     Facts,
     Violation,
+    feed_cursor,
     lineage,
     message_views,
     rewind_to,
@@ -109,12 +110,6 @@ def _views(facts: Facts, final: FinalState) -> Iterable[View]:
             after = feed_cursor(op)
             if shown and after is not None:
                 yield View(op.sid, op.user, shown, after, len(shown) >= PAGE, op.end, op.index)
-
-
-def feed_cursor(op: Op) -> int | None:
-    """The seq a feed poll resumed after (its Last-Event-ID); None: it started from now."""
-    cursor = op.args.get("headers", {}).get("Last-Event-ID")
-    return None if cursor is None else msg_seq(cursor)
 
 
 def _check_view(facts: Facts, view: View) -> Iterable[Violation]:

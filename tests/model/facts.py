@@ -193,3 +193,9 @@ def message_views(op: Op) -> list[dict[str, Any]]:
     if op.kind == "feed":
         return [e["data"] for e in op.body.get("events", []) if e.get("event") == "message"]
     return []
+
+
+def feed_cursor(op: Op) -> int | None:
+    """The seq a feed poll resumed after (its Last-Event-ID); None: it started from now."""
+    cursor = op.args.get("headers", {}).get("Last-Event-ID")
+    return None if cursor is None else msg_seq(cursor)

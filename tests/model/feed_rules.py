@@ -37,11 +37,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from session_service.store.watch import PAGE
-from tests.model.batch_rules import feed_cursor
 from tests.model.facts import (
     Appended,
     Facts,
     Violation,
+    feed_cursor,
     final_of,
     message_views,
     rewind_to,
