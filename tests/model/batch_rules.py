@@ -21,7 +21,8 @@ batch-append.md, docs/idempotency.md): a replay of an acknowledged keyed write a
 the same messages as the first answer and stores nothing, even when the If-Match it
 carries no longer holds (`replay-differs`, `replay-refused`). Only a rewind that could
 have run between the two changes that: one that removed the whole write forgets its key
-(the replay stores it anew), one that removed part of a batch spends it (422
+(the replay is a new write: stored anew, or refused as any write may be, a stale
+If-Match included), one that removed part of a batch spends it (422
 `idempotency_key_reused`).
 """
 
@@ -207,9 +208,11 @@ def replays_answer_alike(facts: Facts, final: FinalState) -> Iterable[Violation]
                 f"{[m['message_id'] for m in was]} (or not the same messages)",
                 (first.index, op.index),
             )  # fmt: skip
+        # A rewind that removed all of it forgot the key: the replay is a new write, which
+        # may be refused as any write may (a stale If-Match, an archived session); one
+        # that removed part of a batch spent the key (422).
         code = op.code()
-        excused = code == "session_not_found" or (code == "idempotency_key_reused" and rewound)
-        if op.outcome == "fail" and not excused:
+        if op.outcome == "fail" and code != "session_not_found" and not rewound:
             yield Violation(
                 "replay-refused", op.user, f"{op.sid}/{first.index}",
                 f"replay #{op.index} of the acknowledged {op.kind} #{first.index} answered "

@@ -311,7 +311,8 @@ class ModelClient:
         nothing, even though the If-Match it carries no longer holds."""
         headers = self.headers(**op.args["headers"])
         again = await self.call(
-            op.kind, op.sid, "POST", path, {**op.args, "replay_of": op.index},
+            op.kind, op.sid, "POST", path,
+            {"body": op.args["body"], "headers": op.args["headers"], "replay_of": op.index},
             self.other(self.world.instances[op.instance]), headers, json=op.args["body"],
         )  # fmt: skip
         if again.ok:  # stored anew when a rewind had removed it all: learn the new ids
