@@ -45,6 +45,7 @@ def msg_seq(message_id: str) -> int:
 CLASHES = (
     ("rewind", "summary"),
     ("rewind", "summary", "summary"),
+    ("rewind", "summary", "summary", "summary"),
     ("rewind", "append"),
     ("rewind", "fork"),
     ("delete_all", "create", "create"),
@@ -160,7 +161,7 @@ class Plan:
             "append": 10, "batch": 5, "grow": 3, "summary": 12, "fork": 5, "rewind": 12,
             "delete": 2, "delete_all": 1, "erase": 1, "heartbeat": 3, "link": 2, "unlink": 1,
             "messages": 4, "summaries": 3, "search_walk": 3, "list_walk": 2, "stats": 1,
-            "statistics": 1, "feed": 3, "clash": 14,
+            "statistics": 1, "feed": 3, "clash": 20,
         }
     )  # fmt: skip
 
