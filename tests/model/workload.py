@@ -46,6 +46,8 @@ CLASHES = (
     ("rewind", "summary"),
     ("rewind", "summary", "summary"),
     ("rewind", "summary", "summary", "summary"),
+    ("rewind", "summary", "batch"),
+    ("rewind", "summary", "summary", "append"),
     ("rewind", "append"),
     ("rewind", "fork"),
     ("delete_all", "create", "create"),
@@ -642,8 +644,11 @@ class ModelClient:
         if self.rng.random() < 0.1:
             keep = 0
         # The later parts start a few milliseconds after the first, so they meet it
-        # mid-way rather than queue before it (a shape, not an assumption on speed).
-        delays = [0.0] + [self.rng.uniform(0, 0.02) for _ in scenario[1:]]
+        # mid-way rather than queue before it (a shape, not an assumption on speed). A
+        # staged rewind is short (a few milliseconds here), so what meets it starts
+        # within its first ones.
+        spread = 0.008 if scenario[0] == "rewind" else 0.02
+        delays = [0.0] + [self.rng.uniform(0, spread) for _ in scenario[1:]]
 
         # What the parts choose from is fixed now: other clients change `known` meanwhile.
         snapshot = Known(known.sid, known.user, known.short, list(known.messages))
@@ -670,7 +675,11 @@ class ModelClient:
     async def clash_summary(self, known: Known, keep: int) -> None:
         if not known.messages:
             return
-        covers = self.rng.choice(known.messages[: max(1, keep)])
+        # Mostly the last message a rewind in the clash keeps: a summary may not cover
+        # less than the newest one does (409 summary_out_of_order), so this one is the
+        # likeliest to be written while the rewind runs.
+        kept = known.messages[: max(1, keep)]
+        covers = kept[-1] if self.rng.random() < 0.7 else self.rng.choice(kept)
         body = {"content": f"summary {self.token()}", "covers_through": covers}
         await self.call("summary", known.sid, "POST", f"{API}/{known.sid}/summaries",
                         {"body": body, "headers": {}}, json=body)  # fmt: skip
