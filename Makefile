@@ -15,6 +15,11 @@ MIN_STAMP := $(MIN_VENV)/.installed
 # The newest versions the declared ranges allow, resolved afresh (not locked).
 LATEST_VENV ?= .venv-latest
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Python caches compiled bytecode (__pycache__) unless PYTHONDONTWRITEBYTECODE is set, as it
+# is on some machines and containers. Then every process compiles each module it imports from
+# source again: the suite starts the service and its commands as subprocesses dozens of times,
+# and each one spent about a second compiling FastAPI, pydantic and redis-py.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test prometheus test-min test-latest lock check lint typecheck fmt docs docs-check docs-site bench clean client-sync
 
