@@ -68,6 +68,10 @@ class RedisProcess:
     def __init__(self, workdir: Path, port: int | None = None, *extra: str) -> None:
         self.workdir = workdir
         self.port = port or free_port()
+        # A port free_port() chose may be taken by another process (another test run,
+        # another xdist worker) before the server binds it; until the first start
+        # succeeds nothing depends on it, so start() may pick another.
+        self.repick = port is None
         self.extra = list(extra)
         self.process: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
@@ -76,21 +80,56 @@ class RedisProcess:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def log(self) -> Path:
+        return self.workdir / "server.log"
+
     def start(self) -> RedisProcess:
-        args = [
-            find_server_binary(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.workdir),
-            "--save", "",
-            "--appendonly", "yes",
-            "--maxmemory-policy", "noeviction",
-            "--logfile", str(self.workdir / "server.log"),
-            *self.extra,
-        ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port(self.port)
-        return self
+        for _ in range(5):
+            args = [
+                find_server_binary(),
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--dir", str(self.workdir),
+                "--save", "",
+                "--appendonly", "yes",
+                "--maxmemory-policy", "noeviction",
+                "--logfile", str(self.log),
+                *self.extra,
+            ]  # fmt: skip
+            process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.process = process
+            if self._serving(process):
+                self.repick = False
+                return self
+            self.process = None
+            if not self.repick:
+                raise RuntimeError(f"server on port {self.port} exited at start: see {self.log}")
+            self.port = free_port()
+        raise RuntimeError(f"no free port for a server: see {self.log}")
+
+    def _serving(self, process: subprocess.Popen[bytes], timeout: float = 30.0) -> bool:
+        """True once this process answers on its port; False if it exited first (it
+        could not bind the port). A PONG alone could come from another server that
+        took the port, so the server's own log must also say it bound it: a server
+        logs "Server initialized" only once its listening sockets exist."""
+        own = f"{process.pid}:"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                return False
+            with contextlib.suppress(OSError):
+                logged = self.log.read_text(errors="replace")
+                if any(
+                    line.startswith(own) and "Server initialized" in line
+                    for line in logged.splitlines()
+                ):
+                    wait_for_port(self.port, max(0.1, deadline - time.monotonic()))
+                    return True
+            time.sleep(0.02)
+        process.kill()
+        process.wait()
+        raise RuntimeError(f"server on port {self.port} did not start within {timeout}s")
 
     def stop(self, hard: bool = False) -> None:
         process, self.process = self.process, None
