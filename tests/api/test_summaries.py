@@ -236,7 +236,9 @@ async def test_racing_summaries_and_appends_stay_consistent(client: httpx.AsyncC
     appended = [r for r in results if r.request.url.path.endswith("/messages")]
     accepted = [r.json() for r in results if r.status_code == 201 and "summary_id" in r.json()]
     refused = [r.json()["code"] for r in results if r.status_code != 201]
-    assert all(r.status_code == 201 for r in appended)
+    assert all(r.status_code == 201 for r in appended), [
+        (r.status_code, r.text) for r in appended if r.status_code != 201
+    ]
     assert set(refused) <= {"summary_out_of_order", "unknown_message"}
     assert accepted
     listing = (await listed(client, sid, limit=100))["summaries"]
