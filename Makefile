@@ -21,7 +21,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # and each one spent about a second compiling FastAPI, pydantic and redis-py.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: run test prometheus test-min test-latest lock check lint typecheck fmt docs docs-check docs-site bench clean client-sync
+.PHONY: run test test-suite prometheus test-min test-latest lock check lint typecheck fmt docs docs-check docs-site bench clean client-sync
 
 $(UV):
 	@test -x $(UV_VENV)/bin/python || $(PYTHON) -m venv $(UV_VENV)
@@ -34,8 +34,17 @@ $(STAMP): uv.lock pyproject.toml | $(UV)
 run: $(STAMP)
 	$(BIN)/fm-session-service serve
 
-test: $(STAMP) prometheus lint typecheck docs-check test-min
-	$(BIN)/python -m pytest
+# The checks and both suites run side by side; each one's output is shown whole when it
+# ends (--output-sync), and `make test` fails if any of them does.
+test: $(STAMP) prometheus
+	@$(MAKE) --no-print-directory -j --output-sync=target test-suite lint typecheck docs-check test-min
+
+# The whole suite, shared among pytest-xdist workers: each test file runs whole on one
+# worker, the topology tests (one Sentinel, one Cluster) as one unit, the long ones first
+# (tests/conftest.py). TEST_WORKERS=0 runs it in this one process.
+TEST_WORKERS ?= auto
+test-suite: $(STAMP)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # prometheus and promtool for tests/ops/test_prometheus_*.py: Debian's package, when missing.
 prometheus:

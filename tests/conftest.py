@@ -27,6 +27,58 @@ from tests.servers import RedisProcess, redis_server
 
 ClientFactory = Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
 
+# ---- sharing the suite among pytest-xdist workers (`make test`) ---------------------------
+#
+# `make test` runs `pytest -n N --dist loadfile`: each test file runs whole on one worker, as
+# it would alone. Its module-scoped fixtures (a live server, an out-of-memory Redis) start
+# once, and its tests never interleave with another file's, which would tear those down and
+# up again. The topology tests are one unit: they share a Sentinel and a Cluster (session
+# fixtures, 13 server processes) that would otherwise start on every worker.
+
+TOPOLOGY = "tests/topology/"
+
+
+def _scope(nodeid: str) -> str:
+    """The unit of work a test belongs to: the topology tests, else its file."""
+    return TOPOLOGY if nodeid.startswith(TOPOLOGY) else nodeid.split("::", 1)[0]
+
+
+class _TopologyAsOneUnit:
+    """`--dist loadfile`, with the topology tests as one unit (see `_scope`). A plugin of
+    its own, registered only where pytest-xdist is installed (not at the minimums)."""
+
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        if config.getvalue("dist") != "loadfile":
+            return None
+        from xdist.scheduler import LoadFileScheduling
+
+        class Scheduling(LoadFileScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return _scope(nodeid)
+
+        return Scheduling(config, log)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_TopologyAsOneUnit(), "topology-as-one-unit")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On an xdist worker: the units most likely to be long go first (the topology tests,
+    then the files with a test marked `slow`), so that no long unit starts last while the
+    other workers sit idle. The order within a file is kept. Outside xdist nothing changes.
+    """
+    if not hasattr(config, "workerinput"):
+        return
+    slow_files = {_scope(item.nodeid) for item in items if item.get_closest_marker("slow")}
+
+    def rank(item: pytest.Item) -> int:
+        scope = _scope(item.nodeid)
+        return 0 if scope == TOPOLOGY else 1 if scope in slow_files else 2
+
+    items.sort(key=rank)
+
 
 @pytest.fixture(scope="session")
 def redis_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
