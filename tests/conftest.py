@@ -10,6 +10,7 @@ runs its lifespan, as uvicorn would. The helpers tests share (`user`,
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -64,11 +65,30 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_TopologyAsOneUnit(), "topology-as-one-unit")
 
 
+def _unique_node_ids(items: list[pytest.Item]) -> None:
+    """schemathesis gives every operation's test the function's node id
+    (`test_fuzz.py::test_api_answers_as_documented` 36 times). pytest-xdist finds a test
+    by its node id, so it would run one of the 36; the item's name (`...[GET /health]`)
+    tells them apart, in reports and --durations too."""
+    counts = Counter(item.nodeid for item in items)
+    for item in items:
+        if counts[item.nodeid] > 1 and item.parent is not None:
+            unique = f"{item.parent.nodeid}::{item.name}"
+            try:  # pytest >= 9.2 derives the node id from a structured id
+                from _pytest.nodeid import coerce_node_id
+            except ImportError:
+                item._nodeid = unique
+            else:
+                item._id = coerce_node_id(unique)
+    assert len({item.nodeid for item in items}) == len(items), "two tests share a node id"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """On an xdist worker: the units most likely to be long go first (the topology tests,
     then the files with a test marked `slow`), so that no long unit starts last while the
     other workers sit idle. The order within a file is kept. Outside xdist nothing changes.
     """
+    _unique_node_ids(items)
     if not hasattr(config, "workerinput"):
         return
     slow_files = {_scope(item.nodeid) for item in items if item.get_closest_marker("slow")}
