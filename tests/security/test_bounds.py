@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -214,8 +215,11 @@ async def storage_commands(redis: Redis) -> dict[str, int]:
 @pytest.fixture
 async def quiet_client(make_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]:
     async with make_client() as client:
-        # Let the startup checks (CONFIG GET) finish before counting commands.
+        # Let the startup checks (CONFIG GET) and the change feed's SUBSCRIBE, which runs
+        # in the background and comes late on a busy machine, finish before counting commands.
         assert (await client.get(f"{API}/sess_{'0' * 32}", headers=user("a"))).status_code == 404
+        feed = client.app.state.feed  # type: ignore[attr-defined]
+        await asyncio.wait_for(feed.subscribed.wait(), 60)
         yield client
 
 
