@@ -53,7 +53,9 @@ async def test_a_list_page_deep_in_a_tie_set_never_stalls_redis(
         params = {"offset": 10_000, "limit": 100, "include_archived": "true"}
         return await client.get("/api/v1/sessions", params=params, headers=user())
 
-    _, listed = await stall_free(redis, redis_url, lambda: _seed_tie_set(redis), page)
+    _, listed = await stall_free(
+        redis, redis_url, lambda: _seed_tie_set(redis), page, reads_only=True
+    )
     assert listed.status_code == 200, listed.text
     assert listed.json()["total"] == SESSIONS
     ids = [s["session_id"] for s in listed.json()["sessions"]]
