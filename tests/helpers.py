@@ -172,6 +172,13 @@ async def wait_past(redis: Redis, deadline: str | int) -> None:
         await asyncio.sleep((left + 1) / 1000)
 
 
+async def next_millisecond(redis: Redis) -> None:
+    """Return once Redis's clock has left the millisecond it shows now: whatever a
+    script stamps afterwards (a session's `created_at`) is later than any time a
+    script read before (an erase's cutoff), on any machine."""
+    await wait_past(redis, await redis_now_ms(redis))
+
+
 # ---- Redis keys -------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from session_service.store import branches
 from tests.conftest import ClientFactory, make_settings, running_app, user
-from tests.helpers import API
+from tests.helpers import API, next_millisecond
 from tests.topology.servers import sentinel_topology, sync_client
 
 pytestmark = pytest.mark.slow
@@ -226,6 +226,7 @@ async def test_an_erase_spares_the_messages_a_concurrent_rewind_keeps(
         # The erase fixes its cutoff and drops what exists (nothing), then waits to sweep.
         erase = asyncio.create_task(client.delete("/api/v1/users/u1/sessions", headers=admin))
         await sliced.wait()  # its cutoff is fixed: the session below is created after it
+        await next_millisecond(store.client)  # (not in the cutoff's own millisecond)
         created = await client.post(API, json={"timeout_minutes": 60}, headers=user())
         sid = created.json()["session_id"]
         for content in ("kept", "b", "c", "d"):

@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 from session_service.store import account, branches, erasure
 from session_service.store.keys import COPY_OWNER, Keys
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API
+from tests.helpers import API, next_millisecond
 
 KEYS = Keys("fms")
 ADMIN = user("root", **{"X-User-Roles": '["admin"]'})
@@ -304,6 +304,9 @@ async def test_an_erase_spares_a_concurrent_fork_of_a_session_it_spares(
         h = user("spared")
         erase = asyncio.ensure_future(client.delete(erase_url("spared"), headers=ADMIN))
         await paused.sliced.wait()  # the erase fixed its cutoff, dropped nothing, waits to sweep
+        # A session created in the cutoff's own millisecond is one the erase may drop;
+        # this one is created after it (the cutoff is at most Redis's now, read here).
+        await next_millisecond(redis)
         source = (await create_session(client, "spared"))["session_id"]
         for content in ("a", "b", "c"):
             message = {"role": "user", "content": content}

@@ -21,7 +21,7 @@ import pytest
 
 from session_service.store.branches import INLINE_MAX
 from tests.conftest import ClientFactory, create_session, user
-from tests.helpers import API
+from tests.helpers import API, next_millisecond
 
 ADMIN = user("root", **{"X-User-Roles": '["admin"]'})
 KEPT = 10
@@ -73,6 +73,7 @@ async def test_an_erase_sweep_during_a_copy_never_publishes_a_hollow_conversatio
         erasing = asyncio.ensure_future(client.delete(erase_url("sweeper"), headers=ADMIN))
         async with asyncio.timeout(60):
             await erase_done.reached.wait()
+        await next_millisecond(store.client)  # (not in the cutoff's own millisecond)
 
         # ... then a session is created, which the erase must leave whole.
         sid = (await create_session(client, "sweeper"))["session_id"]
