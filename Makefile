@@ -42,7 +42,10 @@ test: $(STAMP) prometheus
 # The whole suite, shared among pytest-xdist workers: each test file runs whole on one
 # worker, the topology tests (one Sentinel, one Cluster) as one unit, the long ones first
 # (tests/conftest.py). TEST_WORKERS=0 runs it in this one process.
-TEST_WORKERS ?= auto
+# Two workers per core, at most 8: much of the suite waits (failovers, stalled replies,
+# scrapes, expiries) and a second worker per core runs while the first one waits.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); n=$$((n * 2)); \
+	if [ $$n -gt 8 ]; then n=8; fi; echo $$n)
 test-suite: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
