@@ -12,21 +12,22 @@ import signal
 import sys
 import tempfile
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import uvicorn
 
 from session_legacy import DEFAULT_DB
 from session_service import __version__
-from session_service.app import build_store, create_app
 from session_service.config import Settings, load_settings
 from session_service.domain.ids import is_session_id
 from session_service.observability.logging import configure_logging
-from session_service.store.embedded import EmbeddedServer
-from session_service.store.probe import classify, unusable_setting
-from session_service.store.sessions import SessionStore
-from session_service.transcript import json_transcript
+
+if TYPE_CHECKING:
+    from session_service.store.sessions import SessionStore
+
+# The store, the app (FastAPI, pydantic's adapters, every route) and uvicorn are imported
+# by the commands that use them, not here: `--help`, `--version` and a refused setting
+# answer without them (about 1 s of CPU per run, which the tests' subprocesses paid).
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: How long a worker may take to answer uvicorn's supervisor before it is restarted.
@@ -95,6 +96,8 @@ def _check_storage(settings: Settings) -> int:
     """Stop (2) when a given Redis setting is refused; an unreachable server only warns."""
     if settings.embedded:
         return 0
+    from session_service.store.probe import unusable_setting
+
     problem, outage = asyncio.run(unusable_setting(settings, settings.redis_connection_url))
     if problem:
         print(f"fm-session-service: {problem}", file=sys.stderr)
@@ -126,13 +129,19 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int) 
         # so uvicorn's X-Forwarded-For rewriting would be work for nothing.
         "proxy_headers": False,
     }
+    import uvicorn
+
     if workers <= 1:
+        from session_service.app import create_app
+
         app = create_app(settings)
         _exit_zero_after_sigterm()
         uvicorn.run(app, **common)  # type: ignore[arg-type]
         return 0
     embedded = None
     if settings.embedded:
+        from session_service.store.embedded import EmbeddedServer
+
         # One server for all workers: the parent owns it, each worker finds it answering
         # on DATA_DIR's socket and reuses it (see EmbeddedServer.start).
         embedded = EmbeddedServer(settings.data_dir, settings.embedded_appendfsync)
@@ -164,6 +173,10 @@ def _exit_zero_after_sigterm() -> None:
 
 
 async def _with_store(settings: Settings, command: argparse.Namespace) -> int:
+    from session_service.app import build_store
+    from session_service.store.embedded import EmbeddedServer
+    from session_service.transcript import json_transcript
+
     embedded = None
     url = settings.redis_connection_url
     if settings.embedded:
@@ -242,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(_with_store(settings, args))
     except Exception as exc:  # an admin command reports, it does not dump a stack
+        from session_service.store.probe import classify
+
         problem = classify(settings, exc)  # a refused REDIS_PASSWORD/REDIS_DB is named
         print(f"fm-session-service: {problem or f'{type(exc).__name__}: {exc}'}", file=sys.stderr)
         return 2 if problem else 1
