@@ -1,22 +1,25 @@
-"""Shared fixtures: a real server per test session, an app per test.
+"""Shared fixtures: a real server per test session, an app's lifespan per test.
 
 `redis_url` is a real valkey/redis server started for the run; every test gets
-a clean database. `make_client` builds the app with any settings override and
-runs its lifespan, as uvicorn would. The helpers tests share (`user`,
-`create_session`, key names, deadlines) live in `tests/helpers.py`; `user` and
-`create_session` are re-exported here for the modules that import them from here.
+a clean database. `make_client` runs an app with any settings override through its
+lifespan, as uvicorn would: a new store, connections and change feed each time, on an
+app this process built before for the same settings (`running_app`). The helpers tests
+share (`user`, `create_session`, key names, deadlines) live in `tests/helpers.py`; `user`
+and `create_session` are re-exported here for the modules that import them from here.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from session_service.app import create_app
@@ -142,11 +145,48 @@ def make_settings(redis_url: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+#: Apps already built in this process, by their settings, most recently used last.
+_BUILT_APPS: OrderedDict[str, FastAPI] = OrderedDict()
+#: How many built apps a process keeps (each holds its routes and pydantic adapters).
+_KEPT_APPS = 16
+
+
+def _settings_key(settings: Settings) -> str:
+    """Every setting's value, secrets included: equal keys build equal apps."""
+    values = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        values[name] = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return repr(sorted(values.items()))
+
+
+def _app_for(settings: Settings, fresh: bool) -> FastAPI:
+    """An app built from `settings`: one this process built before for equal settings,
+    unless `fresh`.
+
+    What the app holds between runs is what `create_app` builds (routes, middleware, and
+    the route state FastAPI builds on the first request: about 85 ms of CPU per app, once
+    per test before this). Everything a test can change, the store, its connections, the
+    change feed and the case-service client, is built by the lifespan, anew for each run.
+    A test that changes the app itself (adds a route) asks for a `fresh` one.
+    """
+    if fresh:
+        return create_app(settings)
+    key = _settings_key(settings)
+    app = _BUILT_APPS.pop(key, None) or create_app(settings)
+    _BUILT_APPS[key] = app
+    while len(_BUILT_APPS) > _KEPT_APPS:
+        _BUILT_APPS.popitem(last=False)
+    return app
+
+
 @contextlib.asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """As the entry points do: logging for the process, then the app."""
+async def running_app(
+    settings: Settings, *, fresh: bool = False
+) -> AsyncIterator[httpx.AsyncClient]:
+    """As the entry points do: logging for the process, then the app's lifespan."""
     configure_logging(settings.log_level, settings.effective_log_format.value)
-    app = create_app(settings)
+    app = _app_for(settings, fresh)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -158,8 +198,10 @@ async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 def make_client(redis: Redis, redis_url: str) -> ClientFactory:
     """Build an app client with settings overrides (the database is already clean)."""
 
-    def factory(**overrides: Any) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
-        return running_app(client_settings(redis_url, **overrides))
+    def factory(
+        fresh: bool = False, **overrides: Any
+    ) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+        return running_app(client_settings(redis_url, **overrides), fresh=fresh)
 
     return factory
 

@@ -70,13 +70,14 @@ async def test_not_found_and_validation_errors_carry_the_request_id(
 
 
 async def test_an_unexpected_failure_answers_500_with_the_request_id(
-    client: httpx.AsyncClient,
+    make_client: ClientFactory,
 ) -> None:
     async def boom() -> None:
         raise RuntimeError("bug")
 
-    client.app.add_api_route("/test-only/boom", boom)  # type: ignore[attr-defined]
-    response = await client.get("/test-only/boom", headers={"X-Request-ID": "rid-500"})
+    async with make_client(fresh=True) as client:  # an app of its own: it gains a route
+        client.app.add_api_route("/test-only/boom", boom)  # type: ignore[attr-defined]
+        response = await client.get("/test-only/boom", headers={"X-Request-ID": "rid-500"})
     assert response.status_code == 500
     assert response.json() == {"detail": "Internal error", "code": "internal_error"}
     assert response.headers["x-request-id"] == "rid-500"
@@ -95,7 +96,7 @@ async def test_an_unexpected_failure_is_logged_once(
     async def boom() -> None:
         raise RuntimeError("bug-logged-once")
 
-    async with make_client(log_format="json", log_level="INFO") as client:
+    async with make_client(fresh=True, log_format="json", log_level="INFO") as client:
         client.app.add_api_route("/test-only/boom", boom)  # type: ignore[attr-defined]
         capsys.readouterr()
         response = await client.get("/test-only/boom", headers={"X-Request-ID": "rid-once"})
