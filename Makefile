@@ -27,10 +27,8 @@ $(UV):
 	@test -x $(UV_VENV)/bin/python || $(PYTHON) -m venv $(UV_VENV)
 	$(UV_VENV)/bin/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
 
-# --compile-bytecode: every module is compiled once here, on every core, instead of in
-# each test worker and subprocess that imports it first (they all start at once).
 $(STAMP): uv.lock pyproject.toml | $(UV)
-	$(UV) sync --frozen --quiet --extra dev --compile-bytecode --python $(PYTHON)
+	$(UV) sync --frozen --quiet --extra dev --python $(PYTHON)
 	@touch $(STAMP)
 
 run: $(STAMP)
@@ -57,7 +55,7 @@ prometheus:
 
 $(MIN_STAMP): requirements/minimums.txt | $(UV)
 	@test -x $(MIN_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(MIN_VENV)
-	$(UV) pip sync --quiet --compile-bytecode --python $(MIN_VENV)/bin/python --require-hashes requirements/minimums.txt
+	$(UV) pip sync --quiet --python $(MIN_VENV)/bin/python --require-hashes requirements/minimums.txt
 	$(UV) pip install --quiet --python $(MIN_VENV)/bin/python --no-deps -e .
 	@touch $(MIN_STAMP)
 
