@@ -62,6 +62,7 @@ from session_service.domain.tokens import estimate_tokens
 from session_service.store import keys as layout
 from session_service.store.keys import Keys
 from session_service.store.protocol import AppendArgs
+from session_service.store.replies import AppendOk
 from session_service.store.sessions import SessionStore
 
 API = "/api/v1/sessions"
@@ -302,12 +303,14 @@ def store_of(client: httpx.AsyncClient) -> SessionStore:
 
 
 async def fill(store: SessionStore, redis: Redis, user_id: str, sid: str, count: int) -> None:
-    """`count` appends through the store's own append script, pipelined in batches."""
+    """`count` appends through the store's own append script, pipelined in batches; each
+    reply is decoded as the store decodes it (a refusal raises)."""
     script = store.scripts.append
     base = store.keys.base(user_id)
     await redis.script_load(script.source)
     for start in range(0, count, 2000):
         pipe = redis.pipeline(transaction=False)
+        sent: list[AppendArgs] = []
         for n in range(start, min(start + 2000, count)):
             args = AppendArgs(
                 sid=sid,
@@ -327,9 +330,10 @@ async def fill(store: SessionStore, redis: Redis, user_id: str, sid: str, count:
                 tool_call_id="",
                 call_ids=(),
             )
-            pipe.evalsha(script.sha, 1, base, *args.argv())
-        for reply in await pipe.execute():
-            assert reply[0] == "ok", reply
+            pipe.evalsha(script.sha, 1, base, *script.argv(args))
+            sent.append(args)
+        for args, reply in zip(sent, await pipe.execute(), strict=True):
+            assert isinstance(args.decode(reply), AppendOk), reply
 
 
 async def scrape(client: httpx.AsyncClient) -> str:

@@ -144,8 +144,9 @@ async def test_sessions_expired_beyond_one_prune_batch_are_never_listed_or_count
         pending = await redis.zcount(KEYS.expiry("u1"), "-inf", f"({await redis_now_ms(redis)}")
         assert pending > 100
         # One script call prunes a bounded batch, never everything at once.
-        removed, _, more = await store.scripts.prune(redis, [KEYS.base("u1")], PruneArgs())
-        assert (int(removed), int(more)) == (100, 1)
+        args = PruneArgs()
+        pruned = args.decode(await store.scripts.prune(redis, [KEYS.base("u1")], args))
+        assert (pruned.removed, pruned.more) == (100, True)
         body = await _page(client, {"limit": 100})
         assert body["total"] == 5
         assert sorted(s["session_id"] for s in body["sessions"]) == sorted(live)
