@@ -14,10 +14,11 @@ import httpx
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio import Redis
 
 from session_service.domain.models import Role
 from tests.conftest import ClientFactory, create_session, make_settings, running_app, user
-from tests.helpers import sample, scrape
+from tests.helpers import sample, scrape, wait_past
 from tests.ops.service import running_service
 from tests.servers import free_port
 
@@ -210,6 +211,20 @@ async def test_expired_sessions_removed_by_cleanup_are_counted(make_client: Clie
                 break
             await asyncio.sleep(0.05)
         assert removed == 1
+        after = sample(await scrape(client), "fm_session_sessions_total", event="expired")
+    assert after == before + 1
+
+
+async def test_expired_sessions_a_fork_removes_are_counted(
+    make_client: ClientFactory, redis: Redis
+) -> None:
+    async with make_client(default_session_ttl=1) as client:
+        source = await create_session(client, timeout_minutes=60)
+        fading = await create_session(client)
+        await wait_past(redis, fading["expires_at"])
+        before = sample(await scrape(client), "fm_session_sessions_total", event="expired")
+        url = f"/api/v1/sessions/{source['session_id']}/fork"
+        assert (await client.post(url, json={}, headers=user())).status_code == 201
         after = sample(await scrape(client), "fm_session_sessions_total", event="expired")
     assert after == before + 1
 

@@ -25,7 +25,7 @@ from typing import TypeVar
 from session_service import errors
 from session_service.domain.ids import new_session_id
 from session_service.domain.text import search_fold
-from session_service.store.base import StoreBase
+from session_service.store.base import StoreBase, count_expired
 from session_service.store.codec import (
     dump_json,
     last_seq,
@@ -275,6 +275,8 @@ class BranchOps(StoreBase):
             )
             if isinstance(reply, Restart):  # the copy was dropped by the script
                 continue
+            if not isinstance(reply, ForkReplay):  # a replay pruned nothing
+                count_expired(reply.pruned)
             return _tagged(reply.session_id, user_id, reply.fields)
         raise errors.SessionRewound()
 
