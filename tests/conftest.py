@@ -145,9 +145,12 @@ def make_settings(redis_url: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-#: Apps already built in this process, by their settings, most recently used last.
-_BUILT_APPS: OrderedDict[str, FastAPI] = OrderedDict()
-#: How many built apps a process keeps (each holds its routes and pydantic adapters).
+#: Apps built in this process and not running now, by their settings, the most recently
+#: used last. An app runs one lifespan at a time: two instances with equal settings
+#: (`make_client() as one, make_client() as two`, the model checker's instances) are
+#: two apps, as they are two processes in production.
+_IDLE_APPS: OrderedDict[tuple[str, int], FastAPI] = OrderedDict()
+#: How many idle apps a process keeps (each holds its routes and pydantic adapters).
 _KEPT_APPS = 16
 
 
@@ -160,38 +163,45 @@ def _settings_key(settings: Settings) -> str:
     return repr(sorted(values.items()))
 
 
-def _app_for(settings: Settings, fresh: bool) -> FastAPI:
-    """An app built from `settings`: one this process built before for equal settings,
-    unless `fresh`.
+def _take_app(key: str) -> FastAPI | None:
+    """An idle app built for the settings `key`, now no longer idle."""
+    for idle in reversed(_IDLE_APPS):
+        if idle[0] == key:
+            return _IDLE_APPS.pop(idle)
+    return None
 
-    What the app holds between runs is what `create_app` builds (routes, middleware, and
-    the route state FastAPI builds on the first request: about 85 ms of CPU per app, once
-    per test before this). Everything a test can change, the store, its connections, the
-    change feed and the case-service client, is built by the lifespan, anew for each run.
-    A test that changes the app itself (adds a route) asks for a `fresh` one.
-    """
-    if fresh:
-        return create_app(settings)
-    key = _settings_key(settings)
-    app = _BUILT_APPS.pop(key, None) or create_app(settings)
-    _BUILT_APPS[key] = app
-    while len(_BUILT_APPS) > _KEPT_APPS:
-        _BUILT_APPS.popitem(last=False)
-    return app
+
+def _park_app(key: str, app: FastAPI) -> None:
+    _IDLE_APPS[(key, id(app))] = app
+    while len(_IDLE_APPS) > _KEPT_APPS:
+        _IDLE_APPS.popitem(last=False)
 
 
 @contextlib.asynccontextmanager
 async def running_app(
     settings: Settings, *, fresh: bool = False
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """As the entry points do: logging for the process, then the app's lifespan."""
+    """As the entry points do: logging for the process, then the app's lifespan.
+
+    The app is one this process built before for equal settings and that is not running
+    now, unless `fresh`. What it keeps between runs is what `create_app` builds (routes,
+    middleware, and the route state FastAPI builds on the first request: about 85 ms of
+    CPU per app, paid by every test before). Everything a test can change, the store,
+    its connections, the change feed and the case-service client, is built by the
+    lifespan, anew for each run. A test that changes the app itself (adds a route) asks
+    for a `fresh` one, which is never reused.
+    """
     configure_logging(settings.log_level, settings.effective_log_format.value)
-    app = _app_for(settings, fresh)
+    key = _settings_key(settings)
+    app = None if fresh else _take_app(key)
+    app = app or create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             client.app = app  # type: ignore[attr-defined]
             yield client
+    if not fresh:
+        _park_app(key, app)
 
 
 @pytest.fixture
