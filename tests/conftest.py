@@ -126,12 +126,18 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 # promise about outages; on a loaded CI machine a burst of 60 concurrent requests
 # can queue longer than that behind the CPU and answer 503. Tests that are about
 # outages and timeouts build their settings with `make_settings` and their own value.
+# The same for opening a connection (1 s by default): each test's lifespan opens new
+# ones, and beside `stress-ng` a local connect once took longer than a second (503).
 CLIENT_REDIS_TIMEOUT = 10.0
 
 
 def client_settings(redis_url: str, **overrides: Any) -> Settings:
-    """Settings for the `client`/`make_client` fixtures: a load-proof Redis timeout."""
-    return make_settings(redis_url, **{"redis_timeout_seconds": CLIENT_REDIS_TIMEOUT, **overrides})
+    """Settings for the `client`/`make_client` fixtures: load-proof Redis timeouts."""
+    load_proof = {
+        "redis_timeout_seconds": CLIENT_REDIS_TIMEOUT,
+        "redis_connect_timeout_seconds": CLIENT_REDIS_TIMEOUT,
+    }
+    return make_settings(redis_url, **{**load_proof, **overrides})
 
 
 def make_settings(redis_url: str, **overrides: Any) -> Settings:

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import parse_url
 
 from session_service.config import Settings, load_settings
+from session_service.store.connection.client import build_client
 from session_service.store.keys import Keys
 from session_service.store.probe import unusable_setting
 from tests.conftest import create_session, running_app
@@ -182,3 +183,34 @@ async def test_refused_credentials_and_db_are_named_an_unreachable_server_is_not
     closed = settings(redis_host="127.0.0.1", redis_port=free_port())
     problem, outage = await unusable_setting(closed, closed.redis_connection_url)
     assert problem is None and outage is not None
+
+
+@pytest.mark.parametrize(
+    ("values", "connect_timeout"),
+    [
+        ({}, 1.0),  # the default: an outage is noticed within a second
+        ({"REDIS_CONNECT_TIMEOUT_SECONDS": "4"}, 1.5),  # never above REDIS_TIMEOUT_SECONDS
+        ({"REDIS_CONNECT_TIMEOUT_SECONDS": "4", "REDIS_TIMEOUT_SECONDS": "5"}, 4.0),
+        ({"REDIS_CONNECT_TIMEOUT_SECONDS": "0.25"}, 0.25),
+    ],
+)
+async def test_the_connect_timeout_is_its_setting_within_the_call_timeout(
+    monkeypatch: pytest.MonkeyPatch, values: dict[str, str], connect_timeout: float
+) -> None:
+    for name, value in {"REDIS_URL": "redis://127.0.0.1:1/0", **values}.items():
+        monkeypatch.setenv(name, value)
+    client = build_client(load_settings(), load_settings().redis_connection_url)
+    try:
+        assert client.connection_pool.connection_kwargs["socket_connect_timeout"] == connect_timeout
+    finally:
+        await client.aclose()
+
+
+def test_a_connect_timeout_of_zero_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REDIS_CONNECT_TIMEOUT_SECONDS", "0")
+    with pytest.raises(SystemExit) as stopped:
+        load_settings()
+    assert stopped.value.code == 2
+    assert "invalid REDIS_CONNECT_TIMEOUT_SECONDS" in capsys.readouterr().err

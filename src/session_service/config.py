@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     redis_sentinel_password: str | None = None
     redis_cluster_nodes: Annotated[list[str], NoDecode] = []
     redis_timeout_seconds: float = Field(1.5, gt=0, le=30)
+    redis_connect_timeout_seconds: float = Field(1.0, gt=0, le=30)
     redis_max_connections: int = Field(64, ge=1, le=10000)
     redis_min_replicas_ack: int = Field(0, ge=0, le=16)
     redis_replica_ack_timeout_ms: int = Field(500, ge=1, le=60000)

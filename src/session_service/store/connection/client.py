@@ -31,7 +31,9 @@ def _common(settings: Settings) -> dict[str, Any]:
     return {
         "decode_responses": True,
         "socket_timeout": settings.redis_timeout_seconds,
-        "socket_connect_timeout": min(settings.redis_timeout_seconds, 1.0),
+        "socket_connect_timeout": min(
+            settings.redis_timeout_seconds, settings.redis_connect_timeout_seconds
+        ),
         "retry": never_resend(),
         "health_check_interval": 0,
     }
