@@ -23,7 +23,45 @@ from fastapi import FastAPI
 
 from session_service.app import create_app
 from tests.conftest import make_settings
+from tests.helpers import create_session, user
 from tests.servers import free_port, uvicorn_thread
+
+JSON = {"Accept": "application/json"}
+
+
+async def wait_subscribed(client: httpx.AsyncClient) -> None:
+    """Until the app's change feed holds its subscription (or a minute has passed)."""
+    feed = client.app.state.feed  # type: ignore[attr-defined]
+    await asyncio.wait_for(feed.subscribed.wait(), 60)
+
+
+async def wakes_across_instances(one: httpx.AsyncClient, two: httpx.AsyncClient) -> None:
+    """An append through `one` ends a long poll held by `two` with that message: only
+    the Redis notification `two`'s subscription hears can end it early."""
+    sid = (await create_session(one))["session_id"]
+    # Subscribed first: the poll can only end early if a notification arrives
+    # (a subscription coming up later would wake it by itself).
+    await wait_subscribed(two)
+    opened = await two.get(f"/api/v1/sessions/{sid}/events", headers=user(**JSON))
+    cursor = opened.json()["last_event_id"]
+    poll = asyncio.create_task(
+        two.get(
+            f"/api/v1/sessions/{sid}/events",
+            headers=user(**JSON, **{"Last-Event-ID": cursor, "Prefer": "wait=25"}),
+        )
+    )
+    feed = two.app.state.feed  # type: ignore[attr-defined]
+    async with asyncio.timeout(60):
+        while not len(feed):  # noqa: ASYNC110 - the hub offers no event for this
+            await asyncio.sleep(0.01)
+    appended = await one.post(
+        f"/api/v1/sessions/{sid}/messages", json={"role": "user", "content": "hi"},
+        headers=user(),
+    )  # fmt: skip
+    assert appended.status_code == 201, appended.text
+    answer = (await poll).json()
+    messages = [e for e in answer["events"] if e["event"] == "message"]
+    assert [m["data"] for m in messages] == [appended.json()["message"]]
 
 
 @dataclass

@@ -8,7 +8,6 @@ it must still deliver every stored message once, in order.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from pathlib import Path
@@ -17,45 +16,15 @@ from typing import Any
 import httpx
 
 from tests.conftest import ClientFactory, create_session, user
-from tests.feed import Watch, serve, until
+from tests.feed import Watch, serve, until, wakes_across_instances
 from tests.topology.servers import sentinel_topology
-
-JSON = {"Accept": "application/json"}
-
-
-async def wait_subscribed(client: httpx.AsyncClient) -> None:
-    feed = client.app.state.feed  # type: ignore[attr-defined]
-    await asyncio.wait_for(feed.subscribed.wait(), 60)
 
 
 async def test_a_change_through_one_instance_wakes_a_watcher_on_another(
     make_app: ClientFactory,
 ) -> None:
     async with make_app() as one, make_app() as two:
-        sid = (await create_session(one))["session_id"]
-        # Subscribed first: the poll can only end early if a notification arrives
-        # (a subscription coming up later would wake it by itself).
-        await wait_subscribed(two)
-        opened = await two.get(f"/api/v1/sessions/{sid}/events", headers=user(**JSON))
-        cursor = opened.json()["last_event_id"]
-        poll = asyncio.create_task(
-            two.get(
-                f"/api/v1/sessions/{sid}/events",
-                headers=user(**JSON, **{"Last-Event-ID": cursor, "Prefer": "wait=25"}),
-            )
-        )
-        feed = two.app.state.feed  # type: ignore[attr-defined]
-        async with asyncio.timeout(60):
-            while not len(feed):  # noqa: ASYNC110 - the hub offers no event for this
-                await asyncio.sleep(0.01)
-        appended = await one.post(
-            f"/api/v1/sessions/{sid}/messages", json={"role": "user", "content": "hi"},
-            headers=user(),
-        )  # fmt: skip
-        assert appended.status_code == 201, appended.text
-        answer = (await poll).json()
-        messages = [e for e in answer["events"] if e["event"] == "message"]
-        assert [m["data"] for m in messages] == [appended.json()["message"]]
+        await wakes_across_instances(one, two)
 
 
 def test_a_stream_held_through_a_sentinel_failover_misses_nothing(tmp_path: Path) -> None:

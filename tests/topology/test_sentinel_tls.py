@@ -28,6 +28,7 @@ from session_service.config import Settings
 from session_service.store.keys import Keys
 from session_service.store.probe import unusable_setting
 from tests.conftest import create_session, running_app
+from tests.feed import wakes_across_instances
 from tests.servers import RedisProcess
 from tests.topology.servers import MASTER_SET, SentinelProcess, wait_until
 
@@ -51,6 +52,9 @@ class SniffingProxy:
         self.tls_connections = 0
         self.plaintext = bytearray()  # everything plaintext clients sent
         self.plaintext_connections = 0
+        # Closed before a first byte (a client cancelled between connect and hello): it
+        # spoke neither TLS nor plaintext.
+        self.silent_connections = 0
         self.lock = threading.Lock()
         self.sockets: list[socket.socket] = []
         self.thread = threading.Thread(target=self._accept, daemon=True)
@@ -67,6 +71,11 @@ class SniffingProxy:
     def _serve(self, client: socket.socket) -> None:
         with contextlib.suppress(OSError):
             first = client.recv(1, socket.MSG_PEEK)
+            if not first:
+                with self.lock:
+                    self.silent_connections += 1
+                client.close()
+                return
             tls = first == b"\x16" and self.terminate_tls  # a TLS record of type handshake
             if tls:
                 client = self.context.wrap_socket(client, server_side=True)
@@ -199,6 +208,19 @@ async def test_rediss_in_sentinel_mode_speaks_tls_to_sentinels_and_master(
     ) as raw:
         key = Keys("fms").session("u-tls", session["session_id"])
         assert await raw.hget(key, "t") == "over TLS"
+
+
+async def test_the_change_feed_subscribes_over_tls_in_sentinel_mode(topology: Topology) -> None:
+    """The feed's subscription holds a connection of its own, outside the pool, to the
+    master the sentinels name. It speaks TLS too: a change through one instance wakes a
+    watcher on another. (It once refused the pool's ssl_* settings and never subscribed.)"""
+    chosen = settings(topology.sentinel.port, CERT)
+
+    async with running_app(chosen) as one, running_app(chosen) as two:
+        await wakes_across_instances(one, two)
+
+    assert topology.sentinel.plaintext_connections == 0, bytes(topology.sentinel.plaintext[:200])
+    assert SERVICE_PASSWORD.encode() not in topology.master.plaintext
 
 
 async def test_an_untrusted_sentinel_certificate_is_named_at_start(topology: Topology) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from redis.asyncio import Connection
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import SSLConnection
 from redis.asyncio.sentinel import SentinelConnectionPool
 
 from session_service.store.connection.client import RedisClient
@@ -33,5 +34,9 @@ async def subscriber(client: RedisClient, attempt: int) -> Any:
     if isinstance(pool, SentinelConnectionPool):
         host, port = await pool.sentinel_manager.discover_master(pool.service_name)
         kwargs = {k: v for k, v in pool.connection_kwargs.items() if k != "connection_pool"}
-        return Connection(host=host, port=port, **kwargs)
+        # The pool's own class asks the sentinels on every connect; this one connects to
+        # the address just asked for, with the pool's settings: over TLS when the pool's
+        # connections are (rediss://), whose ssl_* settings a plain Connection refuses.
+        tls = issubclass(pool.connection_class, SSLConnection)
+        return (SSLConnection if tls else Connection)(host=host, port=port, **kwargs)
     return pool.make_connection()  # type: ignore[no-untyped-call]
