@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from session_service.domain.models import Role
 from tests.conftest import ClientFactory, create_session, make_settings, running_app, user
+from tests.feed import wait_subscribed
 from tests.helpers import sample, scrape, wait_past
 from tests.ops.service import running_service
 from tests.servers import free_port
@@ -104,6 +105,20 @@ async def test_storage_failures_are_counted_by_operation_and_kind() -> None:
         assert response.json()["code"] == "storage_unavailable"
         after = sample(await scrape(client), name, operation="create", kind="ConnectionError")
     assert after == before + 1
+
+
+async def test_a_worker_without_its_feed_subscription_is_counted(redis_url: str) -> None:
+    """`fm_session_feed_unsubscribed_workers`: 1 for a worker whose change feed cannot
+    subscribe (its Redis is down), 0 once it holds its subscription, and nothing left
+    behind by a worker that stopped."""
+    name = "fm_session_feed_unsubscribed_workers"
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    async with running_app(make_settings(dead)) as down:
+        assert sample(await scrape(down), name) == 1
+    async with running_app(make_settings(redis_url)) as up:
+        await wait_subscribed(up)
+        assert sample(await scrape(up), name) == 0
+    assert sample(generate_latest().decode(), name) == 0
 
 
 async def test_error_answers_are_counted_by_their_code(client: httpx.AsyncClient) -> None:

@@ -14,6 +14,9 @@ CLI does this for `--workers N`) and every worker's samples are aggregated.
     fm_session_cleanup_runs_total                            background cleanup runs
     fm_session_feed_watchers                                 open change feeds (streams and
                                                              waiting polls), summed over workers
+    fm_session_feed_unsubscribed_workers                     workers whose change feed holds no
+                                                             Redis subscription (changes wake
+                                                             no watcher there until it is back)
     fm_session_feed_events_sent_total{kind}                  change feed events written
     fm_session_feed_delivery_seconds                         commit in Redis -> event written
     fm_session_feed_closed_total{reason}                     feeds the server ended: deleted,
@@ -91,6 +94,12 @@ CLEANUP_RUNS = Counter(
 FEED_WATCHERS = Gauge(
     "fm_session_feed_watchers",
     "Open change feeds (streams and waiting header-only polls)",
+    multiprocess_mode="livesum",
+)
+FEED_UNSUBSCRIBED = Gauge(
+    "fm_session_feed_unsubscribed_workers",
+    "Workers whose change feed holds no Redis subscription: their watchers hear of a change "
+    "only when they wake for another reason (a heartbeat, an expiry)",
     multiprocess_mode="livesum",
 )
 FEED_EVENTS = Counter(

@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 
 from session_service import errors
 from session_service.domain.events import FeedEvent
+from session_service.observability.metrics import FEED_UNSUBSCRIBED
 from session_service.store.connection.subscriber import subscriber
 from session_service.store.feed_reads import FeedOps, FeedState
 from session_service.store.keys import encode_user
@@ -61,6 +62,8 @@ class FeedHub:
         self.channel = store.keys.feed_channel()
         self.closing = False
         self.subscribed = asyncio.Event()
+        # This hub's 1 in fm_session_feed_unsubscribed_workers, while it runs unsubscribed.
+        self._counted_unsubscribed = False
         self._by_session: dict[str, set[Watcher]] = defaultdict(set)
         self._count = 0
         self._ids = itertools.count(1)
@@ -73,7 +76,17 @@ class FeedHub:
     def __len__(self) -> int:
         return self._count
 
+    def _count_unsubscribed(self, unsubscribed: bool) -> None:
+        if unsubscribed == self._counted_unsubscribed:
+            return
+        if unsubscribed:
+            FEED_UNSUBSCRIBED.inc()
+        else:
+            FEED_UNSUBSCRIBED.dec()
+        self._counted_unsubscribed = unsubscribed
+
     def start(self) -> None:
+        self._count_unsubscribed(True)
         self._tasks = [
             asyncio.create_task(self._subscribe_forever()),
             asyncio.create_task(self._renew_forever()),
@@ -89,6 +102,7 @@ class FeedHub:
             with contextlib.suppress(Exception):
                 await self._connection.disconnect(nowait=True)
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._count_unsubscribed(False)  # a closed hub is no worker's feed
 
     def shutdown(self) -> None:
         """A graceful shutdown began: every feed ends now (with a retry hint) and no
@@ -201,6 +215,7 @@ class FeedHub:
                     raise RedisError(f"SUBSCRIBE answered {reply!r}")
                 attempt = 0
                 self.subscribed.set()
+                self._count_unsubscribed(False)
                 # Whatever was committed while no notification could arrive is read now.
                 self._wake_all()
                 await self._listen(connection)
@@ -215,6 +230,7 @@ class FeedHub:
                     )
             finally:
                 self.subscribed.clear()
+                self._count_unsubscribed(not self.closing)
                 self._connection = None
                 if connection is not None:
                     with contextlib.suppress(Exception):
