@@ -261,8 +261,13 @@ CHANGE_FEED = RowSpec(
         PanelSpec(
             "Open change feeds",
             "Streams and waiting header-only polls, over every instance "
-            "(MAX_WATCHERS_PER_USER per user, MAX_WATCHERS_PER_WORKER per worker).",
-            (Query(f"sum(fm_session_feed_watchers{{{JOB}}})", "watchers"),),
+            "(MAX_WATCHERS_PER_USER per user, MAX_WATCHERS_PER_WORKER per worker); and the "
+            "workers whose feed holds no Redis subscription (their watchers are not woken "
+            "by changes: FmSessionFeedUnsubscribed).",
+            (
+                Query(f"sum(fm_session_feed_watchers{{{JOB}}})", "watchers"),
+                Query(f"sum(fm_session_feed_unsubscribed_workers{{{JOB}}})", "unsubscribed"),
+            ),
         ),
         PanelSpec(
             "Feed events sent by kind",
