@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import mmap
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import get_args
@@ -112,13 +115,14 @@ async def test_a_worker_without_its_feed_subscription_is_counted(redis_url: str)
     subscribe (its Redis is down), 0 once it holds its subscription, and nothing left
     behind by a worker that stopped."""
     name = "fm_session_feed_unsubscribed_workers"
+    before = sample(generate_latest().decode(), name)  # another test's app may still run
     dead = f"redis://127.0.0.1:{free_port()}/0"
     async with running_app(make_settings(dead)) as down:
-        assert sample(await scrape(down), name) == 1
+        assert sample(await scrape(down), name) == before + 1
     async with running_app(make_settings(redis_url)) as up:
         await wait_subscribed(up)
-        assert sample(await scrape(up), name) == 0
-    assert sample(generate_latest().decode(), name) == 0
+        assert sample(await scrape(up), name) == before
+    assert sample(generate_latest().decode(), name) == before
 
 
 async def test_error_answers_are_counted_by_their_code(client: httpx.AsyncClient) -> None:
@@ -318,6 +322,38 @@ def test_metrics_aggregate_every_worker_in_multiprocess_mode(
     assert len(serving) == 2, per_worker
     aggregated = sample(text, "fm_session_http_requests_total", route="/health")
     assert aggregated == sum(per_worker.values())
+
+
+DIES_WITH_A_LIVE_GAUGE = """
+import os
+from session_service.observability import metrics
+metrics.FEED_UNSUBSCRIBED.inc()
+metrics.FEED_WATCHERS.inc()
+metrics.CLEANUP_RUNS.inc()
+os._exit(0)  # as a killed worker: no shutdown, no cleanup of its files
+"""
+
+SCRAPES = """
+from session_service.observability import metrics
+print(metrics.render()[0].decode())
+"""
+
+
+def test_a_dead_workers_live_gauges_leave_the_sum_and_its_counters_stay(
+    tmp_path: Path,
+) -> None:
+    """uvicorn replaces a worker it killed without telling prometheus_client: the scrape
+    drops a dead worker's `livesum` gauges (else one unsubscribed feed would alert
+    forever) and keeps its counters."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", DIES_WITH_A_LIVE_GAUGE], env=env, check=True)
+    assert list(tmp_path.glob("gauge_livesum_*.db")), "the dead worker wrote its gauges"
+    text = subprocess.run(
+        [sys.executable, "-c", SCRAPES], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    assert sample(text, "fm_session_feed_unsubscribed_workers") == 0
+    assert sample(text, "fm_session_feed_watchers") == 0
+    assert sample(text, "fm_session_cleanup_runs_total") == 1
 
 
 def test_every_domain_counter_is_exported_at_zero_from_start(

@@ -221,6 +221,8 @@ async def test_the_change_feed_subscribes_over_tls_in_sentinel_mode(topology: To
 
     assert topology.sentinel.plaintext_connections == 0, bytes(topology.sentinel.plaintext[:200])
     assert SERVICE_PASSWORD.encode() not in topology.master.plaintext
+    # The sentinel's own plaintext link SUBSCRIBEs too, but never to the feed's channel.
+    assert Keys("fms").feed_channel().encode() not in topology.master.plaintext
 
 
 async def test_an_untrusted_sentinel_certificate_is_named_at_start(topology: Topology) -> None:

@@ -16,7 +16,8 @@ CLI does this for `--workers N`) and every worker's samples are aggregated.
                                                              waiting polls), summed over workers
     fm_session_feed_unsubscribed_workers                     workers whose change feed holds no
                                                              Redis subscription (changes wake
-                                                             no watcher there until it is back)
+                                                             no watcher there until it is back;
+                                                             a dead worker's is dropped)
     fm_session_feed_events_sent_total{kind}                  change feed events written
     fm_session_feed_delivery_seconds                         commit in Redis -> event written
     fm_session_feed_closed_total{reason}                     feeds the server ended: deleted,
@@ -51,7 +52,7 @@ from redis.exceptions import RedisError
 from session_service import errors
 from session_service.domain.events import EVENT_KINDS
 from session_service.domain.models import Role
-from session_service.observability.process import WorkersProcessCollector
+from session_service.observability.process import WorkersProcessCollector, dead_worker_pids
 
 #: The media type `/metrics` serves (Prometheus text exposition format).
 CONTENT_TYPE: str = CONTENT_TYPE_LATEST
@@ -98,8 +99,8 @@ FEED_WATCHERS = Gauge(
 )
 FEED_UNSUBSCRIBED = Gauge(
     "fm_session_feed_unsubscribed_workers",
-    "Workers whose change feed holds no Redis subscription: their watchers hear of a change "
-    "only when they wake for another reason (a heartbeat, an expiry)",
+    "Workers whose change feed holds no Redis subscription: their watchers are not woken by "
+    "changes (streams wait for a reconnect, polls for their next try)",
     multiprocess_mode="livesum",
 )
 FEED_EVENTS = Counter(
@@ -242,9 +243,13 @@ def instrument_store(cls: type[T]) -> type[T]:
 
 
 def render() -> tuple[bytes, str]:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if directory := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # A dead worker's live gauges (`livesum`: open feeds, unsubscribed feeds) would
+        # count forever; its counters stay, as prometheus_client intends.
+        for pid in dead_worker_pids(directory):
+            multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        registry.register(WorkersProcessCollector(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
+        registry.register(WorkersProcessCollector(directory))
         return generate_latest(registry), CONTENT_TYPE
     return generate_latest(), CONTENT_TYPE

@@ -23,11 +23,20 @@ _PID_FILE = re.compile(r"_(\d+)\.db$")
 _COMBINE = {"process_start_time_seconds": min, "process_max_fds": min}
 
 
+def _pids_with_files(directory: str) -> set[int]:
+    return {int(m.group(1)) for name in os.listdir(directory) if (m := _PID_FILE.search(name))}
+
+
 def worker_pids(directory: str) -> list[int]:
     """Workers with sample files in `directory` that are still running (a dead
     worker's files stay behind for its counters)."""
-    pids = {int(m.group(1)) for name in os.listdir(directory) if (m := _PID_FILE.search(name))}
-    return sorted(pid for pid in pids if Path(f"/proc/{pid}").exists())
+    return sorted(pid for pid in _pids_with_files(directory) if Path(f"/proc/{pid}").exists())
+
+
+def dead_worker_pids(directory: str) -> list[int]:
+    """Workers with sample files in `directory` that no longer run: uvicorn replaces a
+    worker it killed (or one that crashed) without telling prometheus_client."""
+    return sorted(pid for pid in _pids_with_files(directory) if not Path(f"/proc/{pid}").exists())
 
 
 class WorkersProcessCollector(Collector):

@@ -101,8 +101,10 @@ class FeedHub:
             # closing its connection ends it at once.
             with contextlib.suppress(Exception):
                 await self._connection.disconnect(nowait=True)
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._count_unsubscribed(False)  # a closed hub is no worker's feed
+        try:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        finally:
+            self._count_unsubscribed(False)  # a closed hub is no worker's feed
 
     def shutdown(self) -> None:
         """A graceful shutdown began: every feed ends now (with a retry hint) and no
