@@ -7,6 +7,7 @@ API (OpenAPI) and are not re-validated per request.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -48,9 +49,16 @@ def check_json_object(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return check_json_bounds(value, MAX_JSON_BYTES, MAX_JSON_DEPTH)
 
 
+#: A date and a time of day, as ISO 8601 writes them (the offset may follow; none means UTC).
+_ISO_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
 def _iso_text(value: Any) -> Any:
-    # The schema says an ISO 8601 string; lax pydantic would also take a number.
-    if not isinstance(value, str | datetime):
+    # The schema says an ISO 8601 date-time string; lax pydantic would also take a number,
+    # a string of digits (as a Unix time: "0" is 1970) or a date alone.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE_TIME.match(value):
         raise ValueError("must be an ISO 8601 date-time string")
     return value
 
