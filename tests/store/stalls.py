@@ -23,6 +23,9 @@ from redis.asyncio import Redis
 
 #: No Lua script may block Redis longer than this at the largest documented sizes.
 BOUND_MS = 10.0
+#: Tries of one operation: at most 3 measured (a stall repeats, noise rarely does), and
+#: more when a short operation ended before the pinger could send a PING.
+MAX_TRIES = 10
 
 PINGER = r"""
 import select, socket, sys, time
@@ -95,8 +98,10 @@ async def stall_free(
     reads_only: bool = False,
 ) -> tuple[Any, Any]:
     """(seeded, result): `operation(seeded)` run while PINGing, after a fresh `seed()`;
-    at most 3 tries. An operation that `reads_only` leaves the seeded data as it found it,
-    so its tries share one seed (a seed of 50,000 sessions costs more than the read).
+    at most 3 measured tries (a try with no PING during the operation measured nothing:
+    it is tried again, up to MAX_TRIES). An operation that `reads_only` leaves the seeded
+    data as it found it, so its tries share one seed (a seed of 50,000 sessions costs
+    more than the read).
 
     A script that blocks longer than the bound does so every time; the rest (the CPU a
     busy host steals from Redis through caches and interrupts) rarely three times
@@ -104,23 +109,32 @@ async def stall_free(
     right after.
     """
     server_pid = int((await redis.info("server"))["process_id"])
-    seen = []
+    seen: list[str] = []
     seeded: Any = None
-    for attempt in range(3):
+    measured = 0
+    for attempt in range(MAX_TRIES):
         if attempt == 0 or not reads_only:
             await redis.flushall()
             seeded = await seed()
         started = time.perf_counter()
         result, ran = await _pinged(redis_url, server_pid, lambda seeded=seeded: operation(seeded))
         took = time.perf_counter() - started
+        if ran.pings == 0:
+            # A read of a few ms can end before a loaded machine schedules the pinger:
+            # nothing was measured, so this try says nothing either way.
+            seen.append(f"no PING during the operation ({took * 1000:.1f} ms)")
+            continue
         _, noise = await _pinged(
             redis_url, server_pid, lambda took=took: _busy(redis, max(1.0, took))
         )
-        assert ran.pings > 0, "the pinger ran alongside the operation"
         if ran.cpu_ms <= BOUND_MS + noise.cpu_ms:
             return seeded, result
         seen.append(
             f"{ran.cpu_ms:.1f} ms of CPU, {ran.wall_ms:.1f} ms waited "
             f"(noise {noise.cpu_ms:.1f} ms of CPU, {noise.wall_ms:.1f} ms waited)"
         )
+        measured += 1
+        if measured == 3:
+            break
+    assert measured, f"the pinger never ran alongside the operation in {MAX_TRIES} tries: {seen}"
     raise AssertionError(f"a PING waited through more than {BOUND_MS} ms of CPU + noise: {seen}")
