@@ -111,9 +111,9 @@ async def test_storage_failures_are_counted_by_operation_and_kind() -> None:
 
 
 async def test_a_worker_without_its_feed_subscription_is_counted(redis_url: str) -> None:
-    """`fm_session_feed_unsubscribed_workers`: 1 for a worker whose change feed cannot
-    subscribe (its Redis is down), 0 once it holds its subscription, and nothing left
-    behind by a worker that stopped."""
+    """`fm_session_feed_unsubscribed_workers`: one more for a worker whose change feed
+    cannot subscribe (its Redis is down), none once it holds its subscription, and
+    nothing left behind by a worker that stopped."""
     name = "fm_session_feed_unsubscribed_workers"
     before = sample(generate_latest().decode(), name)  # another test's app may still run
     dead = f"redis://127.0.0.1:{free_port()}/0"

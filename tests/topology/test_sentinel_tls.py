@@ -52,9 +52,6 @@ class SniffingProxy:
         self.tls_connections = 0
         self.plaintext = bytearray()  # everything plaintext clients sent
         self.plaintext_connections = 0
-        # Closed before a first byte (a client cancelled between connect and hello): it
-        # spoke neither TLS nor plaintext.
-        self.silent_connections = 0
         self.lock = threading.Lock()
         self.sockets: list[socket.socket] = []
         self.thread = threading.Thread(target=self._accept, daemon=True)
@@ -72,8 +69,8 @@ class SniffingProxy:
         with contextlib.suppress(OSError):
             first = client.recv(1, socket.MSG_PEEK)
             if not first:
-                with self.lock:
-                    self.silent_connections += 1
+                # Closed before its first byte (a client cancelled between connect and
+                # hello): it spoke neither TLS nor plaintext.
                 client.close()
                 return
             tls = first == b"\x16" and self.terminate_tls  # a TLS record of type handshake
