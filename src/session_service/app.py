@@ -34,6 +34,7 @@ from session_service.api.routing import HeadMiddleware, routes_in_order
 from session_service.config import SessionLimitPolicy, Settings, load_settings
 from session_service.integrations.case_service import CaseServiceClient
 from session_service.observability import metrics
+from session_service.store.cancellation import raise_if_cancelled
 from session_service.store.connection.client import build_client, describe
 from session_service.store.embedded import EmbeddedServer
 from session_service.store.feed import FeedHub
@@ -110,6 +111,7 @@ async def _cleanup_loop(store: SessionStore, interval: int) -> None:
     """
     lease = Lease(store.client, store.keys.lease("cleanup"), interval * 1000)
     while True:
+        raise_if_cancelled()  # a swallowed cancellation ends the loop too (cancellation.py)
         await asyncio.sleep(interval * random.uniform(0.25, 0.75))
         try:
             if not await lease.acquire():
@@ -119,6 +121,7 @@ async def _cleanup_loop(store: SessionStore, interval: int) -> None:
             if removed:
                 logger.info("cleanup removed %d expired sessions from the indexes", removed)
         except Exception as exc:
+            raise_if_cancelled()  # else a shutdown waits for this loop forever
             logger.warning("cleanup failed: %s", type(exc).__name__)
 
 

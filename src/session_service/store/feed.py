@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 from session_service import errors
 from session_service.domain.events import FeedEvent
 from session_service.observability.metrics import FEED_UNSUBSCRIBED
+from session_service.store.cancellation import raise_if_cancelled
 from session_service.store.connection.subscriber import subscriber
 from session_service.store.feed_reads import FeedOps, FeedState
 from session_service.store.keys import encode_user
@@ -97,7 +98,7 @@ class FeedHub:
         for task in self._tasks:
             task.cancel()
         if self._connection is not None:
-            # A read in progress may not notice the cancellation (_raise_if_cancelled):
+            # A read in progress may not notice the cancellation (raise_if_cancelled):
             # closing its connection ends it at once.
             with contextlib.suppress(Exception):
                 await self._connection.disconnect(nowait=True)
@@ -237,7 +238,7 @@ class FeedHub:
                 if connection is not None:
                     with contextlib.suppress(Exception):
                         await connection.disconnect()
-            _raise_if_cancelled()
+            raise_if_cancelled()
             attempt += 1
             await asyncio.sleep(min(0.05 * 2 ** min(attempt, 5), 1.0))
 
@@ -246,7 +247,7 @@ class FeedHub:
         while True:
             # Messages are RESP3 pushes; a PONG is a plain reply. Either shows it is alive.
             message = await connection.read_response(timeout=PING_SECONDS, push_request=True)
-            _raise_if_cancelled()
+            raise_if_cancelled()
             if message is None:
                 if pinged:
                     raise RedisError("the feed subscription stopped answering")
@@ -259,6 +260,7 @@ class FeedHub:
 
     async def _renew_forever(self) -> None:
         while True:
+            raise_if_cancelled()
             await asyncio.sleep(self.heartbeat)
             by_user: dict[str, list[str]] = defaultdict(list)
             for watchers in self._by_session.values():
@@ -270,6 +272,7 @@ class FeedHub:
                         user_id, "renew", slots, self.lease_ms, self.max_per_user
                     )
                 except (RedisError, errors.ServiceError) as exc:
+                    raise_if_cancelled()
                     logger.debug("watcher lease renewal failed: %s", type(exc).__name__)
 
 
@@ -284,12 +287,3 @@ async def _settle(
         return
     if not future.done():
         future.set_result(state)
-
-
-def _raise_if_cancelled() -> None:
-    """redis-py reads under asyncio.timeout, which on Python 3.11 can turn a cancellation
-    that meets its own deadline into a plain timeout (a None answer): the task then
-    keeps going although it was cancelled. Honour the pending cancellation here."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError()
